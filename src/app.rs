@@ -1,0 +1,232 @@
+//! Application assembly: config → stores, credentials, listener. `App::build` binds the
+//! listener (port 0 works) so tests know the address before serving; `App::run` serves until
+//! the shutdown future resolves, then drains.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::auth::{AuthPolicy, SecretKey};
+use crate::config::Config;
+use crate::metadata::sqlite::SqliteStore;
+use crate::metadata::{MetaError, MetadataStore};
+use crate::storage::Storage;
+
+/// Errors that stop the gateway from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("metadata: {0}")]
+    Metadata(#[from] MetaError),
+    #[error("credentials: {0}")]
+    Credentials(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An access key pair.
+#[derive(Clone)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret: SecretKey,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the root credentials came from (so `main` can print a generated pair exactly once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootSource {
+    /// Given by the caller (environment).
+    Provided,
+    /// Read from the configured files or the data directory.
+    Stored,
+    /// Generated now and stored in the data directory.
+    Generated,
+}
+
+/// Shared, immutable state of a running gateway.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub storage: Storage,
+    pub meta: Arc<dyn MetadataStore>,
+    pub auth_policy: AuthPolicy,
+    keys: HashMap<String, SecretKey>,
+    /// Creation time (ms) of each configured bucket.
+    pub bucket_created: HashMap<String, i64>,
+}
+
+impl AppState {
+    /// The secret for an access key id, if the key exists.
+    pub fn secret_for(&self, access_key_id: &str) -> Option<SecretKey> {
+        self.keys.get(access_key_id).cloned()
+    }
+}
+
+/// A built, bound, not yet serving gateway.
+pub struct App {
+    state: Arc<AppState>,
+    listener: TcpListener,
+    root: Credential,
+    root_source: RootSource,
+}
+
+impl App {
+    /// Builds everything the config describes and binds the listener. `root` overrides the
+    /// stored/generated root credentials (from `UPGATE_ROOT_*`).
+    pub async fn build(config: Config, root: Option<Credential>) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.storage.data_dir)?;
+        let (root, root_source) = match root {
+            Some(c) => (c, RootSource::Provided),
+            None => load_or_generate_root(&config)?,
+        };
+        let storage = Storage::open(&config.storage)?;
+        let meta: Arc<dyn MetadataStore> = Arc::new(
+            SqliteStore::open(&config.metadata.resolved_url(&config.storage.data_dir)).await?,
+        );
+        let mut bucket_created = HashMap::new();
+        for name in config.buckets.keys() {
+            let created = meta.ensure_bucket(name, crate::clock::now_ms()).await?;
+            bucket_created.insert(name.clone(), created);
+        }
+        let auth_policy = AuthPolicy {
+            region: config.s3.region.clone(),
+            max_presign_expiry: config.s3.max_presign_expiry(),
+            max_skew: config.s3.max_clock_skew(),
+            allow_sigv2: config.s3.allow_sigv2,
+        };
+        let mut keys = HashMap::new();
+        keys.insert(root.access_key_id.clone(), root.secret.clone());
+        let addr = config.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self {
+            state: Arc::new(AppState {
+                config,
+                storage,
+                meta,
+                auth_policy,
+                keys,
+                bucket_created,
+            }),
+            listener,
+            root,
+            root_source,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The root credential in force.
+    pub fn root(&self) -> &Credential {
+        &self.root
+    }
+
+    /// Where the root credential came from.
+    pub fn root_source(&self) -> RootSource {
+        self.root_source
+    }
+
+    /// Shared state (tests inspect storage and metadata through it).
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests
+    /// for up to the configured grace period.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
+        let sweeper = tokio::spawn(crate::sweeper::run(Arc::clone(&self.state)));
+        crate::server::serve(self.listener, self.state, shutdown, grace).await;
+        sweeper.abort();
+    }
+}
+
+fn read_secret_file(path: &str) -> Result<String, StartError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Credentials(format!("cannot read {path}: {e}")))?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if line.is_empty() {
+        return Err(StartError::Credentials(format!("{path} is empty")));
+    }
+    Ok(line)
+}
+
+fn load_or_generate_root(config: &Config) -> Result<(Credential, RootSource), StartError> {
+    let a = &config.auth;
+    if !a.root_access_key_file.is_empty() || !a.root_secret_key_file.is_empty() {
+        if a.root_access_key_file.is_empty() || a.root_secret_key_file.is_empty() {
+            return Err(StartError::Credentials(
+                "set both auth.root_access_key_file and auth.root_secret_key_file".into(),
+            ));
+        }
+        let cred = Credential {
+            access_key_id: read_secret_file(&a.root_access_key_file)?,
+            secret: SecretKey::new(read_secret_file(&a.root_secret_key_file)?),
+        };
+        return Ok((cred, RootSource::Stored));
+    }
+    let path = config.storage.data_dir.join("root-credentials");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)?;
+        let mut it = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        return match (it.next(), it.next()) {
+            (Some(id), Some(secret)) => Ok((
+                Credential {
+                    access_key_id: id.to_string(),
+                    secret: SecretKey::new(secret.to_string()),
+                },
+                RootSource::Stored,
+            )),
+            _ => Err(StartError::Credentials(format!(
+                "{} is malformed (want two lines: access key id, secret)",
+                path.display()
+            ))),
+        };
+    }
+    let cred = Credential {
+        access_key_id: format!("UG{}", crate::id::random_hex(9).to_ascii_uppercase()),
+        secret: SecretKey::new(crate::id::random_hex(20)),
+    };
+    write_private(
+        &path,
+        &format!("{}\n{}\n", cred.access_key_id, cred.secret.expose()),
+    )?;
+    Ok((cred, RootSource::Generated))
+}
+
+/// Writes `content` to a new file readable only by its owner.
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()
+}

@@ -1,0 +1,509 @@
+//! Typed configuration: embedded defaults, an optional TOML file on top, then `UPGATE__*`
+//! environment overrides. Read once at start; every problem is reported at once.
+//!
+//! The defaults live in `config/upgate.toml`, which documents each setting and the attack or
+//! failure it bounds; that file is compiled into the binary, so the documentation and the
+//! defaults cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+use crate::ingest::sniff;
+
+/// The documented defaults (`config/upgate.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../config/upgate.toml");
+
+/// Hard upper bound for `s3.max_presign_expiry_secs` (7 days, as S3).
+pub const MAX_PRESIGN_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+/// Prefix of environment overrides; `__` separates path segments.
+pub const ENV_PREFIX: &str = "UPGATE__";
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub s3: S3Config,
+    pub storage: StorageConfig,
+    pub metadata: MetadataConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+    /// Buckets by name.
+    pub buckets: BTreeMap<String, BucketConfig>,
+}
+
+/// `[server]`: the listener and its connection-level limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    pub header_read_timeout_secs: u64,
+    pub body_idle_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+/// `[s3]`: protocol settings of the S3 data plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub region: String,
+    pub max_presign_expiry_secs: u64,
+    pub max_clock_skew_secs: u64,
+    pub allow_sigv2: bool,
+    pub max_signed_chunk_bytes: usize,
+    pub max_xml_body_bytes: usize,
+}
+
+/// Which object backend holds the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Files under `data_dir/objects`.
+    Local,
+    /// Process memory; for tests.
+    Memory,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub backend: BackendKind,
+}
+
+/// `[metadata]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    pub url: String,
+    pub pending_lease_secs: u64,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub root_access_key_file: String,
+    pub root_secret_key_file: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+/// How the ETag of a single-part upload is derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EtagMode {
+    /// MD5 only when the client sent `Content-MD5`; otherwise SHA-256-derived `<hex>-1`.
+    Auto,
+    /// Always the MD5 of the body.
+    Md5,
+}
+
+/// `[buckets.NAME]`: per-bucket ingest policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketConfig {
+    pub max_object_bytes: u64,
+    pub allowed_types: Vec<String>,
+    pub etag: EtagMode,
+}
+
+impl S3Config {
+    /// `max_presign_expiry_secs` as a duration.
+    pub fn max_presign_expiry(&self) -> Duration {
+        Duration::from_secs(self.max_presign_expiry_secs)
+    }
+    /// `max_clock_skew_secs` as a duration.
+    pub fn max_clock_skew(&self) -> Duration {
+        Duration::from_secs(self.max_clock_skew_secs)
+    }
+}
+
+impl MetadataConfig {
+    /// The database URL, with the SQLite default resolved against `data_dir`.
+    pub fn resolved_url(&self, data_dir: &Path) -> String {
+        if self.url.is_empty() {
+            format!("sqlite://{}?mode=rwc", data_dir.join("upgate.db").display())
+        } else {
+            self.url.clone()
+        }
+    }
+}
+
+/// Every problem found while loading, one line each.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<String>);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_layers(None, std::iter::empty())
+    }
+
+    /// Loads defaults, then `file` (if any), then the `UPGATE__*` pairs in `env`.
+    /// Tests pass their own `env` instead of mutating the process environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", p.display())]))?,
+            ),
+            None => None,
+        };
+        Self::from_layers(text.as_deref(), env)
+    }
+
+    /// Loads defaults, then the TOML text `overlay`, then `env` overrides.
+    pub fn from_layers(
+        overlay: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut root: Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e| ConfigError(vec![format!("embedded defaults: {e}")]))?;
+        if let Some(text) = overlay {
+            match text.parse::<Table>() {
+                Ok(user) => {
+                    // A user-defined bucket list replaces the default bucket set entirely, but
+                    // each user bucket starts from the default bucket's settings.
+                    let template = root
+                        .get("buckets")
+                        .and_then(|b| b.get("uploads"))
+                        .cloned()
+                        .unwrap_or(Value::Table(Table::new()));
+                    let mut user = user;
+                    if let Some(Value::Table(buckets)) = user.get_mut("buckets") {
+                        for (_, b) in buckets.iter_mut() {
+                            let mut base = template.clone();
+                            merge(&mut base, std::mem::replace(b, Value::Boolean(false)));
+                            *b = base;
+                        }
+                        root.remove("buckets");
+                    }
+                    merge_table(&mut root, user);
+                }
+                Err(e) => problems.push(format!("config file: {e}")),
+            }
+        }
+        for (k, v) in env {
+            if let Some(rest) = k.strip_prefix(ENV_PREFIX) {
+                apply_env(&mut root, rest, &v, &mut problems);
+            }
+        }
+        let cfg = Self::from_table(root, &mut problems);
+        match cfg {
+            Some(cfg) if problems.is_empty() => {
+                cfg.validate(&mut problems);
+                if problems.is_empty() {
+                    Ok(cfg)
+                } else {
+                    Err(ConfigError(problems))
+                }
+            }
+            _ => Err(ConfigError(problems)),
+        }
+    }
+
+    fn from_table(mut root: Table, problems: &mut Vec<String>) -> Option<Self> {
+        fn section<T: for<'de> Deserialize<'de>>(
+            root: &mut Table,
+            name: &str,
+            problems: &mut Vec<String>,
+        ) -> Option<T> {
+            let v = root.remove(name).unwrap_or(Value::Table(Table::new()));
+            match v.try_into::<T>() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    problems.push(format!("[{name}]: {}", e.message().trim()));
+                    None
+                }
+            }
+        }
+        let server = section::<ServerConfig>(&mut root, "server", problems);
+        let s3 = section::<S3Config>(&mut root, "s3", problems);
+        let storage = section::<StorageConfig>(&mut root, "storage", problems);
+        let metadata = section::<MetadataConfig>(&mut root, "metadata", problems);
+        let auth = section::<AuthConfig>(&mut root, "auth", problems);
+        let log = section::<LogConfig>(&mut root, "log", problems);
+        let mut buckets = BTreeMap::new();
+        match root.remove("buckets") {
+            Some(Value::Table(t)) => {
+                for (name, v) in t {
+                    match v.try_into::<BucketConfig>() {
+                        Ok(b) => {
+                            buckets.insert(name, b);
+                        }
+                        Err(e) => {
+                            problems.push(format!("[buckets.{name}]: {}", e.message().trim()))
+                        }
+                    }
+                }
+            }
+            Some(_) => problems.push("[buckets] must be a table of tables".into()),
+            None => {}
+        }
+        for unknown in root.keys() {
+            problems.push(format!("unknown section [{unknown}]"));
+        }
+        Some(Config {
+            server: server?,
+            s3: s3?,
+            storage: storage?,
+            metadata: metadata?,
+            auth: auth?,
+            log: log?,
+            buckets,
+        })
+    }
+
+    fn validate(&self, problems: &mut Vec<String>) {
+        if self.server.max_connections == 0 {
+            problems.push("server.max_connections must be at least 1".into());
+        }
+        if self.server.header_read_timeout_secs == 0 {
+            problems.push("server.header_read_timeout_secs must be at least 1".into());
+        }
+        if self.server.body_idle_timeout_secs == 0 {
+            problems.push("server.body_idle_timeout_secs must be at least 1".into());
+        }
+        if self.s3.max_presign_expiry_secs == 0
+            || self.s3.max_presign_expiry_secs > MAX_PRESIGN_EXPIRY_SECS
+        {
+            problems.push(format!(
+                "s3.max_presign_expiry_secs must be 1..={MAX_PRESIGN_EXPIRY_SECS}"
+            ));
+        }
+        if self.s3.max_clock_skew_secs > 3600 {
+            problems.push("s3.max_clock_skew_secs must be at most 3600".into());
+        }
+        if self.s3.region.is_empty()
+            || !self
+                .s3
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            problems.push("s3.region must be non-empty and contain only a-z, 0-9 and -".into());
+        }
+        if self.s3.max_signed_chunk_bytes < 8192 || self.s3.max_signed_chunk_bytes > 16 << 20 {
+            problems.push("s3.max_signed_chunk_bytes must be 8192..=16777216".into());
+        }
+        if self.buckets.is_empty() {
+            problems.push("at least one [buckets.NAME] table is required".into());
+        }
+        for (name, b) in &self.buckets {
+            if !valid_bucket_name(name) {
+                problems.push(format!(
+                    "bucket name {name:?} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)"
+                ));
+            }
+            if b.max_object_bytes == 0 || b.max_object_bytes > 5 << 30 {
+                problems.push(format!(
+                    "buckets.{name}.max_object_bytes must be 1..=5368709120"
+                ));
+            }
+            if b.allowed_types.is_empty() {
+                problems.push(format!("buckets.{name}.allowed_types must not be empty"));
+            }
+            for t in &b.allowed_types {
+                if !sniff::known_types().contains(&t.as_str()) {
+                    problems.push(format!(
+                        "buckets.{name}.allowed_types: {t:?} is not a type upgate can verify (known: {})",
+                        sniff::known_types().join(", ")
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The policy of a bucket, if it is configured.
+    pub fn bucket(&self, name: &str) -> Option<&BucketConfig> {
+        self.buckets.get(name)
+    }
+}
+
+/// S3 bucket naming rules (the subset that matters for path-style addressing).
+pub fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'.' || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+}
+
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Table(b), Value::Table(o)) => merge_table(b, o),
+        (b, o) => *b = o,
+    }
+}
+
+fn merge_table(base: &mut Table, over: Table) {
+    for (k, v) in over {
+        match base.get_mut(&k) {
+            Some(existing) => merge(existing, v),
+            None => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn apply_env(root: &mut Table, path: &str, raw: &str, problems: &mut Vec<String>) {
+    let segs: Vec<String> = path.split("__").map(|s| s.to_ascii_lowercase()).collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        problems.push(format!(
+            "environment override {ENV_PREFIX}{path}: empty path segment"
+        ));
+        return;
+    }
+    // Parse the value as a TOML value when it is one, else take it as a string.
+    let value = format!("v = {raw}")
+        .parse::<Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(raw.to_string()));
+    let mut cur = root;
+    for seg in &segs[..segs.len() - 1] {
+        let entry = cur
+            .entry(seg.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        match entry {
+            Value::Table(t) => cur = t,
+            _ => {
+                problems.push(format!(
+                    "environment override {ENV_PREFIX}{path}: {seg} is not a section"
+                ));
+                return;
+            }
+        }
+    }
+    if let Some(last) = segs.last() {
+        cur.insert(last.clone(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_load_and_are_safe() {
+        let c = Config::defaults().expect("defaults");
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9000");
+        let b = c.bucket("uploads").expect("default bucket");
+        assert_eq!(b.max_object_bytes, 20 * 1024 * 1024);
+        assert!(
+            b.allowed_types
+                .iter()
+                .all(|t| !t.contains("svg") && !t.contains("html"))
+        );
+        assert_eq!(c.s3.max_presign_expiry_secs, MAX_PRESIGN_EXPIRY_SECS);
+    }
+
+    #[test]
+    fn env_overrides_file_which_overrides_defaults() {
+        let file = "[server]\nlisten = \"127.0.0.1:1234\"\n[s3]\nregion = \"eu-west-1\"\n";
+        let c = Config::from_layers(
+            Some(file),
+            env(&[
+                ("UPGATE__S3__REGION", "eu-central-1"),
+                ("UPGATE__BUCKETS__UPLOADS__MAX_OBJECT_BYTES", "1024"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(c.server.listen.port(), 1234);
+        assert_eq!(c.s3.region, "eu-central-1");
+        assert_eq!(c.buckets["uploads"].max_object_bytes, 1024);
+    }
+
+    #[test]
+    fn user_buckets_replace_defaults_and_inherit_settings() {
+        let file = "[buckets.docs]\nmax_object_bytes = 10\n";
+        let c = Config::from_layers(Some(file), Vec::new()).expect("config");
+        assert!(c.bucket("uploads").is_none());
+        let docs = c.bucket("docs").expect("docs");
+        assert_eq!(docs.max_object_bytes, 10);
+        assert!(docs.allowed_types.contains(&"application/pdf".to_string()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let file = "[server]\nlisten = \"nope\"\n[s3]\nmax_presign_expiry_secs = 604801\n\
+                    [buckets.Bad_Name]\nallowed_types = [\"text/html\"]\n[bogus]\nx = 1\n";
+        let err = Config::from_layers(Some(file), Vec::new()).expect_err("must fail");
+        let text = err.to_string();
+        assert!(text.contains("[server]"), "{text}");
+        assert!(text.contains("unknown section [bogus]"), "{text}");
+        // Validation problems are reported once the sections parse; fix the parse errors and
+        // the remaining problems all show up together.
+        let file = "[s3]\nmax_presign_expiry_secs = 604801\n\
+                    [buckets.Bad_Name]\nallowed_types = [\"text/html\"]\n";
+        let err = Config::from_layers(Some(file), Vec::new()).expect_err("must fail");
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::from_layers(Some("[server]\nlisten_addr = \"x\"\n"), Vec::new())
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        assert!(valid_bucket_name("uploads"));
+        assert!(valid_bucket_name("my.bucket-1"));
+        assert!(!valid_bucket_name("ab"));
+        assert!(!valid_bucket_name("Uploads"));
+        assert!(!valid_bucket_name("-abc"));
+        assert!(!valid_bucket_name("a..b"));
+    }
+}

@@ -1,0 +1,268 @@
+//! The one error type of the request path, and its exhaustive mapping to an HTTP status and an
+//! S3 error code.
+//!
+//! Every failure a client can cause or observe is a variant here. Module-private errors (auth,
+//! storage, metadata, XML) convert into it *by meaning* at the module boundary, so handlers only
+//! ever see this enum. The mapping in [`Error::status`] / [`Error::code`] has no catch-all arm:
+//! adding a variant forces a decision about what the client sees.
+//!
+//! Messages are fixed strings chosen here; nothing from the internals (paths, SQL, backend error
+//! text, signatures) ever reaches a client. Internal causes are logged once, at the edge, by
+//! [`Error::log_cause`].
+
+use http::StatusCode;
+
+/// A request failure, by meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // ---- authentication -------------------------------------------------------------------
+    /// No credentials, an unknown principal, or a principal without the right.
+    #[error("access denied: {0}")]
+    AccessDenied(&'static str),
+    /// The access key id is not known.
+    #[error("unknown access key")]
+    InvalidAccessKeyId,
+    /// The signature did not verify.
+    #[error("signature mismatch")]
+    SignatureDoesNotMatch,
+    /// A presigned URL's query parameters are missing, duplicated or out of range.
+    #[error("bad presigned query: {0}")]
+    AuthorizationQueryParametersError(&'static str),
+    /// The Authorization header cannot be parsed, or its scope is wrong.
+    #[error("malformed authorization: {0}")]
+    AuthorizationHeaderMalformed(&'static str),
+    /// Headers that must be signed are not (`host`, `x-amz-*`), or a signed header is absent.
+    /// S3 answers this with a 400 AccessDenied.
+    #[error("unsigned headers")]
+    UnsignedHeaders(&'static str),
+    /// Header auth with a date outside the allowed clock skew.
+    #[error("request time too skewed")]
+    RequestTimeTooSkewed,
+    /// Two ways of authenticating in one request, or another ambiguous request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// A request header or parameter has an invalid value.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+
+    // ---- addressing ------------------------------------------------------------------------
+    /// The bucket is not configured.
+    #[error("no such bucket")]
+    NoSuchBucket,
+    /// No committed object at the key.
+    #[error("no such key")]
+    NoSuchKey,
+    /// The object key is not acceptable (empty, too long, `..` segment, control characters).
+    #[error("invalid object name")]
+    InvalidObjectName,
+    /// `CreateBucket` for a bucket that already exists and is ours.
+    #[error("bucket already owned by you")]
+    BucketAlreadyOwnedByYou,
+    /// The method is not allowed on this resource.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// An S3 operation upgate does not implement.
+    #[error("not implemented")]
+    NotImplemented,
+
+    // ---- body and integrity ----------------------------------------------------------------
+    /// A PUT without a length (neither Content-Length nor a decoded length for aws-chunked).
+    #[error("missing content length")]
+    MissingContentLength,
+    /// Declared or streamed size above the bucket limit.
+    #[error("entity too large")]
+    EntityTooLarge,
+    /// The body ended before the declared length, or carried more than declared.
+    #[error("incomplete body")]
+    IncompleteBody,
+    /// aws-chunked framing is malformed.
+    #[error("malformed chunked encoding")]
+    InvalidChunkEncoding,
+    /// A digest header (`Content-MD5`, `x-amz-checksum-*`) is syntactically invalid.
+    #[error("invalid digest")]
+    InvalidDigest,
+    /// A digest does not match the bytes received.
+    #[error("bad digest")]
+    BadDigest,
+    /// The signed `x-amz-content-sha256` does not match the bytes received.
+    #[error("content sha256 mismatch")]
+    ContentSha256Mismatch,
+    /// The declared content type is not allowed in this bucket.
+    #[error("content type not allowed")]
+    ContentTypeNotAllowed,
+    /// The first bytes of the body do not match the declared (or any allowed) type.
+    #[error("content does not match its type")]
+    ContentTypeMismatch,
+    /// A request body (XML) that cannot be parsed.
+    #[error("malformed xml")]
+    MalformedXml,
+    /// Range not satisfiable.
+    #[error("invalid range")]
+    InvalidRange,
+    /// A conditional request's precondition failed.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// The client stopped sending the body for longer than the idle timeout.
+    #[error("request timeout")]
+    RequestTimeout,
+
+    // ---- capacity and infrastructure -------------------------------------------------------
+    /// Rate limited or overloaded; the client should retry later.
+    #[error("slow down")]
+    SlowDown,
+    /// A dependency (backend, database) failed or timed out; retry later.
+    #[error("service unavailable")]
+    ServiceUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A bug or an unexpected condition. The cause is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Wraps an unexpected internal failure.
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Internal(e.into())
+    }
+
+    /// Wraps a dependency failure that a retry may cure.
+    pub fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::ServiceUnavailable(e.into())
+    }
+
+    /// The HTTP status for this error (S3 conventions).
+    pub fn status(&self) -> StatusCode {
+        use Error::*;
+        match self {
+            AccessDenied(_) | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => {
+                StatusCode::FORBIDDEN
+            }
+            AuthorizationQueryParametersError(_)
+            | UnsignedHeaders(_)
+            | AuthorizationHeaderMalformed(_)
+            | InvalidRequest(_)
+            | InvalidArgument(_)
+            | InvalidObjectName
+            | EntityTooLarge
+            | IncompleteBody
+            | InvalidChunkEncoding
+            | InvalidDigest
+            | BadDigest
+            | ContentSha256Mismatch
+            | MalformedXml
+            | RequestTimeout => StatusCode::BAD_REQUEST,
+            NoSuchBucket | NoSuchKey => StatusCode::NOT_FOUND,
+            BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            ContentTypeNotAllowed | ContentTypeMismatch => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            SlowDown | ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The S3 error code (the `<Code>` element).
+    pub fn code(&self) -> &'static str {
+        use Error::*;
+        match self {
+            AccessDenied(_) | UnsignedHeaders(_) => "AccessDenied",
+            InvalidAccessKeyId => "InvalidAccessKeyId",
+            SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
+            AuthorizationHeaderMalformed(_) => "AuthorizationHeaderMalformed",
+            RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            InvalidRequest(_) => "InvalidRequest",
+            InvalidArgument(_) => "InvalidArgument",
+            NoSuchBucket => "NoSuchBucket",
+            NoSuchKey => "NoSuchKey",
+            InvalidObjectName => "InvalidObjectName",
+            BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            MethodNotAllowed => "MethodNotAllowed",
+            NotImplemented => "NotImplemented",
+            MissingContentLength => "MissingContentLength",
+            EntityTooLarge => "EntityTooLarge",
+            IncompleteBody => "IncompleteBody",
+            InvalidChunkEncoding => "InvalidChunkEncoding",
+            InvalidDigest => "InvalidDigest",
+            BadDigest => "BadDigest",
+            ContentSha256Mismatch => "XAmzContentSHA256Mismatch",
+            ContentTypeNotAllowed => "InvalidContentType",
+            ContentTypeMismatch => "ContentTypeMismatch",
+            MalformedXml => "MalformedXML",
+            InvalidRange => "InvalidRange",
+            PreconditionFailed => "PreconditionFailed",
+            RequestTimeout => "RequestTimeout",
+            SlowDown => "SlowDown",
+            ServiceUnavailable(_) => "ServiceUnavailable",
+            Internal(_) => "InternalError",
+        }
+    }
+
+    /// The client-facing message: fixed text, never internals.
+    pub fn message(&self) -> &'static str {
+        use Error::*;
+        match self {
+            AccessDenied(why) | UnsignedHeaders(why) => why,
+            InvalidAccessKeyId => "The access key Id you provided does not exist in our records.",
+            SignatureDoesNotMatch => {
+                "The request signature we calculated does not match the signature you provided."
+            }
+            AuthorizationQueryParametersError(why) => why,
+            AuthorizationHeaderMalformed(why) => why,
+            RequestTimeTooSkewed => {
+                "The difference between the request time and the server's time is too large."
+            }
+            InvalidRequest(why) => why,
+            InvalidArgument(why) => why,
+            NoSuchBucket => "The specified bucket does not exist.",
+            NoSuchKey => "The specified key does not exist.",
+            InvalidObjectName => "Object name contains unsupported characters or segments.",
+            BucketAlreadyOwnedByYou => "The bucket already exists and is owned by you.",
+            MethodNotAllowed => "The specified method is not allowed against this resource.",
+            NotImplemented => "This operation is not implemented by upgate.",
+            MissingContentLength => "You must provide the Content-Length HTTP header.",
+            EntityTooLarge => "Your proposed upload exceeds the maximum allowed size.",
+            IncompleteBody => "The body does not have the length that was declared.",
+            InvalidChunkEncoding => "The aws-chunked body is malformed.",
+            InvalidDigest => "A digest header is not valid.",
+            BadDigest => "A digest you specified did not match what we received.",
+            ContentSha256Mismatch => {
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+            }
+            ContentTypeNotAllowed => "This content type is not accepted in this bucket.",
+            ContentTypeMismatch => "The content does not match an accepted content type.",
+            MalformedXml => "The XML you provided was not well-formed.",
+            InvalidRange => "The requested range is not satisfiable.",
+            PreconditionFailed => "At least one of the preconditions you specified did not hold.",
+            RequestTimeout => "Your socket connection was idle for too long.",
+            SlowDown => "Please reduce your request rate.",
+            ServiceUnavailable(_) => "Service is unavailable; please retry.",
+            Internal(_) => "We encountered an internal error. Please try again.",
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for errors that ask for a retry.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::SlowDown | Error::ServiceUnavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+
+    /// Logs the internal cause of server-side failures, once, at the edge. Client errors are
+    /// logged by the access log line only (their status says enough).
+    pub fn log_cause(&self, request_id: &str) {
+        match self {
+            Error::Internal(e) => tracing::error!(request_id, error = %e, "internal error"),
+            Error::ServiceUnavailable(e) => {
+                tracing::warn!(request_id, error = %e, "dependency unavailable")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Result alias for the request path.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

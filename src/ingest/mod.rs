@@ -1,0 +1,252 @@
+//! Streaming ingest: the pipe every uploaded byte goes through.
+//!
+//! ```text
+//! socket frames -> [aws-chunked decoder] -> byte limit -> SHA-256 (+ MD5 / CRC when asked)
+//!               -> sniff the first bytes -> staging write -> (end) verify digests -> commit
+//! ```
+//!
+//! Nothing is buffered whole: at most one socket frame (or one signed chunk, or the
+//! [`sniff::SNIFF_LEN`]-byte prefix) is held per upload. The limit is checked *before* a piece
+//! is written, so a body that streams past it is cut at the first frame that crosses it. The
+//! staging write is invisible until the caller commits, which it does only when [`Pipe::finish`]
+//! returned `Ok`: every digest matched, the length was right and the type was allowed.
+
+pub mod aws_chunked;
+pub mod checksum;
+pub mod sniff;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::storage::Staging;
+use aws_chunked::{Decoder, Trailers};
+use checksum::{ChecksumAlgorithm, Checksummer};
+
+/// What the request declared; the pipe holds the body to it.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    /// Hard byte limit of the bucket.
+    pub max_bytes: u64,
+    /// Exact decoded length, when known in advance.
+    pub length: Option<u64>,
+    /// Allowed canonical content types.
+    pub allowed_types: Vec<String>,
+    /// Declared, normalised content type; `None` if absent or generic.
+    pub declared_type: Option<String>,
+    /// Signed `x-amz-content-sha256` value.
+    pub sha256: Option<[u8; 32]>,
+    /// Decoded `Content-MD5`.
+    pub md5: Option<[u8; 16]>,
+    /// Compute the MD5 even without `Content-MD5` (bucket `etag = "md5"`).
+    pub want_md5: bool,
+    /// A checksum given in a header (`x-amz-checksum-*`), decoded.
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
+    /// A checksum announced for the aws-chunked trailer.
+    pub trailer_checksum: Option<ChecksumAlgorithm>,
+}
+
+/// What the pipe established about a body that passed every check.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub md5: Option<[u8; 16]>,
+    /// The sniffed, allowed content type.
+    pub content_type: &'static str,
+    /// The verified client checksum, if one was sent.
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
+}
+
+/// The per-upload pipe state (see module docs).
+pub struct Pipe {
+    exp: Expectations,
+    size: u64,
+    sha256: Sha256,
+    md5: Option<Md5>,
+    checksum: Option<Checksummer>,
+    prefix: Vec<Bytes>,
+    prefix_len: usize,
+    content_type: Option<&'static str>,
+}
+
+impl Pipe {
+    /// Checks what can be checked before reading a byte (declared length and type) and sets up
+    /// the hashers.
+    pub fn new(exp: Expectations) -> Result<Self> {
+        if let Some(len) = exp.length
+            && len > exp.max_bytes
+        {
+            return Err(Error::EntityTooLarge);
+        }
+        if let Some(t) = &exp.declared_type
+            && !exp.allowed_types.iter().any(|a| a == t)
+        {
+            return Err(Error::ContentTypeNotAllowed);
+        }
+        let checksum_alg = exp
+            .checksum
+            .as_ref()
+            .map(|(a, _)| *a)
+            .or(exp.trailer_checksum);
+        Ok(Self {
+            md5: (exp.md5.is_some() || exp.want_md5).then(Md5::new),
+            checksum: checksum_alg.map(Checksummer::new),
+            exp,
+            size: 0,
+            sha256: Sha256::new(),
+            prefix: Vec::new(),
+            prefix_len: 0,
+            content_type: None,
+        })
+    }
+
+    /// Takes one decoded piece: limit, hashes, sniff, then the staging write.
+    pub async fn push(&mut self, piece: Bytes, staging: &mut Staging) -> Result<()> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        self.size += piece.len() as u64;
+        if self.size > self.exp.max_bytes {
+            return Err(Error::EntityTooLarge);
+        }
+        if let Some(len) = self.exp.length
+            && self.size > len
+        {
+            return Err(Error::IncompleteBody);
+        }
+        self.sha256.update(&piece);
+        if let Some(m) = &mut self.md5 {
+            m.update(&piece);
+        }
+        if let Some(c) = &mut self.checksum {
+            c.update(&piece);
+        }
+        if self.content_type.is_some() {
+            return staging.write(piece).await.map_err(Error::from);
+        }
+        self.prefix_len += piece.len();
+        self.prefix.push(piece);
+        if self.prefix_len >= sniff::SNIFF_LEN {
+            self.decide_type()?;
+            for p in std::mem::take(&mut self.prefix) {
+                staging.write(p).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn decide_type(&mut self) -> Result<()> {
+        let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
+        for p in &self.prefix {
+            let take = (sniff::SNIFF_LEN - head.len()).min(p.len());
+            head.extend_from_slice(&p[..take]);
+            if head.len() == sniff::SNIFF_LEN {
+                break;
+            }
+        }
+        let sniffed = sniff::sniff(&head).ok_or(Error::ContentTypeMismatch)?;
+        match &self.exp.declared_type {
+            Some(declared) if declared != sniffed => return Err(Error::ContentTypeMismatch),
+            Some(_) => {}
+            None => {
+                if !self.exp.allowed_types.iter().any(|a| a == sniffed) {
+                    return Err(Error::ContentTypeNotAllowed);
+                }
+            }
+        }
+        self.content_type = Some(sniffed);
+        Ok(())
+    }
+
+    /// End of body: flushes a short prefix, then verifies length and every digest, in a fixed
+    /// order. `trailers` are those of an aws-chunked body.
+    pub async fn finish(mut self, trailers: Trailers, staging: &mut Staging) -> Result<Ingested> {
+        if self.content_type.is_none() {
+            self.decide_type()?;
+            for p in std::mem::take(&mut self.prefix) {
+                staging.write(p).await?;
+            }
+        }
+        if let Some(len) = self.exp.length
+            && self.size != len
+        {
+            return Err(Error::IncompleteBody);
+        }
+        let sha256: [u8; 32] = self.sha256.finalize().into();
+        if let Some(expected) = self.exp.sha256
+            && expected != sha256
+        {
+            return Err(Error::ContentSha256Mismatch);
+        }
+        let md5: Option<[u8; 16]> = self.md5.map(|m| m.finalize().into());
+        if let (Some(expected), Some(got)) = (self.exp.md5, md5)
+            && expected != got
+        {
+            return Err(Error::BadDigest);
+        }
+        let checksum = match self.checksum {
+            Some(c) => {
+                let alg = c.algorithm();
+                let got = c.finalize();
+                let expected = match (&self.exp.checksum, &trailers.checksum) {
+                    (Some((_, v)), _) => v.clone(),
+                    (None, Some((_, b64))) => alg.decode(b64).map_err(|_| Error::InvalidDigest)?,
+                    (None, None) => return Err(Error::InvalidChunkEncoding),
+                };
+                if expected != got {
+                    return Err(Error::BadDigest);
+                }
+                Some((alg, got))
+            }
+            None => None,
+        };
+        Ok(Ingested {
+            size: self.size,
+            sha256,
+            md5,
+            content_type: self.content_type.ok_or(Error::ContentTypeMismatch)?,
+            checksum,
+        })
+    }
+}
+
+/// Drives a raw body through the optional aws-chunked decoder and `pipe` into `staging`.
+/// Each read waits at most `idle` (a stalled client is cut off with `RequestTimeout`).
+pub async fn run_pipe<S>(
+    mut body: S,
+    mut decoder: Option<Decoder>,
+    mut pipe: Pipe,
+    staging: &mut Staging,
+    idle: Duration,
+) -> Result<Ingested>
+where
+    S: Stream<Item = Result<Bytes>> + Unpin,
+{
+    let mut decoded = Vec::new();
+    loop {
+        let next = tokio::time::timeout(idle, body.next())
+            .await
+            .map_err(|_| Error::RequestTimeout)?;
+        let Some(frame) = next else { break };
+        let frame = frame?;
+        match &mut decoder {
+            Some(d) => {
+                d.feed(frame, &mut decoded)?;
+                for piece in decoded.drain(..) {
+                    pipe.push(piece, staging).await?;
+                }
+            }
+            None => pipe.push(frame, staging).await?,
+        }
+    }
+    let trailers = match decoder {
+        Some(d) => d.finish()?,
+        None => Trailers::default(),
+    };
+    pipe.finish(trailers, staging).await
+}

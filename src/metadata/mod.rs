@@ -1,0 +1,190 @@
+//! The metadata seam: one record per object version (owner, size, SHA-256, detected type,
+//! status), behind [`MetadataStore`]. SQLite by default ([`sqlite::SqliteStore`]).
+//!
+//! The record, not the backend, decides what exists: a key resolves to the one row with status
+//! `committed`, enforced by a partial unique index. An upload's row is inserted as `pending`
+//! (with a lease) before the first byte is written, flipped to `committed` in one transaction
+//! that also retires the previous version, or removed on failure. Rows whose lease ran out (the
+//! process died mid-upload) and retired versions are swept together with their bytes.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::error::Error;
+
+/// Metadata failures, by meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The pending row vanished (lease expired and swept) before commit.
+    #[error("pending record not found")]
+    PendingGone,
+    /// The database failed or is unreachable.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value cannot be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(&'static str),
+}
+
+impl From<MetaError> for Error {
+    fn from(e: MetaError) -> Self {
+        match e {
+            // Fail closed: no metadata, no upload; the client may retry.
+            MetaError::Database(_) | MetaError::PendingGone => Error::unavailable(e),
+            MetaError::Corrupt(_) => Error::internal(e),
+        }
+    }
+}
+
+/// Lifecycle of an object row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Bytes are being written; invisible.
+    Pending,
+    /// The current version at its key.
+    Committed,
+    /// Replaced or deleted; bytes to be removed by the sweeper.
+    Garbage,
+}
+
+impl Status {
+    /// Database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Committed => "committed",
+            Status::Garbage => "garbage",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Status::Pending),
+            "committed" => Some(Status::Committed),
+            "garbage" => Some(Status::Garbage),
+            _ => None,
+        }
+    }
+}
+
+/// What is known when an upload starts.
+#[derive(Debug, Clone)]
+pub struct NewPending {
+    /// Random object (version) id; also names the storage path.
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    /// Principal that uploads (access key id).
+    pub owner: String,
+    pub created_at_ms: i64,
+    /// After this instant the sweeper may delete the row and its bytes.
+    pub lease_until_ms: i64,
+}
+
+/// What is known once every check has passed.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub size: u64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// ETag without quotes.
+    pub etag: String,
+    /// Detected (sniffed) content type.
+    pub content_type: String,
+    /// A client-supplied checksum that was verified (`CRC32`, ...; base64 value), to return on
+    /// `GetObject` with checksum mode.
+    pub checksum: Option<(String, String)>,
+    pub committed_at_ms: i64,
+}
+
+/// A committed object version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    pub owner: String,
+    pub size: u64,
+    pub sha256: String,
+    pub etag: String,
+    pub content_type: String,
+    pub checksum: Option<(String, String)>,
+    pub committed_at_ms: i64,
+}
+
+/// A row whose bytes the sweeper should remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sweepable {
+    pub id: String,
+    pub bucket: String,
+}
+
+/// The metadata store. Implementations: SQLite (default), PostgreSQL (at scale).
+#[async_trait]
+pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Records a configured bucket (idempotent); returns its creation time.
+    async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError>;
+    /// All recorded buckets with creation times, by name.
+    async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError>;
+    /// Inserts a `pending` row before any byte is written.
+    async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError>;
+    /// Atomically retires the current version at the row's key and commits the row. Returns
+    /// the ids of the retired versions (now `garbage`).
+    async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError>;
+    /// Removes a `pending` row (the upload failed and its bytes were discarded).
+    async fn discard_pending(&self, id: &str) -> Result<(), MetaError>;
+    /// The committed version at `key`.
+    async fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError>;
+    /// Retires the committed version at `key`; returns its id if there was one.
+    async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError>;
+    /// Removes a row for good (after its bytes are gone).
+    async fn purge(&self, id: &str) -> Result<(), MetaError>;
+    /// Committed objects with keys starting with `prefix` and greater than `start` (or equal
+    /// to it when `inclusive`), in key (UTF-8 byte) order, at most `limit`.
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: &str,
+        inclusive: bool,
+        limit: u32,
+    ) -> Result<Vec<ObjectRecord>, MetaError>;
+    /// Pending rows with an expired lease, and garbage rows: bytes to remove, rows to purge.
+    async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError>;
+    /// Cheap liveness probe.
+    async fn ping(&self) -> Result<(), MetaError>;
+}
+
+/// The smallest string greater than every string that starts with `prefix`, if one exists
+/// (used as an exclusive upper bound for prefix scans).
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        // Skip the surrogate gap.
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound_is_tight() {
+        assert_eq!(prefix_upper_bound("abc").as_deref(), Some("abd"));
+        assert_eq!(prefix_upper_bound("a/").as_deref(), Some("a0"));
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound("\u{D7FF}").as_deref(), Some("\u{E000}"));
+    }
+}

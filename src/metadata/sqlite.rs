@@ -1,0 +1,290 @@
+//! SQLite implementation of [`MetadataStore`]: the embedded default.
+//!
+//! WAL mode; one writer connection (SQLite serialises writers anyway, and a single in-process
+//! writer avoids `SQLITE_BUSY` on lock upgrades) and a small pool of readers that never block
+//! on it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use super::{
+    CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Status, Sweepable,
+    prefix_upper_bound,
+};
+
+/// Ordered schema migrations; index + 1 is the version.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_objects.sql")];
+
+/// SQLite-backed metadata.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const OBJECT_COLUMNS: &str = "id, bucket, key, owner, size, sha256, etag, content_type, \
+     checksum_algorithm, checksum_value, committed_at";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH?mode=rwc`) and migrates.
+    pub async fn open(url: &str) -> Result<Self, MetaError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts.clone())
+            .await?;
+        migrate(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), MetaError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations \
+         (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    let current: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .fetch_one(pool)
+            .await?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+            .bind(version)
+            .bind(crate::clock::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+fn record(row: &SqliteRow) -> Result<ObjectRecord, MetaError> {
+    let size: i64 = row.try_get("size")?;
+    let algo: Option<String> = row.try_get("checksum_algorithm")?;
+    let value: Option<String> = row.try_get("checksum_value")?;
+    Ok(ObjectRecord {
+        id: row.try_get("id")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("key")?,
+        owner: row.try_get("owner")?,
+        size: u64::try_from(size).map_err(|_| MetaError::Corrupt("negative size"))?,
+        sha256: row.try_get("sha256")?,
+        etag: row.try_get("etag")?,
+        content_type: row.try_get("content_type")?,
+        checksum: algo.zip(value),
+        committed_at_ms: row.try_get("committed_at")?,
+    })
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError> {
+        sqlx::query("INSERT OR IGNORE INTO buckets (name, created_at) VALUES (?, ?)")
+            .bind(name)
+            .bind(now_ms)
+            .execute(&self.writer)
+            .await?;
+        let created: i64 = sqlx::query_scalar("SELECT created_at FROM buckets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await?;
+        Ok(created)
+    }
+
+    async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError> {
+        let rows = sqlx::query("SELECT name, created_at FROM buckets ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("name")?, r.try_get("created_at")?)))
+            .collect()
+    }
+
+    async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError> {
+        sqlx::query(
+            "INSERT INTO objects (id, bucket, key, status, owner, created_at, lease_until) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.id)
+        .bind(&p.bucket)
+        .bind(&p.key)
+        .bind(Status::Pending.as_str())
+        .bind(&p.owner)
+        .bind(p.created_at_ms)
+        .bind(p.lease_until_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError> {
+        let mut tx = self.writer.begin().await?;
+        let target = sqlx::query("SELECT bucket, key FROM objects WHERE id = ? AND status = ?")
+            .bind(id)
+            .bind(Status::Pending.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(MetaError::PendingGone)?;
+        let bucket: String = target.try_get("bucket")?;
+        let key: String = target.try_get("key")?;
+        let retired: Vec<String> = sqlx::query_scalar(
+            "UPDATE objects SET status = ? WHERE bucket = ? AND key = ? AND status = ? RETURNING id",
+        )
+        .bind(Status::Garbage.as_str())
+        .bind(&bucket)
+        .bind(&key)
+        .bind(Status::Committed.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let size = i64::try_from(info.size).map_err(|_| MetaError::Corrupt("size overflow"))?;
+        let (algo, value) = match &info.checksum {
+            Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
+            None => (None, None),
+        };
+        sqlx::query(
+            "UPDATE objects SET status = ?, size = ?, sha256 = ?, etag = ?, content_type = ?, \
+             checksum_algorithm = ?, checksum_value = ?, committed_at = ?, lease_until = NULL \
+             WHERE id = ?",
+        )
+        .bind(Status::Committed.as_str())
+        .bind(size)
+        .bind(&info.sha256)
+        .bind(&info.etag)
+        .bind(&info.content_type)
+        .bind(algo)
+        .bind(value)
+        .bind(info.committed_at_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(retired)
+    }
+
+    async fn discard_pending(&self, id: &str) -> Result<(), MetaError> {
+        sqlx::query("DELETE FROM objects WHERE id = ? AND status = ?")
+            .bind(id)
+            .bind(Status::Pending.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError> {
+        let row = sqlx::query(&format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND key = ? AND status = ?"
+        ))
+        .bind(bucket)
+        .bind(key)
+        .bind(Status::Committed.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "UPDATE objects SET status = ? WHERE bucket = ? AND key = ? AND status = ? RETURNING id",
+        )
+        .bind(Status::Garbage.as_str())
+        .bind(bucket)
+        .bind(key)
+        .bind(Status::Committed.as_str())
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(id)
+    }
+
+    async fn purge(&self, id: &str) -> Result<(), MetaError> {
+        sqlx::query("DELETE FROM objects WHERE id = ? AND status != ?")
+            .bind(id)
+            .bind(Status::Committed.as_str())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: &str,
+        inclusive: bool,
+        limit: u32,
+    ) -> Result<Vec<ObjectRecord>, MetaError> {
+        // The scan starts at the larger of the prefix and the resume point.
+        let (lower, inclusive) = if start >= prefix {
+            (start, inclusive)
+        } else {
+            (prefix, true)
+        };
+        let upper = prefix_upper_bound(prefix);
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ? AND status = ? AND key {} ? {} \
+             ORDER BY key LIMIT ?",
+            if inclusive { ">=" } else { ">" },
+            if upper.is_some() { "AND key < ?" } else { "" }
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(bucket)
+            .bind(Status::Committed.as_str())
+            .bind(lower);
+        if let Some(u) = &upper {
+            q = q.bind(u);
+        }
+        let rows = q.bind(i64::from(limit)).fetch_all(&self.reader).await?;
+        rows.iter().map(record).collect()
+    }
+
+    async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {
+        let rows = sqlx::query(
+            "SELECT id, bucket FROM objects WHERE (status = ? AND lease_until < ?) OR status = ? \
+             LIMIT ?",
+        )
+        .bind(Status::Pending.as_str())
+        .bind(now_ms)
+        .bind(Status::Garbage.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Sweepable {
+                    id: r.try_get("id")?,
+                    bucket: r.try_get("bucket")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), MetaError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,428 @@
+//! Routing as a pure function: (method, raw path, raw query) → [`Endpoint`].
+//!
+//! Path-style addressing only: `/{bucket}/{key}`. The key is the percent-decoded rest of the
+//! path, byte for byte what the client signed (no normalisation: `a//b` and `a/./b` are keys
+//! of their own, and keys with `.`/`..` segments are refused by [`validate_key`]).
+
+use std::borrow::Cow;
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+use crate::error::Error;
+
+/// The S3 operation a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Liveness probe (no auth).
+    Health,
+    ListBuckets,
+    CreateBucket {
+        bucket: String,
+    },
+    HeadBucket {
+        bucket: String,
+    },
+    GetBucketLocation {
+        bucket: String,
+    },
+    ListObjectsV1 {
+        bucket: String,
+    },
+    ListObjectsV2 {
+        bucket: String,
+    },
+    DeleteObjects {
+        bucket: String,
+    },
+    PutObject {
+        bucket: String,
+        key: String,
+    },
+    GetObject {
+        bucket: String,
+        key: String,
+    },
+    HeadObject {
+        bucket: String,
+        key: String,
+    },
+    DeleteObject {
+        bucket: String,
+        key: String,
+    },
+    /// A known S3 operation upgate does not implement (501).
+    Unsupported,
+}
+
+impl Endpoint {
+    /// Operation name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Endpoint::Health => "Health",
+            Endpoint::ListBuckets => "ListBuckets",
+            Endpoint::CreateBucket { .. } => "CreateBucket",
+            Endpoint::HeadBucket { .. } => "HeadBucket",
+            Endpoint::GetBucketLocation { .. } => "GetBucketLocation",
+            Endpoint::ListObjectsV1 { .. } => "ListObjects",
+            Endpoint::ListObjectsV2 { .. } => "ListObjectsV2",
+            Endpoint::DeleteObjects { .. } => "DeleteObjects",
+            Endpoint::PutObject { .. } => "PutObject",
+            Endpoint::GetObject { .. } => "GetObject",
+            Endpoint::HeadObject { .. } => "HeadObject",
+            Endpoint::DeleteObject { .. } => "DeleteObject",
+            Endpoint::Unsupported => "Unsupported",
+        }
+    }
+
+    /// Whether the operation writes (and so must never run without verified auth).
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::CreateBucket { .. }
+                | Endpoint::DeleteObjects { .. }
+                | Endpoint::PutObject { .. }
+                | Endpoint::DeleteObject { .. }
+        )
+    }
+}
+
+/// Decoded query parameters, in order, duplicates kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// Parses a raw query string (`+` is a literal plus, as in SigV4).
+    pub fn parse(raw: Option<&str>) -> Result<Self, Error> {
+        let mut out = Vec::new();
+        if let Some(raw) = raw {
+            for part in raw.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = part.split_once('=').unwrap_or((part, ""));
+                out.push((decode(k)?.into_owned(), decode(v)?.into_owned()));
+            }
+        }
+        Ok(Query(out))
+    }
+
+    /// The value of `name` if it appears exactly once; an error if it appears twice.
+    pub fn get(&self, name: &str) -> Result<Option<&str>, Error> {
+        let mut it = self.0.iter().filter(|(k, _)| k == name);
+        let first = it.next().map(|(_, v)| v.as_str());
+        if it.next().is_some() {
+            return Err(Error::InvalidArgument("duplicate query parameter"));
+        }
+        Ok(first)
+    }
+
+    /// Whether `name` is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+fn decode(s: &str) -> Result<Cow<'_, str>, Error> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .map_err(|_| Error::InvalidArgument("query is not valid UTF-8"))
+}
+
+/// Sub-resources that name S3 features upgate does not implement; routing them to the plain
+/// object/bucket handler would silently do the wrong thing, so they answer 501.
+const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
+    "acl",
+    "analytics",
+    "accelerate",
+    "attributes",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "partNumber",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// Routes a request. `raw_path` is still percent-encoded.
+pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint, Error> {
+    if raw_path == "/healthz" && (method == Method::GET || method == Method::HEAD) {
+        return Ok(Endpoint::Health);
+    }
+    let path = raw_path
+        .strip_prefix('/')
+        .ok_or(Error::InvalidRequest("path must start with /"))?;
+    if UNSUPPORTED_SUBRESOURCES.iter().any(|s| query.has(s)) {
+        return Ok(Endpoint::Unsupported);
+    }
+    let (bucket_raw, key_raw) = match path.split_once('/') {
+        Some((b, k)) => (b, Some(k)),
+        None => (path, None),
+    };
+    if bucket_raw.is_empty() {
+        return match *method {
+            Method::GET => Ok(Endpoint::ListBuckets),
+            _ => Err(Error::MethodNotAllowed),
+        };
+    }
+    let bucket = decode_path(bucket_raw)?.into_owned();
+    let key = match key_raw {
+        None | Some("") => None,
+        Some(k) => Some(decode_path(k)?.into_owned()),
+    };
+    match key {
+        None => match *method {
+            Method::GET if query.has("location") => Ok(Endpoint::GetBucketLocation { bucket }),
+            Method::GET if query.get("list-type")? == Some("2") => {
+                Ok(Endpoint::ListObjectsV2 { bucket })
+            }
+            Method::GET if query.has("list-type") => {
+                Err(Error::InvalidArgument("unsupported list-type"))
+            }
+            Method::GET => Ok(Endpoint::ListObjectsV1 { bucket }),
+            Method::HEAD => Ok(Endpoint::HeadBucket { bucket }),
+            Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
+            Method::POST if query.has("delete") => Ok(Endpoint::DeleteObjects { bucket }),
+            Method::POST | Method::DELETE => Ok(Endpoint::Unsupported),
+            _ => Err(Error::MethodNotAllowed),
+        },
+        Some(key) => {
+            validate_key(&key)?;
+            match *method {
+                Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
+                Method::GET => Ok(Endpoint::GetObject { bucket, key }),
+                Method::HEAD => Ok(Endpoint::HeadObject { bucket, key }),
+                Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key }),
+                Method::POST => Ok(Endpoint::Unsupported),
+                _ => Err(Error::MethodNotAllowed),
+            }
+        }
+    }
+}
+
+fn decode_path(s: &str) -> Result<Cow<'_, str>, Error> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .map_err(|_| Error::InvalidObjectName)
+}
+
+/// Longest key accepted, in bytes (S3's limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Refuses keys that are empty, too long, contain control characters or backslashes, or have
+/// `.`/`..` segments (which some backends and tools would resolve to another key).
+pub fn validate_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(Error::InvalidObjectName);
+    }
+    if key.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(Error::InvalidObjectName);
+    }
+    if key.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(Error::InvalidObjectName);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(method: Method, path: &str, query: &str) -> Result<Endpoint, Error> {
+        let q = Query::parse(Some(query)).expect("query");
+        route(&method, path, &q)
+    }
+
+    fn b(s: &str) -> String {
+        s.to_string()
+    }
+
+    #[test]
+    fn routing_table() {
+        use Endpoint::*;
+        let cases: Vec<(Method, &str, &str, Endpoint)> = vec![
+            (Method::GET, "/", "", ListBuckets),
+            (Method::GET, "/healthz", "", Health),
+            (Method::HEAD, "/up", "", HeadBucket { bucket: b("up") }),
+            (Method::PUT, "/up", "", CreateBucket { bucket: b("up") }),
+            (
+                Method::GET,
+                "/up",
+                "location",
+                GetBucketLocation { bucket: b("up") },
+            ),
+            (
+                Method::GET,
+                "/up",
+                "list-type=2&prefix=a",
+                ListObjectsV2 { bucket: b("up") },
+            ),
+            (
+                Method::GET,
+                "/up/",
+                "list-type=2",
+                ListObjectsV2 { bucket: b("up") },
+            ),
+            (
+                Method::GET,
+                "/up",
+                "prefix=a",
+                ListObjectsV1 { bucket: b("up") },
+            ),
+            (
+                Method::POST,
+                "/up",
+                "delete",
+                DeleteObjects { bucket: b("up") },
+            ),
+            (
+                Method::PUT,
+                "/up/a/b.pdf",
+                "",
+                PutObject {
+                    bucket: b("up"),
+                    key: b("a/b.pdf"),
+                },
+            ),
+            (
+                Method::PUT,
+                "/up/a%20b",
+                "x-id=PutObject",
+                PutObject {
+                    bucket: b("up"),
+                    key: b("a b"),
+                },
+            ),
+            (
+                Method::GET,
+                "/up/k",
+                "",
+                GetObject {
+                    bucket: b("up"),
+                    key: b("k"),
+                },
+            ),
+            (
+                Method::HEAD,
+                "/up/k",
+                "",
+                HeadObject {
+                    bucket: b("up"),
+                    key: b("k"),
+                },
+            ),
+            (
+                Method::DELETE,
+                "/up/k",
+                "",
+                DeleteObject {
+                    bucket: b("up"),
+                    key: b("k"),
+                },
+            ),
+            (Method::GET, "/up/k", "acl", Unsupported),
+            (Method::PUT, "/up/k", "tagging", Unsupported),
+            (Method::POST, "/up/k", "uploads", Unsupported),
+            (Method::PUT, "/up/k", "partNumber=1&uploadId=x", Unsupported),
+            (
+                Method::GET,
+                "/up/a//b",
+                "",
+                GetObject {
+                    bucket: b("up"),
+                    key: b("a//b"),
+                },
+            ),
+            (
+                Method::GET,
+                "/up/a%2Fb",
+                "",
+                GetObject {
+                    bucket: b("up"),
+                    key: b("a/b"),
+                },
+            ),
+            (
+                Method::GET,
+                "/up/a%252Fb",
+                "",
+                GetObject {
+                    bucket: b("up"),
+                    key: b("a%2Fb"),
+                },
+            ),
+        ];
+        for (m, p, q, want) in cases {
+            assert_eq!(r(m.clone(), p, q).expect(p), want, "{m} {p}?{q}");
+        }
+    }
+
+    #[test]
+    fn rejects_dot_segments_and_bad_keys() {
+        for p in [
+            "/up/a/./x.pdf",
+            "/up/a/../x.pdf",
+            "/up/a/%2E%2E/x.pdf",
+            "/up/..",
+            "/up/a%00b",
+            "/up/a%5Cb",
+            "/up/%FF",
+        ] {
+            assert!(
+                matches!(r(Method::PUT, p, ""), Err(Error::InvalidObjectName)),
+                "{p}"
+            );
+        }
+        let long = format!("/up/{}", "k".repeat(MAX_KEY_BYTES + 1));
+        assert!(matches!(
+            r(Method::PUT, &long, ""),
+            Err(Error::InvalidObjectName)
+        ));
+    }
+
+    #[test]
+    fn duplicate_query_parameters_are_an_error_when_read() {
+        let q = Query::parse(Some("list-type=2&list-type=2")).expect("parse");
+        assert!(route(&Method::GET, "/up", &q).is_err());
+    }
+
+    #[test]
+    fn method_not_allowed() {
+        assert!(matches!(
+            r(Method::PATCH, "/up/k", ""),
+            Err(Error::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            r(Method::PUT, "/", ""),
+            Err(Error::MethodNotAllowed)
+        ));
+    }
+
+    #[test]
+    fn every_write_endpoint_is_marked() {
+        assert!(r(Method::PUT, "/up/k", "").expect("put").writes());
+        assert!(r(Method::DELETE, "/up/k", "").expect("del").writes());
+        assert!(r(Method::POST, "/up", "delete").expect("dels").writes());
+        assert!(r(Method::PUT, "/up", "").expect("mb").writes());
+        assert!(!r(Method::GET, "/up/k", "").expect("get").writes());
+    }
+}

@@ -1,0 +1,301 @@
+//! The S3 data plane: request entry point, authentication glue, dispatch, XML error responses.
+//!
+//! Flow of one request: route (pure) → authenticate (parse, look up the key, verify: a
+//! [`Verified`] proof) → handler for the endpoint → response. Every error becomes an S3 XML
+//! error body here, and exactly one log line is written per request (no key, no filename, no
+//! signature in it).
+
+pub mod bucket;
+pub mod object;
+pub mod xml;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+
+use crate::app::AppState;
+use crate::auth::{self, AuthError, RequestHead, Verified};
+use crate::error::{Error, Result};
+use crate::router::{self, Endpoint, Query};
+
+/// Response body: small buffered XML or a streamed object.
+pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A full (buffered) body.
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new().map_err(|e| match e {}).boxed_unsync()
+}
+
+/// Everything a handler needs about the request, parsed once.
+pub struct Ctx {
+    pub state: Arc<AppState>,
+    pub parts: http::request::Parts,
+    pub query: Query,
+    pub verified: Verified,
+    pub request_id: String,
+}
+
+/// Entry point for every request on the main listener.
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = crate::id::request_id();
+    let method = req.method().clone();
+    let mut op = "Unknown";
+    let (mut resp, bucket) = match dispatch(state, req, &request_id, &mut op).await {
+        Ok((resp, bucket)) => (resp, bucket),
+        Err((e, bucket)) => {
+            e.log_cause(&request_id);
+            (error_response(&e, &method, &request_id), bucket)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    resp.headers_mut()
+        .insert(header::SERVER, HeaderValue::from_static("upgate"));
+    tracing::info!(
+        request_id = %request_id,
+        peer = %peer.ip(),
+        method = %method,
+        op,
+        bucket = bucket.as_deref().unwrap_or("-"),
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+type Dispatched = std::result::Result<(Response<Body>, Option<String>), (Error, Option<String>)>;
+
+async fn dispatch(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    request_id: &str,
+    op: &mut &'static str,
+) -> Dispatched {
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path().to_string();
+    let raw_query = parts.uri.query().map(str::to_string);
+    let query = Query::parse(raw_query.as_deref()).map_err(|e| (e, None))?;
+    let endpoint = router::route(&parts.method, &raw_path, &query).map_err(|e| (e, None))?;
+    *op = endpoint.name();
+    let bucket = bucket_of(&endpoint);
+    if endpoint == Endpoint::Health {
+        return Ok((text_response(StatusCode::OK, "ok"), None));
+    }
+    let verified = authenticate(&state, &parts, &raw_path, raw_query.as_deref())
+        .await
+        .map_err(|e| (e, bucket.clone()))?;
+    let ctx = Ctx {
+        state,
+        parts,
+        query,
+        verified,
+        request_id: request_id.to_string(),
+    };
+    let result = match endpoint {
+        Endpoint::Health => Ok(text_response(StatusCode::OK, "ok")),
+        Endpoint::ListBuckets => bucket::list_buckets(&ctx).await,
+        Endpoint::CreateBucket { bucket } => bucket::create_bucket(&ctx, &bucket),
+        Endpoint::HeadBucket { bucket } => bucket::head_bucket(&ctx, &bucket),
+        Endpoint::GetBucketLocation { bucket } => bucket::location(&ctx, &bucket),
+        Endpoint::ListObjectsV1 { bucket } => bucket::list_objects(&ctx, &bucket, false).await,
+        Endpoint::ListObjectsV2 { bucket } => bucket::list_objects(&ctx, &bucket, true).await,
+        Endpoint::DeleteObjects { bucket } => bucket::delete_objects(&ctx, &bucket, body).await,
+        Endpoint::PutObject { bucket, key } => object::put(ctx, &bucket, &key, body).await,
+        Endpoint::GetObject { bucket, key } => object::get(&ctx, &bucket, &key, false).await,
+        Endpoint::HeadObject { bucket, key } => object::get(&ctx, &bucket, &key, true).await,
+        Endpoint::DeleteObject { bucket, key } => object::delete(&ctx, &bucket, &key).await,
+        Endpoint::Unsupported => Err(Error::NotImplemented),
+    };
+    result.map(|r| (r, bucket.clone())).map_err(|e| (e, bucket))
+}
+
+fn bucket_of(e: &Endpoint) -> Option<String> {
+    match e {
+        Endpoint::CreateBucket { bucket }
+        | Endpoint::HeadBucket { bucket }
+        | Endpoint::GetBucketLocation { bucket }
+        | Endpoint::ListObjectsV1 { bucket }
+        | Endpoint::ListObjectsV2 { bucket }
+        | Endpoint::DeleteObjects { bucket }
+        | Endpoint::PutObject { bucket, .. }
+        | Endpoint::GetObject { bucket, .. }
+        | Endpoint::HeadObject { bucket, .. }
+        | Endpoint::DeleteObject { bucket, .. } => Some(bucket.clone()),
+        Endpoint::Health | Endpoint::ListBuckets | Endpoint::Unsupported => None,
+    }
+}
+
+/// Authenticates the request head: parse → key lookup → verify, in that fixed order.
+pub async fn authenticate(
+    state: &AppState,
+    parts: &http::request::Parts,
+    raw_path: &str,
+    raw_query: Option<&str>,
+) -> Result<Verified> {
+    let head = RequestHead {
+        method: &parts.method,
+        raw_path,
+        raw_query,
+        headers: &parts.headers,
+    };
+    let parsed = auth::parse(&head, &state.auth_policy, SystemTime::now()).map_err(auth_error)?;
+    let secret = state
+        .secret_for(parsed.access_key_id())
+        .ok_or(Error::InvalidAccessKeyId)?;
+    parsed
+        .verify(&head, &secret, &state.auth_policy)
+        .map_err(auth_error)
+}
+
+/// Maps an authentication failure to the S3 error clients expect, by meaning.
+pub fn auth_error(e: AuthError) -> Error {
+    use AuthError as A;
+    match e {
+        A::Missing | A::EmptyAuthorization => {
+            Error::AccessDenied("Anonymous access is not allowed.")
+        }
+        A::DuplicateHeader(_) => {
+            Error::InvalidRequest("A header that may appear once is repeated.")
+        }
+        A::MalformedSignedHeaders => {
+            Error::AuthorizationHeaderMalformed("SignedHeaders is malformed.")
+        }
+        A::MalformedRequestTarget => {
+            Error::InvalidArgument("The request path or query is malformed.")
+        }
+        A::Ambiguous => Error::InvalidRequest("Only one authentication mechanism is allowed."),
+        A::MissingQueryParam(_) => Error::AuthorizationQueryParametersError(
+            "Query-string authentication requires the X-Amz-Algorithm, X-Amz-Credential, \
+             X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.",
+        ),
+        A::DuplicateParam(_) => {
+            Error::AuthorizationQueryParametersError("An authentication parameter is repeated.")
+        }
+        A::UnsupportedAlgorithm => Error::AuthorizationQueryParametersError(
+            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\".",
+        ),
+        A::ExpiresInvalid => Error::AuthorizationQueryParametersError(
+            "X-Amz-Expires must be a positive integer no greater than the configured maximum.",
+        ),
+        A::MalformedAuthorization => {
+            Error::AuthorizationHeaderMalformed("The authorization header is malformed.")
+        }
+        A::MalformedCredential => {
+            Error::AuthorizationHeaderMalformed("The credential is malformed.")
+        }
+        A::CredentialDateMismatch => Error::AuthorizationHeaderMalformed(
+            "The credential date does not match the request date.",
+        ),
+        A::InvalidRegion => Error::AuthorizationHeaderMalformed(
+            "The credential region does not match this endpoint's region.",
+        ),
+        A::InvalidService => {
+            Error::AuthorizationHeaderMalformed("The credential service must be s3.")
+        }
+        A::InvalidTerminal => {
+            Error::AuthorizationHeaderMalformed("The credential must end with aws4_request.")
+        }
+        A::InvalidDate => Error::AccessDenied("The request date is missing or invalid."),
+        A::Expired => Error::AccessDenied("Request has expired"),
+        A::NotYetValid => Error::AccessDenied("Request is not valid yet"),
+        A::TimeTooSkewed => Error::RequestTimeTooSkewed,
+        A::HostNotSigned | A::UnsignedHeaders => Error::UnsignedHeaders(
+            "There were headers present in the request which were not signed.",
+        ),
+        A::MissingSignedHeader(_) => {
+            Error::UnsignedHeaders("A header listed in SignedHeaders is missing.")
+        }
+        A::MissingContentSha256 => {
+            Error::InvalidRequest("Missing required header for this request: x-amz-content-sha256.")
+        }
+        A::InvalidContentSha256 => Error::InvalidArgument(
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING-* mode, or a hex SHA-256.",
+        ),
+        A::UnsupportedPayloadMode => {
+            Error::InvalidRequest("This x-amz-content-sha256 payload mode is not supported.")
+        }
+        A::SignatureMismatch => Error::SignatureDoesNotMatch,
+        A::SigV2Disabled => Error::InvalidRequest("Please use AWS4-HMAC-SHA256."),
+    }
+}
+
+/// Builds the S3 XML error response (HEAD gets no body, as S3 does).
+pub fn error_response(e: &Error, method: &Method, request_id: &str) -> Response<Body> {
+    let status = e.status();
+    let body = if *method == Method::HEAD {
+        empty()
+    } else {
+        full(xml::error(e.code(), e.message(), "", request_id))
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    if *method != Method::HEAD {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+    }
+    if let Some(secs) = e.retry_after() {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    // An unread upload body cannot be reused on this connection; tell the client.
+    if matches!(
+        e,
+        Error::EntityTooLarge | Error::SignatureDoesNotMatch | Error::AccessDenied(_)
+    ) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// A small XML response.
+pub fn xml_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    resp
+}
+
+fn text_response(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// An empty response with a status.
+pub fn status_response(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// A header as UTF-8 text, if present and valid.
+pub fn header_str<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}

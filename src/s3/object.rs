@@ -1,0 +1,540 @@
+//! Object operations: PutObject (the ingest path), GetObject/HeadObject, DeleteObject.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{StreamExt, TryStreamExt};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, BodyStream, StreamBody};
+use hyper::body::{Frame, Incoming};
+
+use super::{Body, Ctx, empty, header_str, status_response};
+use crate::app::AppState;
+use crate::auth::PayloadMode;
+use crate::config::{BucketConfig, EtagMode};
+use crate::error::{Error, Result};
+use crate::ingest::aws_chunked::{ChunkMode, Decoder};
+use crate::ingest::checksum::{self, ChecksumAlgorithm};
+use crate::ingest::{self, Expectations, Ingested, sniff};
+use crate::metadata::{CommitInfo, NewPending, ObjectRecord};
+use crate::storage::Storage;
+
+fn bucket_config<'a>(state: &'a AppState, bucket: &str) -> Result<&'a BucketConfig> {
+    state.config.bucket(bucket).ok_or(Error::NoSuchBucket)
+}
+
+/// Removes a pending row if the upload future is dropped before it commits or aborts (client
+/// disconnect, shutdown). The staging write cleans itself up the same way.
+struct PendingGuard {
+    state: Arc<AppState>,
+    id: Option<String>,
+}
+
+impl PendingGuard {
+    fn disarm(&mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let state = Arc::clone(&self.state);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = state.meta.discard_pending(&id).await {
+                        tracing::warn!(error = %e, "discarding pending record failed; the sweeper will");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The single checksum header (`x-amz-checksum-*`) of a request, decoded.
+fn header_checksum(h: &HeaderMap) -> Result<Option<(ChecksumAlgorithm, Vec<u8>)>> {
+    let mut found = None;
+    for (name, value) in h {
+        let Some(alg) = ChecksumAlgorithm::from_header_name(name.as_str()) else {
+            continue;
+        };
+        if found.is_some() {
+            return Err(Error::InvalidRequest(
+                "Expecting a single x-amz-checksum- header.",
+            ));
+        }
+        let v = value.to_str().map_err(|_| Error::InvalidDigest)?;
+        found = Some((alg, alg.decode(v).map_err(|_| Error::InvalidDigest)?));
+    }
+    Ok(found)
+}
+
+fn parse_len(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => {
+            let s = v
+                .to_str()
+                .map_err(|_| Error::InvalidArgument("invalid length header"))?;
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::InvalidArgument("invalid length header"));
+            }
+            s.parse()
+                .map(Some)
+                .map_err(|_| Error::InvalidArgument("invalid length header"))
+        }
+    }
+}
+
+/// PutObject: authenticate (done), check everything knowable from the head, then stream the
+/// body through the ingest pipe into an invisible staging write, and commit only if it passed.
+pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Response<Body>> {
+    let state = Arc::clone(&ctx.state);
+    let bcfg = bucket_config(&state, bucket)?;
+    let h = &ctx.parts.headers;
+    if h.contains_key("x-amz-copy-source") {
+        return Err(Error::NotImplemented);
+    }
+    if h.contains_key(header::IF_NONE_MATCH) || h.contains_key(header::IF_MATCH) {
+        // Conditional writes are not offered yet; refusing beats silently ignoring them.
+        return Err(Error::NotImplemented);
+    }
+    let content_length = parse_len(h, "content-length")?;
+    let chunked_encoding = header_str(h, "content-encoding")
+        .map(|v| {
+            v.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("aws-chunked"))
+        })
+        .unwrap_or(false);
+    let owner = ctx.verified.access_key_id().to_string();
+    let mut exp = Expectations {
+        max_bytes: bcfg.max_object_bytes,
+        allowed_types: bcfg.allowed_types.clone(),
+        want_md5: bcfg.etag == EtagMode::Md5,
+        checksum: header_checksum(h)?,
+        ..Default::default()
+    };
+    if let Some(md5) = header_str(h, "content-md5") {
+        exp.md5 = Some(checksum::decode_content_md5(md5).map_err(|_| Error::InvalidDigest)?);
+    } else if h.contains_key("content-md5") {
+        return Err(Error::InvalidDigest);
+    }
+    exp.declared_type = match header_str(h, "content-type") {
+        None => None,
+        Some(ct) if sniff::is_generic(ct) => None,
+        Some(ct) => Some(sniff::normalize(ct).ok_or(Error::ContentTypeNotAllowed)?),
+    };
+    let max_chunk = state.config.s3.max_signed_chunk_bytes;
+    let decoder = match ctx.verified.into_payload() {
+        mode @ (PayloadMode::StreamingSigned { .. } | PayloadMode::StreamingUnsignedTrailer) => {
+            let decoded =
+                parse_len(h, "x-amz-decoded-content-length")?.ok_or(Error::MissingContentLength)?;
+            exp.length = Some(decoded);
+            let trailer = header_str(h, "x-amz-trailer").map(str::to_ascii_lowercase);
+            let (chunk_mode, wants_trailer) = match mode {
+                PayloadMode::StreamingSigned { signer, trailer } => {
+                    (ChunkMode::Signed(signer), trailer)
+                }
+                _ => (ChunkMode::Unsigned, true),
+            };
+            match (&trailer, wants_trailer) {
+                (Some(t), true) => {
+                    let alg = ChecksumAlgorithm::from_header_name(t)
+                        .ok_or(Error::InvalidArgument("unsupported x-amz-trailer"))?;
+                    if exp.checksum.is_some() {
+                        return Err(Error::InvalidRequest(
+                            "checksum given both as header and trailer",
+                        ));
+                    }
+                    exp.trailer_checksum = Some(alg);
+                }
+                (Some(_), false) => {
+                    return Err(Error::InvalidRequest(
+                        "x-amz-trailer requires a -TRAILER payload mode",
+                    ));
+                }
+                (None, _) => {}
+            }
+            Some(Decoder::new(chunk_mode, trailer, decoded, max_chunk))
+        }
+        PayloadMode::Sha256(hash) => {
+            if chunked_encoding {
+                return Err(Error::InvalidRequest(
+                    "aws-chunked encoding requires a STREAMING-* payload mode",
+                ));
+            }
+            exp.sha256 = Some(hash);
+            exp.length = Some(content_length.ok_or(Error::MissingContentLength)?);
+            None
+        }
+        PayloadMode::Unsigned => {
+            if chunked_encoding {
+                return Err(Error::InvalidRequest(
+                    "aws-chunked encoding requires a STREAMING-* payload mode",
+                ));
+            }
+            exp.length = Some(content_length.ok_or(Error::MissingContentLength)?);
+            None
+        }
+    };
+    // Everything knowable before the body is checked here, before a byte is read (with
+    // `Expect: 100-continue` the client has not sent it yet).
+    let pipe = ingest::Pipe::new(exp)?;
+
+    let id = crate::id::object_id();
+    let now = crate::clock::now_ms();
+    let lease = i64::try_from(
+        state
+            .config
+            .metadata
+            .pending_lease_secs
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
+    state
+        .meta
+        .insert_pending(&NewPending {
+            id: id.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            owner,
+            created_at_ms: now,
+            lease_until_ms: now.saturating_add(lease),
+        })
+        .await?;
+    let mut guard = PendingGuard {
+        state: Arc::clone(&state),
+        id: Some(id.clone()),
+    };
+    let path = Storage::path_for(bucket, &id);
+    let mut staging = state.storage.begin(&path).await?;
+    let frames = BodyStream::new(body).filter_map(|f| async move {
+        match f {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(if e.is_timeout() {
+                Error::RequestTimeout
+            } else {
+                Error::IncompleteBody
+            })),
+        }
+    });
+    let idle = Duration::from_secs(state.config.server.body_idle_timeout_secs);
+    let ingested = match ingest::run_pipe(Box::pin(frames), decoder, pipe, &mut staging, idle).await
+    {
+        Ok(i) => i,
+        Err(e) => {
+            staging.abort().await;
+            state.meta.discard_pending(&id).await?;
+            guard.disarm();
+            return Err(e);
+        }
+    };
+    staging.commit().await?;
+    let etag = etag_for(&ingested);
+    let info = CommitInfo {
+        size: ingested.size,
+        sha256: hex::encode(ingested.sha256),
+        etag: etag.clone(),
+        content_type: ingested.content_type.to_string(),
+        checksum: ingested
+            .checksum
+            .as_ref()
+            .map(|(a, v)| (a.header_name().to_string(), checksum::encode_b64(v))),
+        committed_at_ms: crate::clock::now_ms(),
+    };
+    let retired = match state.meta.commit(&id, &info).await {
+        Ok(r) => r,
+        Err(e) => {
+            // The bytes are published at a path nothing points to; remove them now (the
+            // pending row's lease lets the sweeper retry if this fails too).
+            let _ = state.storage.delete(&path).await;
+            return Err(e.into());
+        }
+    };
+    guard.disarm();
+    remove_versions(&state, bucket, retired).await;
+
+    let mut resp = status_response(StatusCode::OK);
+    let rh = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        rh.insert(header::ETAG, v);
+    }
+    if let Some((alg, v)) = &ingested.checksum
+        && let Ok(val) = HeaderValue::from_str(&checksum::encode_b64(v))
+    {
+        rh.insert(alg.header_name(), val);
+    }
+    Ok(resp)
+}
+
+/// The ETag policy (see `etag` in the bucket config): the MD5 when it was computed anyway,
+/// otherwise `hex(sha256[..16])-1`, which S3 tools treat as "not an MD5" (like a multipart tag).
+pub fn etag_for(i: &Ingested) -> String {
+    match i.md5 {
+        Some(md5) => hex::encode(md5),
+        None => format!("{}-1", hex::encode(&i.sha256[..16])),
+    }
+}
+
+/// Deletes the bytes of retired versions and their rows; failures are left to the sweeper.
+async fn remove_versions(state: &AppState, bucket: &str, ids: Vec<String>) {
+    for id in ids {
+        match state.storage.delete(&Storage::path_for(bucket, &id)).await {
+            Ok(()) => {
+                if let Err(e) = state.meta.purge(&id).await {
+                    tracing::warn!(error = %e, "purge failed; the sweeper will retry");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "deleting retired bytes failed; the sweeper will retry")
+            }
+        }
+    }
+}
+
+/// DeleteObject: always 204 (S3 semantics), whether or not the key existed.
+pub async fn delete(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>> {
+    bucket_config(&ctx.state, bucket)?;
+    delete_key(&ctx.state, bucket, key).await?;
+    Ok(status_response(StatusCode::NO_CONTENT))
+}
+
+/// Retires the current version at `key` and removes its bytes.
+pub async fn delete_key(state: &AppState, bucket: &str, key: &str) -> Result<()> {
+    if let Some(id) = state.meta.delete_current(bucket, key).await? {
+        remove_versions(state, bucket, vec![id]).await;
+    }
+    Ok(())
+}
+
+/// A byte range request, resolved against the object size.
+fn parse_range(value: &str, size: u64) -> Result<Option<Range<u64>>> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None); // Unknown units are ignored (RFC 9110).
+    };
+    if spec.contains(',') {
+        return Ok(None); // Multiple ranges: S3 serves the whole object.
+    }
+    let (a, b) = spec.split_once('-').ok_or(Error::InvalidRange)?;
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| s.parse::<u64>().map_err(|_| Error::InvalidRange);
+    let range = if a.is_empty() {
+        let n = num(b)?;
+        if n == 0 || size == 0 {
+            return Err(Error::InvalidRange);
+        }
+        size.saturating_sub(n)..size
+    } else {
+        let start = num(a)?;
+        let end = if b.is_empty() {
+            size
+        } else {
+            num(b)?.saturating_add(1).min(size)
+        };
+        if start >= size || end <= start {
+            return Err(Error::InvalidRange);
+        }
+        start..end
+    };
+    Ok(Some(range))
+}
+
+fn http_date(ms: i64) -> String {
+    httpdate::fmt_http_date(crate::clock::from_ms(ms))
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',').any(|t| {
+        let t = t.trim();
+        let t = t.strip_prefix("W/").unwrap_or(t);
+        t == "*" || t.trim_matches('"') == etag
+    })
+}
+
+/// Evaluates conditional headers (RFC 9110 order). `Ok(Some(304))` means "not modified".
+fn preconditions(h: &HeaderMap, rec: &ObjectRecord) -> Result<Option<StatusCode>> {
+    let modified = crate::clock::from_ms(rec.committed_at_ms);
+    let parse_date = |v: &str| httpdate::parse_http_date(v).ok();
+    // Second granularity, as HTTP dates.
+    let secs = |t: std::time::SystemTime| crate::clock::to_ms(t) / 1000;
+    if let Some(v) = header_str(h, "if-match") {
+        if !etag_matches(v, &rec.etag) {
+            return Err(Error::PreconditionFailed);
+        }
+    } else if let Some(t) = header_str(h, "if-unmodified-since").and_then(parse_date)
+        && secs(modified) > secs(t)
+    {
+        return Err(Error::PreconditionFailed);
+    }
+    if let Some(v) = header_str(h, "if-none-match") {
+        if etag_matches(v, &rec.etag) {
+            return Ok(Some(StatusCode::NOT_MODIFIED));
+        }
+    } else if let Some(t) = header_str(h, "if-modified-since").and_then(parse_date)
+        && secs(modified) <= secs(t)
+    {
+        return Ok(Some(StatusCode::NOT_MODIFIED));
+    }
+    Ok(None)
+}
+
+/// Response-header overrides S3 allows on signed GETs. Every query parameter is covered by
+/// the signature, so these were chosen by a key holder; the content type may still only be
+/// one the bucket accepts (or octet-stream), so a link cannot turn a file into HTML.
+fn apply_overrides(ctx: &Ctx, bcfg: &BucketConfig, h: &mut HeaderMap) -> Result<()> {
+    let pairs = [
+        ("response-cache-control", header::CACHE_CONTROL),
+        ("response-content-disposition", header::CONTENT_DISPOSITION),
+        ("response-content-encoding", header::CONTENT_ENCODING),
+        ("response-content-language", header::CONTENT_LANGUAGE),
+        ("response-expires", header::EXPIRES),
+    ];
+    for (param, name) in pairs {
+        if let Some(v) = ctx.query.get(param)? {
+            let v = HeaderValue::from_str(v)
+                .map_err(|_| Error::InvalidArgument("invalid response header override"))?;
+            h.insert(name, v);
+        }
+    }
+    if let Some(ct) = ctx.query.get("response-content-type")? {
+        let norm =
+            sniff::normalize(ct).ok_or(Error::InvalidArgument("invalid response-content-type"))?;
+        if norm != "application/octet-stream" && !bcfg.allowed_types.contains(&norm) {
+            return Err(Error::InvalidArgument(
+                "response-content-type is not allowed",
+            ));
+        }
+        let v = HeaderValue::from_str(&norm)
+            .map_err(|_| Error::InvalidArgument("invalid response-content-type"))?;
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    Ok(())
+}
+
+/// GetObject / HeadObject.
+pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<Response<Body>> {
+    let state = &ctx.state;
+    let bcfg = bucket_config(state, bucket)?;
+    let rec = state
+        .meta
+        .current(bucket, key)
+        .await?
+        .ok_or(Error::NoSuchKey)?;
+    let h = &ctx.parts.headers;
+
+    let mut resp = status_response(StatusCode::OK);
+    let rh = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", rec.etag)) {
+        rh.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&http_date(rec.committed_at_ms)) {
+        rh.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(code) = preconditions(h, &rec)? {
+        *resp.status_mut() = code;
+        return Ok(resp);
+    }
+    rh.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    rh.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&rec.content_type) {
+        rh.insert(header::CONTENT_TYPE, v);
+    }
+    apply_overrides(ctx, bcfg, rh)?;
+
+    let range = match header_str(h, "range") {
+        Some(r) => parse_range(r, rec.size)?,
+        None => None,
+    };
+    let checksum_mode = header_str(h, "x-amz-checksum-mode")
+        .map(|v| v.eq_ignore_ascii_case("enabled"))
+        .unwrap_or(false);
+    if checksum_mode && range.is_none() {
+        // The SHA-256 of every object is known; a verified client checksum is returned too.
+        if let Some((name, value)) = &rec.checksum
+            && let Ok(v) = HeaderValue::from_str(value)
+            && let Ok(n) = http::HeaderName::from_bytes(name.as_bytes())
+        {
+            rh.insert(n, v);
+        }
+        if let Ok(raw) = hex::decode(&rec.sha256)
+            && let Ok(v) = HeaderValue::from_str(&checksum::encode_b64(&raw))
+        {
+            rh.insert("x-amz-checksum-sha256", v);
+        }
+        rh.insert(
+            "x-amz-checksum-type",
+            HeaderValue::from_static("FULL_OBJECT"),
+        );
+    }
+    let (status, len) = match &range {
+        Some(r) => {
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start, r.end - 1, rec.size))
+            {
+                rh.insert(header::CONTENT_RANGE, v);
+            }
+            (StatusCode::PARTIAL_CONTENT, r.end - r.start)
+        }
+        None => (StatusCode::OK, rec.size),
+    };
+    rh.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    *resp.status_mut() = status;
+    if head_only || len == 0 {
+        *resp.body_mut() = empty();
+        return Ok(resp);
+    }
+    let obj = state
+        .storage
+        .get(&Storage::path_for(bucket, &rec.id), range)
+        .await?;
+    let stream = obj
+        .stream
+        .map_ok(Frame::data)
+        .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+    *resp.body_mut() = StreamBody::new(stream).boxed_unsync();
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_resolve_like_s3() {
+        assert_eq!(parse_range("bytes=0-9", 100).expect("r"), Some(0..10));
+        assert_eq!(parse_range("bytes=90-", 100).expect("r"), Some(90..100));
+        assert_eq!(parse_range("bytes=-10", 100).expect("r"), Some(90..100));
+        assert_eq!(parse_range("bytes=-200", 100).expect("r"), Some(0..100));
+        assert_eq!(parse_range("bytes=50-500", 100).expect("r"), Some(50..100));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100).expect("r"), None);
+        assert_eq!(parse_range("items=0-1", 100).expect("r"), None);
+        assert!(matches!(
+            parse_range("bytes=100-", 100),
+            Err(Error::InvalidRange)
+        ));
+        assert!(matches!(
+            parse_range("bytes=5-2", 100),
+            Err(Error::InvalidRange)
+        ));
+        assert!(matches!(
+            parse_range("bytes=-0", 100),
+            Err(Error::InvalidRange)
+        ));
+        assert!(matches!(
+            parse_range("bytes=x-1", 100),
+            Err(Error::InvalidRange)
+        ));
+    }
+
+    #[test]
+    fn etag_lists_match() {
+        assert!(etag_matches("\"abc\"", "abc"));
+        assert!(etag_matches("W/\"abc\", \"def\"", "def"));
+        assert!(etag_matches("*", "abc"));
+        assert!(!etag_matches("\"abd\"", "abc"));
+    }
+}

@@ -1,0 +1,44 @@
+//! Background cleanup: removes the bytes of retired versions and of uploads whose process died
+//! before committing or aborting (pending rows whose lease ran out), then their rows.
+//!
+//! Idempotent and safe on several replicas at once: deleting absent bytes is not an error and a
+//! purge only ever removes non-committed rows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::storage::Storage;
+
+/// How often the sweeper wakes.
+pub const INTERVAL: Duration = Duration::from_secs(60);
+
+/// Runs forever, sweeping every [`INTERVAL`].
+pub async fn run(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(INTERVAL);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep_once(&state).await {
+            tracing::warn!(error = %e, "sweep failed");
+        }
+    }
+}
+
+/// One pass; returns how many rows were purged.
+pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> {
+    let mut purged = 0;
+    loop {
+        let batch = state.meta.sweepable(crate::clock::now_ms(), 100).await?;
+        if batch.is_empty() {
+            return Ok(purged);
+        }
+        for item in &batch {
+            state
+                .storage
+                .delete(&Storage::path_for(&item.bucket, &item.id))
+                .await?;
+            state.meta.purge(&item.id).await?;
+            purged += 1;
+        }
+    }
+}

@@ -1,0 +1,216 @@
+"""Unmodified S3 clients against the real upgate binary: boto3, the aws CLI, rclone, s3cmd.
+
+These are the compatibility oracle: if a stock client needs a flag to work with upgate, the
+test says so explicitly.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from conftest import ACCESS_KEY, BUCKET, SECRET_KEY
+
+
+def pdf_bytes(n, seed=1):
+    head = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+    body = hashlib.sha256(str(seed).encode()).digest() * (n // 32 + 1)
+    return (head + body)[:n]
+
+
+def s3_client(gateway, **config):
+    return boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, **config),
+        verify=False,
+    )
+
+
+def aws(gateway, *args, check=True):
+    res = subprocess.run(
+        ["aws", "--endpoint-url", gateway.endpoint, *args],
+        env=gateway.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and res.returncode != 0:
+        raise AssertionError(f"aws {' '.join(args)} failed: {res.stdout}\n{res.stderr}")
+    return res
+
+
+def http(method, url, data=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def test_boto3_put_get_list_delete(gateway):
+    s3 = s3_client(gateway)
+    body = pdf_bytes(2 * 1024 * 1024)
+    s3.put_object(Bucket=BUCKET, Key="boto/a.pdf", Body=body, ContentType="application/pdf")
+    got = s3.get_object(Bucket=BUCKET, Key="boto/a.pdf")
+    assert got["Body"].read() == body
+    assert got["ContentType"] == "application/pdf"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="boto/")["Contents"]]
+    assert keys == ["boto/a.pdf"]
+    s3.delete_object(Bucket=BUCKET, Key="boto/a.pdf")
+    with pytest.raises(s3.exceptions.NoSuchKey):
+        s3.get_object(Bucket=BUCKET, Key="boto/a.pdf")
+
+
+def test_boto3_default_checksum_trailer_upload(gateway):
+    # botocore >= 1.36 sends STREAMING-UNSIGNED-PAYLOAD-TRAILER with a CRC32 trailer for
+    # file-like bodies by default.
+    s3 = s3_client(gateway)
+    body = pdf_bytes(300_000, seed=2)
+    with tempfile.TemporaryFile() as f:
+        f.write(body)
+        f.seek(0)
+        s3.upload_fileobj(f, BUCKET, "boto/trailer.pdf")
+    got = s3.get_object(Bucket=BUCKET, Key="boto/trailer.pdf", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+
+
+def test_boto3_rejects_oversize_and_disguised(gateway):
+    s3 = s3_client(gateway)
+    with pytest.raises(s3.exceptions.ClientError) as e:
+        s3.put_object(Bucket=BUCKET, Key="boto/big.pdf", Body=pdf_bytes(21 * 1024 * 1024))
+    assert e.value.response["Error"]["Code"] == "EntityTooLarge"
+    with pytest.raises(s3.exceptions.ClientError) as e:
+        s3.put_object(Bucket=BUCKET, Key="boto/x.png", Body=pdf_bytes(1000), ContentType="image/png")
+    assert e.value.response["Error"]["Code"] == "ContentTypeMismatch"
+    keys = s3.list_objects_v2(Bucket=BUCKET, Prefix="boto/big").get("Contents", [])
+    assert keys == []
+
+
+def test_boto3_presigned_urls_sigv2_and_sigv4(gateway):
+    body = pdf_bytes(10_000, seed=3)
+    # Default signature for presign against a custom endpoint, and explicit s3v4.
+    for version, key in [(None, "pre/default.pdf"), ("s3v4", "pre/v4.pdf"), ("s3", "pre/v2.pdf")]:
+        cfg = {} if version is None else {"signature_version": version}
+        s3 = s3_client(gateway, **cfg)
+        put_url = s3.generate_presigned_url(
+            "put_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300
+        )
+        status, resp, _ = http("PUT", put_url, data=body)
+        assert status == 200, (version, resp)
+        get_url = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300
+        )
+        status, got, headers = http("GET", get_url)
+        assert status == 200 and got == body, (version, status)
+        assert headers.get("X-Content-Type-Options") == "nosniff"
+        # Tampering with the URL breaks it.
+        status, resp, _ = http("GET", get_url.replace(key, key + "x"))
+        assert status == 403, (version, resp)
+
+
+def test_aws_cli_s3api_cp_ls_presign(gateway, tmp_path):
+    body = pdf_bytes(2 * 1024 * 1024, seed=4)
+    src = tmp_path / "doc.pdf"
+    src.write_bytes(body)
+    # Plain s3api put-object declares no content type; the sniffed type is stored.
+    out = aws(gateway, "s3api", "put-object", "--bucket", BUCKET, "--key", "cli/api.pdf", "--body", str(src))
+    assert "ETag" in json.loads(out.stdout)
+    head = json.loads(aws(gateway, "s3api", "head-object", "--bucket", BUCKET, "--key", "cli/api.pdf").stdout)
+    assert head["ContentType"] == "application/pdf"
+    assert head["ContentLength"] == len(body)
+
+    aws(gateway, "s3", "cp", str(src), f"s3://{BUCKET}/cli/cp.pdf")
+    dst = tmp_path / "back.pdf"
+    aws(gateway, "s3", "cp", f"s3://{BUCKET}/cli/cp.pdf", str(dst))
+    assert dst.read_bytes() == body
+
+    listing = aws(gateway, "s3", "ls", f"s3://{BUCKET}/cli/").stdout
+    assert "api.pdf" in listing and "cp.pdf" in listing
+
+    url = aws(gateway, "s3", "presign", f"s3://{BUCKET}/cli/cp.pdf", "--expires-in", "300").stdout.strip()
+    res = subprocess.run(["curl", "-sf", url], capture_output=True, timeout=60)
+    assert res.returncode == 0 and res.stdout == body
+
+    aws(gateway, "s3", "rm", f"s3://{BUCKET}/cli/cp.pdf")
+    assert "cp.pdf" not in aws(gateway, "s3", "ls", f"s3://{BUCKET}/cli/").stdout
+
+
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone not installed (.ci/run installs it)")
+def test_rclone_copy_and_check_integrity(gateway, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}.pdf").write_bytes(pdf_bytes(500_000 + i, seed=10 + i))
+    env = gateway.env()
+    env.update(
+        RCLONE_CONFIG_UG_TYPE="s3",
+        RCLONE_CONFIG_UG_PROVIDER="Other",
+        RCLONE_CONFIG_UG_ACCESS_KEY_ID=ACCESS_KEY,
+        RCLONE_CONFIG_UG_SECRET_ACCESS_KEY=SECRET_KEY,
+        RCLONE_CONFIG_UG_ENDPOINT=gateway.endpoint,
+        RCLONE_CONFIG_UG_REGION="us-east-1",
+        RCLONE_CONFIG_UG_FORCE_PATH_STYLE="true",
+        RCLONE_CONFIG="/dev/null",
+    )
+
+    def rclone(*args):
+        res = subprocess.run(["rclone", *args], env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, f"rclone {args}: {res.stdout}\n{res.stderr}"
+        return res
+
+    rclone("copy", str(src), f"ug:{BUCKET}/rclone")
+    # `check` compares hashes (MD5 where both sides have one) and sizes.
+    rclone("check", str(src), f"ug:{BUCKET}/rclone")
+    back = tmp_path / "back"
+    rclone("copy", f"ug:{BUCKET}/rclone", str(back))
+    for i in range(3):
+        assert (back / f"f{i}.pdf").read_bytes() == (src / f"f{i}.pdf").read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("s3cmd") is None, reason="s3cmd not installed (.ci/run installs it)")
+def test_s3cmd_put_get_integrity(gateway, tmp_path):
+    host = gateway.endpoint.removeprefix("http://")
+    cfg = tmp_path / "s3cfg"
+    cfg.write_text(
+        "[default]\n"
+        f"access_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\n"
+        f"host_base = {host}\nhost_bucket = {host}\n"
+        "use_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
+        "check_ssl_certificate = False\n"
+    )
+    src = tmp_path / "s.pdf"
+    body = pdf_bytes(700_000, seed=20)
+    src.write_bytes(body)
+
+    def s3cmd(*args):
+        res = subprocess.run(["s3cmd", "-c", str(cfg), *args], env=gateway.env(), capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, f"s3cmd {args}: {res.stdout}\n{res.stderr}"
+        assert "MD5 Sums don't match" not in res.stderr, res.stderr
+        assert "MD5 signatures do not match" not in res.stderr, res.stderr
+        return res
+
+    s3cmd("put", str(src), f"s3://{BUCKET}/s3cmd/s.pdf")
+    dst = tmp_path / "d.pdf"
+    s3cmd("get", f"s3://{BUCKET}/s3cmd/s.pdf", str(dst))
+    assert dst.read_bytes() == body
+    assert "s3cmd/s.pdf" in s3cmd("ls", f"s3://{BUCKET}/s3cmd/").stdout
+
+
+def test_logs_carry_no_secrets_or_keys(gateway):
+    # INV-5: run after the other tests in this module have written their lines.
+    log = open(gateway.log_path, encoding="utf-8", errors="replace").read()
+    assert "request" in log
+    for needle in [SECRET_KEY, "X-Amz-Signature", "Signature=", "boto/a.pdf", "doc.pdf", "cli/api.pdf"]:
+        assert needle not in log, needle
