@@ -38,6 +38,8 @@ pub mod sigv4;
 pub mod verify;
 
 mod encoding;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::time::Duration;
