@@ -752,3 +752,170 @@ async fn unsigned_trailer_checksum_is_enforced() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stalled_body_is_cut_off_after_the_idle_timeout() {
+    // T-H2: one write, then silence.
+    let app = spawn_app_with("[server]\nbody_idle_timeout_secs = 1\n").await;
+    let head = signed_head(
+        &app,
+        "slow.pdf",
+        &[("content-length", "100000")],
+        Payload::Unsigned,
+    );
+    let mut s = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&pdf(1000)).await.expect("some body");
+    let mut buf = vec![0u8; 4096];
+    let started = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("answered")
+        .expect("read");
+    let resp = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(resp.contains("RequestTimeout"), "{resp}");
+    assert_nothing_stored(&app, "slow.pdf").await;
+    app.stop().await;
+}
+
+impl TestChunkSigner {
+    fn sign_trailer(&mut self, canonical: &str) -> String {
+        let sts = format!(
+            "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{}\n{}",
+            self.date,
+            self.scope,
+            self.prev,
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        );
+        self.prev = hex::encode(hmac(&self.key, sts.as_bytes()));
+        self.prev.clone()
+    }
+}
+
+fn crc32_b64(data: &[u8]) -> String {
+    use base64::Engine;
+    let mut d = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32IsoHdlc);
+    d.update(data);
+    base64::engine::general_purpose::STANDARD.encode((d.finalize() as u32).to_be_bytes())
+}
+
+#[tokio::test]
+async fn signed_streaming_with_a_signed_checksum_trailer() {
+    // STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER: chunk signatures, then a signed trailer.
+    let app = spawn_app().await;
+    let data = pdf(70_000);
+    let u = url(&app, "st.pdf");
+    let build = |crc: &str, tamper_trailer_sig: bool| {
+        let h = host(&app);
+        let decoded = data.len().to_string();
+        let headers = [
+            ("host", h.as_str()),
+            ("content-encoding", "aws-chunked"),
+            ("x-amz-decoded-content-length", decoded.as_str()),
+            ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ];
+        let signed = sign_headers(
+            "PUT",
+            &u,
+            &headers,
+            Payload::Literal("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"),
+            SystemTime::now(),
+            SECRET_KEY,
+        );
+        let auth = signed
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .expect("auth")
+            .1
+            .clone();
+        let amz_date = signed
+            .iter()
+            .find(|(k, _)| k == "x-amz-date")
+            .expect("date")
+            .1
+            .clone();
+        let seed = auth.rsplit("Signature=").next().expect("sig").to_string();
+        let mut signer = TestChunkSigner::new(&amz_date, &seed);
+        let mut body = Vec::new();
+        for piece in data.chunks(65_536).chain(std::iter::once(&[][..])) {
+            let sig = signer.sign(piece);
+            body.extend_from_slice(
+                format!("{:x};chunk-signature={sig}\r\n", piece.len()).as_bytes(),
+            );
+            body.extend_from_slice(piece);
+            if !piece.is_empty() {
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+        let canonical = format!("x-amz-checksum-crc32:{crc}\n");
+        let mut tsig = signer.sign_trailer(&canonical);
+        if tamper_trailer_sig {
+            tsig = tsig.replace('a', "b");
+        }
+        body.extend_from_slice(
+            format!("x-amz-checksum-crc32:{crc}\r\nx-amz-trailer-signature:{tsig}\r\n\r\n")
+                .as_bytes(),
+        );
+        let mut all: Vec<(String, String)> = headers[1..]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        all.extend(signed);
+        (all, body)
+    };
+    let good = crc32_b64(&data);
+    let (headers, body) = build(&good, true);
+    let (status, _, resp) = send("PUT", &u, &headers, body).await;
+    assert_eq!(
+        (status, error_code(&resp).as_str()),
+        (403, "SignatureDoesNotMatch")
+    );
+    let (headers, body) = build("AAAAAA==", false);
+    let (status, _, resp) = send("PUT", &u, &headers, body).await;
+    assert_eq!((status, error_code(&resp).as_str()), (400, "BadDigest"));
+    assert_nothing_stored(&app, "st.pdf").await;
+    let (headers, body) = build(&good, false);
+    let (status, _, resp) = send("PUT", &u, &headers, body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_sweeper_removes_what_a_dead_upload_left_behind() {
+    // T-I6(a): a pending row whose lease ran out, with bytes staged at its path.
+    use upgate::metadata::NewPending;
+    use upgate::storage::Storage;
+    let app = spawn_app().await;
+    let id = upgate::id::object_id();
+    app.state
+        .meta
+        .insert_pending(&NewPending {
+            id: id.clone(),
+            bucket: BUCKET.into(),
+            key: "dead.pdf".into(),
+            owner: ACCESS_KEY.into(),
+            created_at_ms: 0,
+            lease_until_ms: 1,
+        })
+        .await
+        .expect("pending");
+    let path = Storage::path_for(BUCKET, &id);
+    let mut staging = app.state.storage.begin(&path).await.expect("begin");
+    staging
+        .write(bytes::Bytes::from(pdf(100)))
+        .await
+        .expect("write");
+    staging.commit().await.expect("publish");
+    assert!(app.state.storage.exists(&path).await.expect("exists"));
+    let purged = upgate::sweeper::sweep_once(&app.state)
+        .await
+        .expect("sweep");
+    assert_eq!(purged, 1);
+    assert!(!app.state.storage.exists(&path).await.expect("exists"));
+    assert_nothing_stored(&app, "dead.pdf").await;
+    app.stop().await;
+}

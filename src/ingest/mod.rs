@@ -250,3 +250,97 @@ where
     };
     pipe.finish(trailers, staging).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::Storage;
+
+    fn store() -> Storage {
+        Storage::from_store(Arc::new(object_store::memory::InMemory::new()), 0)
+    }
+
+    fn exp(max: u64) -> Expectations {
+        Expectations {
+            max_bytes: max,
+            allowed_types: vec!["application/pdf".into()],
+            ..Default::default()
+        }
+    }
+
+    fn pdf(n: usize) -> Bytes {
+        let mut v = b"%PDF-1.7\n".to_vec();
+        v.resize(n, b'x');
+        Bytes::from(v)
+    }
+
+    #[tokio::test]
+    async fn a_body_streaming_past_the_limit_is_cut_at_the_crossing_piece() {
+        let s = store();
+        let path = Storage::path_for("b", "0011");
+        let mut staging = s.begin(&path).await.expect("begin");
+        let mut pipe = Pipe::new(exp(100)).expect("pipe");
+        pipe.push(pdf(100), &mut staging)
+            .await
+            .expect("exactly the limit is fine");
+        let err = pipe
+            .push(Bytes::from_static(b"x"), &mut staging)
+            .await
+            .expect_err("limit + 1");
+        assert!(matches!(err, Error::EntityTooLarge));
+        staging.abort().await;
+        assert!(!s.exists(&path).await.expect("exists"));
+    }
+
+    #[tokio::test]
+    async fn declared_length_and_type_are_refused_before_any_byte() {
+        let mut e = exp(100);
+        e.length = Some(101);
+        assert!(matches!(Pipe::new(e), Err(Error::EntityTooLarge)));
+        let mut e = exp(100);
+        e.declared_type = Some("image/png".into());
+        assert!(matches!(Pipe::new(e), Err(Error::ContentTypeNotAllowed)));
+    }
+
+    #[tokio::test]
+    async fn digests_are_checked_at_end_of_stream() {
+        let s = store();
+        let body = pdf(5000);
+        let sha: [u8; 32] = Sha256::digest(&body).into();
+        let md5: [u8; 16] = Md5::digest(&body).into();
+        for (sha256, md5v, want_ok) in [
+            (Some(sha), Some(md5), true),
+            (Some([0u8; 32]), None, false),
+            (None, Some([0u8; 16]), false),
+        ] {
+            let path = Storage::path_for("b", "0022");
+            let mut staging = s.begin(&path).await.expect("begin");
+            let mut e = exp(10_000);
+            e.sha256 = sha256;
+            e.md5 = md5v;
+            let pieces = futures_util::stream::iter(
+                body.chunks(700)
+                    .map(|c| Ok(Bytes::copy_from_slice(c)))
+                    .collect::<Vec<_>>(),
+            );
+            let r = run_pipe(
+                pieces,
+                None,
+                Pipe::new(e).expect("pipe"),
+                &mut staging,
+                Duration::from_secs(5),
+            )
+            .await;
+            assert_eq!(r.is_ok(), want_ok, "{r:?}");
+            if let Ok(i) = r {
+                assert_eq!(i.size, 5000);
+                assert_eq!(i.sha256, sha);
+                assert_eq!(i.md5, Some(md5));
+                assert_eq!(i.content_type, "application/pdf");
+            }
+            staging.abort().await;
+        }
+    }
+}

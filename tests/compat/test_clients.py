@@ -70,6 +70,27 @@ def test_boto3_put_get_list_delete(gateway):
         s3.get_object(Bucket=BUCKET, Key="boto/a.pdf")
 
 
+def test_boto3_sigv2_header_auth(gateway):
+    # signature_version="s3" signs every request with SigV2 (HmacV1) headers.
+    s3 = s3_client(gateway, signature_version="s3")
+    body = pdf_bytes(50_000, seed=5)
+    s3.put_object(Bucket=BUCKET, Key="v2/h.pdf", Body=body)
+    assert s3.get_object(Bucket=BUCKET, Key="v2/h.pdf")["Body"].read() == body
+    assert [o["Key"] for o in s3.list_objects(Bucket=BUCKET, Prefix="v2/")["Contents"]] == ["v2/h.pdf"]
+    s3.delete_object(Bucket=BUCKET, Key="v2/h.pdf")
+    bad = boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key="wrong",
+        region_name="us-east-1",
+        config=Config(signature_version="s3", s3={"addressing_style": "path"}),
+    )
+    with pytest.raises(bad.exceptions.ClientError) as e:
+        bad.put_object(Bucket=BUCKET, Key="v2/bad.pdf", Body=body)
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
 def test_boto3_default_checksum_trailer_upload(gateway):
     # botocore >= 1.36 sends STREAMING-UNSIGNED-PAYLOAD-TRAILER with a CRC32 trailer for
     # file-like bodies by default.
