@@ -15,7 +15,9 @@ use crate::auth::{AuthPolicy, SecretKey};
 use crate::config::Config;
 use crate::metadata::sqlite::SqliteStore;
 use crate::metadata::{MetaError, MetadataStore};
+use crate::metrics::Metrics;
 use crate::storage::Storage;
+use crate::tls::TlsState;
 
 /// Errors that stop the gateway from starting.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,8 @@ pub enum StartError {
     Credentials(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// An access key pair.
@@ -61,6 +65,47 @@ pub enum RootSource {
     Generated,
 }
 
+/// Counts cleanup tasks spawned from drop guards, so shutdown can wait for them before the
+/// runtime goes away (otherwise a cut upload's pending row would outlive the process).
+#[derive(Debug, Default)]
+pub struct CleanupTracker {
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl CleanupTracker {
+    /// Runs `fut` in the background, tracked.
+    pub fn spawn(self: &Arc<Self>, fut: impl Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let me = Arc::clone(self);
+        rt.spawn(async move {
+            fut.await;
+            if me.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                me.idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until no tracked task runs, or `limit` passes.
+    pub async fn wait_idle(&self, limit: Duration) {
+        use std::sync::atomic::Ordering;
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let notified = self.idle.notified();
+                if self.running.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+}
+
 /// Shared, immutable state of a running gateway.
 #[derive(Debug)]
 pub struct AppState {
@@ -68,6 +113,9 @@ pub struct AppState {
     pub storage: Storage,
     pub meta: Arc<dyn MetadataStore>,
     pub auth_policy: AuthPolicy,
+    pub metrics: Arc<Metrics>,
+    /// Background cleanups started by drop guards.
+    pub cleanup: Arc<CleanupTracker>,
     keys: HashMap<String, SecretKey>,
     /// Creation time (ms) of each configured bucket.
     pub bucket_created: HashMap<String, i64>,
@@ -84,6 +132,8 @@ impl AppState {
 pub struct App {
     state: Arc<AppState>,
     listener: TcpListener,
+    admin: Option<TcpListener>,
+    tls: Option<Arc<TlsState>>,
     root: Credential,
     root_source: RootSource,
 }
@@ -97,7 +147,8 @@ impl App {
             Some(c) => (c, RootSource::Provided),
             None => load_or_generate_root(&config)?,
         };
-        let storage = Storage::open(&config.storage)?;
+        let metrics = Arc::new(Metrics::new());
+        let storage = Storage::open(&config.storage)?.with_metrics(Arc::clone(&metrics));
         let meta: Arc<dyn MetadataStore> = Arc::new(
             SqliteStore::open(&config.metadata.resolved_url(&config.storage.data_dir)).await?,
         );
@@ -114,20 +165,37 @@ impl App {
         };
         let mut keys = HashMap::new();
         keys.insert(root.access_key_id.clone(), root.secret.clone());
+        let tls = if config.tls.enabled {
+            Some(Arc::new(TlsState::new(&config.tls)?))
+        } else {
+            None
+        };
         let addr = config.server.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let admin = match config.admin.addr() {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             state: Arc::new(AppState {
                 config,
                 storage,
                 meta,
                 auth_policy,
+                metrics,
+                cleanup: Arc::new(CleanupTracker::default()),
                 keys,
                 bucket_created,
             }),
             listener,
+            admin,
+            tls,
             root,
             root_source,
         })
@@ -136,6 +204,16 @@ impl App {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The bound admin address, if the admin listener is enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The TLS state (tests trigger reloads through it).
+    pub fn tls(&self) -> Option<Arc<TlsState>> {
+        self.tls.clone()
     }
 
     /// The root credential in force.
@@ -157,9 +235,26 @@ impl App {
     /// for up to the configured grace period.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
-        let sweeper = tokio::spawn(crate::sweeper::run(Arc::clone(&self.state)));
-        crate::server::serve(self.listener, self.state, shutdown, grace).await;
-        sweeper.abort();
+        let mut background = vec![tokio::spawn(crate::sweeper::run(Arc::clone(&self.state)))];
+        if let Some(tls) = &self.tls {
+            let every = Duration::from_secs(self.state.config.tls.reload_interval_secs);
+            background.push(tokio::spawn(Arc::clone(tls).watch(every)));
+        }
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(admin) = self.admin {
+            background.push(tokio::spawn(crate::server::serve_admin(
+                admin,
+                Arc::clone(&self.state),
+                async move {
+                    let _ = admin_stopped.await;
+                },
+            )));
+        }
+        crate::server::serve(self.listener, self.state, self.tls, shutdown, grace).await;
+        let _ = stop_admin.send(());
+        for task in background {
+            task.abort();
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub const ENV_PREFIX: &str = "UPGATE__";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub tls: TlsConfig,
     pub s3: S3Config,
     pub storage: StorageConfig,
     pub metadata: MetadataConfig,
@@ -46,6 +48,41 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
+    pub max_connections_per_ip: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub min_upload_rate_bytes_per_sec: u64,
+    pub upload_deadline_slack_secs: u64,
+    pub http2_max_concurrent_streams: u32,
+    pub http2_stream_window_bytes: u32,
+    pub http2_connection_window_bytes: u32,
+}
+
+/// `[admin]`: the operators' listener (metrics, probes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Empty disables the admin listener.
+    pub listen: String,
+}
+
+impl AdminConfig {
+    /// The parsed address, `None` when disabled.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+}
+
+/// `[tls]`: TLS on the main listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub enabled: bool,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub reload_interval_secs: u64,
+    pub hsts_max_age_secs: u64,
+    pub handshake_timeout_secs: u64,
 }
 
 /// `[s3]`: protocol settings of the S3 data plane.
@@ -257,6 +294,8 @@ impl Config {
             }
         }
         let server = section::<ServerConfig>(&mut root, "server", problems);
+        let admin = section::<AdminConfig>(&mut root, "admin", problems);
+        let tls = section::<TlsConfig>(&mut root, "tls", problems);
         let s3 = section::<S3Config>(&mut root, "s3", problems);
         let storage = section::<StorageConfig>(&mut root, "storage", problems);
         let metadata = section::<MetadataConfig>(&mut root, "metadata", problems);
@@ -284,6 +323,8 @@ impl Config {
         }
         Some(Config {
             server: server?,
+            admin: admin?,
+            tls: tls?,
             s3: s3?,
             storage: storage?,
             metadata: metadata?,
@@ -299,6 +340,44 @@ impl Config {
         }
         if self.server.header_read_timeout_secs == 0 {
             problems.push("server.header_read_timeout_secs must be at least 1".into());
+        }
+        if self.server.max_connections_per_ip == 0 {
+            problems.push("server.max_connections_per_ip must be at least 1".into());
+        }
+        if !(8..=1000).contains(&self.server.max_headers) {
+            problems.push("server.max_headers must be 8..=1000".into());
+        }
+        if !(8192..=1 << 20).contains(&self.server.max_header_bytes) {
+            problems.push("server.max_header_bytes must be 8192..=1048576".into());
+        }
+        if self.server.min_upload_rate_bytes_per_sec == 0 {
+            problems.push("server.min_upload_rate_bytes_per_sec must be at least 1".into());
+        }
+        if self.server.http2_stream_window_bytes < 65535
+            || self.server.http2_connection_window_bytes < self.server.http2_stream_window_bytes
+        {
+            problems.push(
+                "server.http2_stream_window_bytes must be >= 65535 and <= http2_connection_window_bytes"
+                    .into(),
+            );
+        }
+        if !self.admin.listen.is_empty() && self.admin.addr().is_none() {
+            problems.push(format!(
+                "admin.listen {:?} is not an address",
+                self.admin.listen
+            ));
+        }
+        if self.tls.enabled {
+            if self.tls.cert_file.as_os_str().is_empty() || self.tls.key_file.as_os_str().is_empty()
+            {
+                problems.push("tls.enabled requires tls.cert_file and tls.key_file".into());
+            }
+            if self.tls.reload_interval_secs == 0 || self.tls.handshake_timeout_secs == 0 {
+                problems.push(
+                    "tls.reload_interval_secs and tls.handshake_timeout_secs must be at least 1"
+                        .into(),
+                );
+            }
         }
         if self.server.body_idle_timeout_secs == 0 {
             problems.push("server.body_idle_timeout_secs must be at least 1".into());

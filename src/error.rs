@@ -35,6 +35,12 @@ pub enum Error {
     /// S3 answers this with a 400 AccessDenied.
     #[error("unsigned headers")]
     UnsignedHeaders(&'static str),
+    /// A presigned request used after its expiry.
+    #[error("request has expired")]
+    RequestExpired,
+    /// A presigned request dated further in the future than the allowed skew.
+    #[error("request is not valid yet")]
+    RequestNotYetValid,
     /// Header auth with a date outside the allowed clock skew.
     #[error("request time too skewed")]
     RequestTimeTooSkewed,
@@ -133,9 +139,12 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         use Error::*;
         match self {
-            AccessDenied(_) | InvalidAccessKeyId | SignatureDoesNotMatch | RequestTimeTooSkewed => {
-                StatusCode::FORBIDDEN
-            }
+            AccessDenied(_)
+            | InvalidAccessKeyId
+            | SignatureDoesNotMatch
+            | RequestExpired
+            | RequestNotYetValid
+            | RequestTimeTooSkewed => StatusCode::FORBIDDEN,
             AuthorizationQueryParametersError(_)
             | UnsignedHeaders(_)
             | AuthorizationHeaderMalformed(_)
@@ -167,7 +176,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         use Error::*;
         match self {
-            AccessDenied(_) | UnsignedHeaders(_) => "AccessDenied",
+            AccessDenied(_) | UnsignedHeaders(_) | RequestExpired | RequestNotYetValid => {
+                "AccessDenied"
+            }
             InvalidAccessKeyId => "InvalidAccessKeyId",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
@@ -205,6 +216,8 @@ impl Error {
         use Error::*;
         match self {
             AccessDenied(why) | UnsignedHeaders(why) => why,
+            RequestExpired => "Request has expired",
+            RequestNotYetValid => "Request is not valid yet",
             InvalidAccessKeyId => "The access key Id you provided does not exist in our records.",
             SignatureDoesNotMatch => {
                 "The request signature we calculated does not match the signature you provided."
@@ -240,6 +253,37 @@ impl Error {
             SlowDown => "Please reduce your request rate.",
             ServiceUnavailable(_) => "Service is unavailable; please retry.",
             Internal(_) => "We encountered an internal error. Please try again.",
+        }
+    }
+
+    /// The rejection reason label for metrics (a small, fixed set).
+    pub fn reason(&self) -> &'static str {
+        use Error::*;
+        match self {
+            SignatureDoesNotMatch | InvalidAccessKeyId => "signature",
+            RequestExpired | RequestNotYetValid | RequestTimeTooSkewed => "expired",
+            AccessDenied(_) | UnsignedHeaders(_) => "access_denied",
+            AuthorizationQueryParametersError(_)
+            | AuthorizationHeaderMalformed(_)
+            | InvalidRequest(_)
+            | InvalidArgument(_)
+            | InvalidObjectName
+            | MalformedXml
+            | InvalidChunkEncoding
+            | MissingContentLength
+            | IncompleteBody
+            | InvalidRange
+            | MethodNotAllowed => "malformed",
+            EntityTooLarge => "too_large",
+            ContentTypeNotAllowed | ContentTypeMismatch => "type",
+            InvalidDigest | BadDigest | ContentSha256Mismatch => "checksum",
+            NoSuchBucket | NoSuchKey => "not_found",
+            BucketAlreadyOwnedByYou | PreconditionFailed => "precondition",
+            NotImplemented => "unsupported",
+            RequestTimeout => "timeout",
+            SlowDown => "rate_limited",
+            ServiceUnavailable(_) => "unavailable",
+            Internal(_) => "internal",
         }
     }
 

@@ -16,6 +16,8 @@ use crate::error::Error;
 pub enum Endpoint {
     /// Liveness probe (no auth).
     Health,
+    /// Readiness probe (no auth): dependencies reachable.
+    Ready,
     ListBuckets,
     CreateBucket {
         bucket: String,
@@ -60,6 +62,7 @@ impl Endpoint {
     pub fn name(&self) -> &'static str {
         match self {
             Endpoint::Health => "Health",
+            Endpoint::Ready => "Ready",
             Endpoint::ListBuckets => "ListBuckets",
             Endpoint::CreateBucket { .. } => "CreateBucket",
             Endpoint::HeadBucket { .. } => "HeadBucket",
@@ -165,8 +168,12 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
 
 /// Routes a request. `raw_path` is still percent-encoded.
 pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint, Error> {
-    if raw_path == "/healthz" && (method == Method::GET || method == Method::HEAD) {
-        return Ok(Endpoint::Health);
+    if method == Method::GET || method == Method::HEAD {
+        match raw_path {
+            "/healthz" => return Ok(Endpoint::Health),
+            "/readyz" => return Ok(Endpoint::Ready),
+            _ => {}
+        }
     }
     let path = raw_path
         .strip_prefix('/')
@@ -262,6 +269,7 @@ mod tests {
         let cases: Vec<(Method, &str, &str, Endpoint)> = vec![
             (Method::GET, "/", "", ListBuckets),
             (Method::GET, "/healthz", "", Health),
+            (Method::GET, "/readyz", "", Ready),
             (Method::HEAD, "/up", "", HeadBucket { bucket: b("up") }),
             (Method::PUT, "/up", "", CreateBucket { bucket: b("up") }),
             (

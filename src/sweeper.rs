@@ -33,10 +33,9 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> 
             return Ok(purged);
         }
         for item in &batch {
-            state
-                .storage
-                .delete(&Storage::path_for(&item.bucket, &item.id))
-                .await?;
+            let path = Storage::path_for(&item.bucket, &item.id);
+            state.storage.remove_staging(&path).await?;
+            state.storage.delete(&path).await?;
             state.meta.purge(&item.id).await?;
             purged += 1;
         }

@@ -11,7 +11,8 @@ fn clean_command(dir: &std::path::Path) -> Command {
     c.env_remove("UPGATE_ROOT_ACCESS_KEY")
         .env_remove("UPGATE_ROOT_SECRET_KEY")
         .env("UPGATE__STORAGE__DATA_DIR", dir)
-        .env("UPGATE__SERVER__LISTEN", "127.0.0.1:0");
+        .env("UPGATE__SERVER__LISTEN", "127.0.0.1:0")
+        .env("UPGATE__ADMIN__LISTEN", "127.0.0.1:0");
     c
 }
 

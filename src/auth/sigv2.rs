@@ -198,6 +198,11 @@ pub fn canonical_resource(raw_path: &str, raw_query: Option<&str>) -> Result<Vec
     } else {
         raw_path.as_bytes().to_vec()
     };
+    // A bucket-level path-style request (`/bucket`) signs the resource `/bucket/`, as S3
+    // documents and botocore's HmacV1 signer does.
+    if out.len() > 1 && !out[1..].contains(&b'/') {
+        out.push(b'/');
+    }
     let pairs = encoding::parse_query(raw_query)?;
     let mut subresources: Vec<&QueryPair<'_>> = pairs
         .iter()
@@ -284,7 +289,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subresource_list_is_sorted_and_unique() {
+    fn subresource_list_has_no_duplicates() {
         // Keeps the list easy to audit.
         let mut sorted = SIGNED_SUBRESOURCES.to_vec();
         sorted.sort_unstable_by_key(|s| s.to_ascii_lowercase());
@@ -304,6 +309,10 @@ mod tests {
             "/examplebucket/key?acl&partNumber=2&tagging=&uploadId=abc/def"
         );
         assert_eq!(canonical_resource("", None).unwrap(), b"/");
+        assert_eq!(
+            canonical_resource("/uploads", Some("prefix=a")).unwrap(),
+            b"/uploads/"
+        );
         assert_eq!(
             canonical_resource("/b/my%20key", Some("foo=1")).unwrap(),
             b"/b/my%20key"

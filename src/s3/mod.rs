@@ -9,7 +9,6 @@ pub mod bucket;
 pub mod object;
 pub mod xml;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -23,6 +22,7 @@ use crate::app::AppState;
 use crate::auth::{self, AuthError, RequestHead, Verified};
 use crate::error::{Error, Result};
 use crate::router::{self, Endpoint, Query};
+use crate::server::ConnInfo;
 
 /// Response body: small buffered XML or a streamed object.
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -52,19 +52,30 @@ pub struct Ctx {
 pub async fn handle(
     state: Arc<AppState>,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    conn: ConnInfo,
 ) -> Response<Body> {
     let started = Instant::now();
     let request_id = crate::id::request_id();
     let method = req.method().clone();
     let mut op = "Unknown";
+    let metrics = Arc::clone(&state.metrics);
+    let hsts = state.config.tls.hsts_max_age_secs;
     let (mut resp, bucket) = match dispatch(state, req, &request_id, &mut op).await {
         Ok((resp, bucket)) => (resp, bucket),
         Err((e, bucket)) => {
             e.log_cause(&request_id);
+            metrics.rejection(&e);
             (error_response(&e, &method, &request_id), bucket)
         }
     };
+    if conn.tls
+        && hsts > 0
+        && let Ok(v) = HeaderValue::from_str(&format!("max-age={hsts}"))
+    {
+        resp.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, v);
+    }
+    metrics.request(op, resp.status().as_u16(), started.elapsed().as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
@@ -72,7 +83,7 @@ pub async fn handle(
         .insert(header::SERVER, HeaderValue::from_static("upgate"));
     tracing::info!(
         request_id = %request_id,
-        peer = %peer.ip(),
+        peer = %conn.peer.ip(),
         method = %method,
         op,
         bucket = bucket.as_deref().unwrap_or("-"),
@@ -98,8 +109,10 @@ async fn dispatch(
     let endpoint = router::route(&parts.method, &raw_path, &query).map_err(|e| (e, None))?;
     *op = endpoint.name();
     let bucket = bucket_of(&endpoint);
-    if endpoint == Endpoint::Health {
-        return Ok((text_response(StatusCode::OK, "ok"), None));
+    match endpoint {
+        Endpoint::Health => return Ok((text_response(StatusCode::OK, "ok"), None)),
+        Endpoint::Ready => return Ok((crate::health::readiness(&state).await, None)),
+        _ => {}
     }
     let verified = authenticate(&state, &parts, &raw_path, raw_query.as_deref())
         .await
@@ -113,6 +126,7 @@ async fn dispatch(
     };
     let result = match endpoint {
         Endpoint::Health => Ok(text_response(StatusCode::OK, "ok")),
+        Endpoint::Ready => Ok(crate::health::readiness(&ctx.state).await),
         Endpoint::ListBuckets => bucket::list_buckets(&ctx).await,
         Endpoint::CreateBucket { bucket } => bucket::create_bucket(&ctx, &bucket),
         Endpoint::HeadBucket { bucket } => bucket::head_bucket(&ctx, &bucket),
@@ -141,7 +155,7 @@ fn bucket_of(e: &Endpoint) -> Option<String> {
         | Endpoint::GetObject { bucket, .. }
         | Endpoint::HeadObject { bucket, .. }
         | Endpoint::DeleteObject { bucket, .. } => Some(bucket.clone()),
-        Endpoint::Health | Endpoint::ListBuckets | Endpoint::Unsupported => None,
+        Endpoint::Health | Endpoint::Ready | Endpoint::ListBuckets | Endpoint::Unsupported => None,
     }
 }
 
@@ -216,8 +230,8 @@ pub fn auth_error(e: AuthError) -> Error {
             Error::AuthorizationHeaderMalformed("The credential must end with aws4_request.")
         }
         A::InvalidDate => Error::AccessDenied("The request date is missing or invalid."),
-        A::Expired => Error::AccessDenied("Request has expired"),
-        A::NotYetValid => Error::AccessDenied("Request is not valid yet"),
+        A::Expired => Error::RequestExpired,
+        A::NotYetValid => Error::RequestNotYetValid,
         A::TimeTooSkewed => Error::RequestTimeTooSkewed,
         A::HostNotSigned | A::UnsignedHeaders => Error::UnsignedHeaders(
             "There were headers present in the request which were not signed.",

@@ -28,6 +28,7 @@ fn bucket_config<'a>(state: &'a AppState, bucket: &str) -> Result<&'a BucketConf
 /// disconnect, shutdown). The staging write cleans itself up the same way.
 struct PendingGuard {
     state: Arc<AppState>,
+    bucket: String,
     id: Option<String>,
 }
 
@@ -41,13 +42,18 @@ impl Drop for PendingGuard {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             let state = Arc::clone(&self.state);
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    if let Err(e) = state.meta.discard_pending(&id).await {
-                        tracing::warn!(error = %e, "discarding pending record failed; the sweeper will");
-                    }
-                });
-            }
+            let path = Storage::path_for(&self.bucket, &id);
+            self.state.cleanup.spawn(async move {
+                // The staged write aborts itself on drop; this makes sure of it before the row
+                // (the sweeper's only pointer to it) goes.
+                if let Err(e) = state.storage.remove_staging(&path).await {
+                    tracing::warn!(error = %e, "removing staged bytes failed; the sweeper will");
+                    return;
+                }
+                if let Err(e) = state.meta.discard_pending(&id).await {
+                    tracing::warn!(error = %e, "discarding pending record failed; the sweeper will");
+                }
+            });
         }
     }
 }
@@ -90,6 +96,7 @@ fn parse_len(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
 /// PutObject: authenticate (done), check everything knowable from the head, then stream the
 /// body through the ingest pipe into an invisible staging write, and commit only if it passed.
 pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Response<Body>> {
+    let started = std::time::Instant::now();
     let state = Arc::clone(&ctx.state);
     let bcfg = bucket_config(&state, bucket)?;
     let h = &ctx.parts.headers;
@@ -182,6 +189,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     // `Expect: 100-continue` the client has not sent it yet).
     let pipe = ingest::Pipe::new(exp)?;
 
+    let _inflight = state.metrics.upload_started();
     let id = crate::id::object_id();
     let now = crate::clock::now_ms();
     let lease = i64::try_from(
@@ -205,6 +213,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
         .await?;
     let mut guard = PendingGuard {
         state: Arc::clone(&state),
+        bucket: bucket.to_string(),
         id: Some(id.clone()),
     };
     let path = Storage::path_for(bucket, &id);
@@ -220,8 +229,18 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
         }
     });
     let idle = Duration::from_secs(state.config.server.body_idle_timeout_secs);
-    let ingested = match ingest::run_pipe(Box::pin(frames), decoder, pipe, &mut staging, idle).await
-    {
+    // The absolute bound on an upload: the presigned expiry is checked only at the start, so
+    // without it a client trickling just above the idle timeout could hold a slot for hours.
+    let deadline = Duration::from_secs(
+        bcfg.max_object_bytes / state.config.server.min_upload_rate_bytes_per_sec.max(1)
+            + state.config.server.upload_deadline_slack_secs,
+    );
+    let run = ingest::run_pipe(Box::pin(frames), decoder, pipe, &mut staging, idle);
+    let outcome = match tokio::time::timeout(deadline, run).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::RequestTimeout),
+    };
+    let ingested = match outcome {
         Ok(i) => i,
         Err(e) => {
             staging.abort().await;
@@ -253,6 +272,9 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
         }
     };
     guard.disarm();
+    state
+        .metrics
+        .upload_committed(ingested.size, started.elapsed().as_secs_f64());
     remove_versions(&state, bucket, retired).await;
 
     let mut resp = status_response(StatusCode::OK);
@@ -491,6 +513,7 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<
         .storage
         .get(&Storage::path_for(bucket, &rec.id), range)
         .await?;
+    state.metrics.sent(len);
     let stream = obj
         .stream
         .map_ok(Frame::data)

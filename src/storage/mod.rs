@@ -18,8 +18,11 @@ use object_store::{
     GetOptions, GetRange, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload,
 };
 
+use std::time::Instant;
+
 use crate::config::{BackendKind, StorageConfig};
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 /// Storage failures, by meaning.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +62,10 @@ impl From<StorageError> for Error {
 #[derive(Debug, Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    metrics: Option<Arc<Metrics>>,
+    /// Root directory of the local backend: its staging files (`{path}#{n}`) are invisible to
+    /// `object_store` listings, so leftovers of a dead process are removed by name.
+    local_root: Option<std::path::PathBuf>,
     /// Smallest part the backend accepts (except the last); 0 = any size. Staged writes are
     /// coalesced up to this size.
     min_part: usize,
@@ -75,9 +82,11 @@ pub struct ObjectBody {
 impl Storage {
     /// Opens the backend described by the config.
     pub fn open(cfg: &StorageConfig) -> Result<Self, StorageError> {
+        let mut local_root = None;
         let store: Arc<dyn ObjectStore> = match cfg.backend {
             BackendKind::Local => {
                 let root = cfg.data_dir.join("objects");
+                local_root = Some(root.clone());
                 std::fs::create_dir_all(&root).map_err(|e| {
                     StorageError::Backend(object_store::Error::Generic {
                         store: "LocalFileSystem",
@@ -91,12 +100,34 @@ impl Storage {
             }
             BackendKind::Memory => Arc::new(object_store::memory::InMemory::new()),
         };
-        Ok(Self { store, min_part: 0 })
+        Ok(Self {
+            store,
+            min_part: 0,
+            metrics: None,
+            local_root,
+        })
     }
 
     /// Wraps an existing store (tests, benches).
     pub fn from_store(store: Arc<dyn ObjectStore>, min_part: usize) -> Self {
-        Self { store, min_part }
+        Self {
+            store,
+            min_part,
+            metrics: None,
+            local_root: None,
+        }
+    }
+
+    /// Records backend latency and errors into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn observe<T, E>(&self, op: &'static str, started: Instant, r: &Result<T, E>) {
+        if let Some(m) = &self.metrics {
+            m.backend(op, started.elapsed().as_secs_f64(), r.is_ok());
+        }
     }
 
     /// The storage path for object id `id` in `bucket`. Ids are random hex, so they spread over
@@ -108,7 +139,10 @@ impl Storage {
 
     /// Starts a hidden, abortable write at `path`.
     pub async fn begin(&self, path: &Path) -> Result<Staging, StorageError> {
-        let upload = self.store.put_multipart(path).await?;
+        let started = Instant::now();
+        let r = self.store.put_multipart(path).await;
+        self.observe("begin", started, &r);
+        let upload = r?;
         Ok(Staging {
             upload: Some(upload),
             pending: Vec::new(),
@@ -127,7 +161,10 @@ impl Storage {
             range: range.map(GetRange::Bounded),
             ..Default::default()
         };
-        let res = self.store.get_opts(path, opts).await.map_err(|e| match e {
+        let started = Instant::now();
+        let res = self.store.get_opts(path, opts).await;
+        self.observe("get", started, &res);
+        let res = res.map_err(|e| match e {
             object_store::Error::NotModified { .. } => StorageError::InvalidRange,
             other => StorageError::from(other),
         })?;
@@ -138,9 +175,46 @@ impl Storage {
 
     /// Deletes the bytes at `path`; deleting nothing is not an error.
     pub async fn delete(&self, path: &Path) -> Result<(), StorageError> {
-        match self.store.delete(path).await {
+        let started = Instant::now();
+        let r = self.store.delete(path).await;
+        self.observe("delete", started, &r);
+        match r {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes what an interrupted staged write at `path` may have left (local backend: the
+    /// `{path}#{n}` staging file; object_store numbers them from 1, and paths are unique per
+    /// upload, so the first few suffixes cover it). Idempotent.
+    pub async fn remove_staging(&self, path: &Path) -> Result<(), StorageError> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let base = root.join(path.as_ref());
+        let result = tokio::task::spawn_blocking(move || {
+            for n in 1..=4 {
+                let mut p = base.clone().into_os_string();
+                p.push(format!("#{n}"));
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StorageError::Backend(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })),
+            Err(e) => Err(StorageError::Backend(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })),
         }
     }
 

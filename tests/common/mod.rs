@@ -17,6 +17,8 @@ pub const BUCKET: &str = "uploads";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub tls: Option<Arc<upgate::tls::TlsState>>,
     pub state: Arc<AppState>,
     pub dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -38,6 +40,20 @@ impl TestApp {
         let mut out = Vec::new();
         walk(&self.dir.path().join("objects"), &mut out);
         out
+    }
+
+    /// Asks the server to shut down (stop accepting, drain) without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits until the server task has finished.
+    pub async fn join(&mut self) {
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
     }
 
     /// Stops the server and waits for it to drain.
@@ -78,17 +94,29 @@ pub fn client_for(endpoint: &str, ak: &str, sk: &str) -> aws_sdk_s3::Client {
 /// Starts a gateway with the defaults, a temp data dir, port 0, and `extra` config TOML.
 pub async fn spawn_app_with(extra: &str) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
-    let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = {:?}\n{extra}",
-        dir.path().display().to_string()
-    );
-    let config = Config::from_layers(Some(&toml), Vec::new()).expect("config");
+    let env = vec![
+        (
+            "UPGATE__SERVER__LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+        (
+            "UPGATE__ADMIN__LISTEN".to_string(),
+            "127.0.0.1:0".to_string(),
+        ),
+        (
+            "UPGATE__STORAGE__DATA_DIR".to_string(),
+            dir.path().display().to_string(),
+        ),
+    ];
+    let config = Config::from_layers(Some(extra), env).expect("config");
     let root = Credential {
         access_key_id: ACCESS_KEY.to_string(),
         secret: SecretKey::new(SECRET_KEY.to_string()),
     };
     let app = App::build(config, Some(root)).await.expect("build");
     let addr = app.local_addr().expect("addr");
+    let admin = app.admin_addr();
+    let tls = app.tls();
     let state = app.state();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async move {
@@ -96,6 +124,8 @@ pub async fn spawn_app_with(extra: &str) -> TestApp {
     }));
     TestApp {
         addr,
+        admin,
+        tls,
         state,
         dir,
         shutdown: Some(tx),

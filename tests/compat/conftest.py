@@ -56,11 +56,13 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gateway():
     port = _free_port()
+    admin_port = _free_port()
     data_dir = tempfile.mkdtemp(prefix="upgate-compat-")
     log_path = os.path.join(data_dir, "gateway.log")
     env = dict(os.environ)
     env.update(
         UPGATE__SERVER__LISTEN=f"127.0.0.1:{port}",
+        UPGATE__ADMIN__LISTEN=f"127.0.0.1:{admin_port}",
         UPGATE__STORAGE__DATA_DIR=data_dir,
         UPGATE_ROOT_ACCESS_KEY=ACCESS_KEY,
         UPGATE_ROOT_SECRET_KEY=SECRET_KEY,
@@ -79,7 +81,9 @@ def gateway():
                 log.close()
                 pytest.fail("gateway did not start:\n" + open(log_path).read())
             time.sleep(0.1)
-    yield Gateway(endpoint, data_dir, log_path)
+    gw = Gateway(endpoint, data_dir, log_path)
+    gw.admin = f"http://127.0.0.1:{admin_port}"
+    yield gw
     proc.terminate()
     try:
         proc.wait(timeout=15)

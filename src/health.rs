@@ -1,0 +1,53 @@
+//! Liveness and readiness. `/healthz` only says the process answers; `/readyz` probes every
+//! dependency a request needs (metadata database, object storage) with a short timeout and
+//! reports each one, so a load balancer stops sending traffic to a replica that would fail it.
+
+use std::time::Duration;
+
+use http::{HeaderValue, Response, StatusCode, header};
+use object_store::path::Path;
+
+use crate::app::AppState;
+use crate::s3::{Body, full};
+
+/// How long one dependency probe may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn probe<F, E>(f: F) -> bool
+where
+    F: std::future::Future<Output = Result<(), E>>,
+{
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, f).await, Ok(Ok(())))
+}
+
+/// Runs the probes; 200 with every check "ok", or 503 naming what failed.
+pub async fn readiness(state: &AppState) -> Response<Body> {
+    let db = probe(state.meta.ping()).await;
+    let storage = probe(async {
+        state
+            .storage
+            .exists(&Path::from("_upgate/readiness-probe"))
+            .await
+            .map(|_| ())
+    })
+    .await;
+    state.metrics.dependency("metadata", db);
+    state.metrics.dependency("storage", storage);
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let ready = db && storage;
+    let body = serde_json::json!({
+        "status": word(ready),
+        "checks": { "metadata": word(db), "storage": word(storage) },
+    });
+    let mut r = Response::new(full(body.to_string()));
+    *r.status_mut() = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}

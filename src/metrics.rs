@@ -1,0 +1,269 @@
+//! Prometheus metrics, served on the admin listener (`/metrics`), never on the public one.
+//!
+//! Labels are bounded sets chosen here (operation names, status codes, rejection reasons,
+//! dependency names): no key, principal or client address ever becomes a label, so cardinality
+//! stays fixed and nothing identifying leaks into monitoring.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::error::Error;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpStatus {
+    op: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DepLabel {
+    dependency: &'static str,
+}
+
+/// All metrics of one gateway process.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<OpStatus, Counter>,
+    duration: Family<OpLabel, Histogram>,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    upload_size: Histogram,
+    upload_duration: Histogram,
+    rejections: Family<ReasonLabel, Counter>,
+    inflight_uploads: Gauge,
+    connections: Gauge,
+    backend_errors: Family<OpLabel, Counter>,
+    backend_latency: Family<OpLabel, Histogram>,
+    dependency_up: Family<DepLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("upgate");
+        let requests = Family::<OpStatus, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by S3 operation and HTTP status",
+            requests.clone(),
+        );
+        let duration = Family::<OpLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Request duration by S3 operation",
+            duration.clone(),
+        );
+        let bytes_in = Counter::default();
+        registry.register(
+            "received_bytes",
+            "Object bytes accepted (decoded, committed uploads)",
+            bytes_in.clone(),
+        );
+        let bytes_out = Counter::default();
+        registry.register(
+            "sent_bytes",
+            "Object bytes served (content length of GET responses)",
+            bytes_out.clone(),
+        );
+        let upload_size = Histogram::new(exponential_buckets(1024.0, 4.0, 12));
+        registry.register(
+            "upload_size_bytes",
+            "Size of committed uploads",
+            upload_size.clone(),
+        );
+        let upload_duration = Histogram::new(exponential_buckets(0.005, 2.0, 16));
+        registry.register(
+            "upload_duration_seconds",
+            "Duration of committed uploads, first byte of request to commit",
+            upload_duration.clone(),
+        );
+        let rejections = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "rejections",
+            "Rejected requests by reason",
+            rejections.clone(),
+        );
+        let inflight_uploads = Gauge::default();
+        registry.register(
+            "inflight_uploads",
+            "Uploads currently streaming",
+            inflight_uploads.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Client connections currently open",
+            connections.clone(),
+        );
+        let backend_errors = Family::<OpLabel, Counter>::default();
+        registry.register(
+            "backend_errors",
+            "Object backend errors by operation",
+            backend_errors.clone(),
+        );
+        let backend_latency = Family::<OpLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "backend_latency_seconds",
+            "Object backend call latency by operation",
+            backend_latency.clone(),
+        );
+        let dependency_up = Family::<DepLabel, Gauge>::default();
+        registry.register(
+            "dependency_up",
+            "1 if the dependency answered its last readiness probe",
+            dependency_up.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            duration,
+            bytes_in,
+            bytes_out,
+            upload_size,
+            upload_duration,
+            rejections,
+            inflight_uploads,
+            connections,
+            backend_errors,
+            backend_latency,
+            dependency_up,
+        }
+    }
+
+    /// Records a finished request.
+    pub fn request(&self, op: &'static str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&OpStatus { op, status }).inc();
+        self.duration
+            .get_or_create(&OpLabel { op })
+            .observe(seconds);
+    }
+
+    /// Records a rejected request.
+    pub fn rejection(&self, e: &Error) {
+        self.rejections
+            .get_or_create(&ReasonLabel { reason: e.reason() })
+            .inc();
+    }
+
+    /// Records a committed upload.
+    pub fn upload_committed(&self, bytes: u64, seconds: f64) {
+        self.bytes_in.inc_by(bytes);
+        self.upload_size.observe(bytes as f64);
+        self.upload_duration.observe(seconds);
+    }
+
+    /// Records bytes served.
+    pub fn sent(&self, bytes: u64) {
+        self.bytes_out.inc_by(bytes);
+    }
+
+    /// Records a backend call.
+    pub fn backend(&self, op: &'static str, seconds: f64, ok: bool) {
+        self.backend_latency
+            .get_or_create(&OpLabel { op })
+            .observe(seconds);
+        if !ok {
+            self.backend_errors.get_or_create(&OpLabel { op }).inc();
+        }
+    }
+
+    /// Sets a dependency's health.
+    pub fn dependency(&self, dependency: &'static str, up: bool) {
+        self.dependency_up
+            .get_or_create(&DepLabel { dependency })
+            .set(i64::from(up));
+    }
+
+    /// A guard counting one in-flight upload until dropped.
+    pub fn upload_started(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.inflight_uploads)
+    }
+
+    /// A guard counting one open connection until dropped.
+    pub fn connection_opened(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.connections)
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Decrements its gauge when dropped.
+#[derive(Debug)]
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    fn new(g: &Gauge) -> Self {
+        g.inc();
+        Self(g.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_counts_exactly() {
+        let m = Metrics::new();
+        m.request("PutObject", 200, 0.01);
+        m.request("PutObject", 200, 0.02);
+        m.request("GetObject", 404, 0.001);
+        m.rejection(&Error::EntityTooLarge);
+        {
+            let _g = m.upload_started();
+            assert!(m.encode().contains("upgate_inflight_uploads 1"));
+        }
+        let text = m.encode();
+        assert!(
+            text.contains("upgate_requests_total{op=\"PutObject\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("upgate_requests_total{op=\"GetObject\",status=\"404\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("upgate_rejections_total{reason=\"too_large\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("upgate_inflight_uploads 0"), "{text}");
+    }
+}

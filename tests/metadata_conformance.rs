@@ -1,0 +1,929 @@
+//! One conformance suite for the metadata seam: every behaviour of [`MetadataStore`] is written
+//! once, against `Arc<dyn MetadataStore>`, and run against every backend (`sqlite::<name>` on a
+//! temp-file database, `postgres::<name>` in a fresh schema of the database at
+//! `UPGATE_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//!
+//! PostgreSQL is required: when it is unreachable the `postgres::` tests fail, they do not skip.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+use upgate::metadata::postgres::PgStore;
+use upgate::metadata::sqlite::SqliteStore;
+use upgate::metadata::{CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord};
+
+type Store = Arc<dyn MetadataStore>;
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// An arbitrary instant (ms) the fixtures are built around.
+const T0: i64 = 1_700_000_000_000;
+/// Pending rows made by [`pending`] hold their lease until then.
+const LEASE_UNTIL: i64 = T0 + 60_000;
+/// A time after every lease: all pending rows are expired.
+const LATER: i64 = T0 + 3_600_000;
+const BUCKET: &str = "uploads";
+const OWNER: &str = "AKIDUPGATETEST000001";
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------------
+
+fn postgres_url() -> String {
+    std::env::var("UPGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// A schema name no other test (or earlier run) uses: plain lower-case identifier, <= 63 bytes.
+fn fresh_schema(name: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut schema = format!(
+        "ut_{}_{:x}_{}_{name}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    schema.truncate(63);
+    schema
+}
+
+/// Best effort: a leftover schema only costs disk space in a test database.
+async fn drop_schema(url: &str, schema: &str) {
+    if let Ok(mut conn) = PgConnection::connect(url).await {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
+    }
+}
+
+async fn open_postgres(url: &str, schema: &str) -> PgStore {
+    PgStore::open_with_schema(url, schema)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL at {url} (override with UPGATE_TEST_POSTGRES_URL): {e}")
+        })
+}
+
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display())
+}
+
+async fn on_sqlite<F, Fut>(behaviour: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&sqlite_url(&dir))
+        .await
+        .expect("open SQLite");
+    behaviour(Arc::new(store)).await;
+}
+
+async fn on_postgres<F, Fut>(name: &str, behaviour: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = postgres_url();
+    let schema = fresh_schema(name);
+    let store = open_postgres(&url, &schema).await;
+    // Run in a task so a failing assertion still reaches the cleanup below.
+    let outcome = tokio::spawn(behaviour(Arc::new(store.clone()))).await;
+    store.close().await;
+    drop_schema(&url, &schema).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Generates `sqlite::<behaviour>` and `postgres::<behaviour>` tests for each behaviour.
+macro_rules! conformance {
+    ($($behaviour:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    super::on_sqlite(super::$behaviour).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    super::on_postgres(stringify!($behaviour), super::$behaviour).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    ensure_bucket_is_idempotent_and_lists_in_byte_order,
+    pending_row_is_invisible,
+    commit_round_trips_every_field,
+    commit_rejects_size_beyond_i64,
+    overwrite_retires_previous_version_and_latest_commit_wins,
+    discard_pending_removes_only_pending_rows,
+    delete_current_returns_id_and_hides_key,
+    purge_never_removes_committed_row,
+    list_orders_keys_by_utf8_bytes,
+    list_honours_prefix_bounds,
+    list_start_is_exclusive_or_inclusive,
+    list_limit_pages_through_every_key,
+    lookups_with_nul_find_nothing,
+    keys_are_scoped_to_their_bucket,
+    sweepable_returns_expired_pending_and_garbage_only,
+    commit_after_purge_or_second_commit_is_pending_gone,
+    concurrent_commits_to_one_key_leave_exactly_one_committed,
+    concurrent_commits_to_several_keys_keep_one_per_key,
+    ping_succeeds,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+fn pending(id: &str, bucket: &str, key: &str) -> NewPending {
+    NewPending {
+        id: id.to_owned(),
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        owner: OWNER.to_owned(),
+        created_at_ms: T0,
+        lease_until_ms: LEASE_UNTIL,
+    }
+}
+
+/// Distinct, recognisable commit data for version `n`.
+fn info(n: u64) -> CommitInfo {
+    CommitInfo {
+        size: n * 1_000 + 7,
+        sha256: format!("{n:064x}"),
+        etag: format!("{n:032x}"),
+        content_type: "image/png".to_owned(),
+        checksum: Some(("CRC32".to_owned(), format!("crc{n}=="))),
+        committed_at_ms: T0 + n as i64,
+    }
+}
+
+fn expected(p: &NewPending, i: &CommitInfo) -> ObjectRecord {
+    ObjectRecord {
+        id: p.id.clone(),
+        bucket: p.bucket.clone(),
+        key: p.key.clone(),
+        owner: p.owner.clone(),
+        size: i.size,
+        sha256: i.sha256.clone(),
+        etag: i.etag.clone(),
+        content_type: i.content_type.clone(),
+        checksum: i.checksum.clone(),
+        committed_at_ms: i.committed_at_ms,
+    }
+}
+
+/// Inserts and commits a version of `bucket/key`; returns the retired ids.
+async fn put(s: &Store, id: &str, bucket: &str, key: &str) -> Vec<String> {
+    s.insert_pending(&pending(id, bucket, key))
+        .await
+        .expect("insert_pending");
+    s.commit(id, &info(1)).await.expect("commit")
+}
+
+async fn sweep_ids(s: &Store, now_ms: i64) -> BTreeSet<String> {
+    s.sweepable(now_ms, 10_000)
+        .await
+        .expect("sweepable")
+        .into_iter()
+        .map(|w| w.id)
+        .collect()
+}
+
+async fn listed_keys(
+    s: &Store,
+    prefix: &str,
+    start: &str,
+    inclusive: bool,
+    limit: u32,
+) -> Vec<String> {
+    s.list(BUCKET, prefix, start, inclusive, limit)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.key)
+        .collect()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Keys whose byte order differs from most linguistic collations, and from UTF-16 order
+/// (`\u{FFFD}` sorts before `\u{10FFFF}` in bytes but after it in UTF-16 code units), plus
+/// SQL `LIKE` metacharacters.
+const TRICKY_KEYS: &[&str] = &[
+    "a",
+    "a/",
+    "a/b",
+    "a0",
+    "a-b",
+    "a.b",
+    "a b",
+    "ab",
+    "a%",
+    "a%b",
+    "a_",
+    "A",
+    "B",
+    "b",
+    "é",
+    "éa",
+    "e\u{301}",
+    "\u{D7FF}",
+    "\u{E000}",
+    "\u{FFFD}",
+    "\u{10000}",
+    "\u{10FFFF}",
+    "\u{10FFFF}x",
+];
+
+async fn put_tricky_keys(s: &Store) -> Vec<String> {
+    for (i, key) in TRICKY_KEYS.iter().enumerate() {
+        put(s, &format!("id-{i}"), BUCKET, key).await;
+    }
+    let mut keys = strings(TRICKY_KEYS);
+    keys.sort(); // `str` order is UTF-8 byte order.
+    keys
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behaviours
+// ---------------------------------------------------------------------------------------------
+
+async fn ensure_bucket_is_idempotent_and_lists_in_byte_order(s: Store) {
+    assert_eq!(s.ensure_bucket("photos", 1_000).await.unwrap(), 1_000);
+    assert_eq!(
+        s.ensure_bucket("photos", 2_000).await.unwrap(),
+        1_000,
+        "a second call keeps the first creation time"
+    );
+    for (name, at) in [("a0", 5), ("a.b", 4), ("a-b", 3)] {
+        assert_eq!(s.ensure_bucket(name, at).await.unwrap(), at);
+    }
+    assert_eq!(
+        s.buckets().await.unwrap(),
+        vec![
+            ("a-b".to_owned(), 3),
+            ("a.b".to_owned(), 4),
+            ("a0".to_owned(), 5),
+            ("photos".to_owned(), 1_000),
+        ]
+    );
+}
+
+async fn pending_row_is_invisible(s: Store) {
+    s.insert_pending(&pending("p1", BUCKET, "k")).await.unwrap();
+    assert_eq!(s.current(BUCKET, "k").await.unwrap(), None);
+    assert!(s.list(BUCKET, "", "", false, 100).await.unwrap().is_empty());
+    assert!(
+        sweep_ids(&s, T0).await.is_empty(),
+        "a live lease is not swept"
+    );
+}
+
+async fn commit_round_trips_every_field(s: Store) {
+    let with = pending("with-checksum", BUCKET, "dir/with");
+    let with_info = CommitInfo {
+        size: 5 * (1 << 40),
+        sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_owned(),
+        etag: "d41d8cd98f00b204e9800998ecf8427e".to_owned(),
+        content_type: "application/pdf".to_owned(),
+        checksum: Some(("CRC64NVME".to_owned(), "AAAAAAAAAAA=".to_owned())),
+        committed_at_ms: T0 + 42,
+    };
+    let without = NewPending {
+        owner: "AKIDOTHEROWNER000002".to_owned(),
+        ..pending("without-checksum", BUCKET, "dir/without")
+    };
+    let without_info = CommitInfo {
+        size: i64::MAX as u64,
+        checksum: None,
+        content_type: "application/octet-stream".to_owned(),
+        ..info(9)
+    };
+    let empty = pending("empty", BUCKET, "dir/empty");
+    let empty_info = CommitInfo { size: 0, ..info(3) };
+
+    for (p, i) in [
+        (&with, &with_info),
+        (&without, &without_info),
+        (&empty, &empty_info),
+    ] {
+        s.insert_pending(p).await.unwrap();
+        assert!(
+            s.commit(&p.id, i).await.unwrap().is_empty(),
+            "nothing to retire on a first commit"
+        );
+        assert_eq!(
+            s.current(&p.bucket, &p.key).await.unwrap(),
+            Some(expected(p, i))
+        );
+    }
+    assert_eq!(
+        s.list(BUCKET, "dir/", "", false, 10).await.unwrap(),
+        vec![
+            expected(&empty, &empty_info),
+            expected(&with, &with_info),
+            expected(&without, &without_info),
+        ]
+    );
+    assert!(
+        sweep_ids(&s, LATER).await.is_empty(),
+        "committed rows are never sweepable"
+    );
+}
+
+async fn commit_rejects_size_beyond_i64(s: Store) {
+    s.insert_pending(&pending("huge", BUCKET, "k"))
+        .await
+        .unwrap();
+    let huge = CommitInfo {
+        size: u64::MAX,
+        ..info(1)
+    };
+    assert!(matches!(
+        s.commit("huge", &huge).await,
+        Err(MetaError::Corrupt(_))
+    ));
+    assert_eq!(s.current(BUCKET, "k").await.unwrap(), None);
+    // The row is still pending: a valid commit goes through.
+    assert!(s.commit("huge", &info(1)).await.unwrap().is_empty());
+}
+
+async fn overwrite_retires_previous_version_and_latest_commit_wins(s: Store) {
+    assert!(put(&s, "v1", BUCKET, "k").await.is_empty());
+    // Both uploads start before either commits; commit order, not start order, decides.
+    s.insert_pending(&pending("v2", BUCKET, "k")).await.unwrap();
+    s.insert_pending(&pending("v3", BUCKET, "k")).await.unwrap();
+    assert_eq!(
+        s.current(BUCKET, "k").await.unwrap().map(|r| r.id),
+        Some("v1".to_owned()),
+        "pending versions do not replace the committed one"
+    );
+
+    assert_eq!(
+        s.commit("v3", &info(3)).await.unwrap(),
+        vec!["v1".to_owned()]
+    );
+    assert_eq!(
+        s.commit("v2", &info(2)).await.unwrap(),
+        vec!["v3".to_owned()]
+    );
+    let current = s
+        .current(BUCKET, "k")
+        .await
+        .unwrap()
+        .expect("a current version");
+    assert_eq!(current, expected(&pending("v2", BUCKET, "k"), &info(2)));
+    assert_eq!(
+        s.list(BUCKET, "", "", false, 10).await.unwrap(),
+        vec![current],
+        "one listing entry per key"
+    );
+
+    assert_eq!(
+        sweep_ids(&s, T0).await,
+        BTreeSet::from(["v1".to_owned(), "v3".to_owned()])
+    );
+    s.purge("v1").await.unwrap();
+    assert_eq!(sweep_ids(&s, T0).await, BTreeSet::from(["v3".to_owned()]));
+}
+
+async fn discard_pending_removes_only_pending_rows(s: Store) {
+    s.insert_pending(&pending("p", BUCKET, "k")).await.unwrap();
+    s.discard_pending("p").await.unwrap();
+    assert!(sweep_ids(&s, LATER).await.is_empty(), "the row is gone");
+    assert!(matches!(
+        s.commit("p", &info(1)).await,
+        Err(MetaError::PendingGone)
+    ));
+
+    put(&s, "c", BUCKET, "k").await;
+    s.discard_pending("c").await.unwrap();
+    assert_eq!(
+        s.current(BUCKET, "k").await.unwrap().map(|r| r.id),
+        Some("c".to_owned()),
+        "discard_pending leaves a committed row alone"
+    );
+    s.discard_pending("never-existed").await.unwrap();
+}
+
+async fn delete_current_returns_id_and_hides_key(s: Store) {
+    put(&s, "v1", BUCKET, "k").await;
+    put(&s, "other", BUCKET, "k2").await;
+    assert_eq!(
+        s.delete_current(BUCKET, "k").await.unwrap(),
+        Some("v1".to_owned())
+    );
+    assert_eq!(s.current(BUCKET, "k").await.unwrap(), None);
+    assert_eq!(listed_keys(&s, "", "", false, 10).await, strings(&["k2"]));
+    assert_eq!(s.delete_current(BUCKET, "k").await.unwrap(), None);
+    assert_eq!(s.delete_current(BUCKET, "missing").await.unwrap(), None);
+    assert_eq!(sweep_ids(&s, T0).await, BTreeSet::from(["v1".to_owned()]));
+
+    // A pending upload is not "current" and survives the delete.
+    s.insert_pending(&pending("p", BUCKET, "k3")).await.unwrap();
+    assert_eq!(s.delete_current(BUCKET, "k3").await.unwrap(), None);
+    assert!(s.commit("p", &info(1)).await.unwrap().is_empty());
+    assert!(s.current(BUCKET, "k3").await.unwrap().is_some());
+}
+
+async fn purge_never_removes_committed_row(s: Store) {
+    put(&s, "c", BUCKET, "k").await;
+    s.purge("c").await.unwrap();
+    assert_eq!(
+        s.current(BUCKET, "k").await.unwrap().map(|r| r.id),
+        Some("c".to_owned())
+    );
+
+    s.insert_pending(&pending("p", BUCKET, "k2")).await.unwrap();
+    s.purge("p").await.unwrap();
+    assert!(sweep_ids(&s, LATER).await.is_empty(), "pending row purged");
+
+    s.delete_current(BUCKET, "k").await.unwrap();
+    assert_eq!(sweep_ids(&s, T0).await, BTreeSet::from(["c".to_owned()]));
+    s.purge("c").await.unwrap();
+    assert!(sweep_ids(&s, LATER).await.is_empty(), "garbage row purged");
+    s.purge("never-existed").await.unwrap();
+}
+
+async fn list_orders_keys_by_utf8_bytes(s: Store) {
+    let keys = put_tricky_keys(&s).await;
+    assert_eq!(listed_keys(&s, "", "", false, 1_000).await, keys);
+    // Spot checks, so a wrong expectation cannot hide behind `sort`.
+    let pos = |k: &str| keys.iter().position(|x| x == k).unwrap();
+    assert!(
+        pos("A") < pos("B") && pos("B") < pos("a"),
+        "upper case first"
+    );
+    assert!(pos("a") < pos("a b") && pos("a b") < pos("a%"));
+    assert!(pos("a-b") < pos("a.b") && pos("a.b") < pos("a/") && pos("a/") < pos("a0"));
+    assert!(pos("b") < pos("e\u{301}") && pos("e\u{301}") < pos("é"));
+    assert!(pos("\u{FFFD}") < pos("\u{10000}") && pos("\u{10000}") < pos("\u{10FFFF}"));
+}
+
+async fn list_honours_prefix_bounds(s: Store) {
+    let keys = put_tricky_keys(&s).await;
+    let with_prefix =
+        |p: &str| -> Vec<String> { keys.iter().filter(|k| k.starts_with(p)).cloned().collect() };
+    for prefix in [
+        "a",
+        "a/",
+        "a%",
+        "a_",
+        "A",
+        "é",
+        "e",
+        "\u{D7FF}",
+        "\u{10FFFF}",
+        "zzz",
+    ] {
+        assert_eq!(
+            listed_keys(&s, prefix, "", false, 1_000).await,
+            with_prefix(prefix),
+            "prefix {prefix:?}"
+        );
+    }
+    assert_eq!(
+        listed_keys(&s, "a/", "", false, 1_000).await,
+        strings(&["a/", "a/b"])
+    );
+    assert_eq!(
+        listed_keys(&s, "a%", "", false, 1_000).await,
+        strings(&["a%", "a%b"])
+    );
+    assert_eq!(
+        listed_keys(&s, "a_", "", false, 1_000).await,
+        strings(&["a_"])
+    );
+    assert_eq!(
+        listed_keys(&s, "\u{10FFFF}", "", false, 1_000).await,
+        strings(&["\u{10FFFF}", "\u{10FFFF}x"])
+    );
+}
+
+async fn list_start_is_exclusive_or_inclusive(s: Store) {
+    for (i, key) in ["a", "a/", "a/b", "a0", "b"].iter().enumerate() {
+        put(&s, &format!("id-{i}"), BUCKET, key).await;
+    }
+    assert_eq!(
+        listed_keys(&s, "", "a/", false, 10).await,
+        strings(&["a/b", "a0", "b"])
+    );
+    assert_eq!(
+        listed_keys(&s, "", "a/", true, 10).await,
+        strings(&["a/", "a/b", "a0", "b"])
+    );
+    // A start that is not a key.
+    assert_eq!(
+        listed_keys(&s, "", "a/a", false, 10).await,
+        strings(&["a/b", "a0", "b"])
+    );
+    assert_eq!(
+        listed_keys(&s, "", "a/a", true, 10).await,
+        strings(&["a/b", "a0", "b"])
+    );
+    // Start before the prefix: the prefix decides, and its first key is included.
+    assert_eq!(
+        listed_keys(&s, "a/", "a", false, 10).await,
+        strings(&["a/", "a/b"])
+    );
+    assert_eq!(
+        listed_keys(&s, "a/", "", false, 10).await,
+        strings(&["a/", "a/b"])
+    );
+    // Start inside the prefix range.
+    assert_eq!(
+        listed_keys(&s, "a/", "a/", false, 10).await,
+        strings(&["a/b"])
+    );
+    assert_eq!(
+        listed_keys(&s, "a/", "a/", true, 10).await,
+        strings(&["a/", "a/b"])
+    );
+    // Start past the prefix range.
+    assert!(listed_keys(&s, "a/", "a0", true, 10).await.is_empty());
+    // Start past every key.
+    assert!(listed_keys(&s, "", "b", false, 10).await.is_empty());
+    assert_eq!(listed_keys(&s, "", "b", true, 10).await, strings(&["b"]));
+    assert!(listed_keys(&s, "", "\u{10FFFF}", true, 10).await.is_empty());
+}
+
+async fn list_limit_pages_through_every_key(s: Store) {
+    let keys = put_tricky_keys(&s).await;
+    assert!(listed_keys(&s, "", "", false, 0).await.is_empty());
+    assert_eq!(listed_keys(&s, "", "", false, 3).await, keys[..3].to_vec());
+    assert_eq!(
+        listed_keys(&s, "a", "", false, 2).await,
+        strings(&["a", "a b"])
+    );
+
+    // Resuming after the last key of each page visits every key exactly once.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = listed_keys(&s, "", &after, false, 4).await;
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = last.clone();
+        seen.extend(page);
+    }
+    assert_eq!(seen, keys);
+}
+
+/// The router refuses control characters in keys, but `prefix`, `start-after` and `marker`
+/// reach `list` as the client sent them; PostgreSQL cannot store NUL at all.
+async fn lookups_with_nul_find_nothing(s: Store) {
+    for (i, key) in ["a", "a/", "a0", "b"].iter().enumerate() {
+        put(&s, &format!("id-{i}"), BUCKET, key).await;
+    }
+    assert!(listed_keys(&s, "a\0", "", false, 10).await.is_empty());
+    assert!(listed_keys(&s, "\0", "", true, 10).await.is_empty());
+    for inclusive in [false, true] {
+        assert_eq!(
+            listed_keys(&s, "", "a\0", inclusive, 10).await,
+            strings(&["a/", "a0", "b"])
+        );
+        assert_eq!(
+            listed_keys(&s, "", "a\0zz", inclusive, 10).await,
+            strings(&["a/", "a0", "b"])
+        );
+        assert_eq!(
+            listed_keys(&s, "a", "\0", inclusive, 10).await,
+            strings(&["a", "a/", "a0"])
+        );
+        assert_eq!(
+            listed_keys(&s, "", "\0", inclusive, 10).await,
+            strings(&["a", "a/", "a0", "b"])
+        );
+    }
+    assert_eq!(s.current(BUCKET, "a\0").await.unwrap(), None);
+    assert_eq!(s.delete_current(BUCKET, "a\0").await.unwrap(), None);
+    assert!(s.current(BUCKET, "a").await.unwrap().is_some());
+}
+
+async fn keys_are_scoped_to_their_bucket(s: Store) {
+    put(&s, "a1", "alpha", "k").await;
+    put(&s, "b1", "beta", "k").await;
+    assert!(
+        put(&s, "a2", "alpha", "k").await == vec!["a1".to_owned()],
+        "an overwrite retires only its own bucket's version"
+    );
+    assert_eq!(
+        s.current("beta", "k").await.unwrap().map(|r| r.id),
+        Some("b1".to_owned())
+    );
+    let ids: Vec<String> = s
+        .list("alpha", "", "", false, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, strings(&["a2"]));
+    assert_eq!(s.current("gamma", "k").await.unwrap(), None);
+    assert_eq!(
+        s.delete_current("beta", "k").await.unwrap(),
+        Some("b1".to_owned())
+    );
+    assert!(s.current("alpha", "k").await.unwrap().is_some());
+    let swept = s.sweepable(T0, 10).await.unwrap();
+    let mut swept: Vec<(String, String)> = swept.into_iter().map(|w| (w.bucket, w.id)).collect();
+    swept.sort();
+    assert_eq!(
+        swept,
+        vec![
+            ("alpha".to_owned(), "a1".to_owned()),
+            ("beta".to_owned(), "b1".to_owned())
+        ],
+        "sweepable names each row's bucket"
+    );
+}
+
+async fn sweepable_returns_expired_pending_and_garbage_only(s: Store) {
+    let lease = |id: &str, key: &str, until: i64| NewPending {
+        lease_until_ms: until,
+        ..pending(id, BUCKET, key)
+    };
+    s.insert_pending(&lease("expired", "k1", T0 + 10))
+        .await
+        .unwrap();
+    s.insert_pending(&lease("at-deadline", "k2", T0 + 20))
+        .await
+        .unwrap();
+    s.insert_pending(&lease("live", "k3", T0 + 30))
+        .await
+        .unwrap();
+    put(&s, "old", BUCKET, "k4").await;
+    put(&s, "new", BUCKET, "k4").await;
+
+    assert_eq!(
+        sweep_ids(&s, T0 + 20).await,
+        BTreeSet::from(["expired".to_owned(), "old".to_owned()]),
+        "a lease ending exactly now is still live; committed rows never appear"
+    );
+    assert_eq!(
+        sweep_ids(&s, T0 + 31).await,
+        BTreeSet::from([
+            "at-deadline".to_owned(),
+            "expired".to_owned(),
+            "live".to_owned(),
+            "old".to_owned()
+        ])
+    );
+    assert_eq!(s.sweepable(T0 + 31, 2).await.unwrap().len(), 2, "limit");
+    assert!(s.sweepable(T0 + 31, 0).await.unwrap().is_empty());
+}
+
+async fn commit_after_purge_or_second_commit_is_pending_gone(s: Store) {
+    s.insert_pending(&pending("swept", BUCKET, "k"))
+        .await
+        .unwrap();
+    s.purge("swept").await.unwrap();
+    assert!(matches!(
+        s.commit("swept", &info(1)).await,
+        Err(MetaError::PendingGone)
+    ));
+    assert_eq!(s.current(BUCKET, "k").await.unwrap(), None);
+
+    assert!(matches!(
+        s.commit("never-existed", &info(1)).await,
+        Err(MetaError::PendingGone)
+    ));
+
+    put(&s, "once", BUCKET, "k").await;
+    assert!(
+        matches!(
+            s.commit("once", &info(2)).await,
+            Err(MetaError::PendingGone)
+        ),
+        "a committed row cannot be committed again"
+    );
+    assert_eq!(
+        s.current(BUCKET, "k").await.unwrap(),
+        Some(expected(&pending("once", BUCKET, "k"), &info(1))),
+        "and keeps its data"
+    );
+}
+
+async fn concurrent_commits_to_one_key_leave_exactly_one_committed(s: Store) {
+    const N: usize = 20;
+    let ids: Vec<String> = (0..N).map(|i| format!("race-{i:02}")).collect();
+    for id in &ids {
+        s.insert_pending(&pending(id, BUCKET, "contended"))
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move { s.commit(&id, &info(n as u64)).await })
+        })
+        .collect();
+    let mut retired = Vec::new();
+    for task in tasks {
+        retired.extend(task.await.unwrap().expect("no commit fails"));
+    }
+
+    let winner = s
+        .current(BUCKET, "contended")
+        .await
+        .unwrap()
+        .expect("one version is current");
+    let mut losers: Vec<String> = ids.iter().filter(|id| **id != winner.id).cloned().collect();
+    retired.sort();
+    losers.sort();
+    assert_eq!(
+        retired, losers,
+        "every other version is retired exactly once, by some commit"
+    );
+    let n: u64 = winner.id["race-".len()..].parse().unwrap();
+    assert_eq!(
+        winner,
+        expected(&pending(&winner.id, BUCKET, "contended"), &info(n))
+    );
+    assert_eq!(
+        s.list(BUCKET, "", "", false, 100).await.unwrap(),
+        vec![winner]
+    );
+    assert_eq!(
+        sweep_ids(&s, T0).await,
+        losers.into_iter().collect::<BTreeSet<_>>(),
+        "the {} others are garbage",
+        N - 1
+    );
+}
+
+async fn concurrent_commits_to_several_keys_keep_one_per_key(s: Store) {
+    const KEYS: usize = 4;
+    const PER_KEY: usize = 5;
+    let mut ids = Vec::new();
+    for k in 0..KEYS {
+        for v in 0..PER_KEY {
+            let id = format!("k{k}-v{v}");
+            s.insert_pending(&pending(&id, BUCKET, &format!("key-{k}")))
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+    }
+    let tasks: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move { s.commit(&id, &info(1)).await })
+        })
+        .collect();
+    let mut retired = BTreeSet::new();
+    for task in tasks {
+        for id in task.await.unwrap().expect("no commit fails") {
+            assert!(retired.insert(id), "retired twice");
+        }
+    }
+    let current = s.list(BUCKET, "", "", false, 100).await.unwrap();
+    assert_eq!(
+        current.iter().map(|r| r.key.clone()).collect::<Vec<_>>(),
+        (0..KEYS).map(|k| format!("key-{k}")).collect::<Vec<_>>()
+    );
+    for r in &current {
+        assert!(r.id.starts_with(&format!("k{}-", &r.key["key-".len()..])));
+        assert!(!retired.contains(&r.id));
+    }
+    assert_eq!(retired.len(), KEYS * (PER_KEY - 1));
+    assert_eq!(sweep_ids(&s, T0).await, retired);
+}
+
+async fn ping_succeeds(s: Store) {
+    s.ping().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend-specific: migrations and schema
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_reopen_keeps_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Store = Arc::new(SqliteStore::open(&sqlite_url(&dir)).await.unwrap());
+    put(&first, "v1", BUCKET, "k").await;
+    drop(first);
+    let again: Store = Arc::new(SqliteStore::open(&sqlite_url(&dir)).await.unwrap());
+    assert_eq!(
+        again.current(BUCKET, "k").await.unwrap().map(|r| r.id),
+        Some("v1".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_startup_migrates_once_and_reopen_keeps_records() {
+    let url = postgres_url();
+    let schema = fresh_schema("startup");
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, schema) = (url.clone(), schema.clone());
+            tokio::spawn(async move { PgStore::open_with_schema(&url, &schema).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.unwrap());
+    }
+    let outcome = {
+        let (url, schema) = (url.clone(), schema.clone());
+        async move {
+            let stores: Vec<PgStore> = stores
+                .into_iter()
+                .map(|r| r.expect("every replica starts"))
+                .collect();
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            let versions: Vec<i64> = sqlx::query_scalar(&format!(
+                "SELECT version FROM {schema}.schema_migrations ORDER BY version"
+            ))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(versions, vec![1], "each migration recorded once");
+
+            let first: Store = Arc::new(stores[0].clone());
+            put(&first, "v1", BUCKET, "k").await;
+            for store in &stores {
+                store.close().await;
+            }
+            let again = open_postgres(&url, &schema).await;
+            assert_eq!(
+                again.current(BUCKET, "k").await.unwrap().map(|r| r.id),
+                Some("v1".to_owned())
+            );
+            again.close().await;
+        }
+    };
+    let outcome = tokio::spawn(outcome).await;
+    drop_schema(&url, &schema).await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// The database default collation may be linguistic (`en_US.UTF-8`); names and keys must still
+/// compare bytewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_names_and_keys_use_byte_collation() {
+    let url = postgres_url();
+    let schema = fresh_schema("collation");
+    let store = open_postgres(&url, &schema).await;
+    store.close().await;
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let columns: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT table_name::TEXT, column_name::TEXT, collation_name::TEXT \
+         FROM information_schema.columns \
+         WHERE table_schema = $1 AND column_name IN ('name', 'bucket', 'key') \
+         ORDER BY table_name, column_name",
+    )
+    .bind(&schema)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    drop_schema(&url, &schema).await;
+    let c = Some("C".to_owned());
+    assert_eq!(
+        columns,
+        vec![
+            ("buckets".to_owned(), "name".to_owned(), c.clone()),
+            ("objects".to_owned(), "bucket".to_owned(), c.clone()),
+            ("objects".to_owned(), "key".to_owned(), c),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn postgres_rejects_unsafe_schema_names() {
+    for schema in ["", "Upper", "a b", "x; DROP TABLE objects", "1st"] {
+        assert!(matches!(
+            PgStore::open_with_schema(&postgres_url(), schema).await,
+            Err(MetaError::Database(_))
+        ));
+    }
+}

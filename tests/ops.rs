@@ -1,0 +1,558 @@
+//! Production operations over the public interface: metrics, probes, HTTP-layer caps and
+//! timeouts (SECURITY-TESTS section H), TLS with certificate reload, graceful shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn get_text(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("get");
+    let s = r.status().as_u16();
+    (s, r.text().await.expect("text"))
+}
+
+/// Reads until the peer closes or `limit` passes; returns what arrived and whether it closed.
+async fn read_all(s: &mut TcpStream, limit: Duration) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into(), false),
+        }
+    }
+}
+
+fn metric(text: &str, line_prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_a_known_sequence_of_requests_exactly() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    for k in ["m1.pdf", "m2.pdf"] {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(k)
+            .body(ByteStream::from(pdf(3000)))
+            .send()
+            .await
+            .expect("put");
+    }
+    s3.get_object()
+        .bucket(BUCKET)
+        .key("m1.pdf")
+        .send()
+        .await
+        .expect("get");
+    let _ = s3.get_object().bucket(BUCKET).key("nope").send().await;
+    let _ = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("x.png")
+        .content_type("image/png")
+        .body(ByteStream::from(pdf(3000)))
+        .send()
+        .await;
+    let admin = format!("http://{}", app.admin.expect("admin listener"));
+    let (status, text) = get_text(&format!("{admin}/metrics")).await;
+    assert_eq!(status, 200);
+    let get = |p: &str| metric(&text, p).unwrap_or_else(|| panic!("{p} missing in\n{text}"));
+    assert_eq!(
+        get("upgate_requests_total{op=\"PutObject\",status=\"200\"}"),
+        2.0
+    );
+    assert_eq!(
+        get("upgate_requests_total{op=\"PutObject\",status=\"415\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("upgate_requests_total{op=\"GetObject\",status=\"200\"}"),
+        1.0
+    );
+    assert_eq!(
+        get("upgate_requests_total{op=\"GetObject\",status=\"404\"}"),
+        1.0
+    );
+    assert_eq!(get("upgate_rejections_total{reason=\"type\"}"), 1.0);
+    assert_eq!(get("upgate_rejections_total{reason=\"not_found\"}"), 1.0);
+    assert_eq!(get("upgate_received_bytes_total"), 6000.0);
+    assert_eq!(get("upgate_sent_bytes_total"), 3000.0);
+    assert_eq!(get("upgate_upload_size_bytes_count"), 2.0);
+    assert_eq!(get("upgate_inflight_uploads"), 0.0);
+    // The metrics listener is not the public one.
+    let (status, _) = get_text(&format!("{}/metrics", app.endpoint())).await;
+    assert_ne!(status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn probes_report_each_dependency() {
+    let app = spawn_app().await;
+    for base in [
+        app.endpoint(),
+        format!("http://{}", app.admin.expect("admin")),
+    ] {
+        let (status, body) = get_text(&format!("{base}/healthz")).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        let (status, body) = get_text(&format!("{base}/readyz")).await;
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["checks"]["metadata"], "ok");
+        assert_eq!(v["checks"]["storage"], "ok");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_or_too_large_headers_get_431() {
+    // T-H4.
+    let app = spawn_app().await;
+    let mut many = String::from("GET /healthz HTTP/1.1\r\nhost: x\r\n");
+    for i in 0..101 {
+        many.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    for req in [many, big] {
+        let mut s = TcpStream::connect(app.addr).await.expect("connect");
+        let _ = s.write_all(req.as_bytes()).await;
+        let (resp, _) = read_all(&mut s, Duration::from_secs(5)).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 431"),
+            "{}",
+            &resp[..resp.len().min(200)]
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn slowloris_headers_are_cut_at_the_header_timeout() {
+    // T-H1: hyper only enforces this when a timer is configured; prove it is.
+    let app = spawn_app_with("[server]\nheader_read_timeout_secs = 1\n").await;
+    let mut s = TcpStream::connect(app.addr).await.expect("connect");
+    s.write_all(b"PUT /uploads/x HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial head");
+    let started = Instant::now();
+    let (_, closed) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(closed, "connection still open after 5 s");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    // T-H7.
+    let app = spawn_app_with("[server]\nmax_connections_per_ip = 2\n").await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(app.addr).await.expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("w");
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).await.expect("r");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut third = TcpStream::connect(app.addr)
+        .await
+        .expect("tcp accept happens in the kernel");
+    let _ = third
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let (resp, closed) = read_all(&mut third, Duration::from_secs(3)).await;
+    assert!(closed && resp.is_empty(), "third connection served: {resp}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = get_text(&format!("{}/healthz", app.endpoint())).await;
+    assert_eq!(status, 200, "slots are released when connections close");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn request_smuggling_corpus_is_refused() {
+    // T-H5: each is answered 400 (or the connection is closed) and never desyncs into a second
+    // request on the same connection.
+    let app = spawn_app().await;
+    let smuggled = "GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    let cases = [
+        format!(
+            "PUT /uploads/a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+        ),
+        format!(
+            "PUT /uploads/a HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!{smuggled}"
+        ),
+        format!("PUT /uploads/a HTTP/1.1\r\nhost: x\r\ncontent-length: +5\r\n\r\nhello{smuggled}"),
+        format!(
+            "PUT /uploads/a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked, chunked\r\n\r\n0\r\n\r\n{smuggled}"
+        ),
+        format!(
+            "PUT /uploads/a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggled}"
+        ),
+        format!(
+            "PUT /uploads/a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n1ffffffffffffffff\r\n{smuggled}"
+        ),
+        format!(
+            "PUT /uploads/a HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n{smuggled}"
+        ),
+    ];
+    for (i, req) in cases.iter().enumerate() {
+        let mut s = TcpStream::connect(app.addr).await.expect("connect");
+        let _ = s.write_all(req.as_bytes()).await;
+        let (resp, _) = read_all(&mut s, Duration::from_secs(3)).await;
+        let statuses: Vec<&str> = resp
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &resp[i + 9..i + 12])
+            .collect();
+        assert!(
+            !statuses.contains(&"200"),
+            "case {i}: smuggled request was served: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| s.starts_with('4')),
+            "case {i}: {statuses:?}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_slower_than_the_minimum_rate_hits_the_absolute_deadline() {
+    // T-H3: every read arrives within the idle timeout, yet the upload as a whole is too slow.
+    let app = spawn_app_with(
+        "[server]\nmin_upload_rate_bytes_per_sec = 1000000000\nupload_deadline_slack_secs = 1\nbody_idle_timeout_secs = 5\n",
+    )
+    .await;
+    let u = format!("{}/{BUCKET}/slow.pdf", app.endpoint());
+    let host = app.addr.to_string();
+    let signed = sign_headers(
+        "PUT",
+        &u,
+        &[("host", &host), ("content-length", "100000")],
+        Payload::Unsigned,
+        SystemTime::now(),
+        SECRET_KEY,
+    );
+    let mut head =
+        format!("PUT /{BUCKET}/slow.pdf HTTP/1.1\r\nhost: {host}\r\ncontent-length: 100000\r\n");
+    for (k, v) in signed {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(app.addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("head");
+    let body = pdf(100_000);
+    let started = Instant::now();
+    let mut resp = String::new();
+    for piece in body.chunks(1000) {
+        if s.write_all(piece).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await
+        {
+            resp = String::from_utf8_lossy(&buf[..n]).into();
+            break;
+        }
+    }
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(resp.contains("RequestTimeout"), "{resp}");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    assert!(
+        app.state
+            .meta
+            .current(BUCKET, "slow.pdf")
+            .await
+            .expect("m")
+            .is_none()
+    );
+    app.stop().await;
+}
+
+fn self_signed(
+    dir: &std::path::Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+    (cert, key, ck.cert.der().to_vec())
+}
+
+/// Connects over TLS trusting `trust`, returns the DER of the certificate the server showed
+/// and the raw HTTP response to a GET /healthz.
+async fn tls_fetch(addr: std::net::SocketAddr, trust: &[u8]) -> (Vec<u8>, String) {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(trust.to_vec()))
+        .expect("root");
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("handshake");
+    let shown = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+        .expect("peer cert");
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = tls.read_to_end(&mut out).await;
+    (shown, String::from_utf8_lossy(&out).into())
+}
+
+#[tokio::test]
+async fn tls_serves_hsts_refuses_plain_http_and_reloads_its_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key, der1) = self_signed(dir.path(), "one");
+    let app = spawn_app_with(&format!(
+        "[tls]\nenabled = true\ncert_file = {:?}\nkey_file = {:?}\nreload_interval_secs = 1\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ))
+    .await;
+    let (shown, resp) = tls_fetch(app.addr, &der1).await;
+    assert_eq!(shown, der1);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age="),
+        "{resp}"
+    );
+
+    // Plain HTTP on the TLS listener gets no HTTP answer.
+    let mut s = TcpStream::connect(app.addr).await.expect("connect");
+    let _ = s
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await;
+    let (plain, _) = read_all(&mut s, Duration::from_secs(3)).await;
+    assert!(!plain.contains("200"), "{plain}");
+
+    // A renewed certificate is picked up without a restart (polled; no SIGHUP needed).
+    let (cert2, key2, der2) = self_signed(dir.path(), "two");
+    std::fs::copy(&key2, &key).expect("key");
+    std::fs::copy(&cert2, &cert).expect("cert");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if presented_cert(app.addr).await == der2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "new certificate never served");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A broken renewal keeps the current certificate.
+    std::fs::write(&cert, "not a certificate").expect("garbage");
+    let tls = app.tls.clone().expect("tls state");
+    assert!(tls.reload().is_err());
+    let (shown, resp) = tls_fetch(app.addr, &der2).await;
+    assert_eq!(shown, der2);
+    assert!(resp.starts_with("HTTP/1.1 200"));
+    app.stop().await;
+}
+
+/// Connects over TLS accepting any certificate, to see which one the server presents.
+async fn presented_cert(addr: std::net::SocketAddr) -> Vec<u8> {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    #[derive(Debug)]
+    struct AnyCert;
+    impl ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCert))
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let tls = connector
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("handshake");
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+        .expect("peer cert")
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_uploads_finish_and_refuses_new_connections() {
+    // T-I12.
+    let mut app = spawn_app_with("[server]\nshutdown_grace_secs = 10\n").await;
+    let u = format!("{}/{BUCKET}/inflight.pdf", app.endpoint());
+    let host = app.addr.to_string();
+    let body = pdf(200_000);
+    let len = body.len().to_string();
+    let signed = sign_headers(
+        "PUT",
+        &u,
+        &[("host", &host), ("content-length", &len)],
+        Payload::Unsigned,
+        SystemTime::now(),
+        SECRET_KEY,
+    );
+    let mut head =
+        format!("PUT /{BUCKET}/inflight.pdf HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len}\r\n");
+    for (k, v) in signed {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(app.addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&body[..100_000]).await.expect("half");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    app.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // New connections are no longer accepted.
+    let refused = match TcpStream::connect(app.addr).await {
+        Err(_) => true,
+        Ok(mut c) => {
+            let _ = c
+                .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+            let (r, _) = read_all(&mut c, Duration::from_secs(2)).await;
+            r.is_empty()
+        }
+    };
+    assert!(refused, "a new connection was served during shutdown");
+
+    // The in-flight upload completes.
+    s.write_all(&body[100_000..]).await.expect("rest");
+    let (resp, _) = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    app.join().await;
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "inflight.pdf")
+        .await
+        .expect("m")
+        .expect("committed");
+    assert_eq!(rec.size, body.len() as u64);
+}
+
+#[tokio::test]
+async fn uploads_still_running_after_the_grace_period_are_aborted_cleanly() {
+    let mut app = spawn_app_with("[server]\nshutdown_grace_secs = 1\n").await;
+    let u = format!("{}/{BUCKET}/cut.pdf", app.endpoint());
+    let host = app.addr.to_string();
+    let signed = sign_headers(
+        "PUT",
+        &u,
+        &[("host", &host), ("content-length", "200000")],
+        Payload::Unsigned,
+        SystemTime::now(),
+        SECRET_KEY,
+    );
+    let mut head =
+        format!("PUT /{BUCKET}/cut.pdf HTTP/1.1\r\nhost: {host}\r\ncontent-length: 200000\r\n");
+    for (k, v) in signed {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(app.addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&pdf(50_000)).await.expect("part");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.begin_shutdown();
+    tokio::time::timeout(Duration::from_secs(5), app.join())
+        .await
+        .expect("server stopped after the grace period");
+    // Let drop guards run.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        app.state
+            .meta
+            .current(BUCKET, "cut.pdf")
+            .await
+            .expect("m")
+            .is_none()
+    );
+    assert!(
+        app.state
+            .meta
+            .sweepable(i64::MAX, 10)
+            .await
+            .expect("m")
+            .is_empty()
+    );
+    assert!(app.object_files().is_empty(), "{:?}", app.object_files());
+}
