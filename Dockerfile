@@ -39,6 +39,8 @@ RUN UPGATE__SERVER__LISTEN=0.0.0.0:9000 \
 
 # ---------------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
+# ca-certificates unpinned on purpose: the CA bundle should be the distribution's current one.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

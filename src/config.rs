@@ -120,6 +120,7 @@ pub struct StorageConfig {
 #[serde(deny_unknown_fields)]
 pub struct MetadataConfig {
     pub url: String,
+    pub schema: String,
     pub pending_lease_secs: u64,
 }
 
@@ -403,6 +404,19 @@ impl Config {
         }
         if self.s3.max_signed_chunk_bytes < 8192 || self.s3.max_signed_chunk_bytes > 16 << 20 {
             problems.push("s3.max_signed_chunk_bytes must be 8192..=16777216".into());
+        }
+        let rate = self.server.min_upload_rate_bytes_per_sec.max(1);
+        for (name, b) in &self.buckets {
+            let deadline = b.max_object_bytes / rate + self.server.upload_deadline_slack_secs;
+            if deadline >= self.metadata.pending_lease_secs {
+                problems.push(format!(
+                    "metadata.pending_lease_secs ({}) must exceed the longest upload deadline \
+                     ({deadline} s for bucket {name}: max_object_bytes / \
+                     min_upload_rate_bytes_per_sec + upload_deadline_slack_secs), or the \
+                     sweeper could remove an upload that is still running",
+                    self.metadata.pending_lease_secs
+                ));
+            }
         }
         if self.buckets.is_empty() {
             problems.push("at least one [buckets.NAME] table is required".into());

@@ -13,9 +13,9 @@ use crate::storage::Storage;
 /// How often the sweeper wakes.
 pub const INTERVAL: Duration = Duration::from_secs(60);
 
-/// Runs forever, sweeping every [`INTERVAL`].
+/// Runs forever, sweeping every [`INTERVAL`] (the first pass one interval after start).
 pub async fn run(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval(INTERVAL);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
     loop {
         tick.tick().await;
         if let Err(e) = sweep_once(&state).await {

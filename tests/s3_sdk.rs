@@ -462,3 +462,62 @@ async fn sdk_presigned_put_and_get_work_with_a_plain_http_client() {
     assert_eq!(error_code(&resp), "SignatureDoesNotMatch");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_gateway_runs_on_postgresql_metadata() {
+    let url = std::env::var("UPGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let schema = format!("e2e_{}", upgate::id::random_hex(6));
+    let app = spawn_app_with(&format!("[metadata]\nurl = {url:?}\nschema = {schema:?}\n")).await;
+    let s3 = app.s3();
+    let body = pdf(100_000);
+    for k in ["pg/a.pdf", "pg/b.pdf"] {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(k)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("put");
+    }
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("pg/a.pdf")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.body.collect().await.expect("b").into_bytes().as_ref(),
+        body.as_slice()
+    );
+    let page = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("pg/")
+        .max_keys(1)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(page.is_truncated(), Some(true));
+    s3.delete_object()
+        .bucket(BUCKET)
+        .key("pg/a.pdf")
+        .send()
+        .await
+        .expect("delete");
+    assert!(
+        app.state
+            .meta
+            .current(BUCKET, "pg/a.pdf")
+            .await
+            .expect("m")
+            .is_none()
+    );
+    app.stop().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .expect("drop schema");
+}

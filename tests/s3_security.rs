@@ -911,10 +911,36 @@ async fn the_sweeper_removes_what_a_dead_upload_left_behind() {
         .expect("write");
     staging.commit().await.expect("publish");
     assert!(app.state.storage.exists(&path).await.expect("exists"));
+    // A second upload that died mid-stream: its staging file is still on disk (the process
+    // never ran its drop guards).
+    let id2 = upgate::id::object_id();
+    app.state
+        .meta
+        .insert_pending(&NewPending {
+            id: id2.clone(),
+            bucket: BUCKET.into(),
+            key: "dead2.pdf".into(),
+            owner: ACCESS_KEY.into(),
+            created_at_ms: 0,
+            lease_until_ms: 1,
+        })
+        .await
+        .expect("pending");
+    let mut half = app
+        .state
+        .storage
+        .begin(&Storage::path_for(BUCKET, &id2))
+        .await
+        .expect("begin");
+    half.write(bytes::Bytes::from(pdf(100)))
+        .await
+        .expect("write");
+    std::mem::forget(half);
+    assert_eq!(app.object_files().len(), 2, "{:?}", app.object_files());
     let purged = upgate::sweeper::sweep_once(&app.state)
         .await
         .expect("sweep");
-    assert_eq!(purged, 1);
+    assert_eq!(purged, 2);
     assert!(!app.state.storage.exists(&path).await.expect("exists"));
     assert_nothing_stored(&app, "dead.pdf").await;
     app.stop().await;

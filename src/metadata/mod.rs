@@ -132,7 +132,9 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     /// Inserts a `pending` row before any byte is written.
     async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError>;
     /// Atomically retires the current version at the row's key and commits the row. Returns
-    /// the ids of the retired versions (now `garbage`).
+    /// the ids of the retired versions (now `garbage`). Fails with `PendingGone` if the row is
+    /// no longer pending or its lease ended before `info.committed_at_ms` (it then belongs to
+    /// the sweeper).
     async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError>;
     /// Removes a `pending` row (the upload failed and its bytes were discarded).
     async fn discard_pending(&self, id: &str) -> Result<(), MetaError>;

@@ -270,9 +270,11 @@ impl MetadataStore for PgStore {
         // The row lock keeps a sweeper's purge (or a second commit of the same id) out until
         // this transaction ends; they then find the row no longer pending.
         let target = sqlx::query(
-            "SELECT bucket, key FROM objects WHERE id = $1 AND status = 'pending' FOR UPDATE",
+            "SELECT bucket, key FROM objects WHERE id = $1 AND status = 'pending' \
+             AND lease_until >= $2 FOR UPDATE",
         )
         .bind(id)
+        .bind(info.committed_at_ms)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(MetaError::PendingGone)?;

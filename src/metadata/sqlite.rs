@@ -8,11 +8,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use sqlx::{Executor, Row};
 
 use super::{
     CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Status, Sweepable,
@@ -73,7 +73,7 @@ async fn migrate(pool: &SqlitePool) -> Result<(), MetaError> {
             continue;
         }
         let mut tx = pool.begin().await?;
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        tx.execute(*sql).await?;
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
             .bind(version)
             .bind(crate::clock::now_ms())
@@ -145,12 +145,17 @@ impl MetadataStore for SqliteStore {
 
     async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError> {
         let mut tx = self.writer.begin().await?;
-        let target = sqlx::query("SELECT bucket, key FROM objects WHERE id = ? AND status = ?")
-            .bind(id)
-            .bind(Status::Pending.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(MetaError::PendingGone)?;
+        // A pending row whose lease ran out belongs to the sweeper (which may already have
+        // removed its bytes): committing it would point the key at nothing.
+        let target = sqlx::query(
+            "SELECT bucket, key FROM objects WHERE id = ? AND status = ? AND lease_until >= ?",
+        )
+        .bind(id)
+        .bind(Status::Pending.as_str())
+        .bind(info.committed_at_ms)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(MetaError::PendingGone)?;
         let bucket: String = target.try_get("bucket")?;
         let key: String = target.try_get("key")?;
         let retired: Vec<String> = sqlx::query_scalar(
@@ -264,8 +269,8 @@ impl MetadataStore for SqliteStore {
 
     async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {
         let rows = sqlx::query(
-            "SELECT id, bucket FROM objects WHERE (status = ? AND lease_until < ?) OR status = ? \
-             LIMIT ?",
+            "SELECT id, bucket FROM objects WHERE status != 'committed' \
+             AND ((status = ? AND lease_until < ?) OR status = ?) LIMIT ?",
         )
         .bind(Status::Pending.as_str())
         .bind(now_ms)
