@@ -489,12 +489,27 @@ fn apply_env(root: &mut Table, path: &str, raw: &str, problems: &mut Vec<String>
         ));
         return;
     }
-    // Parse the value as a TOML value when it is one, else take it as a string.
-    let value = format!("v = {raw}")
-        .parse::<Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| Value::String(raw.to_string()));
+    // Parse the value as a TOML value when it is one, else take it as a string. Where the
+    // setting is a string (per the value already there, i.e. the documented default), the raw
+    // text is kept: a secret or URL that happens to look like a number stays a string.
+    let existing_is_string = {
+        let mut cur: Option<&Value> = None;
+        let mut table: Option<&Table> = Some(root);
+        for seg in &segs {
+            cur = table.and_then(|t| t.get(seg.as_str()));
+            table = cur.and_then(Value::as_table);
+        }
+        matches!(cur, Some(Value::String(_)))
+    };
+    let value = if existing_is_string {
+        Value::String(raw.to_string())
+    } else {
+        format!("v = {raw}")
+            .parse::<Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| Value::String(raw.to_string()))
+    };
     let mut cur = root;
     for seg in &segs[..segs.len() - 1] {
         let entry = cur
@@ -555,6 +570,20 @@ mod tests {
         assert_eq!(c.server.listen.port(), 1234);
         assert_eq!(c.s3.region, "eu-central-1");
         assert_eq!(c.buckets["uploads"].max_object_bytes, 1024);
+    }
+
+    #[test]
+    fn string_settings_from_the_environment_stay_strings() {
+        let c = Config::from_layers(
+            None,
+            env(&[
+                ("UPGATE__METADATA__SCHEMA", "12345"),
+                ("UPGATE__LOG__FILTER", "true"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(c.metadata.schema, "12345");
+        assert_eq!(c.log.filter, "true");
     }
 
     #[test]
