@@ -117,7 +117,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Background cleanups started by drop guards.
     pub cleanup: Arc<CleanupTracker>,
-    keys: HashMap<String, SecretKey>,
+    keys: std::sync::RwLock<HashMap<String, SecretKey>>,
     /// Creation time (ms) of each configured bucket.
     pub bucket_created: HashMap<String, i64>,
 }
@@ -125,7 +125,14 @@ pub struct AppState {
 impl AppState {
     /// The secret for an access key id, if the key exists.
     pub fn secret_for(&self, access_key_id: &str) -> Option<SecretKey> {
-        self.keys.get(access_key_id).cloned()
+        self.keys.read().ok()?.get(access_key_id).cloned()
+    }
+
+    /// Adds (or replaces) an access key.
+    pub fn insert_key(&self, access_key_id: &str, secret: SecretKey) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.insert(access_key_id.to_string(), secret);
+        }
     }
 }
 
@@ -199,7 +206,7 @@ impl App {
                 auth_policy,
                 metrics,
                 cleanup: Arc::new(CleanupTracker::default()),
-                keys,
+                keys: std::sync::RwLock::new(keys),
                 bucket_created,
             }),
             listener,

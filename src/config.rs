@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 use crate::ingest::sniff;
+use crate::ratelimit::Cidr;
 
 /// The documented defaults (`config/upgate.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../config/upgate.toml");
@@ -35,6 +36,8 @@ pub struct Config {
     pub metadata: MetadataConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    pub ratelimit: RateLimitConfig,
+    pub redis: RedisConfig,
     /// Buckets by name.
     pub buckets: BTreeMap<String, BucketConfig>,
 }
@@ -95,6 +98,9 @@ pub struct S3Config {
     pub allow_sigv2: bool,
     pub max_signed_chunk_bytes: usize,
     pub max_xml_body_bytes: usize,
+    pub min_part_bytes: u64,
+    pub max_parts: u32,
+    pub multipart_max_idle_secs: u64,
 }
 
 /// Which object backend holds the bytes.
@@ -165,6 +171,112 @@ pub struct BucketConfig {
     pub max_object_bytes: u64,
     pub allowed_types: Vec<String>,
     pub etag: EtagMode,
+}
+
+/// What the rate limiter does while the shared store (Redis) cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// Decide with in-process limits, each the configured limit divided by `replicas`.
+    Local,
+    /// Refuse every rate-limited request with SlowDown until Redis answers again.
+    Closed,
+}
+
+/// One limit: a sustained `rate` (requests per second, fractions allowed) and a `burst` (requests
+/// accepted at once from an idle state). `rate = 0` disables the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub rate: f64,
+    pub burst: u32,
+}
+
+impl Limit {
+    /// Whether this limit is switched on (`rate > 0`).
+    pub fn enabled(&self) -> bool {
+        self.rate > 0.0
+    }
+}
+
+/// The three limits of one route class: per principal, per client address (IPv6 by /64), and
+/// for everyone together.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassLimits {
+    pub principal: Limit,
+    pub ip: Limit,
+    pub global: Limit,
+}
+
+/// `[ratelimit]`: request rates per route class, upload concurrency and bandwidth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub replicas: u32,
+    pub failure_mode: FailureMode,
+    pub trusted_proxies: Vec<String>,
+    pub retain_interval_secs: u64,
+    pub max_concurrent_uploads_per_principal: usize,
+    pub upload_bytes_per_sec: u64,
+    pub mint: ClassLimits,
+    pub s3_write: ClassLimits,
+    pub s3_read: ClassLimits,
+    pub download: ClassLimits,
+    pub token_exchange: ClassLimits,
+}
+
+impl RateLimitConfig {
+    /// Every class's limits with the config key naming it.
+    pub fn classes(&self) -> [(&'static str, &ClassLimits); 5] {
+        [
+            ("mint", &self.mint),
+            ("s3_write", &self.s3_write),
+            ("s3_read", &self.s3_read),
+            ("download", &self.download),
+            ("token_exchange", &self.token_exchange),
+        ]
+    }
+}
+
+/// `[redis]`: the shared store of rate-limit counters. Never holds security state.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`; empty: no Redis.
+    pub url: String,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_cooldown_ms: u64,
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    /// Whether a Redis URL is configured.
+    pub fn enabled(&self) -> bool {
+        !self.url.is_empty()
+    }
+}
+
+/// Redacts the URL's credentials (`redis://user:***@host`).
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match (self.url.find("://"), self.url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***{}", &self.url[..scheme], &self.url[at..])
+            }
+            _ => self.url.clone(),
+        };
+        f.debug_struct("RedisConfig")
+            .field("url", &url)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_cooldown_ms", &self.breaker_cooldown_ms)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
 }
 
 impl S3Config {
@@ -302,6 +414,8 @@ impl Config {
         let metadata = section::<MetadataConfig>(&mut root, "metadata", problems);
         let auth = section::<AuthConfig>(&mut root, "auth", problems);
         let log = section::<LogConfig>(&mut root, "log", problems);
+        let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);
+        let redis = section::<RedisConfig>(&mut root, "redis", problems);
         let mut buckets = BTreeMap::new();
         match root.remove("buckets") {
             Some(Value::Table(t)) => {
@@ -331,6 +445,8 @@ impl Config {
             metadata: metadata?,
             auth: auth?,
             log: log?,
+            ratelimit: ratelimit?,
+            redis: redis?,
             buckets,
         })
     }
@@ -418,6 +534,13 @@ impl Config {
                 ));
             }
         }
+        self.validate_ratelimit(problems);
+        if self.s3.max_parts == 0 || self.s3.max_parts > 10_000 {
+            problems.push("s3.max_parts must be 1..=10000".into());
+        }
+        if self.s3.multipart_max_idle_secs == 0 {
+            problems.push("s3.multipart_max_idle_secs must be at least 1".into());
+        }
         if self.buckets.is_empty() {
             problems.push("at least one [buckets.NAME] table is required".into());
         }
@@ -443,6 +566,71 @@ impl Config {
                     ));
                 }
             }
+        }
+    }
+
+    fn validate_ratelimit(&self, problems: &mut Vec<String>) {
+        let rl = &self.ratelimit;
+        if rl.replicas == 0 {
+            problems.push("ratelimit.replicas must be at least 1".into());
+        }
+        if rl.retain_interval_secs == 0 {
+            problems.push("ratelimit.retain_interval_secs must be at least 1".into());
+        }
+        if rl.upload_bytes_per_sec != 0
+            && rl.upload_bytes_per_sec < self.server.min_upload_rate_bytes_per_sec
+        {
+            problems.push(
+                "ratelimit.upload_bytes_per_sec must be 0 or at least server.min_upload_rate_bytes_per_sec"
+                    .into(),
+            );
+        }
+        for p in &rl.trusted_proxies {
+            if p.parse::<Cidr>().is_err() {
+                problems.push(format!(
+                    "ratelimit.trusted_proxies: {p:?} is not an address or CIDR (a.b.c.d/n, x::/n)"
+                ));
+            }
+        }
+        for (class, limits) in rl.classes() {
+            for (dim, l) in [
+                ("principal", limits.principal),
+                ("ip", limits.ip),
+                ("global", limits.global),
+            ] {
+                if !l.rate.is_finite() || !(0.0..=1e6).contains(&l.rate) {
+                    problems.push(format!("ratelimit.{class}.{dim}.rate must be 0..=1000000"));
+                } else if l.rate > 0.0 && !(1..=1_000_000).contains(&l.burst) {
+                    problems.push(format!(
+                        "ratelimit.{class}.{dim}.burst must be 1..=1000000 when rate > 0"
+                    ));
+                }
+            }
+        }
+        let r = &self.redis;
+        if r.enabled() {
+            let scheme_ok = ["redis://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|s| r.url.starts_with(s));
+            if !scheme_ok || redis::Client::open(r.url.as_str()).is_err() {
+                // The URL may carry a password: never echo it.
+                problems.push("redis.url is not a valid redis:// or unix:// URL".into());
+            }
+        }
+        if !(1..=10_000).contains(&r.timeout_ms) {
+            problems.push("redis.timeout_ms must be 1..=10000".into());
+        }
+        if !(1..=60_000).contains(&r.connect_timeout_ms) {
+            problems.push("redis.connect_timeout_ms must be 1..=60000".into());
+        }
+        if r.breaker_failures == 0 {
+            problems.push("redis.breaker_failures must be at least 1".into());
+        }
+        if !(1..=600_000).contains(&r.breaker_cooldown_ms) {
+            problems.push("redis.breaker_cooldown_ms must be 1..=600000".into());
+        }
+        if r.key_prefix.is_empty() || r.key_prefix.len() > 64 {
+            problems.push("redis.key_prefix must be 1..=64 bytes".into());
         }
     }
 

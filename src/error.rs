@@ -58,6 +58,9 @@ pub enum Error {
     /// No committed object at the key.
     #[error("no such key")]
     NoSuchKey,
+    /// The multipart upload does not exist, or belongs to someone else (not revealed).
+    #[error("no such upload")]
+    NoSuchUpload,
     /// The object key is not acceptable (empty, too long, `..` segment, control characters).
     #[error("invalid object name")]
     InvalidObjectName,
@@ -81,6 +84,15 @@ pub enum Error {
     /// The body ended before the declared length, or carried more than declared.
     #[error("incomplete body")]
     IncompleteBody,
+    /// A part that is not the last one is below the minimum part size.
+    #[error("entity too small")]
+    EntityTooSmall,
+    /// A part listed for completion was not uploaded, or its ETag/checksum differs.
+    #[error("invalid part")]
+    InvalidPart,
+    /// Parts listed for completion are not in ascending order.
+    #[error("invalid part order")]
+    InvalidPartOrder,
     /// aws-chunked framing is malformed.
     #[error("malformed chunked encoding")]
     InvalidChunkEncoding,
@@ -152,6 +164,9 @@ impl Error {
             | InvalidArgument(_)
             | InvalidObjectName
             | EntityTooLarge
+            | EntityTooSmall
+            | InvalidPart
+            | InvalidPartOrder
             | IncompleteBody
             | InvalidChunkEncoding
             | InvalidDigest
@@ -159,7 +174,7 @@ impl Error {
             | ContentSha256Mismatch
             | MalformedXml
             | RequestTimeout => StatusCode::BAD_REQUEST,
-            NoSuchBucket | NoSuchKey => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
             BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
@@ -188,6 +203,10 @@ impl Error {
             InvalidArgument(_) => "InvalidArgument",
             NoSuchBucket => "NoSuchBucket",
             NoSuchKey => "NoSuchKey",
+            NoSuchUpload => "NoSuchUpload",
+            EntityTooSmall => "EntityTooSmall",
+            InvalidPart => "InvalidPart",
+            InvalidPartOrder => "InvalidPartOrder",
             InvalidObjectName => "InvalidObjectName",
             BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
             MethodNotAllowed => "MethodNotAllowed",
@@ -231,6 +250,12 @@ impl Error {
             InvalidArgument(why) => why,
             NoSuchBucket => "The specified bucket does not exist.",
             NoSuchKey => "The specified key does not exist.",
+            NoSuchUpload => "The specified multipart upload does not exist.",
+            EntityTooSmall => "Your proposed upload is smaller than the minimum allowed size.",
+            InvalidPart => {
+                "One or more of the specified parts could not be found or did not match."
+            }
+            InvalidPartOrder => "The list of parts was not in ascending order.",
             InvalidObjectName => "Object name contains unsupported characters or segments.",
             BucketAlreadyOwnedByYou => "The bucket already exists and is owned by you.",
             MethodNotAllowed => "The specified method is not allowed against this resource.",
@@ -275,9 +300,10 @@ impl Error {
             | InvalidRange
             | MethodNotAllowed => "malformed",
             EntityTooLarge => "too_large",
+            EntityTooSmall | InvalidPart | InvalidPartOrder => "malformed",
             ContentTypeNotAllowed | ContentTypeMismatch => "type",
             InvalidDigest | BadDigest | ContentSha256Mismatch => "checksum",
-            NoSuchBucket | NoSuchKey => "not_found",
+            NoSuchBucket | NoSuchKey | NoSuchUpload => "not_found",
             BucketAlreadyOwnedByYou | PreconditionFailed => "precondition",
             NotImplemented => "unsupported",
             RequestTimeout => "timeout",

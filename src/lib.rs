@@ -38,6 +38,7 @@ pub mod id;
 pub mod ingest;
 pub mod metadata;
 pub mod metrics;
+pub mod ratelimit;
 pub mod router;
 pub mod s3;
 pub mod server;

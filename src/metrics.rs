@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::error::Error;
+use crate::ratelimit::{Dimension, RouteClass};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpStatus {
@@ -27,6 +28,12 @@ struct OpLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    class: &'static str,
+    dimension: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -50,6 +57,7 @@ pub struct Metrics {
     backend_errors: Family<OpLabel, Counter>,
     backend_latency: Family<OpLabel, Histogram>,
     dependency_up: Family<DepLabel, Gauge>,
+    rate_limited: Family<LimitLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -138,6 +146,12 @@ impl Metrics {
             "1 if the dependency answered its last readiness probe",
             dependency_up.clone(),
         );
+        let rate_limited = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit, by route class and limit dimension",
+            rate_limited.clone(),
+        );
         Self {
             registry,
             requests,
@@ -152,6 +166,7 @@ impl Metrics {
             backend_errors,
             backend_latency,
             dependency_up,
+            rate_limited,
         }
     }
 
@@ -197,6 +212,16 @@ impl Metrics {
         self.dependency_up
             .get_or_create(&DepLabel { dependency })
             .set(i64::from(up));
+    }
+
+    /// Records a request refused by the rate limiter (labels: the 5 classes x 3 dimensions).
+    pub fn rate_limited(&self, class: RouteClass, dimension: Dimension) {
+        self.rate_limited
+            .get_or_create(&LimitLabel {
+                class: class.as_str(),
+                dimension: dimension.as_str(),
+            })
+            .inc();
     }
 
     /// A guard counting one in-flight upload until dropped.

@@ -53,6 +53,34 @@ pub enum Endpoint {
         bucket: String,
         key: String,
     },
+    CreateMultipartUpload {
+        bucket: String,
+        key: String,
+    },
+    UploadPart {
+        bucket: String,
+        key: String,
+        upload_id: String,
+        part_number: u32,
+    },
+    CompleteMultipartUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    AbortMultipartUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    ListParts {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    ListMultipartUploads {
+        bucket: String,
+    },
     /// A known S3 operation upgate does not implement (501).
     Unsupported,
 }
@@ -74,6 +102,12 @@ impl Endpoint {
             Endpoint::GetObject { .. } => "GetObject",
             Endpoint::HeadObject { .. } => "HeadObject",
             Endpoint::DeleteObject { .. } => "DeleteObject",
+            Endpoint::CreateMultipartUpload { .. } => "CreateMultipartUpload",
+            Endpoint::UploadPart { .. } => "UploadPart",
+            Endpoint::CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
+            Endpoint::AbortMultipartUpload { .. } => "AbortMultipartUpload",
+            Endpoint::ListParts { .. } => "ListParts",
+            Endpoint::ListMultipartUploads { .. } => "ListMultipartUploads",
             Endpoint::Unsupported => "Unsupported",
         }
     }
@@ -86,6 +120,10 @@ impl Endpoint {
                 | Endpoint::DeleteObjects { .. }
                 | Endpoint::PutObject { .. }
                 | Endpoint::DeleteObject { .. }
+                | Endpoint::CreateMultipartUpload { .. }
+                | Endpoint::UploadPart { .. }
+                | Endpoint::CompleteMultipartUpload { .. }
+                | Endpoint::AbortMultipartUpload { .. }
         )
     }
 }
@@ -147,7 +185,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "notification",
     "object-lock",
     "ownershipControls",
-    "partNumber",
     "policy",
     "policyStatus",
     "publicAccessBlock",
@@ -158,8 +195,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "select",
     "tagging",
     "torrent",
-    "uploadId",
-    "uploads",
     "versionId",
     "versioning",
     "versions",
@@ -199,6 +234,7 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
     match key {
         None => match *method {
             Method::GET if query.has("location") => Ok(Endpoint::GetBucketLocation { bucket }),
+            Method::GET if query.has("uploads") => Ok(Endpoint::ListMultipartUploads { bucket }),
             Method::GET if query.get("list-type")? == Some("2") => {
                 Ok(Endpoint::ListObjectsV2 { bucket })
             }
@@ -214,6 +250,46 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
         },
         Some(key) => {
             validate_key(&key)?;
+            if let Some(upload_id) = query.get("uploadId")? {
+                let upload_id = upload_id.to_string();
+                return match *method {
+                    Method::PUT => {
+                        let n = query
+                            .get("partNumber")?
+                            .ok_or(Error::InvalidArgument("partNumber is required"))?;
+                        let part_number = parse_part_number(n)?;
+                        Ok(Endpoint::UploadPart {
+                            bucket,
+                            key,
+                            upload_id,
+                            part_number,
+                        })
+                    }
+                    Method::POST => Ok(Endpoint::CompleteMultipartUpload {
+                        bucket,
+                        key,
+                        upload_id,
+                    }),
+                    Method::DELETE => Ok(Endpoint::AbortMultipartUpload {
+                        bucket,
+                        key,
+                        upload_id,
+                    }),
+                    Method::GET => Ok(Endpoint::ListParts {
+                        bucket,
+                        key,
+                        upload_id,
+                    }),
+                    _ => Err(Error::MethodNotAllowed),
+                };
+            }
+            if query.has("partNumber") {
+                // GetObject/HeadObject by part number: not offered.
+                return Ok(Endpoint::Unsupported);
+            }
+            if *method == Method::POST && query.has("uploads") {
+                return Ok(Endpoint::CreateMultipartUpload { bucket, key });
+            }
             match *method {
                 Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
                 Method::GET => Ok(Endpoint::GetObject { bucket, key }),
@@ -230,6 +306,18 @@ fn decode_path(s: &str) -> Result<Cow<'_, str>, Error> {
     percent_decode_str(s)
         .decode_utf8()
         .map_err(|_| Error::InvalidObjectName)
+}
+
+/// Part numbers are 1..=10000 (S3); anything else is an InvalidArgument.
+fn parse_part_number(s: &str) -> Result<u32, Error> {
+    let bad = Error::InvalidArgument("Part number must be an integer between 1 and 10000.");
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+        _ => Err(bad),
+    }
 }
 
 /// Longest key accepted, in bytes (S3's limit).
@@ -349,8 +437,63 @@ mod tests {
             ),
             (Method::GET, "/up/k", "acl", Unsupported),
             (Method::PUT, "/up/k", "tagging", Unsupported),
-            (Method::POST, "/up/k", "uploads", Unsupported),
-            (Method::PUT, "/up/k", "partNumber=1&uploadId=x", Unsupported),
+            (
+                Method::POST,
+                "/up/k",
+                "uploads",
+                CreateMultipartUpload {
+                    bucket: b("up"),
+                    key: b("k"),
+                },
+            ),
+            (
+                Method::PUT,
+                "/up/k",
+                "partNumber=1&uploadId=x",
+                UploadPart {
+                    bucket: b("up"),
+                    key: b("k"),
+                    upload_id: b("x"),
+                    part_number: 1,
+                },
+            ),
+            (
+                Method::POST,
+                "/up/k",
+                "uploadId=x",
+                CompleteMultipartUpload {
+                    bucket: b("up"),
+                    key: b("k"),
+                    upload_id: b("x"),
+                },
+            ),
+            (
+                Method::DELETE,
+                "/up/k",
+                "uploadId=x",
+                AbortMultipartUpload {
+                    bucket: b("up"),
+                    key: b("k"),
+                    upload_id: b("x"),
+                },
+            ),
+            (
+                Method::GET,
+                "/up/k",
+                "uploadId=x",
+                ListParts {
+                    bucket: b("up"),
+                    key: b("k"),
+                    upload_id: b("x"),
+                },
+            ),
+            (
+                Method::GET,
+                "/up",
+                "uploads",
+                ListMultipartUploads { bucket: b("up") },
+            ),
+            (Method::GET, "/up/k", "partNumber=1", Unsupported),
             (
                 Method::GET,
                 "/up/a//b",
@@ -411,6 +554,18 @@ mod tests {
     fn duplicate_query_parameters_are_an_error_when_read() {
         let q = Query::parse(Some("list-type=2&list-type=2")).expect("parse");
         assert!(route(&Method::GET, "/up", &q).is_err());
+    }
+
+    #[test]
+    fn part_numbers_are_bounded() {
+        for bad in ["0", "10001", "-1", "1e3", "+1", "", "99999999999"] {
+            let q = format!("partNumber={bad}&uploadId=x");
+            assert!(
+                matches!(r(Method::PUT, "/up/k", &q), Err(Error::InvalidArgument(_))),
+                "{bad}"
+            );
+        }
+        assert!(r(Method::PUT, "/up/k", "partNumber=10000&uploadId=x").is_ok());
     }
 
     #[test]

@@ -24,9 +24,44 @@ pub async fn run(state: Arc<AppState>) {
     }
 }
 
-/// One pass; returns how many rows were purged.
+/// One pass; returns how many rows were purged (objects, multipart uploads, loose blobs).
 pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> {
     let mut purged = 0;
+    // Abandoned multipart uploads: their parts become loose blobs, removed below.
+    let idle_ms = i64::try_from(state.config.s3.multipart_max_idle_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
+    loop {
+        let idle = state
+            .meta
+            .idle_multipart(crate::clock::now_ms().saturating_sub(idle_ms), 100)
+            .await?;
+        if idle.is_empty() {
+            break;
+        }
+        for upload_id in &idle {
+            state
+                .meta
+                .remove_multipart(upload_id, crate::clock::now_ms())
+                .await?;
+            purged += 1;
+        }
+    }
+    loop {
+        let due = state
+            .meta
+            .due_loose_blobs(crate::clock::now_ms(), 100)
+            .await?;
+        if due.is_empty() {
+            break;
+        }
+        for blob in &due {
+            let path = Storage::path_for(&blob.bucket, &blob.id);
+            state.storage.remove_staging(&path).await?;
+            state.storage.delete(&path).await?;
+            state.meta.forget_loose_blob(&blob.id).await?;
+            purged += 1;
+        }
+    }
     loop {
         let batch = state.meta.sweepable(crate::clock::now_ms(), 100).await?;
         if batch.is_empty() {

@@ -15,7 +15,9 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use upgate::metadata::postgres::PgStore;
 use upgate::metadata::sqlite::SqliteStore;
-use upgate::metadata::{CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord};
+use upgate::metadata::{
+    CommitInfo, MetaError, MetadataStore, MultipartUpload, NewPending, ObjectRecord, PartRecord,
+};
 
 type Store = Arc<dyn MetadataStore>;
 
@@ -149,6 +151,10 @@ conformance!(
     concurrent_commits_to_one_key_leave_exactly_one_committed,
     concurrent_commits_to_several_keys_keep_one_per_key,
     ping_succeeds,
+    multipart_parts_are_admitted_within_the_budget_only,
+    multipart_removal_makes_every_part_blob_loose,
+    multipart_listing_is_scoped_to_owner_and_ordered,
+    concurrent_parts_cannot_exceed_the_budget_together,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -824,6 +830,228 @@ async fn ping_succeeds(s: Store) {
 // Backend-specific: migrations and schema
 // ---------------------------------------------------------------------------------------------
 
+// ---- multipart ------------------------------------------------------------------------------
+
+fn upload(id: &str, key: &str, owner: &str) -> MultipartUpload {
+    MultipartUpload {
+        upload_id: id.into(),
+        bucket: BUCKET.into(),
+        key: key.into(),
+        owner: owner.into(),
+        content_type: Some("application/pdf".into()),
+        checksum_algorithm: Some("CRC32".into()),
+        created_at_ms: T0,
+        last_activity_ms: T0,
+    }
+}
+
+fn part_record(n: u32, blob: &str, size: u64) -> PartRecord {
+    PartRecord {
+        part_number: n,
+        blob_id: blob.into(),
+        size,
+        etag: format!("etag-{blob}"),
+        sha256: "ab".repeat(32),
+        checksum: Some(("CRC32".into(), "AAAAAA==".into())),
+        detected_type: (n == 1).then(|| "application/pdf".to_string()),
+        created_at_ms: T0,
+    }
+}
+
+async fn loose_ids(s: &Store, now_ms: i64) -> BTreeSet<String> {
+    s.due_loose_blobs(now_ms, 1000)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|b| b.id)
+        .collect()
+}
+
+async fn multipart_parts_are_admitted_within_the_budget_only(s: Store) {
+    s.create_multipart(&upload("u1", "k", OWNER))
+        .await
+        .expect("create");
+    assert_eq!(
+        s.multipart("u1").await.expect("get"),
+        Some(upload("u1", "k", OWNER))
+    );
+    for (blob, n, size) in [("b1", 1, 60), ("b2", 2, 40)] {
+        s.register_loose_blob(blob, BUCKET, LATER)
+            .await
+            .expect("loose");
+        assert!(
+            s.put_part("u1", &part_record(n, blob, size), 100, T0 + 1)
+                .await
+                .expect("put")
+        );
+    }
+    // Adopted blobs are no longer loose.
+    assert!(loose_ids(&s, i64::MAX).await.is_empty());
+    // One byte over the budget: refused, nothing changes.
+    s.register_loose_blob("b3", BUCKET, LATER)
+        .await
+        .expect("loose");
+    assert!(
+        !s.put_part("u1", &part_record(3, "b3", 1), 100, T0 + 2)
+            .await
+            .expect("put")
+    );
+    // Replacing part 2 with a smaller one fits; the replaced blob is loose and due now.
+    assert!(
+        s.put_part("u1", &part_record(2, "b3", 30), 100, T0 + 3)
+            .await
+            .expect("replace")
+    );
+    assert_eq!(
+        loose_ids(&s, T0 + 3).await,
+        BTreeSet::from(["b2".to_string()])
+    );
+    let parts = s.parts("u1", 0, 10).await.expect("parts");
+    assert_eq!(
+        parts
+            .iter()
+            .map(|p| (p.part_number, p.blob_id.as_str(), p.size))
+            .collect::<Vec<_>>(),
+        vec![(1, "b1", 60), (2, "b3", 30)]
+    );
+    assert_eq!(parts[0], part_record(1, "b1", 60));
+    assert_eq!(s.parts("u1", 1, 10).await.expect("after").len(), 1);
+    // Activity was touched.
+    assert_eq!(
+        s.multipart("u1")
+            .await
+            .expect("get")
+            .expect("u")
+            .last_activity_ms,
+        T0 + 3
+    );
+    assert_eq!(
+        s.idle_multipart(T0 + 3, 10).await.expect("idle"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        s.idle_multipart(T0 + 4, 10).await.expect("idle"),
+        vec!["u1".to_string()]
+    );
+    // Unknown upload.
+    let r = s.put_part("nope", &part_record(1, "bx", 1), 100, T0).await;
+    assert!(matches!(r, Err(MetaError::NoSuchUpload)), "{r:?}");
+}
+
+async fn multipart_removal_makes_every_part_blob_loose(s: Store) {
+    s.create_multipart(&upload("u2", "k", OWNER))
+        .await
+        .expect("create");
+    for (blob, n) in [("p1", 1), ("p2", 2)] {
+        s.register_loose_blob(blob, BUCKET, LATER)
+            .await
+            .expect("loose");
+        assert!(
+            s.put_part("u2", &part_record(n, blob, 10), 100, T0)
+                .await
+                .expect("put")
+        );
+    }
+    // A part being written: loose, not due before its lease.
+    s.register_loose_blob("inflight", BUCKET, LATER)
+        .await
+        .expect("loose");
+    assert!(s.remove_multipart("u2", T0 + 5).await.expect("remove"));
+    assert!(!s.remove_multipart("u2", T0 + 5).await.expect("again"));
+    assert!(s.multipart("u2").await.expect("get").is_none());
+    assert_eq!(
+        loose_ids(&s, T0 + 5).await,
+        BTreeSet::from(["p1".to_string(), "p2".to_string()])
+    );
+    assert!(loose_ids(&s, LATER).await.contains("inflight"));
+    s.forget_loose_blob("p1").await.expect("forget");
+    assert!(!loose_ids(&s, i64::MAX).await.contains("p1"));
+}
+
+async fn multipart_listing_is_scoped_to_owner_and_ordered(s: Store) {
+    for (id, key, owner) in [
+        ("u3", "b/x", OWNER),
+        ("u1", "a/x", OWNER),
+        ("u2", "a/x", OWNER),
+        ("u9", "a/y", "someone-else"),
+    ] {
+        s.create_multipart(&upload(id, key, owner))
+            .await
+            .expect("create");
+    }
+    let ids = |v: Vec<MultipartUpload>| v.into_iter().map(|u| u.upload_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s
+            .list_multipart(BUCKET, OWNER, "", "", "", 10)
+            .await
+            .expect("l")),
+        ["u1", "u2", "u3"]
+    );
+    assert_eq!(
+        ids(s
+            .list_multipart(BUCKET, OWNER, "a/", "", "", 10)
+            .await
+            .expect("l")),
+        ["u1", "u2"]
+    );
+    assert_eq!(
+        ids(s
+            .list_multipart(BUCKET, OWNER, "", "a/x", "u1", 10)
+            .await
+            .expect("l")),
+        ["u2", "u3"]
+    );
+    assert_eq!(
+        ids(s
+            .list_multipart(BUCKET, OWNER, "", "a/x", "", 1)
+            .await
+            .expect("l")),
+        ["u1"]
+    );
+    assert_eq!(
+        ids(s
+            .list_multipart(BUCKET, "someone-else", "", "", "", 10)
+            .await
+            .expect("l")),
+        ["u9"]
+    );
+}
+
+async fn concurrent_parts_cannot_exceed_the_budget_together(s: Store) {
+    s.create_multipart(&upload("race", "k", OWNER))
+        .await
+        .expect("create");
+    // Ten different parts of 30 bytes race for a budget of 100: exactly three fit.
+    let mut tasks = Vec::new();
+    for n in 1..=10u32 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let blob = format!("r{n}");
+            s.register_loose_blob(&blob, BUCKET, LATER)
+                .await
+                .expect("loose");
+            s.put_part("race", &part_record(n, &blob, 30), 100, T0)
+                .await
+                .expect("put")
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        if t.await.expect("join") {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 3);
+    let total: u64 = s
+        .parts("race", 0, 100)
+        .await
+        .expect("parts")
+        .iter()
+        .map(|p| p.size)
+        .sum();
+    assert_eq!(total, 90);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_reopen_keeps_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -865,7 +1093,7 @@ async fn postgres_concurrent_startup_migrates_once_and_reopen_keeps_records() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-            assert_eq!(versions, vec![1], "each migration recorded once");
+            assert_eq!(versions, vec![1, 2], "each migration recorded once");
 
             let first: Store = Arc::new(stores[0].clone());
             put(&first, "v1", BUCKET, "k").await;
@@ -912,6 +1140,9 @@ async fn postgres_names_and_keys_use_byte_collation() {
         columns,
         vec![
             ("buckets".to_owned(), "name".to_owned(), c.clone()),
+            ("loose_blobs".to_owned(), "bucket".to_owned(), c.clone()),
+            ("multipart_uploads".to_owned(), "bucket".to_owned(), c.clone()),
+            ("multipart_uploads".to_owned(), "key".to_owned(), c.clone()),
             ("objects".to_owned(), "bucket".to_owned(), c.clone()),
             ("objects".to_owned(), "key".to_owned(), c),
         ]

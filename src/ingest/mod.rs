@@ -38,6 +38,10 @@ pub struct Expectations {
     pub allowed_types: Vec<String>,
     /// Declared, normalised content type; `None` if absent or generic.
     pub declared_type: Option<String>,
+    /// Refuse the body unless its first bytes sniff as an allowed type matching the declared
+    /// one. Off for multipart parts after the first (they start mid-file); their sniffed type
+    /// is only recorded.
+    pub enforce_type: bool,
     /// Signed `x-amz-content-sha256` value.
     pub sha256: Option<[u8; 32]>,
     /// Decoded `Content-MD5`.
@@ -56,8 +60,9 @@ pub struct Ingested {
     pub size: u64,
     pub sha256: [u8; 32],
     pub md5: Option<[u8; 16]>,
-    /// The sniffed, allowed content type.
-    pub content_type: &'static str,
+    /// The sniffed type: allowed (and matching the declared one) when `enforce_type` was set;
+    /// whatever was recognised, if anything, otherwise.
+    pub content_type: Option<&'static str>,
     /// The verified client checksum, if one was sent.
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
 }
@@ -72,6 +77,8 @@ pub struct Pipe {
     prefix: Vec<Bytes>,
     prefix_len: usize,
     content_type: Option<&'static str>,
+    /// Whether the type decision was made (the prefix was flushed).
+    decided: bool,
 }
 
 impl Pipe {
@@ -102,6 +109,7 @@ impl Pipe {
             prefix: Vec::new(),
             prefix_len: 0,
             content_type: None,
+            decided: false,
         })
     }
 
@@ -126,7 +134,7 @@ impl Pipe {
         if let Some(c) = &mut self.checksum {
             c.update(&piece);
         }
-        if self.content_type.is_some() {
+        if self.decided {
             return staging.write(piece).await.map_err(Error::from);
         }
         self.prefix_len += piece.len();
@@ -141,6 +149,16 @@ impl Pipe {
     }
 
     fn decide_type(&mut self) -> Result<()> {
+        if !self.exp.enforce_type {
+            let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
+            for p in &self.prefix {
+                let take = (sniff::SNIFF_LEN - head.len()).min(p.len());
+                head.extend_from_slice(&p[..take]);
+            }
+            self.content_type = sniff::sniff(&head);
+            self.decided = true;
+            return Ok(());
+        }
         let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
         for p in &self.prefix {
             let take = (sniff::SNIFF_LEN - head.len()).min(p.len());
@@ -160,13 +178,14 @@ impl Pipe {
             }
         }
         self.content_type = Some(sniffed);
+        self.decided = true;
         Ok(())
     }
 
     /// End of body: flushes a short prefix, then verifies length and every digest, in a fixed
     /// order. `trailers` are those of an aws-chunked body.
     pub async fn finish(mut self, trailers: Trailers, staging: &mut Staging) -> Result<Ingested> {
-        if self.content_type.is_none() {
+        if !self.decided {
             self.decide_type()?;
             for p in std::mem::take(&mut self.prefix) {
                 staging.write(p).await?;
@@ -209,7 +228,7 @@ impl Pipe {
             size: self.size,
             sha256,
             md5,
-            content_type: self.content_type.ok_or(Error::ContentTypeMismatch)?,
+            content_type: self.content_type,
             checksum,
         })
     }
@@ -265,6 +284,7 @@ mod tests {
     fn exp(max: u64) -> Expectations {
         Expectations {
             max_bytes: max,
+            enforce_type: true,
             allowed_types: vec!["application/pdf".into()],
             ..Default::default()
         }
@@ -338,7 +358,7 @@ mod tests {
                 assert_eq!(i.size, 5000);
                 assert_eq!(i.sha256, sha);
                 assert_eq!(i.md5, Some(md5));
-                assert_eq!(i.content_type, "application/pdf");
+                assert_eq!(i.content_type, Some("application/pdf"));
             }
             staging.abort().await;
         }

@@ -26,6 +26,9 @@ pub enum MetaError {
     /// A stored value cannot be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(&'static str),
+    /// The multipart upload does not exist (never did, aborted, completed or expired).
+    #[error("no such multipart upload")]
+    NoSuchUpload,
 }
 
 impl From<MetaError> for Error {
@@ -34,6 +37,7 @@ impl From<MetaError> for Error {
             // Fail closed: no metadata, no upload; the client may retry.
             MetaError::Database(_) | MetaError::PendingGone => Error::unavailable(e),
             MetaError::Corrupt(_) => Error::internal(e),
+            MetaError::NoSuchUpload => Error::NoSuchUpload,
         }
     }
 }
@@ -122,6 +126,42 @@ pub struct Sweepable {
     pub bucket: String,
 }
 
+/// An open multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartUpload {
+    /// Random, unguessable id (32 hex chars).
+    pub upload_id: String,
+    pub bucket: String,
+    pub key: String,
+    /// Principal that created it; the only one that may use it.
+    pub owner: String,
+    /// Declared, normalised content type (None: generic / absent).
+    pub content_type: Option<String>,
+    /// Checksum algorithm announced at creation (`x-amz-checksum-algorithm`), S3 spelling.
+    pub checksum_algorithm: Option<String>,
+    pub created_at_ms: i64,
+    pub last_activity_ms: i64,
+}
+
+/// A stored part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    pub part_number: u32,
+    /// Id of the hidden blob holding the part's bytes.
+    pub blob_id: String,
+    pub size: u64,
+    /// ETag without quotes.
+    pub etag: String,
+    /// Hex SHA-256 of the part.
+    pub sha256: String,
+    /// Algorithm (S3 spelling, e.g. `CRC32`) and base64 value of the verified client checksum
+    /// of the part, if one was sent.
+    pub checksum: Option<(String, String)>,
+    /// Type sniffed from the part's first bytes, if recognisable.
+    pub detected_type: Option<String>,
+    pub created_at_ms: i64,
+}
+
 /// The metadata store. Implementations: SQLite (default), PostgreSQL (at scale).
 #[async_trait]
 pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
@@ -158,6 +198,59 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError>;
     /// Cheap liveness probe.
     async fn ping(&self) -> Result<(), MetaError>;
+
+    // ---- multipart uploads ------------------------------------------------------------
+
+    /// Records a new multipart upload.
+    async fn create_multipart(&self, u: &MultipartUpload) -> Result<(), MetaError>;
+    /// An open upload by id.
+    async fn multipart(&self, upload_id: &str) -> Result<Option<MultipartUpload>, MetaError>;
+    /// Open uploads of `owner` in `bucket` whose key starts with `prefix`, ordered by (key,
+    /// upload id), after the marker pair, at most `limit`.
+    async fn list_multipart(
+        &self,
+        bucket: &str,
+        owner: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_id_marker: &str,
+        limit: u32,
+    ) -> Result<Vec<MultipartUpload>, MetaError>;
+    /// Records a blob that is about to be written and that nothing points to yet; unless a
+    /// part row adopts it, the sweeper removes it after `sweep_after_ms`.
+    async fn register_loose_blob(
+        &self,
+        blob_id: &str,
+        bucket: &str,
+        sweep_after_ms: i64,
+    ) -> Result<(), MetaError>;
+    /// Records a part, atomically: only if the upload still exists (`NoSuchUpload`) and the
+    /// sizes of its other parts plus this one stay within `max_total` (else `Ok(false)`, nothing
+    /// changed). The part's blob stops being loose; a replaced part's blob becomes loose (due
+    /// now). Touches the upload's last activity.
+    async fn put_part(
+        &self,
+        upload_id: &str,
+        part: &PartRecord,
+        max_total: u64,
+        now_ms: i64,
+    ) -> Result<bool, MetaError>;
+    /// Parts with numbers greater than `after`, ascending, at most `limit`.
+    async fn parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<PartRecord>, MetaError>;
+    /// Removes an upload (abort, completion, expiry); its part blobs become loose (due now).
+    /// Returns whether it existed.
+    async fn remove_multipart(&self, upload_id: &str, now_ms: i64) -> Result<bool, MetaError>;
+    /// Ids of uploads with no activity since `before_ms`.
+    async fn idle_multipart(&self, before_ms: i64, limit: u32) -> Result<Vec<String>, MetaError>;
+    /// Loose blobs due for removal (`id` is the blob id).
+    async fn due_loose_blobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError>;
+    /// Forgets a loose blob after its bytes were removed.
+    async fn forget_loose_blob(&self, blob_id: &str) -> Result<(), MetaError>;
 }
 
 /// The smallest string greater than every string that starts with `prefix`, if one exists

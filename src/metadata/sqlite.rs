@@ -15,12 +15,15 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row};
 
 use super::{
-    CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Status, Sweepable,
-    prefix_upper_bound,
+    CommitInfo, MetaError, MetadataStore, MultipartUpload, NewPending, ObjectRecord, PartRecord,
+    Status, Sweepable, prefix_upper_bound,
 };
 
 /// Ordered schema migrations; index + 1 is the version.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_objects.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/0001_objects.sql"),
+    include_str!("migrations/sqlite/0002_multipart.sql"),
+];
 
 /// SQLite-backed metadata.
 #[derive(Debug, Clone)]
@@ -99,6 +102,43 @@ fn record(row: &SqliteRow) -> Result<ObjectRecord, MetaError> {
         content_type: row.try_get("content_type")?,
         checksum: algo.zip(value),
         committed_at_ms: row.try_get("committed_at")?,
+    })
+}
+
+const UPLOAD_COLUMNS: &str = "upload_id, bucket, key, owner, content_type, checksum_algorithm, \
+     created_at, last_activity";
+const PART_COLUMNS: &str = "part_number, blob_id, size, etag, sha256, checksum_algorithm, \
+     checksum_value, detected_type, created_at";
+
+fn upload(row: &SqliteRow) -> Result<MultipartUpload, MetaError> {
+    Ok(MultipartUpload {
+        upload_id: row.try_get("upload_id")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("key")?,
+        owner: row.try_get("owner")?,
+        content_type: row.try_get("content_type")?,
+        checksum_algorithm: row.try_get("checksum_algorithm")?,
+        created_at_ms: row.try_get("created_at")?,
+        last_activity_ms: row.try_get("last_activity")?,
+    })
+}
+
+fn part(row: &SqliteRow) -> Result<PartRecord, MetaError> {
+    let n: i64 = row.try_get("part_number")?;
+    let size: i64 = row.try_get("size")?;
+    Ok(PartRecord {
+        part_number: u32::try_from(n).map_err(|_| MetaError::Corrupt("part number"))?,
+        blob_id: row.try_get("blob_id")?,
+        size: u64::try_from(size).map_err(|_| MetaError::Corrupt("negative size"))?,
+        etag: row.try_get("etag")?,
+        sha256: row.try_get("sha256")?,
+        checksum: {
+            let a: Option<String> = row.try_get("checksum_algorithm")?;
+            let v: Option<String> = row.try_get("checksum_value")?;
+            a.zip(v)
+        },
+        detected_type: row.try_get("detected_type")?,
+        created_at_ms: row.try_get("created_at")?,
     })
 }
 
@@ -290,6 +330,226 @@ impl MetadataStore for SqliteStore {
 
     async fn ping(&self) -> Result<(), MetaError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn create_multipart(&self, u: &MultipartUpload) -> Result<(), MetaError> {
+        sqlx::query(&format!(
+            "INSERT INTO multipart_uploads ({UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&u.upload_id)
+        .bind(&u.bucket)
+        .bind(&u.key)
+        .bind(&u.owner)
+        .bind(&u.content_type)
+        .bind(&u.checksum_algorithm)
+        .bind(u.created_at_ms)
+        .bind(u.last_activity_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn multipart(&self, upload_id: &str) -> Result<Option<MultipartUpload>, MetaError> {
+        let row = sqlx::query(&format!(
+            "SELECT {UPLOAD_COLUMNS} FROM multipart_uploads WHERE upload_id = ?"
+        ))
+        .bind(upload_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(upload).transpose()
+    }
+
+    async fn list_multipart(
+        &self,
+        bucket: &str,
+        owner: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_id_marker: &str,
+        limit: u32,
+    ) -> Result<Vec<MultipartUpload>, MetaError> {
+        let upper = prefix_upper_bound(prefix);
+        let sql = format!(
+            "SELECT {UPLOAD_COLUMNS} FROM multipart_uploads WHERE bucket = ? AND owner = ? \
+             AND key >= ? {} AND (key > ? OR (key = ? AND upload_id > ?)) \
+             ORDER BY key, upload_id LIMIT ?",
+            if upper.is_some() { "AND key < ?" } else { "" }
+        );
+        let mut q = sqlx::query(&sql).bind(bucket).bind(owner).bind(prefix);
+        if let Some(u) = &upper {
+            q = q.bind(u);
+        }
+        let rows = q
+            .bind(key_marker)
+            .bind(key_marker)
+            .bind(upload_id_marker)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(upload).collect()
+    }
+
+    async fn register_loose_blob(
+        &self,
+        blob_id: &str,
+        bucket: &str,
+        sweep_after_ms: i64,
+    ) -> Result<(), MetaError> {
+        sqlx::query("INSERT INTO loose_blobs (blob_id, bucket, sweep_after) VALUES (?, ?, ?)")
+            .bind(blob_id)
+            .bind(bucket)
+            .bind(sweep_after_ms)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn put_part(
+        &self,
+        upload_id: &str,
+        p: &PartRecord,
+        max_total: u64,
+        now_ms: i64,
+    ) -> Result<bool, MetaError> {
+        let mut tx = self.writer.begin().await?;
+        let bucket: String =
+            sqlx::query_scalar("SELECT bucket FROM multipart_uploads WHERE upload_id = ?")
+                .bind(upload_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(MetaError::NoSuchUpload)?;
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(size), 0) FROM multipart_parts \
+             WHERE upload_id = ? AND part_number != ?",
+        )
+        .bind(upload_id)
+        .bind(i64::from(p.part_number))
+        .fetch_one(&mut *tx)
+        .await?;
+        let size = i64::try_from(p.size).map_err(|_| MetaError::Corrupt("size overflow"))?;
+        let max = i64::try_from(max_total).unwrap_or(i64::MAX);
+        if others.saturating_add(size) > max {
+            return Ok(false);
+        }
+        let replaced: Option<String> = sqlx::query_scalar(
+            "SELECT blob_id FROM multipart_parts WHERE upload_id = ? AND part_number = ?",
+        )
+        .bind(upload_id)
+        .bind(i64::from(p.part_number))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(old) = replaced {
+            sqlx::query("INSERT OR REPLACE INTO loose_blobs (blob_id, bucket, sweep_after) VALUES (?, ?, ?)")
+                .bind(old)
+                .bind(&bucket)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(&format!(
+            "INSERT OR REPLACE INTO multipart_parts (upload_id, {PART_COLUMNS}) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(upload_id)
+        .bind(i64::from(p.part_number))
+        .bind(&p.blob_id)
+        .bind(size)
+        .bind(&p.etag)
+        .bind(&p.sha256)
+        .bind(p.checksum.as_ref().map(|(a, _)| a))
+        .bind(p.checksum.as_ref().map(|(_, v)| v))
+        .bind(&p.detected_type)
+        .bind(p.created_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM loose_blobs WHERE blob_id = ?")
+            .bind(&p.blob_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE multipart_uploads SET last_activity = ? WHERE upload_id = ?")
+            .bind(now_ms)
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn parts(
+        &self,
+        upload_id: &str,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<PartRecord>, MetaError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PART_COLUMNS} FROM multipart_parts WHERE upload_id = ? AND part_number > ? \
+             ORDER BY part_number LIMIT ?"
+        ))
+        .bind(upload_id)
+        .bind(i64::from(after))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(part).collect()
+    }
+
+    async fn remove_multipart(&self, upload_id: &str, now_ms: i64) -> Result<bool, MetaError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO loose_blobs (blob_id, bucket, sweep_after) \
+             SELECT p.blob_id, u.bucket, ? FROM multipart_parts p \
+             JOIN multipart_uploads u ON u.upload_id = p.upload_id WHERE p.upload_id = ?",
+        )
+        .bind(now_ms)
+        .bind(upload_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM multipart_parts WHERE upload_id = ?")
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?;
+        let gone = sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = ?")
+            .bind(upload_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(gone > 0)
+    }
+
+    async fn idle_multipart(&self, before_ms: i64, limit: u32) -> Result<Vec<String>, MetaError> {
+        Ok(sqlx::query_scalar(
+            "SELECT upload_id FROM multipart_uploads WHERE last_activity < ? LIMIT ?",
+        )
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn due_loose_blobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {
+        let rows =
+            sqlx::query("SELECT blob_id, bucket FROM loose_blobs WHERE sweep_after <= ? LIMIT ?")
+                .bind(now_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Sweepable {
+                    id: r.try_get("blob_id")?,
+                    bucket: r.try_get("bucket")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn forget_loose_blob(&self, blob_id: &str) -> Result<(), MetaError> {
+        sqlx::query("DELETE FROM loose_blobs WHERE blob_id = ?")
+            .bind(blob_id)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 }

@@ -326,7 +326,7 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Response<
 }
 
 /// Reads a small request body (XML), bounded, verifying whatever digests the request carries.
-async fn read_small_body(ctx: &Ctx, body: Incoming) -> Result<Bytes> {
+pub(crate) async fn read_small_body(ctx: &Ctx, body: Incoming) -> Result<Bytes> {
     let max = ctx.state.config.s3.max_xml_body_bytes;
     let h = &ctx.parts.headers;
     if let Some(len) = header_str(h, "content-length").and_then(|v| v.parse::<usize>().ok())

@@ -6,6 +6,7 @@
 //! signature in it).
 
 pub mod bucket;
+pub mod multipart;
 pub mod object;
 pub mod xml;
 
@@ -138,6 +139,31 @@ async fn dispatch(
         Endpoint::GetObject { bucket, key } => object::get(&ctx, &bucket, &key, false).await,
         Endpoint::HeadObject { bucket, key } => object::get(&ctx, &bucket, &key, true).await,
         Endpoint::DeleteObject { bucket, key } => object::delete(&ctx, &bucket, &key).await,
+        Endpoint::CreateMultipartUpload { bucket, key } => {
+            multipart::create(&ctx, &bucket, &key).await
+        }
+        Endpoint::UploadPart {
+            bucket,
+            key,
+            upload_id,
+            part_number,
+        } => multipart::upload_part(ctx, &bucket, &key, &upload_id, part_number, body).await,
+        Endpoint::CompleteMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::complete(&ctx, &bucket, &key, &upload_id, body).await,
+        Endpoint::AbortMultipartUpload {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::abort(&ctx, &bucket, &key, &upload_id).await,
+        Endpoint::ListParts {
+            bucket,
+            key,
+            upload_id,
+        } => multipart::list_parts(&ctx, &bucket, &key, &upload_id).await,
+        Endpoint::ListMultipartUploads { bucket } => multipart::list_uploads(&ctx, &bucket).await,
         Endpoint::Unsupported => Err(Error::NotImplemented),
     };
     result.map(|r| (r, bucket.clone())).map_err(|e| (e, bucket))
@@ -154,7 +180,13 @@ fn bucket_of(e: &Endpoint) -> Option<String> {
         | Endpoint::PutObject { bucket, .. }
         | Endpoint::GetObject { bucket, .. }
         | Endpoint::HeadObject { bucket, .. }
-        | Endpoint::DeleteObject { bucket, .. } => Some(bucket.clone()),
+        | Endpoint::DeleteObject { bucket, .. }
+        | Endpoint::CreateMultipartUpload { bucket, .. }
+        | Endpoint::UploadPart { bucket, .. }
+        | Endpoint::CompleteMultipartUpload { bucket, .. }
+        | Endpoint::AbortMultipartUpload { bucket, .. }
+        | Endpoint::ListParts { bucket, .. }
+        | Endpoint::ListMultipartUploads { bucket } => Some(bucket.clone()),
         Endpoint::Health | Endpoint::Ready | Endpoint::ListBuckets | Endpoint::Unsupported => None,
     }
 }

@@ -93,20 +93,22 @@ fn parse_len(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
     }
 }
 
-/// PutObject: authenticate (done), check everything knowable from the head, then stream the
-/// body through the ingest pipe into an invisible staging write, and commit only if it passed.
-pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Response<Body>> {
-    let started = std::time::Instant::now();
-    let state = Arc::clone(&ctx.state);
-    let bcfg = bucket_config(&state, bucket)?;
-    let h = &ctx.parts.headers;
-    if h.contains_key("x-amz-copy-source") {
-        return Err(Error::NotImplemented);
-    }
-    if h.contains_key(header::IF_NONE_MATCH) || h.contains_key(header::IF_MATCH) {
-        // Conditional writes are not offered yet; refusing beats silently ignoring them.
-        return Err(Error::NotImplemented);
-    }
+/// What a body-carrying request (PutObject, UploadPart) declared, checked before any byte of
+/// the body is read (with `Expect: 100-continue` the client has not even sent it).
+pub(crate) struct BodyPlan {
+    /// The aws-chunked decoder, for STREAMING-* payload modes.
+    pub decoder: Option<Decoder>,
+    /// What the pipe must enforce.
+    pub exp: Expectations,
+}
+
+/// Builds the body plan from the request head and the verified payload mode.
+pub(crate) fn plan_body(
+    h: &HeaderMap,
+    payload: PayloadMode,
+    base: Expectations,
+    max_signed_chunk: usize,
+) -> Result<BodyPlan> {
     let content_length = parse_len(h, "content-length")?;
     let chunked_encoding = header_str(h, "content-encoding")
         .map(|v| {
@@ -114,26 +116,16 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
                 .any(|p| p.trim().eq_ignore_ascii_case("aws-chunked"))
         })
         .unwrap_or(false);
-    let owner = ctx.verified.access_key_id().to_string();
     let mut exp = Expectations {
-        max_bytes: bcfg.max_object_bytes,
-        allowed_types: bcfg.allowed_types.clone(),
-        want_md5: bcfg.etag == EtagMode::Md5,
         checksum: header_checksum(h)?,
-        ..Default::default()
+        ..base
     };
     if let Some(md5) = header_str(h, "content-md5") {
         exp.md5 = Some(checksum::decode_content_md5(md5).map_err(|_| Error::InvalidDigest)?);
     } else if h.contains_key("content-md5") {
         return Err(Error::InvalidDigest);
     }
-    exp.declared_type = match header_str(h, "content-type") {
-        None => None,
-        Some(ct) if sniff::is_generic(ct) => None,
-        Some(ct) => Some(sniff::normalize(ct).ok_or(Error::ContentTypeNotAllowed)?),
-    };
-    let max_chunk = state.config.s3.max_signed_chunk_bytes;
-    let decoder = match ctx.verified.into_payload() {
+    let decoder = match payload {
         mode @ (PayloadMode::StreamingSigned { .. } | PayloadMode::StreamingUnsignedTrailer) => {
             let decoded =
                 parse_len(h, "x-amz-decoded-content-length")?.ok_or(Error::MissingContentLength)?;
@@ -163,30 +155,101 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
                 }
                 (None, _) => {}
             }
-            Some(Decoder::new(chunk_mode, trailer, decoded, max_chunk))
+            Some(Decoder::new(chunk_mode, trailer, decoded, max_signed_chunk))
+        }
+        PayloadMode::Sha256(_) | PayloadMode::Unsigned if chunked_encoding => {
+            return Err(Error::InvalidRequest(
+                "aws-chunked encoding requires a STREAMING-* payload mode",
+            ));
         }
         PayloadMode::Sha256(hash) => {
-            if chunked_encoding {
-                return Err(Error::InvalidRequest(
-                    "aws-chunked encoding requires a STREAMING-* payload mode",
-                ));
-            }
             exp.sha256 = Some(hash);
             exp.length = Some(content_length.ok_or(Error::MissingContentLength)?);
             None
         }
         PayloadMode::Unsigned => {
-            if chunked_encoding {
-                return Err(Error::InvalidRequest(
-                    "aws-chunked encoding requires a STREAMING-* payload mode",
-                ));
-            }
             exp.length = Some(content_length.ok_or(Error::MissingContentLength)?);
             None
         }
     };
-    // Everything knowable before the body is checked here, before a byte is read (with
-    // `Expect: 100-continue` the client has not sent it yet).
+    Ok(BodyPlan { decoder, exp })
+}
+
+/// Streams `body` through `decoder` and `pipe` into `staging`, bounded by the idle timeout
+/// between reads and by an absolute deadline derived from the size limit.
+pub(crate) async fn stream_body(
+    state: &AppState,
+    body: Incoming,
+    decoder: Option<Decoder>,
+    pipe: ingest::Pipe,
+    max_bytes: u64,
+    staging: &mut crate::storage::Staging,
+) -> Result<Ingested> {
+    let frames = BodyStream::new(body).filter_map(|f| async move {
+        match f {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(if e.is_timeout() {
+                Error::RequestTimeout
+            } else {
+                Error::IncompleteBody
+            })),
+        }
+    });
+    let server = &state.config.server;
+    let idle = Duration::from_secs(server.body_idle_timeout_secs);
+    // The absolute bound on an upload: the presigned expiry is checked only at the start, so
+    // without it a client trickling just above the idle timeout could hold a slot for hours.
+    let deadline = Duration::from_secs(
+        max_bytes / server.min_upload_rate_bytes_per_sec.max(1) + server.upload_deadline_slack_secs,
+    );
+    let run = ingest::run_pipe(Box::pin(frames), decoder, pipe, staging, idle);
+    match tokio::time::timeout(deadline, run).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::RequestTimeout),
+    }
+}
+
+/// The declared Content-Type, normalised; `None` when absent or generic.
+pub(crate) fn declared_type(h: &HeaderMap) -> Result<Option<String>> {
+    match header_str(h, "content-type") {
+        None => Ok(None),
+        Some(ct) if sniff::is_generic(ct) => Ok(None),
+        Some(ct) => Ok(Some(
+            sniff::normalize(ct).ok_or(Error::ContentTypeNotAllowed)?,
+        )),
+    }
+}
+
+/// PutObject: authenticate (done), check everything knowable from the head, then stream the
+/// body through the ingest pipe into an invisible staging write, and commit only if it passed.
+pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Response<Body>> {
+    let started = std::time::Instant::now();
+    let state = Arc::clone(&ctx.state);
+    let bcfg = bucket_config(&state, bucket)?;
+    let h = &ctx.parts.headers;
+    if h.contains_key("x-amz-copy-source") {
+        return Err(Error::NotImplemented);
+    }
+    if h.contains_key(header::IF_NONE_MATCH) || h.contains_key(header::IF_MATCH) {
+        // Conditional writes are not offered yet; refusing beats silently ignoring them.
+        return Err(Error::NotImplemented);
+    }
+    let owner = ctx.verified.access_key_id().to_string();
+    let base = Expectations {
+        max_bytes: bcfg.max_object_bytes,
+        allowed_types: bcfg.allowed_types.clone(),
+        want_md5: bcfg.etag == EtagMode::Md5,
+        declared_type: declared_type(h)?,
+        enforce_type: true,
+        ..Default::default()
+    };
+    let BodyPlan { decoder, exp } = plan_body(
+        h,
+        ctx.verified.into_payload(),
+        base,
+        state.config.s3.max_signed_chunk_bytes,
+    )?;
+    // Everything knowable before the body is checked here, before a byte is read.
     let pipe = ingest::Pipe::new(exp)?;
 
     let _inflight = state.metrics.upload_started();
@@ -218,28 +281,15 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     };
     let path = Storage::path_for(bucket, &id);
     let mut staging = state.storage.begin(&path).await?;
-    let frames = BodyStream::new(body).filter_map(|f| async move {
-        match f {
-            Ok(frame) => frame.into_data().ok().map(Ok),
-            Err(e) => Some(Err(if e.is_timeout() {
-                Error::RequestTimeout
-            } else {
-                Error::IncompleteBody
-            })),
-        }
-    });
-    let idle = Duration::from_secs(state.config.server.body_idle_timeout_secs);
-    // The absolute bound on an upload: the presigned expiry is checked only at the start, so
-    // without it a client trickling just above the idle timeout could hold a slot for hours.
-    let deadline = Duration::from_secs(
-        bcfg.max_object_bytes / state.config.server.min_upload_rate_bytes_per_sec.max(1)
-            + state.config.server.upload_deadline_slack_secs,
-    );
-    let run = ingest::run_pipe(Box::pin(frames), decoder, pipe, &mut staging, idle);
-    let outcome = match tokio::time::timeout(deadline, run).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::RequestTimeout),
-    };
+    let outcome = stream_body(
+        &state,
+        body,
+        decoder,
+        pipe,
+        bcfg.max_object_bytes,
+        &mut staging,
+    )
+    .await;
     let ingested = match outcome {
         Ok(i) => i,
         Err(e) => {
@@ -255,7 +305,10 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
         size: ingested.size,
         sha256: hex::encode(ingested.sha256),
         etag: etag.clone(),
-        content_type: ingested.content_type.to_string(),
+        content_type: ingested
+            .content_type
+            .ok_or(Error::ContentTypeMismatch)?
+            .to_string(),
         checksum: ingested
             .checksum
             .as_ref()
@@ -300,7 +353,7 @@ pub fn etag_for(i: &Ingested) -> String {
 }
 
 /// Deletes the bytes of retired versions and their rows; failures are left to the sweeper.
-async fn remove_versions(state: &AppState, bucket: &str, ids: Vec<String>) {
+pub(crate) async fn remove_versions(state: &AppState, bucket: &str, ids: Vec<String>) {
     for id in ids {
         match state.storage.delete(&Storage::path_for(bucket, &id)).await {
             Ok(()) => {

@@ -553,6 +553,129 @@ pub fn complete_multipart(
     out
 }
 
+/// One stored part, as ListParts reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartEntry<'a> {
+    pub part_number: u32,
+    pub last_modified: SystemTime,
+    /// Without quotes.
+    pub etag: &'a str,
+    pub size: u64,
+    /// `(element name, base64 value)`, e.g. `("ChecksumCRC32", "...")`.
+    pub checksum: Option<(&'a str, &'a str)>,
+}
+
+/// The ListParts response.
+#[derive(Debug, Clone, Copy)]
+pub struct ListPartsResult<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub upload_id: &'a str,
+    pub owner: &'a str,
+    pub part_number_marker: u32,
+    pub next_part_number_marker: Option<u32>,
+    pub max_parts: u32,
+    pub is_truncated: bool,
+    pub checksum_algorithm: Option<&'a str>,
+    pub parts: &'a [PartEntry<'a>],
+}
+
+/// ListParts body.
+pub fn list_parts(l: &ListPartsResult<'_>) -> String {
+    let mut out = open_root("ListPartsResult");
+    push_elem(&mut out, "Bucket", l.bucket);
+    push_elem(&mut out, "Key", l.key);
+    push_elem(&mut out, "UploadId", l.upload_id);
+    for who in ["Initiator", "Owner"] {
+        out.push('<');
+        out.push_str(who);
+        out.push('>');
+        push_elem(&mut out, "ID", l.owner);
+        push_elem(&mut out, "DisplayName", l.owner);
+        close(&mut out, who);
+    }
+    push_elem(&mut out, "StorageClass", "STANDARD");
+    push_display(&mut out, "PartNumberMarker", l.part_number_marker);
+    if let Some(n) = l.next_part_number_marker {
+        push_display(&mut out, "NextPartNumberMarker", n);
+    }
+    push_display(&mut out, "MaxParts", l.max_parts);
+    push_display(&mut out, "IsTruncated", l.is_truncated);
+    if let Some(a) = l.checksum_algorithm {
+        push_elem(&mut out, "ChecksumAlgorithm", a);
+    }
+    for p in l.parts {
+        out.push_str("<Part>");
+        push_display(&mut out, "PartNumber", p.part_number);
+        push_elem(&mut out, "LastModified", &iso8601(p.last_modified));
+        push_etag(&mut out, "ETag", p.etag);
+        push_display(&mut out, "Size", p.size);
+        if let Some((name, value)) = p.checksum
+            && crate::ingest::checksum::ChecksumAlgorithm::from_xml_element(name).is_some()
+        {
+            push_elem(&mut out, name, value);
+        }
+        out.push_str("</Part>");
+    }
+    close(&mut out, "ListPartsResult");
+    out
+}
+
+/// One open upload, as ListMultipartUploads reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadEntry<'a> {
+    pub key: &'a str,
+    pub upload_id: &'a str,
+    pub owner: &'a str,
+    pub initiated: SystemTime,
+}
+
+/// The ListMultipartUploads response.
+#[derive(Debug, Clone, Copy)]
+pub struct ListUploadsResult<'a> {
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    pub key_marker: &'a str,
+    pub upload_id_marker: &'a str,
+    pub next_markers: Option<(&'a str, &'a str)>,
+    pub max_uploads: u32,
+    pub is_truncated: bool,
+    pub uploads: &'a [UploadEntry<'a>],
+}
+
+/// ListMultipartUploads body.
+pub fn list_uploads(l: &ListUploadsResult<'_>) -> String {
+    let mut out = open_root("ListMultipartUploadsResult");
+    push_elem(&mut out, "Bucket", l.bucket);
+    push_elem(&mut out, "KeyMarker", l.key_marker);
+    push_elem(&mut out, "UploadIdMarker", l.upload_id_marker);
+    if let Some((k, u)) = l.next_markers {
+        push_elem(&mut out, "NextKeyMarker", k);
+        push_elem(&mut out, "NextUploadIdMarker", u);
+    }
+    push_elem(&mut out, "Prefix", l.prefix);
+    push_display(&mut out, "MaxUploads", l.max_uploads);
+    push_display(&mut out, "IsTruncated", l.is_truncated);
+    for u in l.uploads {
+        out.push_str("<Upload>");
+        push_elem(&mut out, "Key", u.key);
+        push_elem(&mut out, "UploadId", u.upload_id);
+        for who in ["Initiator", "Owner"] {
+            out.push('<');
+            out.push_str(who);
+            out.push('>');
+            push_elem(&mut out, "ID", u.owner);
+            push_elem(&mut out, "DisplayName", u.owner);
+            close(&mut out, who);
+        }
+        push_elem(&mut out, "StorageClass", "STANDARD");
+        push_elem(&mut out, "Initiated", &iso8601(u.initiated));
+        out.push_str("</Upload>");
+    }
+    close(&mut out, "ListMultipartUploadsResult");
+    out
+}
+
 /// One `<Part>` of a `CompleteMultipartUpload` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletePart {

@@ -232,3 +232,43 @@ def test_logs_carry_no_secrets_or_keys(gateway):
     assert "request" in log
     for needle in [SECRET_KEY, "X-Amz-Signature", "Signature=", "boto/a.pdf", "doc.pdf", "cli/api.pdf"]:
         assert needle not in log, needle
+
+
+def test_aws_cli_multipart_20_mib_round_trip_and_21_mib_refused(gateway, tmp_path):
+    # `aws s3 cp` switches to multipart above 8 MiB: 20 MiB goes in 3 parts.
+    body = pdf_bytes(20 * 1024 * 1024, seed=30)
+    src = tmp_path / "twenty.pdf"
+    src.write_bytes(body)
+    aws(gateway, "s3", "cp", str(src), f"s3://{BUCKET}/mp/twenty.pdf")
+    dst = tmp_path / "back.pdf"
+    aws(gateway, "s3", "cp", f"s3://{BUCKET}/mp/twenty.pdf", str(dst))
+    assert dst.read_bytes() == body
+    head = json.loads(aws(gateway, "s3api", "head-object", "--bucket", BUCKET, "--key", "mp/twenty.pdf").stdout)
+    assert head["ContentLength"] == len(body)
+    assert head["ETag"].strip('"').endswith("-3")
+
+    big = tmp_path / "big.pdf"
+    big.write_bytes(pdf_bytes(21 * 1024 * 1024, seed=31))
+    res = aws(gateway, "s3", "cp", str(big), f"s3://{BUCKET}/mp/big.pdf", check=False)
+    assert res.returncode != 0
+    assert "EntityTooLarge" in res.stderr, res.stderr
+    assert "big.pdf" not in aws(gateway, "s3", "ls", f"s3://{BUCKET}/mp/").stdout
+    # The CLI aborts the failed upload; nothing stays open.
+    uploads = json.loads(aws(gateway, "s3api", "list-multipart-uploads", "--bucket", BUCKET).stdout or "{}")
+    assert not uploads.get("Uploads"), uploads
+
+
+def test_boto3_upload_file_multipart(gateway, tmp_path):
+    from boto3.s3.transfer import TransferConfig
+
+    s3 = s3_client(gateway)
+    body = pdf_bytes(12 * 1024 * 1024 + 7, seed=32)
+    src = tmp_path / "twelve.pdf"
+    src.write_bytes(body)
+    cfg = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_file(str(src), BUCKET, "mp/boto.pdf", Config=cfg)
+    head = s3.head_object(Bucket=BUCKET, Key="mp/boto.pdf")
+    assert head["ContentLength"] == len(body)
+    assert head["ETag"].strip('"').endswith("-3")
+    got = s3.get_object(Bucket=BUCKET, Key="mp/boto.pdf", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body

@@ -1,0 +1,471 @@
+//! Multipart uploads with the real aws-sdk-s3 client: same guarantees as a single PUT.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use common::*;
+use upgate::auth::SecretKey;
+
+const MIB: usize = 1024 * 1024;
+
+async fn create(s3: &aws_sdk_s3::Client, key: &str, alg: Option<ChecksumAlgorithm>) -> String {
+    s3.create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .set_checksum_algorithm(alg)
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .expect("upload id")
+        .to_string()
+}
+
+async fn part(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    id: &str,
+    n: i32,
+    data: &[u8],
+    alg: Option<ChecksumAlgorithm>,
+) -> Result<CompletedPart, String> {
+    let out = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .part_number(n)
+        .set_checksum_algorithm(alg)
+        .body(ByteStream::from(data.to_vec()))
+        .send()
+        .await
+        .map_err(|e| {
+            e.into_service_error()
+                .meta()
+                .code()
+                .unwrap_or("?")
+                .to_string()
+        })?;
+    Ok(CompletedPart::builder()
+        .part_number(n)
+        .e_tag(out.e_tag().unwrap_or_default())
+        .set_checksum_crc32(out.checksum_crc32().map(str::to_string))
+        .build())
+}
+
+async fn complete(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    id: &str,
+    parts: Vec<CompletedPart>,
+) -> Result<String, String> {
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|o| o.e_tag().unwrap_or_default().to_string())
+        .map_err(|e| {
+            e.into_service_error()
+                .meta()
+                .code()
+                .unwrap_or("?")
+                .to_string()
+        })
+}
+
+/// Waits for background cleanups, then checks that no part or object bytes remain.
+async fn assert_no_files(app: &TestApp) {
+    for _ in 0..50 {
+        if app.object_files().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("files left: {:?}", app.object_files());
+}
+
+#[tokio::test]
+async fn multipart_with_crc32_parts_assembles_the_exact_object() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    let data = pdf(12 * MIB + 123);
+    let id = create(&s3, "mp/doc.pdf", Some(ChecksumAlgorithm::Crc32)).await;
+    let mut parts = Vec::new();
+    for (i, chunk) in data.chunks(5 * MIB).enumerate() {
+        parts.push(
+            part(
+                &s3,
+                "mp/doc.pdf",
+                &id,
+                i as i32 + 1,
+                chunk,
+                Some(ChecksumAlgorithm::Crc32),
+            )
+            .await
+            .expect("part"),
+        );
+    }
+    // Nothing is visible before completion.
+    assert!(
+        s3.head_object()
+            .bucket(BUCKET)
+            .key("mp/doc.pdf")
+            .send()
+            .await
+            .is_err()
+    );
+    let listed = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key("mp/doc.pdf")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("list parts");
+    assert_eq!(listed.parts().len(), 3);
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("uploads");
+    assert_eq!(uploads.uploads().len(), 1);
+
+    let etag = complete(&s3, "mp/doc.pdf", &id, parts)
+        .await
+        .expect("complete");
+    assert!(etag.trim_matches('"').ends_with("-3"), "{etag}");
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("mp/doc.pdf")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.content_type(), Some("application/pdf"));
+    let bytes = got.body.collect().await.expect("body").into_bytes();
+    assert_eq!(bytes.len(), data.len());
+    assert!(bytes.as_ref() == data.as_slice());
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "mp/doc.pdf")
+        .await
+        .expect("m")
+        .expect("rec");
+    assert_eq!(rec.sha256, sha256_hex(&data));
+    // The upload is gone and only the assembled object's bytes remain.
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("uploads");
+    assert!(uploads.uploads().is_empty());
+    for _ in 0..50 {
+        if app.object_files().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.object_files().len(), 1, "{:?}", app.object_files());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_part_that_crosses_the_object_budget_is_refused() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    let data = pdf(21 * MIB);
+    let id = create(&s3, "big.pdf", None).await;
+    let mut refused_at = None;
+    let mut parts = Vec::new();
+    for (i, chunk) in data.chunks(5 * MIB).enumerate() {
+        match part(&s3, "big.pdf", &id, i as i32 + 1, chunk, None).await {
+            Ok(p) => parts.push(p),
+            Err(code) => {
+                assert_eq!(code, "EntityTooLarge");
+                refused_at = Some(i + 1);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused_at, Some(5), "20 MiB fit, the 21st MiB does not");
+    // The refused part's bytes are gone; completing what fits would be a different object, so
+    // the client aborts: nothing is left.
+    s3.abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("big.pdf")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("abort");
+    assert!(
+        s3.head_object()
+            .bucket(BUCKET)
+            .key("big.pdf")
+            .send()
+            .await
+            .is_err()
+    );
+    assert_no_files(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn completion_rejects_bad_part_lists_and_leaves_nothing() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    let id = create(&s3, "bad.pdf", None).await;
+    let p1 = part(&s3, "bad.pdf", &id, 1, &pdf(5 * MIB), None)
+        .await
+        .expect("p1");
+    let p2 = part(&s3, "bad.pdf", &id, 2, &pdf(1000), None)
+        .await
+        .expect("p2");
+    let p3 = part(&s3, "bad.pdf", &id, 3, &pdf(1000), None)
+        .await
+        .expect("p3");
+    // Out of order.
+    let r = complete(&s3, "bad.pdf", &id, vec![p2.clone(), p1.clone()]).await;
+    assert_eq!(r.unwrap_err(), "InvalidPartOrder");
+    // Unknown part / wrong ETag.
+    let fake = CompletedPart::builder()
+        .part_number(7)
+        .e_tag("\"00\"")
+        .build();
+    assert_eq!(
+        complete(&s3, "bad.pdf", &id, vec![p1.clone(), fake])
+            .await
+            .unwrap_err(),
+        "InvalidPart"
+    );
+    let wrong = CompletedPart::builder()
+        .part_number(2)
+        .e_tag("\"0000\"")
+        .build();
+    assert_eq!(
+        complete(&s3, "bad.pdf", &id, vec![p1.clone(), wrong])
+            .await
+            .unwrap_err(),
+        "InvalidPart"
+    );
+    // A small part that is not the last.
+    let r = complete(
+        &s3,
+        "bad.pdf",
+        &id,
+        vec![p1.clone(), p2.clone(), p3.clone()],
+    )
+    .await;
+    assert_eq!(r.unwrap_err(), "EntityTooSmall");
+    assert!(
+        s3.head_object()
+            .bucket(BUCKET)
+            .key("bad.pdf")
+            .send()
+            .await
+            .is_err()
+    );
+    // The upload is still open: a correct list completes it.
+    complete(&s3, "bad.pdf", &id, vec![p1, p3])
+        .await
+        .expect("complete");
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("bad.pdf")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.content_length(), Some((5 * MIB + 1000) as i64));
+    // Unknown upload ids.
+    let r = part(
+        &s3,
+        "bad.pdf",
+        "0123456789abcdef0123456789abcdef",
+        1,
+        &pdf(10),
+        None,
+    )
+    .await;
+    assert_eq!(r.unwrap_err(), "NoSuchUpload");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn part_one_is_type_checked() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    let id = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("img.png")
+        .content_type("image/png")
+        .send()
+        .await
+        .expect("create")
+        .upload_id()
+        .expect("id")
+        .to_string();
+    let r = part(&s3, "img.png", &id, 1, &pdf(6 * MIB), None).await;
+    assert_eq!(r.unwrap_err(), "ContentTypeMismatch");
+    // A disallowed declared type is refused at creation.
+    let err = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("x.html")
+        .content_type("text/html")
+        .send()
+        .await
+        .expect_err("html");
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("InvalidContentType")
+    );
+    // A first listed part that is not a recognisable file cannot complete.
+    let id = create(&s3, "junk.pdf", None).await;
+    let junk = vec![b'z'; 5 * MIB];
+    let p1 = part(&s3, "junk.pdf", &id, 1, &junk, None).await;
+    assert_eq!(p1.unwrap_err(), "ContentTypeMismatch");
+    let p2 = part(&s3, "junk.pdf", &id, 2, &junk, None)
+        .await
+        .expect("later parts are not sniffed");
+    assert_eq!(
+        complete(&s3, "junk.pdf", &id, vec![p2]).await.unwrap_err(),
+        "ContentTypeMismatch"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_initiator_can_use_an_upload() {
+    let app = spawn_app().await;
+    app.state.insert_key(
+        "AKIDOTHERPRINCIPAL01",
+        SecretKey::new("other-secret".into()),
+    );
+    let owner = app.s3();
+    let other = client_for(&app.endpoint(), "AKIDOTHERPRINCIPAL01", "other-secret");
+    let id = create(&owner, "mine.pdf", None).await;
+    let p1 = part(&owner, "mine.pdf", &id, 1, &pdf(1000), None)
+        .await
+        .expect("p1");
+    assert_eq!(
+        part(&other, "mine.pdf", &id, 2, &pdf(1000), None)
+            .await
+            .unwrap_err(),
+        "NoSuchUpload"
+    );
+    assert_eq!(
+        complete(&other, "mine.pdf", &id, vec![p1.clone()])
+            .await
+            .unwrap_err(),
+        "NoSuchUpload"
+    );
+    let err = other
+        .list_parts()
+        .bucket(BUCKET)
+        .key("mine.pdf")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("list");
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchUpload"));
+    let err = other
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("mine.pdf")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect_err("abort");
+    assert_eq!(err.into_service_error().meta().code(), Some("NoSuchUpload"));
+    let uploads = other
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("uploads");
+    assert!(uploads.uploads().is_empty());
+    // Also under another key: the id is bound to its key.
+    assert_eq!(
+        part(&owner, "other-key.pdf", &id, 2, &pdf(10), None)
+            .await
+            .unwrap_err(),
+        "NoSuchUpload"
+    );
+    complete(&owner, "mine.pdf", &id, vec![p1])
+        .await
+        .expect("owner completes");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn presigned_part_urls_work() {
+    use aws_sdk_s3::presigning::PresigningConfig;
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    let id = create(&s3, "pre.pdf", None).await;
+    let data = pdf(7000);
+    let req = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("pre.pdf")
+        .upload_id(&id)
+        .part_number(1)
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).expect("cfg"))
+        .await
+        .expect("presign");
+    let (status, headers, body) = send("PUT", req.uri(), &[], data.clone()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let etag = headers["etag"].to_str().expect("etag").to_string();
+    let p = CompletedPart::builder().part_number(1).e_tag(etag).build();
+    complete(&s3, "pre.pdf", &id, vec![p])
+        .await
+        .expect("complete");
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("pre.pdf")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        got.body.collect().await.expect("b").into_bytes().as_ref(),
+        data.as_slice()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn abandoned_uploads_are_swept() {
+    let app = spawn_app_with("[s3]\nmultipart_max_idle_secs = 1\n").await;
+    let s3 = app.s3();
+    let id = create(&s3, "old.pdf", None).await;
+    part(&s3, "old.pdf", &id, 1, &pdf(5000), None)
+        .await
+        .expect("p1");
+    part(&s3, "old.pdf", &id, 2, &pdf(5000), None)
+        .await
+        .expect("p2");
+    assert_eq!(app.object_files().len(), 2);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    upgate::sweeper::sweep_once(&app.state)
+        .await
+        .expect("sweep");
+    assert!(app.state.meta.multipart(&id).await.expect("m").is_none());
+    assert_no_files(&app).await;
+    app.stop().await;
+}
