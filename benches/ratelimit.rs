@@ -54,7 +54,12 @@ fn bench_local(c: &mut Criterion) {
     let keyed = DefaultKeyedRateLimiter::<IpAddr>::keyed(quota());
     let ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
     let clients: Vec<(IpAddr, String)> = (0..4096u32)
-        .map(|i| (IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)), format!("key-{i}")))
+        .map(|i| {
+            (
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)),
+                format!("key-{i}"),
+            )
+        })
         .collect();
 
     let mut g = c.benchmark_group("local");
@@ -71,7 +76,11 @@ fn bench_local(c: &mut Criterion) {
     g.bench_function("check_3_limits_one_client", |b| {
         b.iter(|| {
             let d = l
-                .check(RouteClass::S3Read, Some(black_box("tenant-a")), black_box(ip))
+                .check(
+                    RouteClass::S3Read,
+                    Some(black_box("tenant-a")),
+                    black_box(ip),
+                )
                 .now_or_never();
             black_box(matches!(d, Some(Ok(()))))
         })

@@ -171,6 +171,9 @@ pub struct BucketConfig {
     pub max_object_bytes: u64,
     pub allowed_types: Vec<String>,
     pub etag: EtagMode,
+    /// CORS rules for browser uploads (none: cross-origin browser requests are refused).
+    #[serde(default)]
+    pub cors: Vec<crate::cors::CorsRule>,
 }
 
 /// What the rate limiter does while the shared store (Redis) cannot be reached.
@@ -554,6 +557,11 @@ impl Config {
                 problems.push(format!(
                     "buckets.{name}.max_object_bytes must be 1..=5368709120"
                 ));
+            }
+            for (i, rule) in b.cors.iter().enumerate() {
+                for p in rule.problems() {
+                    problems.push(format!("buckets.{name}.cors[{i}]: {p}"));
+                }
             }
             if b.allowed_types.is_empty() {
                 problems.push(format!("buckets.{name}.allowed_types must not be empty"));

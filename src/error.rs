@@ -111,6 +111,16 @@ pub enum Error {
     /// The first bytes of the body do not match the declared (or any allowed) type.
     #[error("content does not match its type")]
     ContentTypeMismatch,
+    /// A POST policy document that is malformed, or whose expiry is too far away.
+    #[error("invalid policy document")]
+    InvalidPolicyDocument(&'static str),
+    /// A POST form that breaks the signed policy (a condition fails, an uncovered field, or the
+    /// policy expired). S3 answers 403 AccessDenied "Invalid according to Policy".
+    #[error("policy condition failed")]
+    PolicyConditionFailed(&'static str),
+    /// A POST form that is not a valid multipart/form-data upload.
+    #[error("malformed post request")]
+    MalformedPostRequest(&'static str),
     /// A request body (XML) that cannot be parsed.
     #[error("malformed xml")]
     MalformedXml,
@@ -152,6 +162,7 @@ impl Error {
         use Error::*;
         match self {
             AccessDenied(_)
+            | PolicyConditionFailed(_)
             | InvalidAccessKeyId
             | SignatureDoesNotMatch
             | RequestExpired
@@ -173,6 +184,8 @@ impl Error {
             | BadDigest
             | ContentSha256Mismatch
             | MalformedXml
+            | InvalidPolicyDocument(_)
+            | MalformedPostRequest(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
             NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
             BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
@@ -191,9 +204,13 @@ impl Error {
     pub fn code(&self) -> &'static str {
         use Error::*;
         match self {
-            AccessDenied(_) | UnsignedHeaders(_) | RequestExpired | RequestNotYetValid => {
-                "AccessDenied"
-            }
+            AccessDenied(_)
+            | UnsignedHeaders(_)
+            | RequestExpired
+            | RequestNotYetValid
+            | PolicyConditionFailed(_) => "AccessDenied",
+            InvalidPolicyDocument(_) => "InvalidPolicyDocument",
+            MalformedPostRequest(_) => "MalformedPOSTRequest",
             InvalidAccessKeyId => "InvalidAccessKeyId",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             AuthorizationQueryParametersError(_) => "AuthorizationQueryParametersError",
@@ -234,7 +251,11 @@ impl Error {
     pub fn message(&self) -> &'static str {
         use Error::*;
         match self {
-            AccessDenied(why) | UnsignedHeaders(why) => why,
+            AccessDenied(why)
+            | UnsignedHeaders(why)
+            | PolicyConditionFailed(why)
+            | InvalidPolicyDocument(why)
+            | MalformedPostRequest(why) => why,
             RequestExpired => "Request has expired",
             RequestNotYetValid => "Request is not valid yet",
             InvalidAccessKeyId => "The access key Id you provided does not exist in our records.",
@@ -287,7 +308,8 @@ impl Error {
         match self {
             SignatureDoesNotMatch | InvalidAccessKeyId => "signature",
             RequestExpired | RequestNotYetValid | RequestTimeTooSkewed => "expired",
-            AccessDenied(_) | UnsignedHeaders(_) => "access_denied",
+            AccessDenied(_) | UnsignedHeaders(_) | PolicyConditionFailed(_) => "access_denied",
+            InvalidPolicyDocument(_) | MalformedPostRequest(_) => "malformed",
             AuthorizationQueryParametersError(_)
             | AuthorizationHeaderMalformed(_)
             | InvalidRequest(_)

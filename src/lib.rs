@@ -32,6 +32,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod health;
 pub mod id;

@@ -81,6 +81,15 @@ pub enum Endpoint {
     ListMultipartUploads {
         bucket: String,
     },
+    /// CORS preflight (no auth): `OPTIONS /{bucket}[/{key}]`.
+    Preflight {
+        bucket: String,
+    },
+    /// Browser POST-policy upload (`multipart/form-data` to `/{bucket}`); authenticated by the
+    /// signed policy in the form, not by headers.
+    PostObject {
+        bucket: String,
+    },
     /// A known S3 operation upgate does not implement (501).
     Unsupported,
 }
@@ -91,6 +100,8 @@ impl Endpoint {
         match self {
             Endpoint::Health => "Health",
             Endpoint::Ready => "Ready",
+            Endpoint::Preflight { .. } => "Preflight",
+            Endpoint::PostObject { .. } => "PostObject",
             Endpoint::ListBuckets => "ListBuckets",
             Endpoint::CreateBucket { .. } => "CreateBucket",
             Endpoint::HeadBucket { .. } => "HeadBucket",
@@ -124,6 +135,7 @@ impl Endpoint {
                 | Endpoint::UploadPart { .. }
                 | Endpoint::CompleteMultipartUpload { .. }
                 | Endpoint::AbortMultipartUpload { .. }
+                | Endpoint::PostObject { .. }
         )
     }
 }
@@ -220,6 +232,15 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
         Some((b, k)) => (b, Some(k)),
         None => (path, None),
     };
+    if *method == Method::OPTIONS {
+        return if bucket_raw.is_empty() {
+            Err(Error::MethodNotAllowed)
+        } else {
+            Ok(Endpoint::Preflight {
+                bucket: decode_path(bucket_raw)?.into_owned(),
+            })
+        };
+    }
     if bucket_raw.is_empty() {
         return match *method {
             Method::GET => Ok(Endpoint::ListBuckets),
@@ -245,6 +266,7 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
             Method::HEAD => Ok(Endpoint::HeadBucket { bucket }),
             Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
             Method::POST if query.has("delete") => Ok(Endpoint::DeleteObjects { bucket }),
+            Method::POST if query.0.is_empty() => Ok(Endpoint::PostObject { bucket }),
             Method::POST | Method::DELETE => Ok(Endpoint::Unsupported),
             _ => Err(Error::MethodNotAllowed),
         },
@@ -494,6 +516,10 @@ mod tests {
                 ListMultipartUploads { bucket: b("up") },
             ),
             (Method::GET, "/up/k", "partNumber=1", Unsupported),
+            (Method::OPTIONS, "/up/k", "", Preflight { bucket: b("up") }),
+            (Method::OPTIONS, "/up", "", Preflight { bucket: b("up") }),
+            (Method::POST, "/up", "", PostObject { bucket: b("up") }),
+            (Method::POST, "/up/", "", PostObject { bucket: b("up") }),
             (
                 Method::GET,
                 "/up/a//b",

@@ -1141,7 +1141,11 @@ async fn postgres_names_and_keys_use_byte_collation() {
         vec![
             ("buckets".to_owned(), "name".to_owned(), c.clone()),
             ("loose_blobs".to_owned(), "bucket".to_owned(), c.clone()),
-            ("multipart_uploads".to_owned(), "bucket".to_owned(), c.clone()),
+            (
+                "multipart_uploads".to_owned(),
+                "bucket".to_owned(),
+                c.clone()
+            ),
             ("multipart_uploads".to_owned(), "key".to_owned(), c.clone()),
             ("objects".to_owned(), "bucket".to_owned(), c.clone()),
             ("objects".to_owned(), "key".to_owned(), c),

@@ -33,6 +33,7 @@
 //! signatures never appear in errors or `Debug` output; provided signatures are redacted too,
 //! since a valid presigned signature is a bearer credential.
 
+pub mod post;
 pub mod sigv2;
 pub mod sigv4;
 pub mod verify;

@@ -32,6 +32,8 @@ use checksum::{ChecksumAlgorithm, Checksummer};
 pub struct Expectations {
     /// Hard byte limit of the bucket.
     pub max_bytes: u64,
+    /// Smallest acceptable size (POST policy `content-length-range`); 0 = none.
+    pub min_bytes: u64,
     /// Exact decoded length, when known in advance.
     pub length: Option<u64>,
     /// Allowed canonical content types.
@@ -195,6 +197,9 @@ impl Pipe {
             && self.size != len
         {
             return Err(Error::IncompleteBody);
+        }
+        if self.size < self.exp.min_bytes {
+            return Err(Error::EntityTooSmall);
         }
         let sha256: [u8; 32] = self.sha256.finalize().into();
         if let Some(expected) = self.exp.sha256

@@ -8,6 +8,7 @@
 pub mod bucket;
 pub mod multipart;
 pub mod object;
+pub mod post;
 pub mod xml;
 
 use std::sync::Arc;
@@ -61,6 +62,12 @@ pub async fn handle(
     let mut op = "Unknown";
     let metrics = Arc::clone(&state.metrics);
     let hsts = state.config.tls.hsts_max_age_secs;
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let cors_state = Arc::clone(&state);
     let (mut resp, bucket) = match dispatch(state, req, &request_id, &mut op).await {
         Ok((resp, bucket)) => (resp, bucket),
         Err((e, bucket)) => {
@@ -75,6 +82,15 @@ pub async fn handle(
     {
         resp.headers_mut()
             .insert(header::STRICT_TRANSPORT_SECURITY, v);
+    }
+    // CORS headers on every response to an allowed origin, errors included (a preflight
+    // already carries its own).
+    if let (Some(origin), Some(b)) = (&origin, &bucket)
+        && op != "Preflight"
+        && let Some(bcfg) = cors_state.config.bucket(b)
+        && let Some(h) = crate::cors::actual(&bcfg.cors, origin, &method)
+    {
+        resp.headers_mut().extend(h);
     }
     metrics.request(op, resp.status().as_u16(), started.elapsed().as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -110,9 +126,22 @@ async fn dispatch(
     let endpoint = router::route(&parts.method, &raw_path, &query).map_err(|e| (e, None))?;
     *op = endpoint.name();
     let bucket = bucket_of(&endpoint);
-    match endpoint {
+    match &endpoint {
         Endpoint::Health => return Ok((text_response(StatusCode::OK, "ok"), None)),
         Endpoint::Ready => return Ok((crate::health::readiness(&state).await, None)),
+        // Preflight carries no credentials, by design of CORS.
+        Endpoint::Preflight { bucket } => {
+            return preflight(&state, &parts.headers, bucket)
+                .map(|r| (r, Some(bucket.clone())))
+                .map_err(|e| (e, Some(bucket.clone())));
+        }
+        // Authenticated by the signed policy inside the form.
+        Endpoint::PostObject { bucket } => {
+            return post::post_object(Arc::clone(&state), &parts, bucket, body)
+                .await
+                .map(|r| (r, Some(bucket.clone())))
+                .map_err(|e| (e, Some(bucket.clone())));
+        }
         _ => {}
     }
     let verified = authenticate(&state, &parts, &raw_path, raw_query.as_deref())
@@ -164,7 +193,9 @@ async fn dispatch(
             upload_id,
         } => multipart::list_parts(&ctx, &bucket, &key, &upload_id).await,
         Endpoint::ListMultipartUploads { bucket } => multipart::list_uploads(&ctx, &bucket).await,
-        Endpoint::Unsupported => Err(Error::NotImplemented),
+        Endpoint::Preflight { .. } | Endpoint::PostObject { .. } | Endpoint::Unsupported => {
+            Err(Error::NotImplemented)
+        }
     };
     result.map(|r| (r, bucket.clone())).map_err(|e| (e, bucket))
 }
@@ -186,9 +217,22 @@ fn bucket_of(e: &Endpoint) -> Option<String> {
         | Endpoint::CompleteMultipartUpload { bucket, .. }
         | Endpoint::AbortMultipartUpload { bucket, .. }
         | Endpoint::ListParts { bucket, .. }
-        | Endpoint::ListMultipartUploads { bucket } => Some(bucket.clone()),
+        | Endpoint::ListMultipartUploads { bucket }
+        | Endpoint::Preflight { bucket }
+        | Endpoint::PostObject { bucket } => Some(bucket.clone()),
         Endpoint::Health | Endpoint::Ready | Endpoint::ListBuckets | Endpoint::Unsupported => None,
     }
+}
+
+/// Answers a CORS preflight from the bucket's rules: 200 with the allow headers, or 403.
+fn preflight(state: &AppState, headers: &http::HeaderMap, bucket: &str) -> Result<Response<Body>> {
+    let bcfg = state.config.bucket(bucket).ok_or(Error::NoSuchBucket)?;
+    let allowed = crate::cors::preflight(&bcfg.cors, headers).ok_or(Error::AccessDenied(
+        "CORSResponse: This CORS request is not allowed.",
+    ))?;
+    let mut resp = status_response(StatusCode::OK);
+    resp.headers_mut().extend(allowed);
+    Ok(resp)
 }
 
 /// Authenticates the request head: parse → key lookup → verify, in that fixed order.

@@ -181,9 +181,10 @@ pub async fn upload_part(
         .await?;
     let path = Storage::path_for(bucket, &blob_id);
     let mut staging = state.storage.begin(&path).await?;
+    let frames = super::object::incoming_frames(body);
     let ingested = match stream_body(
         &state,
-        body,
+        frames,
         decoder,
         pipe,
         bcfg.max_object_bytes,

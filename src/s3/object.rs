@@ -175,17 +175,11 @@ pub(crate) fn plan_body(
     Ok(BodyPlan { decoder, exp })
 }
 
-/// Streams `body` through `decoder` and `pipe` into `staging`, bounded by the idle timeout
-/// between reads and by an absolute deadline derived from the size limit.
-pub(crate) async fn stream_body(
-    state: &AppState,
+/// The data frames of a request body, as the pipe wants them.
+pub(crate) fn incoming_frames(
     body: Incoming,
-    decoder: Option<Decoder>,
-    pipe: ingest::Pipe,
-    max_bytes: u64,
-    staging: &mut crate::storage::Staging,
-) -> Result<Ingested> {
-    let frames = BodyStream::new(body).filter_map(|f| async move {
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes>> + Send + Unpin + 'static {
+    Box::pin(BodyStream::new(body).filter_map(|f| async move {
         match f {
             Ok(frame) => frame.into_data().ok().map(Ok),
             Err(e) => Some(Err(if e.is_timeout() {
@@ -194,7 +188,22 @@ pub(crate) async fn stream_body(
                 Error::IncompleteBody
             })),
         }
-    });
+    }))
+}
+
+/// Streams `frames` through `decoder` and `pipe` into `staging`, bounded by the idle timeout
+/// between reads and by an absolute deadline derived from the size limit.
+pub(crate) async fn stream_body<S>(
+    state: &AppState,
+    frames: S,
+    decoder: Option<Decoder>,
+    pipe: ingest::Pipe,
+    max_bytes: u64,
+    staging: &mut crate::storage::Staging,
+) -> Result<Ingested>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+{
     let server = &state.config.server;
     let idle = Duration::from_secs(server.body_idle_timeout_secs);
     // The absolute bound on an upload: the presigned expiry is checked only at the start, so
@@ -202,11 +211,113 @@ pub(crate) async fn stream_body(
     let deadline = Duration::from_secs(
         max_bytes / server.min_upload_rate_bytes_per_sec.max(1) + server.upload_deadline_slack_secs,
     );
-    let run = ingest::run_pipe(Box::pin(frames), decoder, pipe, staging, idle);
+    let run = ingest::run_pipe(frames, decoder, pipe, staging, idle);
     match tokio::time::timeout(deadline, run).await {
         Ok(r) => r,
         Err(_) => Err(Error::RequestTimeout),
     }
+}
+
+/// Where a new object goes and who uploads it.
+pub(crate) struct Target<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub owner: &'a str,
+}
+
+/// A committed upload.
+pub(crate) struct Committed {
+    pub ingested: Ingested,
+    pub etag: String,
+}
+
+/// The single-object upload path shared by PutObject and POST Object: a pending row, an
+/// invisible staged write fed by the pipe, and a commit only if every check passed. On any
+/// failure (or if the request future is dropped) the staged bytes and the pending row go.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn ingest_and_commit<S>(
+    state: &Arc<AppState>,
+    target: Target<'_>,
+    frames: S,
+    decoder: Option<Decoder>,
+    pipe: ingest::Pipe,
+    max_bytes: u64,
+    started: std::time::Instant,
+) -> Result<Committed>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+{
+    let Target { bucket, key, owner } = target;
+    let _inflight = state.metrics.upload_started();
+    let id = crate::id::object_id();
+    let now = crate::clock::now_ms();
+    let lease = i64::try_from(
+        state
+            .config
+            .metadata
+            .pending_lease_secs
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
+    state
+        .meta
+        .insert_pending(&NewPending {
+            id: id.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            owner: owner.to_string(),
+            created_at_ms: now,
+            lease_until_ms: now.saturating_add(lease),
+        })
+        .await?;
+    let mut guard = PendingGuard {
+        state: Arc::clone(state),
+        bucket: bucket.to_string(),
+        id: Some(id.clone()),
+    };
+    let path = Storage::path_for(bucket, &id);
+    let mut staging = state.storage.begin(&path).await?;
+    let outcome = stream_body(state, frames, decoder, pipe, max_bytes, &mut staging).await;
+    let ingested = match outcome {
+        Ok(i) => i,
+        Err(e) => {
+            staging.abort().await;
+            state.meta.discard_pending(&id).await?;
+            guard.disarm();
+            return Err(e);
+        }
+    };
+    staging.commit().await?;
+    let etag = etag_for(&ingested);
+    let info = CommitInfo {
+        size: ingested.size,
+        sha256: hex::encode(ingested.sha256),
+        etag: etag.clone(),
+        content_type: ingested
+            .content_type
+            .ok_or(Error::ContentTypeMismatch)?
+            .to_string(),
+        checksum: ingested
+            .checksum
+            .as_ref()
+            .map(|(a, v)| (a.header_name().to_string(), checksum::encode_b64(v))),
+        committed_at_ms: crate::clock::now_ms(),
+    };
+    let retired = match state.meta.commit(&id, &info).await {
+        Ok(r) => r,
+        Err(e) => {
+            // The bytes are published at a path nothing points to; remove them now (the
+            // pending row's lease lets the sweeper retry if this fails too).
+            let _ = state.storage.delete(&path).await;
+            return Err(e.into());
+        }
+    };
+    guard.disarm();
+    state
+        .metrics
+        .upload_committed(ingested.size, started.elapsed().as_secs_f64());
+    remove_versions(state, bucket, retired).await;
+    Ok(Committed { ingested, etag })
 }
 
 /// The declared Content-Type, normalised; `None` when absent or generic.
@@ -252,83 +363,20 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     // Everything knowable before the body is checked here, before a byte is read.
     let pipe = ingest::Pipe::new(exp)?;
 
-    let _inflight = state.metrics.upload_started();
-    let id = crate::id::object_id();
-    let now = crate::clock::now_ms();
-    let lease = i64::try_from(
-        state
-            .config
-            .metadata
-            .pending_lease_secs
-            .saturating_mul(1000),
-    )
-    .unwrap_or(i64::MAX);
-    state
-        .meta
-        .insert_pending(&NewPending {
-            id: id.clone(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            owner,
-            created_at_ms: now,
-            lease_until_ms: now.saturating_add(lease),
-        })
-        .await?;
-    let mut guard = PendingGuard {
-        state: Arc::clone(&state),
-        bucket: bucket.to_string(),
-        id: Some(id.clone()),
-    };
-    let path = Storage::path_for(bucket, &id);
-    let mut staging = state.storage.begin(&path).await?;
-    let outcome = stream_body(
+    let Committed { ingested, etag } = ingest_and_commit(
         &state,
-        body,
+        Target {
+            bucket,
+            key,
+            owner: &owner,
+        },
+        incoming_frames(body),
         decoder,
         pipe,
         bcfg.max_object_bytes,
-        &mut staging,
+        started,
     )
-    .await;
-    let ingested = match outcome {
-        Ok(i) => i,
-        Err(e) => {
-            staging.abort().await;
-            state.meta.discard_pending(&id).await?;
-            guard.disarm();
-            return Err(e);
-        }
-    };
-    staging.commit().await?;
-    let etag = etag_for(&ingested);
-    let info = CommitInfo {
-        size: ingested.size,
-        sha256: hex::encode(ingested.sha256),
-        etag: etag.clone(),
-        content_type: ingested
-            .content_type
-            .ok_or(Error::ContentTypeMismatch)?
-            .to_string(),
-        checksum: ingested
-            .checksum
-            .as_ref()
-            .map(|(a, v)| (a.header_name().to_string(), checksum::encode_b64(v))),
-        committed_at_ms: crate::clock::now_ms(),
-    };
-    let retired = match state.meta.commit(&id, &info).await {
-        Ok(r) => r,
-        Err(e) => {
-            // The bytes are published at a path nothing points to; remove them now (the
-            // pending row's lease lets the sweeper retry if this fails too).
-            let _ = state.storage.delete(&path).await;
-            return Err(e.into());
-        }
-    };
-    guard.disarm();
-    state
-        .metrics
-        .upload_committed(ingested.size, started.elapsed().as_secs_f64());
-    remove_versions(&state, bucket, retired).await;
+    .await?;
 
     let mut resp = status_response(StatusCode::OK);
     let rh = resp.headers_mut();

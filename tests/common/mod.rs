@@ -278,7 +278,10 @@ pub async fn send(
     headers: &[(String, String)],
     body: Vec<u8>,
 ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
     let mut req = client.request(
         reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
         url,

@@ -66,6 +66,8 @@ def gateway():
         UPGATE__STORAGE__DATA_DIR=data_dir,
         UPGATE_ROOT_ACCESS_KEY=ACCESS_KEY,
         UPGATE_ROOT_SECRET_KEY=SECRET_KEY,
+        # Browser tests post cross-origin from a page served on another local port.
+        UPGATE__BUCKETS__UPLOADS__CORS='[{allowed_origins = ["http://127.0.0.1:*"], allowed_methods = ["POST", "PUT", "GET"], allowed_headers = ["*"]}]',
         RUST_LOG="info",
     )
     log = open(log_path, "wb")
