@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::api::links::LinkKeys;
 use crate::auth::{AuthPolicy, SecretKey};
 use crate::config::Config;
+use crate::metadata::control::ControlStore;
 use crate::metadata::postgres::PgStore;
 use crate::metadata::sqlite::SqliteStore;
 use crate::metadata::{MetaError, MetadataStore};
@@ -113,6 +115,14 @@ pub struct AppState {
     pub config: Config,
     pub storage: Storage,
     pub meta: Arc<dyn MetadataStore>,
+    /// Control-plane records (the same database as `meta`).
+    pub control: Arc<dyn ControlStore>,
+    /// Keys that sign the links upgate mints.
+    pub link_keys: LinkKeys,
+    /// The operator's admin token for `/v1/admin`, if enabled.
+    pub admin_token: Option<String>,
+    /// Verifier of JWT bearer tokens, if any JWT key is configured.
+    pub jwt: Option<crate::api::jwt::JwtVerifier>,
     pub auth_policy: AuthPolicy,
     pub metrics: Arc<Metrics>,
     /// Background cleanups started by drop guards.
@@ -157,17 +167,16 @@ impl App {
         };
         let metrics = Arc::new(Metrics::new());
         let storage = Storage::open(&config.storage)?.with_metrics(Arc::clone(&metrics));
-        let url = config.metadata.resolved_url(&config.storage.data_dir);
-        let meta: Arc<dyn MetadataStore> =
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                if config.metadata.schema.is_empty() {
-                    Arc::new(PgStore::open(&url).await?)
-                } else {
-                    Arc::new(PgStore::open_with_schema(&url, &config.metadata.schema).await?)
-                }
-            } else {
-                Arc::new(SqliteStore::open(&url).await?)
-            };
+        let (meta, control) = open_metadata(&config).await?;
+        let link_keys = LinkKeys::load(control.as_ref()).await?;
+        let jwt = crate::api::jwt::JwtVerifier::new(&config.jwt)
+            .map_err(|e| StartError::Credentials(format!("jwt: {e}")))?;
+        let jwt = jwt.is_enabled().then_some(jwt);
+        let admin_token = if config.api.admin_token_file.is_empty() {
+            None
+        } else {
+            Some(read_secret_file(&config.api.admin_token_file)?)
+        };
         let mut bucket_created = HashMap::new();
         for name in config.buckets.keys() {
             let created = meta.ensure_bucket(name, crate::clock::now_ms()).await?;
@@ -203,6 +212,10 @@ impl App {
                 config,
                 storage,
                 meta,
+                control,
+                link_keys,
+                admin_token,
+                jwt,
                 auth_policy,
                 metrics,
                 cleanup: Arc::new(CleanupTracker::default()),
@@ -271,6 +284,24 @@ impl App {
         for task in background {
             task.abort();
         }
+    }
+}
+
+/// Opens the metadata database the config names, as both store traits.
+pub async fn open_metadata(
+    config: &Config,
+) -> Result<(Arc<dyn MetadataStore>, Arc<dyn ControlStore>), StartError> {
+    let url = config.metadata.resolved_url(&config.storage.data_dir);
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = Arc::new(if config.metadata.schema.is_empty() {
+            PgStore::open(&url).await?
+        } else {
+            PgStore::open_with_schema(&url, &config.metadata.schema).await?
+        });
+        Ok((store.clone(), store))
+    } else {
+        let store = Arc::new(SqliteStore::open(&url).await?);
+        Ok((store.clone(), store))
     }
 }
 

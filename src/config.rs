@@ -35,6 +35,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub metadata: MetadataConfig,
     pub auth: AuthConfig,
+    pub api: ApiConfig,
+    pub jwt: crate::api::jwt::JwtConfig,
     pub log: LogConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
@@ -128,6 +130,28 @@ pub struct MetadataConfig {
     pub url: String,
     pub schema: String,
     pub pending_lease_secs: u64,
+}
+
+/// A read grant (`[[api.grants]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    pub tenant: String,
+    pub principal: String,
+}
+
+/// `[api]`: the JSON control plane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub bucket: String,
+    pub public_url: String,
+    pub upload_link_ttl_secs: u64,
+    pub download_link_ttl_secs: u64,
+    pub max_token_ttl_secs: u64,
+    pub max_page: u32,
+    pub admin_token_file: String,
+    pub grants: Vec<Grant>,
 }
 
 /// `[auth]`.
@@ -380,7 +404,13 @@ impl Config {
                 apply_env(&mut root, rest, &v, &mut problems);
             }
         }
-        let cfg = Self::from_table(root, &mut problems);
+        let mut cfg = Self::from_table(root, &mut problems);
+        if let Some(c) = &mut cfg
+            && c.api.bucket.is_empty()
+            && let Some(first) = c.buckets.keys().next()
+        {
+            c.api.bucket = first.clone();
+        }
         match cfg {
             Some(cfg) if problems.is_empty() => {
                 cfg.validate(&mut problems);
@@ -416,6 +446,8 @@ impl Config {
         let storage = section::<StorageConfig>(&mut root, "storage", problems);
         let metadata = section::<MetadataConfig>(&mut root, "metadata", problems);
         let auth = section::<AuthConfig>(&mut root, "auth", problems);
+        let api = section::<ApiConfig>(&mut root, "api", problems);
+        let jwt = section::<crate::api::jwt::JwtConfig>(&mut root, "jwt", problems);
         let log = section::<LogConfig>(&mut root, "log", problems);
         let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);
         let redis = section::<RedisConfig>(&mut root, "redis", problems);
@@ -447,6 +479,8 @@ impl Config {
             storage: storage?,
             metadata: metadata?,
             auth: auth?,
+            api: api?,
+            jwt: jwt?,
             log: log?,
             ratelimit: ratelimit?,
             redis: redis?,
@@ -544,6 +578,29 @@ impl Config {
         if self.s3.multipart_max_idle_secs == 0 {
             problems.push("s3.multipart_max_idle_secs must be at least 1".into());
         }
+        if self.bucket(&self.api.bucket).is_none() {
+            problems.push(format!(
+                "api.bucket {:?} is not a configured bucket",
+                self.api.bucket
+            ));
+        }
+        let url = &self.api.public_url;
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
+            problems.push("api.public_url must start with https:// or http://".into());
+        }
+        if self.api.upload_link_ttl_secs == 0
+            || self.api.upload_link_ttl_secs > self.s3.max_presign_expiry_secs
+            || self.api.download_link_ttl_secs == 0
+            || self.api.download_link_ttl_secs > self.s3.max_presign_expiry_secs
+        {
+            problems.push(
+                "api.upload_link_ttl_secs and api.download_link_ttl_secs must be 1..=s3.max_presign_expiry_secs"
+                    .into(),
+            );
+        }
+        if self.api.max_page == 0 || self.api.max_page > 10_000 {
+            problems.push("api.max_page must be 1..=10000".into());
+        }
         if self.buckets.is_empty() {
             problems.push("at least one [buckets.NAME] table is required".into());
         }
@@ -606,8 +663,10 @@ impl Config {
                 ("ip", limits.ip),
                 ("global", limits.global),
             ] {
-                if !l.rate.is_finite() || !(0.0..=1e6).contains(&l.rate) {
-                    problems.push(format!("ratelimit.{class}.{dim}.rate must be 0..=1000000"));
+                if !l.rate.is_finite() || !(l.rate == 0.0 || (0.001..=1e6).contains(&l.rate)) {
+                    problems.push(format!(
+                        "ratelimit.{class}.{dim}.rate must be 0 (off) or 0.001..=1000000"
+                    ));
                 } else if l.rate > 0.0 && !(1..=1_000_000).contains(&l.burst) {
                     problems.push(format!(
                         "ratelimit.{class}.{dim}.burst must be 1..=1000000 when rate > 0"

@@ -52,6 +52,21 @@ pub enum Error {
     InvalidArgument(&'static str),
 
     // ---- addressing ------------------------------------------------------------------------
+    /// Control API: no credentials, or credentials that are not valid (401).
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Control API: the resource does not exist or is not the caller's (the same answer).
+    #[error("not found")]
+    NotFound,
+    /// Control API: a resource with that name exists already.
+    #[error("already exists")]
+    AlreadyExists,
+    /// A single-use link is being used by another request right now.
+    #[error("link in use")]
+    LinkInUse,
+    /// A request body (JSON) that cannot be parsed or has invalid values.
+    #[error("invalid json: {0}")]
+    InvalidJson(&'static str),
     /// The bucket is not configured.
     #[error("no such bucket")]
     NoSuchBucket,
@@ -187,7 +202,10 @@ impl Error {
             | InvalidPolicyDocument(_)
             | MalformedPostRequest(_)
             | RequestTimeout => StatusCode::BAD_REQUEST,
-            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchKey | NoSuchUpload | NotFound => StatusCode::NOT_FOUND,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            LinkInUse | AlreadyExists => StatusCode::CONFLICT,
+            InvalidJson(_) => StatusCode::BAD_REQUEST,
             BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
@@ -221,6 +239,11 @@ impl Error {
             NoSuchBucket => "NoSuchBucket",
             NoSuchKey => "NoSuchKey",
             NoSuchUpload => "NoSuchUpload",
+            Unauthorized => "Unauthorized",
+            NotFound => "NotFound",
+            LinkInUse => "Conflict",
+            AlreadyExists => "AlreadyExists",
+            InvalidJson(_) => "InvalidJson",
             EntityTooSmall => "EntityTooSmall",
             InvalidPart => "InvalidPart",
             InvalidPartOrder => "InvalidPartOrder",
@@ -272,6 +295,11 @@ impl Error {
             NoSuchBucket => "The specified bucket does not exist.",
             NoSuchKey => "The specified key does not exist.",
             NoSuchUpload => "The specified multipart upload does not exist.",
+            Unauthorized => "Missing or invalid credentials.",
+            NotFound => "Not found.",
+            LinkInUse => "This upload link is being used by another request.",
+            AlreadyExists => "A resource with this name already exists.",
+            InvalidJson(why) => why,
             EntityTooSmall => "Your proposed upload is smaller than the minimum allowed size.",
             InvalidPart => {
                 "One or more of the specified parts could not be found or did not match."
@@ -325,13 +353,26 @@ impl Error {
             EntityTooSmall | InvalidPart | InvalidPartOrder => "malformed",
             ContentTypeNotAllowed | ContentTypeMismatch => "type",
             InvalidDigest | BadDigest | ContentSha256Mismatch => "checksum",
-            NoSuchBucket | NoSuchKey | NoSuchUpload => "not_found",
+            NoSuchBucket | NoSuchKey | NoSuchUpload | NotFound => "not_found",
+            Unauthorized => "access_denied",
+            LinkInUse | AlreadyExists => "precondition",
+            InvalidJson(_) => "malformed",
             BucketAlreadyOwnedByYou | PreconditionFailed => "precondition",
             NotImplemented => "unsupported",
             RequestTimeout => "timeout",
             SlowDown => "rate_limited",
             ServiceUnavailable(_) => "unavailable",
             Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status on the JSON control API, where HTTP conventions apply instead of S3's:
+    /// oversize is 413 and rate limiting 429 (pinned in the security catalogue).
+    pub fn api_status(&self) -> StatusCode {
+        match self {
+            Error::EntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+            other => other.status(),
         }
     }
 

@@ -28,12 +28,14 @@
 //! happens after the bytes were fully received, every check passed and the staged write was
 //! published at a fresh, random storage path. A failure at any step leaves the key unchanged.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod id;
 pub mod ingest;

@@ -28,6 +28,69 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Operator commands against the same config and database as `serve`.
+    Admin {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a tenant with an API key and an S3 access key; prints one JSON object with
+    /// tenant_id, api_key, access_key_id and secret_access_key (shown only once).
+    CreateTenant { name: String },
+    /// Add an API key to a tenant; prints JSON.
+    CreateApiKey { tenant_id: String },
+    /// Add an S3 access key to a tenant; prints JSON.
+    CreateAccessKey { tenant_id: String },
+    /// Start signing links with a new key; older keys keep verifying links already minted.
+    /// With --retire-others, every other key stops verifying at once (after a leak).
+    RotateLinkKey {
+        #[arg(long)]
+        retire_others: bool,
+    },
+}
+
+async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Value, String> {
+    use upgate::api::admin;
+    std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| e.to_string())?;
+    let (_, control) = upgate::app::open_metadata(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let c = control.as_ref();
+    let err = |e: upgate::error::Error| format!("{}: {}", e.code(), e.message());
+    match command {
+        AdminCommand::CreateTenant { name } => {
+            let t = admin::create_tenant(c, &name).await.map_err(err)?;
+            serde_json::to_value(t).map_err(|e| e.to_string())
+        }
+        AdminCommand::CreateApiKey { tenant_id } => {
+            let key = admin::create_api_key(c, &tenant_id).await.map_err(err)?;
+            Ok(serde_json::json!({ "tenant_id": tenant_id, "api_key": key }))
+        }
+        AdminCommand::CreateAccessKey { tenant_id } => {
+            let (id, secret) = admin::create_access_key(c, &tenant_id).await.map_err(err)?;
+            Ok(serde_json::json!({
+                "tenant_id": tenant_id, "access_key_id": id, "secret_access_key": secret
+            }))
+        }
+        AdminCommand::RotateLinkKey { retire_others } => {
+            let id = upgate::api::links::rotate(c)
+                .await
+                .map_err(|e| e.to_string())?;
+            let retired = if retire_others {
+                c.retire_link_keys_except(&id, upgate::clock::now_ms())
+                    .await
+                    .map_err(|e| e.to_string())?
+            } else {
+                0
+            };
+            Ok(serde_json::json!({ "link_key_id": id, "retired": retired }))
+        }
+    }
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
@@ -80,6 +143,22 @@ async fn shutdown_signal() {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin { config, command } => {
+            let cfg = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match admin(cfg, command).await {
+                Ok(v) => {
+                    println!("{v}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("upgate admin: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { config } => match load(config.as_ref()) {
             Ok(_) => {
                 println!("configuration OK");

@@ -300,11 +300,11 @@ async fn hung_redis_costs_at_most_the_timeout() {
     );
     assert!(hung.allowed > 0, "requests keep flowing ({hung:?})");
     let failures: u64 = limiters.iter().map(|l| l.stats().redis_failures).sum();
-    // The breaker keeps the number of calls that paid the timeout small: at most the threshold
-    // per replica, then one probe per cool-down.
+    // Only the calls in flight when Redis hung pay the timeout (4 per replica); once the
+    // breaker opens, the connection is dropped and the probes wait for a reconnect instead.
     eprintln!("redis hung: {failures} failed redis calls");
     assert!(
-        failures < 60,
+        failures <= 30,
         "{failures} redis calls failed: the breaker should cut them"
     );
     redis.signal("-CONT");
@@ -660,6 +660,12 @@ fn config_sections_have_safe_defaults_and_are_validated() {
                global = { rate = 5.0, burst = 0 }\n[redis]\nurl = \"http://x\"\ntimeout_ms = 0\n";
     let err = Config::from_layers(Some(bad), Vec::new()).expect_err("invalid");
     assert_eq!(err.0.len(), 7, "{err}");
+    let err = Config::from_layers(
+        Some("[ratelimit.download]\nip = { rate = 1e-300, burst = 1 }\n"),
+        Vec::new(),
+    )
+    .expect_err("a rate too small to represent");
+    assert!(err.to_string().contains("download.ip.rate"), "{err}");
     let err = Config::from_layers(
         Some("[ratelimit.mint]\nip = { rate = 1.0, brust = 2 }\n"),
         Vec::new(),

@@ -234,7 +234,8 @@ async fn policy_violations_are_refused_and_store_nothing() {
     // T-D1, T-D2, T-D3 and the 400/403 split of the catalogue.
     let app = spawn_app().await;
     let base = || signed_form(standard_conditions(), &soon(), SECRET_KEY);
-    let cases: Vec<(Vec<(String, String)>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (Vec<(String, String)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         // Key outside the starts-with prefix.
         (
             with(

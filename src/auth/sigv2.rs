@@ -92,10 +92,10 @@ fn parse_v2_date(value: &str) -> Option<SystemTime> {
     if let Ok(t) = httpdate::parse_http_date(value) {
         return Some(t);
     }
-    if let Some(prefix) = value.strip_suffix(" +0000") {
-        if let Ok(t) = httpdate::parse_http_date(&format!("{prefix} GMT")) {
-            return Some(t);
-        }
+    if let Some(prefix) = value.strip_suffix(" +0000")
+        && let Ok(t) = httpdate::parse_http_date(&format!("{prefix} GMT"))
+    {
+        return Some(t);
     }
     super::sigv4::parse_amz_date(value)
 }

@@ -7,6 +7,7 @@
 //! that also retires the previous version, or removed on failure. Rows whose lease ran out (the
 //! process died mid-upload) and retired versions are swept together with their bytes.
 
+pub mod control;
 pub mod postgres;
 pub mod sqlite;
 
@@ -26,6 +27,9 @@ pub enum MetaError {
     /// A stored value cannot be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(&'static str),
+    /// An upload token has no uploads or bytes left (or was revoked or expired) at commit.
+    #[error("upload token exhausted")]
+    TokenExhausted,
     /// The multipart upload does not exist (never did, aborted, completed or expired).
     #[error("no such multipart upload")]
     NoSuchUpload,
@@ -38,6 +42,7 @@ impl From<MetaError> for Error {
             MetaError::Database(_) | MetaError::PendingGone => Error::unavailable(e),
             MetaError::Corrupt(_) => Error::internal(e),
             MetaError::NoSuchUpload => Error::NoSuchUpload,
+            MetaError::TokenExhausted => Error::AccessDenied("The upload token is used up."),
         }
     }
 }

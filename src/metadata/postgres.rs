@@ -27,6 +27,7 @@ use super::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_objects.sql"),
     include_str!("migrations/postgres/0002_multipart.sql"),
+    include_str!("migrations/postgres/0003_control.sql"),
 ];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations across replicas
@@ -711,3 +712,5 @@ mod tests {
         assert!(!is_plain_identifier(&"a".repeat(64)));
     }
 }
+
+crate::impl_control_store!(PgStore, sqlx::postgres::PgRow, pool, pool);

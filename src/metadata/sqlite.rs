@@ -23,6 +23,7 @@ use super::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_objects.sql"),
     include_str!("migrations/sqlite/0002_multipart.sql"),
+    include_str!("migrations/sqlite/0003_control.sql"),
 ];
 
 /// SQLite-backed metadata.
@@ -553,3 +554,5 @@ impl MetadataStore for SqliteStore {
         Ok(())
     }
 }
+
+crate::impl_control_store!(SqliteStore, sqlx::sqlite::SqliteRow, writer, reader);

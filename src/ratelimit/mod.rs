@@ -68,7 +68,6 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use sha2::{Digest, Sha256};
 
 pub use client_ip::{Cidr, InvalidCidr, client_ip};
-pub use shared::SCRIPT;
 
 use crate::config::{ClassLimits, FailureMode, Limit, RateLimitConfig, RedisConfig};
 use crate::error::Error;
@@ -283,7 +282,8 @@ fn local_quota(limit: Limit, replicas: u32) -> Result<Option<Quota>, RateLimitEr
         )));
     }
     let replicas = replicas.max(1);
-    let period = Duration::from_secs_f64(f64::from(replicas) / limit.rate);
+    let period = Duration::try_from_secs_f64(f64::from(replicas) / limit.rate)
+        .map_err(|_| RateLimitError::Config(format!("rate {}", limit.rate)))?;
     let burst = NonZeroU32::new(limit.burst.div_ceil(replicas).max(1))
         .ok_or_else(|| RateLimitError::Config("burst".into()))?;
     Quota::with_period(period)

@@ -25,7 +25,7 @@ use crate::config::RedisConfig;
 /// interval and the tolerance (`(burst - 1) * interval`), both in microseconds. Returns
 /// `{1, 0, 0}` when allowed (and then, only then, advances every key), or
 /// `{0, index, wait_us}` for the key (1-based) that must wait longest.
-pub const SCRIPT: &str = r#"
+pub(crate) const SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local next_tat = {}
@@ -141,18 +141,26 @@ impl Breaker {
         }
     }
 
-    fn succeeded(&self) {
+    /// Records a success; returns true when this closed an open breaker.
+    fn succeeded(&self) -> bool {
         self.failures.store(0, Ordering::Release);
-        self.open_until.store(0, Ordering::Release);
+        let was = self.open_until.swap(0, Ordering::AcqRel);
+        self.probing.store(false, Ordering::Release);
+        was != 0
+    }
+
+    /// Gives the probe back without a verdict (nothing was asked of Redis).
+    fn release_probe(&self) {
         self.probing.store(false, Ordering::Release);
     }
 
-    /// Records a failure; returns true when this failure opened the breaker.
+    /// Records a failure; returns true when this failure opened a closed breaker (a failed
+    /// probe re-opens it for another cool-down and returns false).
     fn failed(&self, probe: bool) -> bool {
         if probe {
             self.open();
             self.probing.store(false, Ordering::Release);
-            return true;
+            return false;
         }
         let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
         if n >= self.threshold && self.is_closed() {
@@ -291,13 +299,18 @@ impl Shared {
             match tokio::time::timeout(this.connect_timeout, attempt).await {
                 Ok(Ok(conn)) => {
                     *this.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
+                    // The next request probes at once instead of waiting out the cool-down.
                     this.breaker.half_open();
-                    tracing::info!("rate limiter: connected to redis");
+                    tracing::debug!("rate limiter: connected to redis");
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = ?e.kind(), "rate limiter: redis connect failed");
+                    this.breaker.open();
+                    tracing::debug!(error = ?e.kind(), "rate limiter: redis connect failed");
                 }
-                Err(_) => tracing::warn!("rate limiter: redis connect timed out"),
+                Err(_) => {
+                    this.breaker.open();
+                    tracing::debug!("rate limiter: redis connect timed out");
+                }
             }
             this.connecting.store(false, Ordering::Release);
         });
@@ -315,22 +328,24 @@ impl Shared {
             armed: probe,
         };
         let Some(mut conn) = self.connection() else {
-            self.spawn_connect();
+            // Connecting happens off the request path; its outcome drives the breaker
+            // (failure: open for a cool-down; success: half-open, the next request probes).
             guard.armed = false;
-            self.failure(probe);
+            if probe {
+                self.breaker.release_probe();
+            }
+            self.spawn_connect();
             return Verdict::Unavailable;
         };
         let result = tokio::time::timeout(self.timeout, self.eval(&mut conn, keys)).await;
         guard.armed = false;
         match result {
             Ok(Ok((1, _, _))) => {
-                self.decisions.fetch_add(1, Ordering::Relaxed);
-                self.breaker.succeeded();
+                self.success();
                 Verdict::Allowed
             }
             Ok(Ok((_, index, wait_us))) if index >= 1 && (index as usize) <= keys.len() => {
-                self.decisions.fetch_add(1, Ordering::Relaxed);
-                self.breaker.succeeded();
+                self.success();
                 Verdict::Limited {
                     index: index as usize - 1,
                     wait: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)),
@@ -338,36 +353,48 @@ impl Shared {
             }
             Ok(Ok(_)) => {
                 tracing::warn!("rate limiter: unexpected reply from the redis script");
-                self.failure(probe);
+                self.failure(probe, false);
                 Verdict::Unavailable
             }
             Ok(Err(e)) => {
-                if e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error() {
-                    self.drop_connection();
-                }
                 tracing::debug!(error = ?e.kind(), "rate limiter: redis call failed");
-                self.failure(probe);
+                let broken =
+                    e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error();
+                self.failure(probe, broken);
                 Verdict::Unavailable
             }
             Err(_elapsed) => {
                 tracing::debug!("rate limiter: redis call timed out");
-                self.failure(probe);
+                // A probe that times out may be talking to a dead peer (no RST ever comes).
+                self.failure(probe, probe);
                 Verdict::Unavailable
             }
         }
     }
 
-    fn failure(self: &Arc<Self>, probe: bool) {
+    fn success(&self) {
+        self.decisions.fetch_add(1, Ordering::Relaxed);
+        if self.breaker.succeeded() {
+            tracing::info!("rate limiter: redis answers again, shared limits resumed");
+        }
+    }
+
+    /// Records a failed call. A broken connection is dropped; the next request that finds no
+    /// connection starts a reconnect. Reconnects therefore happen at most once per probe, and
+    /// probes at most once per cool-down: a Redis that accepts connections but fails every
+    /// script cannot cause a reconnect loop.
+    fn failure(&self, probe: bool, broken: bool) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        if self.breaker.failed(probe) {
+        let opened = self.breaker.failed(probe);
+        if broken || opened {
+            // A connection that failed this often is suspect (half-dead peer, failover).
+            self.drop_connection();
+        }
+        if opened {
             tracing::warn!(
                 cooldown_ms = self.breaker.cooldown.as_millis() as u64,
-                "rate limiter: redis unavailable, circuit breaker open"
+                "rate limiter: redis unavailable, circuit breaker open; deciding without it"
             );
-            // A connection that failed this often is suspect (half-dead peer, failover):
-            // replace it before the next probe.
-            self.drop_connection();
-            self.spawn_connect();
         }
     }
 
@@ -429,7 +456,13 @@ mod tests {
         let b = Breaker::new(3, Duration::from_secs(3600));
         assert_eq!(b.admit(), Admit::Probe, "starts half-open");
         assert_eq!(b.admit(), Admit::Skip, "one probe at a time");
-        b.succeeded();
+        b.release_probe();
+        assert_eq!(
+            b.admit(),
+            Admit::Probe,
+            "a released probe goes to the next caller"
+        );
+        assert!(b.succeeded(), "closing is reported");
         assert_eq!(b.admit(), Admit::Call);
         assert!(!b.failed(false) && !b.failed(false));
         assert!(b.failed(false), "third consecutive failure opens");
@@ -437,7 +470,10 @@ mod tests {
         assert!(b.remaining() > Duration::from_secs(3000));
         b.half_open();
         assert_eq!(b.admit(), Admit::Probe);
-        assert!(b.failed(true), "a failed probe reopens");
+        assert!(
+            !b.failed(true),
+            "a failed probe reopens (not a new opening)"
+        );
         assert_eq!(b.admit(), Admit::Skip);
     }
 

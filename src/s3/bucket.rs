@@ -396,6 +396,10 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
             errors.push((t.key.as_str(), Error::InvalidObjectName));
             continue;
         }
+        if let Err(e) = super::check_scope(ctx.scope.as_deref(), &t.key) {
+            errors.push((t.key.as_str(), e));
+            continue;
+        }
         match super::object::delete_key(&ctx.state, bucket, &t.key).await {
             Ok(()) => deleted.push(DeletedEntry { key: &t.key }),
             Err(e) => {

@@ -47,6 +47,8 @@ pub struct Ctx {
     pub parts: http::request::Parts,
     pub query: Query,
     pub verified: Verified,
+    /// Key prefix the caller is confined to (tenant access keys), if any.
+    pub scope: Option<String>,
     pub request_id: String,
 }
 
@@ -68,7 +70,16 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let cors_state = Arc::clone(&state);
-    let (mut resp, bucket) = match dispatch(state, req, &request_id, &mut op).await {
+    let is_api = req.uri().path().starts_with("/v1/");
+    let dispatched = if is_api {
+        Ok((
+            crate::api::handle(state, req, conn, &request_id, &mut op).await,
+            None,
+        ))
+    } else {
+        dispatch(state, req, &request_id, &mut op).await
+    };
+    let (mut resp, bucket) = match dispatched {
         Ok((resp, bucket)) => (resp, bucket),
         Err((e, bucket)) => {
             e.log_cause(&request_id);
@@ -144,14 +155,31 @@ async fn dispatch(
         }
         _ => {}
     }
-    let verified = authenticate(&state, &parts, &raw_path, raw_query.as_deref())
+    let (verified, scope) = authenticate(&state, &parts, &raw_path, raw_query.as_deref())
         .await
         .map_err(|e| (e, bucket.clone()))?;
+    if let Err(e) = scoped(&endpoint, scope.as_deref(), &query) {
+        return Err((e, bucket));
+    }
+    // Link keys sign only upload links (PutObject) and download links (GetObject/HeadObject);
+    // those handlers check the link parameters.
+    if crate::api::links::is_link_key(verified.access_key_id())
+        && !matches!(
+            endpoint,
+            Endpoint::PutObject { .. } | Endpoint::GetObject { .. } | Endpoint::HeadObject { .. }
+        )
+    {
+        return Err((
+            Error::AccessDenied("Link keys sign nothing but links."),
+            bucket,
+        ));
+    }
     let ctx = Ctx {
         state,
         parts,
         query,
         verified,
+        scope,
         request_id: request_id.to_string(),
     };
     let result = match endpoint {
@@ -200,6 +228,39 @@ async fn dispatch(
     result.map(|r| (r, bucket.clone())).map_err(|e| (e, bucket))
 }
 
+/// Confines a scoped key: object operations must name keys under its prefix, listings must ask
+/// for a prefix under it. (DeleteObjects checks each key in the handler.)
+fn scoped(endpoint: &Endpoint, scope: Option<&str>, query: &Query) -> Result<()> {
+    let Some(prefix) = scope else {
+        return Ok(());
+    };
+    match endpoint {
+        Endpoint::PutObject { key, .. }
+        | Endpoint::GetObject { key, .. }
+        | Endpoint::HeadObject { key, .. }
+        | Endpoint::DeleteObject { key, .. }
+        | Endpoint::CreateMultipartUpload { key, .. }
+        | Endpoint::UploadPart { key, .. }
+        | Endpoint::CompleteMultipartUpload { key, .. }
+        | Endpoint::AbortMultipartUpload { key, .. }
+        | Endpoint::ListParts { key, .. } => check_scope(Some(prefix), key),
+        Endpoint::ListObjectsV1 { .. } | Endpoint::ListObjectsV2 { .. } => {
+            check_scope(Some(prefix), query.get("prefix")?.unwrap_or(""))
+        }
+        Endpoint::Health
+        | Endpoint::Ready
+        | Endpoint::ListBuckets
+        | Endpoint::CreateBucket { .. }
+        | Endpoint::HeadBucket { .. }
+        | Endpoint::GetBucketLocation { .. }
+        | Endpoint::DeleteObjects { .. }
+        | Endpoint::ListMultipartUploads { .. }
+        | Endpoint::Preflight { .. }
+        | Endpoint::PostObject { .. }
+        | Endpoint::Unsupported => Ok(()),
+    }
+}
+
 fn bucket_of(e: &Endpoint) -> Option<String> {
     match e {
         Endpoint::CreateBucket { bucket }
@@ -235,13 +296,60 @@ fn preflight(state: &AppState, headers: &http::HeaderMap, bucket: &str) -> Resul
     Ok(resp)
 }
 
+/// The secret of an access key: the root key and test keys in memory, upgate's own link keys
+/// (refreshed once if unknown: another replica may have rotated), or a tenant's key from the
+/// database (not revoked).
+pub async fn lookup_secret(state: &AppState, access_key_id: &str) -> Result<auth::SecretKey> {
+    lookup_key(state, access_key_id).await.map(|(s, _)| s)
+}
+
+/// The secret of an access key and the key prefix it is confined to: a tenant's keys may only
+/// touch `{tenant_id}/...` (the layout the control API uses too); root and link keys are not
+/// confined this way (link keys are confined to their links instead).
+pub async fn lookup_key(
+    state: &AppState,
+    access_key_id: &str,
+) -> Result<(auth::SecretKey, Option<String>)> {
+    if let Some(s) = state.secret_for(access_key_id) {
+        return Ok((s, None));
+    }
+    if crate::api::links::is_link_key(access_key_id) {
+        if let Some(s) = state.link_keys.secret_for(access_key_id) {
+            return Ok((s, None));
+        }
+        state.link_keys.refresh(state.control.as_ref()).await?;
+        return state
+            .link_keys
+            .secret_for(access_key_id)
+            .map(|s| (s, None))
+            .ok_or(Error::InvalidAccessKeyId);
+    }
+    match state.control.access_key(access_key_id).await? {
+        Some(k) if !k.revoked => Ok((
+            auth::SecretKey::new(k.secret),
+            Some(format!("{}/", k.tenant_id)),
+        )),
+        _ => Err(Error::InvalidAccessKeyId),
+    }
+}
+
+/// Refuses keys outside the caller's prefix (see [`lookup_key`]).
+pub fn check_scope(scope: Option<&str>, key: &str) -> Result<()> {
+    match scope {
+        Some(prefix) if !key.starts_with(prefix) => Err(Error::AccessDenied(
+            "This access key may only use keys under its tenant's prefix.",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Authenticates the request head: parse → key lookup → verify, in that fixed order.
 pub async fn authenticate(
     state: &AppState,
     parts: &http::request::Parts,
     raw_path: &str,
     raw_query: Option<&str>,
-) -> Result<Verified> {
+) -> Result<(Verified, Option<String>)> {
     let head = RequestHead {
         method: &parts.method,
         raw_path,
@@ -249,12 +357,11 @@ pub async fn authenticate(
         headers: &parts.headers,
     };
     let parsed = auth::parse(&head, &state.auth_policy, SystemTime::now()).map_err(auth_error)?;
-    let secret = state
-        .secret_for(parsed.access_key_id())
-        .ok_or(Error::InvalidAccessKeyId)?;
-    parsed
+    let (secret, scope) = lookup_key(state, parsed.access_key_id()).await?;
+    let verified = parsed
         .verify(&head, &secret, &state.auth_policy)
-        .map_err(auth_error)
+        .map_err(auth_error)?;
+    Ok((verified, scope))
 }
 
 /// Maps an authentication failure to the S3 error clients expect, by meaning.

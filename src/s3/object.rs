@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, BodyStream, StreamBody};
 use hyper::body::{Frame, Incoming};
 
 use super::{Body, Ctx, empty, header_str, status_response};
+use crate::api::links::{DOWNLOAD_PARAM, UPLOAD_PARAM, is_link_key};
 use crate::app::AppState;
 use crate::auth::PayloadMode;
 use crate::config::{BucketConfig, EtagMode};
@@ -17,6 +18,9 @@ use crate::error::{Error, Result};
 use crate::ingest::aws_chunked::{ChunkMode, Decoder};
 use crate::ingest::checksum::{self, ChecksumAlgorithm};
 use crate::ingest::{self, Expectations, Ingested, sniff};
+use crate::metadata::control::{
+    AuditEntry, Claim, FileStatus, LinkCommit, OutboxEvent, UploadLink,
+};
 use crate::metadata::{CommitInfo, NewPending, ObjectRecord};
 use crate::storage::Storage;
 
@@ -223,6 +227,9 @@ pub(crate) struct Target<'a> {
     pub bucket: &'a str,
     pub key: &'a str,
     pub owner: &'a str,
+    /// The upload link the object completes, if it came through one: the object, the link,
+    /// the file record, the token and the event then commit in one transaction.
+    pub link: Option<&'a UploadLink>,
 }
 
 /// A committed upload.
@@ -247,7 +254,12 @@ pub(crate) async fn ingest_and_commit<S>(
 where
     S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
 {
-    let Target { bucket, key, owner } = target;
+    let Target {
+        bucket,
+        key,
+        owner,
+        link,
+    } = target;
     let _inflight = state.metrics.upload_started();
     let id = crate::id::object_id();
     let now = crate::clock::now_ms();
@@ -303,7 +315,20 @@ where
             .map(|(a, v)| (a.header_name().to_string(), checksum::encode_b64(v))),
         committed_at_ms: crate::clock::now_ms(),
     };
-    let retired = match state.meta.commit(&id, &info).await {
+    let committed = match link {
+        None => state.meta.commit(&id, &info).await,
+        Some(link) => state
+            .control
+            .commit_link(&LinkCommit {
+                object_id: id.clone(),
+                object: info.clone(),
+                link_id: link.id.clone(),
+                event: link_event(link, "upload.completed", Some(&info), None),
+            })
+            .await
+            .map(|()| Vec::new()),
+    };
+    let retired = match committed {
         Ok(r) => r,
         Err(e) => {
             // The bytes are published at a path nothing points to; remove them now (the
@@ -334,6 +359,17 @@ pub(crate) fn declared_type(h: &HeaderMap) -> Result<Option<String>> {
 /// PutObject: authenticate (done), check everything knowable from the head, then stream the
 /// body through the ingest pipe into an invisible staging write, and commit only if it passed.
 pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Response<Body>> {
+    // Link keys sign only minted links, and minted links are signed only by link keys.
+    let link_id = ctx.query.get(UPLOAD_PARAM)?.map(str::to_string);
+    match (is_link_key(ctx.verified.access_key_id()), link_id) {
+        (true, Some(id)) => return put_via_link(ctx, bucket, key, body, id).await,
+        (false, None) => {}
+        _ => {
+            return Err(Error::AccessDenied(
+                "Upload links are minted by upgate only.",
+            ));
+        }
+    }
     let started = std::time::Instant::now();
     let state = Arc::clone(&ctx.state);
     let bcfg = bucket_config(&state, bucket)?;
@@ -369,6 +405,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
             bucket,
             key,
             owner: &owner,
+            link: None,
         },
         incoming_frames(body),
         decoder,
@@ -387,6 +424,186 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
         && let Ok(val) = HeaderValue::from_str(&checksum::encode_b64(v))
     {
         rh.insert(alg.header_name(), val);
+    }
+    Ok(resp)
+}
+
+/// A webhook event about an upload link.
+pub(crate) fn link_event(
+    link: &UploadLink,
+    event: &str,
+    info: Option<&CommitInfo>,
+    failure: Option<&Error>,
+) -> OutboxEvent {
+    let now = crate::clock::now_ms();
+    let mut payload = serde_json::json!({
+        "event": event,
+        "upload_id": link.id,
+        "file_id": link.file_id,
+        "tenant_id": link.tenant_id,
+        "at": crate::s3::xml::iso8601(crate::clock::from_ms(now)),
+    });
+    if let Some(i) = info {
+        payload["size"] = i.size.into();
+        payload["sha256"] = i.sha256.clone().into();
+        payload["content_type"] = i.content_type.clone().into();
+    }
+    if let Some(e) = failure {
+        payload["reason"] = e.code().into();
+    }
+    OutboxEvent {
+        id: crate::id::random_hex(16),
+        tenant_id: link.tenant_id.clone(),
+        event: event.to_string(),
+        payload: payload.to_string(),
+        created_at_ms: now,
+        attempts: 0,
+    }
+}
+
+/// Gives a claimed link back if the upload attempt ends without committing (failure, client
+/// gone, shutdown), and reports the failure; a retry may use the link until it expires.
+struct LinkGuard {
+    state: Arc<AppState>,
+    link: Option<UploadLink>,
+    reason: Option<Error>,
+}
+
+impl LinkGuard {
+    fn fail(&mut self, e: Error) -> Error {
+        let code = match &e {
+            Error::Internal(_) => Error::internal("upload failed"),
+            Error::ServiceUnavailable(_) => Error::unavailable("upload failed"),
+            other => clone_for_event(other),
+        };
+        self.reason = Some(code);
+        e
+    }
+
+    fn disarm(&mut self) {
+        self.link = None;
+    }
+}
+
+/// A copy of a client-caused error good enough for an event's `reason` code.
+fn clone_for_event(e: &Error) -> Error {
+    match e {
+        Error::EntityTooLarge => Error::EntityTooLarge,
+        Error::BadDigest => Error::BadDigest,
+        Error::ContentSha256Mismatch => Error::ContentSha256Mismatch,
+        Error::ContentTypeMismatch => Error::ContentTypeMismatch,
+        Error::IncompleteBody => Error::IncompleteBody,
+        Error::RequestTimeout => Error::RequestTimeout,
+        _ => Error::InvalidRequest("upload failed"),
+    }
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            let state = Arc::clone(&self.state);
+            let reason = self.reason.take().unwrap_or(Error::IncompleteBody);
+            self.state.cleanup.spawn(async move {
+                let event = link_event(&link, "upload.failed", None, Some(&reason));
+                if let Err(e) = state.control.release_link(&link.id).await {
+                    tracing::warn!(error = %e, "releasing an upload link failed");
+                }
+                if let Err(e) = state.control.enqueue(&event, crate::clock::now_ms()).await {
+                    tracing::warn!(error = %e, "recording an upload.failed event failed");
+                }
+            });
+        }
+    }
+}
+
+/// PutObject through a single-use upload link: claim it atomically, hold the body to what the
+/// link pins (exact size, type, hash — all signed), commit with the link, or release it.
+async fn put_via_link(
+    ctx: Ctx,
+    bucket: &str,
+    key: &str,
+    body: Incoming,
+    link_id: String,
+) -> Result<Response<Body>> {
+    let started = std::time::Instant::now();
+    let state = Arc::clone(&ctx.state);
+    let signed = ctx.verified.signed_headers();
+    // T-A9: a link that does not sign its size and type is not one of ours.
+    if !signed.iter().any(|h| h == "content-length") || !signed.iter().any(|h| h == "content-type")
+    {
+        return Err(Error::AccessDenied(
+            "Upload links must sign content-length and content-type.",
+        ));
+    }
+    let bcfg = bucket_config(&state, bucket)?;
+    let server = &state.config.server;
+    let deadline_ms = i64::try_from(
+        (bcfg.max_object_bytes / server.min_upload_rate_bytes_per_sec.max(1)
+            + server.upload_deadline_slack_secs)
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
+    let now = crate::clock::now_ms();
+    let link = match state
+        .control
+        .claim_link(&link_id, now, now.saturating_add(deadline_ms))
+        .await?
+    {
+        Claim::Claimed(l) => *l,
+        Claim::InProgress => return Err(Error::LinkInUse),
+        Claim::Used | Claim::Expired | Claim::Unknown => {
+            return Err(Error::AccessDenied("This upload link is no longer valid."));
+        }
+    };
+    let mut guard = LinkGuard {
+        state: Arc::clone(&state),
+        link: Some(link.clone()),
+        reason: None,
+    };
+    if link.bucket != bucket || link.key != key {
+        return Err(guard.fail(Error::AccessDenied("This upload link is for another key.")));
+    }
+    let size = u64::try_from(link.size).map_err(|_| Error::internal("negative link size"))?;
+    let base = Expectations {
+        max_bytes: size,
+        allowed_types: vec![link.content_type.clone()],
+        declared_type: Some(link.content_type.clone()),
+        enforce_type: true,
+        want_md5: bcfg.etag == EtagMode::Md5,
+        ..Default::default()
+    };
+    let h = &ctx.parts.headers;
+    let plan = plan_body(
+        h,
+        ctx.verified.into_payload(),
+        base,
+        state.config.s3.max_signed_chunk_bytes,
+    );
+    let BodyPlan { decoder, exp } = plan.map_err(|e| guard.fail(e))?;
+    if exp.length != Some(size) {
+        return Err(guard.fail(Error::IncompleteBody));
+    }
+    let pipe = ingest::Pipe::new(exp).map_err(|e| guard.fail(e))?;
+    let outcome = ingest_and_commit(
+        &state,
+        Target {
+            bucket,
+            key,
+            owner: &link.owner,
+            link: Some(&link),
+        },
+        incoming_frames(body),
+        decoder,
+        pipe,
+        size,
+        started,
+    )
+    .await;
+    let Committed { etag, .. } = outcome.map_err(|e| guard.fail(e))?;
+    guard.disarm();
+    let mut resp = status_response(StatusCode::OK);
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)
 }
@@ -535,10 +752,50 @@ fn apply_overrides(ctx: &Ctx, bcfg: &BucketConfig, h: &mut HeaderMap) -> Result<
     Ok(())
 }
 
+/// A download link names its file; the key must be one of that file's versions and the file
+/// must not be deleted. Each download is recorded in the audit log.
+async fn download_link_check(
+    state: &AppState,
+    file_id: &str,
+    key: &str,
+    head_only: bool,
+) -> Result<()> {
+    let f = state.control.file(file_id).await?.ok_or(Error::NoSuchKey)?;
+    let prefix = format!("{}/{}/", f.tenant_id, f.id);
+    if f.status == FileStatus::Deleted || !key.starts_with(&prefix) {
+        return Err(Error::NoSuchKey);
+    }
+    if !head_only {
+        state
+            .control
+            .audit(&AuditEntry {
+                id: crate::id::random_hex(12),
+                at_ms: crate::clock::now_ms(),
+                tenant_id: f.tenant_id.clone(),
+                actor: "download-link".into(),
+                action: "download".into(),
+                file_id: Some(f.id.clone()),
+                detail: format!("version={}", key.rsplit('/').next().unwrap_or("")),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 /// GetObject / HeadObject.
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<Response<Body>> {
     let state = &ctx.state;
     let bcfg = bucket_config(state, bucket)?;
+    let download = ctx.query.get(DOWNLOAD_PARAM)?.map(str::to_string);
+    match (is_link_key(ctx.verified.access_key_id()), &download) {
+        (true, Some(file_id)) => download_link_check(state, file_id, key, head_only).await?,
+        (false, None) => {}
+        _ => {
+            return Err(Error::AccessDenied(
+                "Download links are minted by upgate only.",
+            ));
+        }
+    }
     let rec = state
         .meta
         .current(bucket, key)

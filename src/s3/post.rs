@@ -53,7 +53,7 @@ const NO_PREFIX: &[&str] = &[
 ];
 
 /// Parses `2026-11-30T12:00:00.000Z` (fraction optional) into a time.
-fn parse_expiration(s: &str) -> Option<SystemTime> {
+pub(crate) fn parse_expiration(s: &str) -> Option<SystemTime> {
     let s = s.strip_suffix('Z')?;
     let (date, time) = s.split_once('T')?;
     let mut d = date.split('-');
@@ -296,9 +296,10 @@ pub async fn post_object(
     // 2. The signature over the policy.
     let parsed =
         parse_post(&fields, &state.auth_policy, SystemTime::now()).map_err(super::auth_error)?;
-    let secret = state
-        .secret_for(parsed.access_key_id())
-        .ok_or(Error::InvalidAccessKeyId)?;
+    if crate::api::links::is_link_key(parsed.access_key_id()) {
+        return Err(Error::AccessDenied("Link keys sign nothing but links."));
+    }
+    let (secret, scope) = super::lookup_key(&state, parsed.access_key_id()).await?;
     let verified = parsed.verify(&secret).map_err(super::auth_error)?;
 
     // 3. The policy.
@@ -325,6 +326,7 @@ pub async fn post_object(
         raw_key
     };
     crate::router::validate_key(&key)?;
+    super::check_scope(scope.as_deref(), &key)?;
     let mut eval: Vec<(String, String)> = fields
         .iter()
         .filter(|(k, _)| !k.eq_ignore_ascii_case("bucket") && !k.eq_ignore_ascii_case("key"))
@@ -368,6 +370,7 @@ pub async fn post_object(
             bucket,
             key: &key,
             owner: verified.access_key_id(),
+            link: None,
         },
         frames,
         None,

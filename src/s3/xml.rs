@@ -544,10 +544,10 @@ pub fn complete_multipart(
     push_elem(&mut out, "Bucket", bucket);
     push_elem(&mut out, "Key", key);
     push_etag(&mut out, "ETag", etag);
-    if let Some((name, value)) = checksum {
-        if let Some(alg) = ChecksumAlgorithm::from_xml_element(name) {
-            push_elem(&mut out, alg.xml_element(), value);
-        }
+    if let Some((name, value)) = checksum
+        && let Some(alg) = ChecksumAlgorithm::from_xml_element(name)
+    {
+        push_elem(&mut out, alg.xml_element(), value);
     }
     close(&mut out, ROOT);
     out

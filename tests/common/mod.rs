@@ -56,6 +56,16 @@ impl TestApp {
         }
     }
 
+    /// Stops the server and hands back its data directory (to start again on it).
+    pub async fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        self.begin_shutdown();
+        self.join().await;
+        // Let background cleanups and pools settle before the next process-like start.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let TestApp { dir, .. } = self;
+        dir
+    }
+
     /// Stops the server and waits for it to drain.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -93,7 +103,11 @@ pub fn client_for(endpoint: &str, ak: &str, sk: &str) -> aws_sdk_s3::Client {
 
 /// Starts a gateway with the defaults, a temp data dir, port 0, and `extra` config TOML.
 pub async fn spawn_app_with(extra: &str) -> TestApp {
-    let dir = tempfile::tempdir().expect("tempdir");
+    spawn_app_in(tempfile::tempdir().expect("tempdir"), extra).await
+}
+
+/// Like [`spawn_app_with`], on an existing data directory (a restart).
+pub async fn spawn_app_in(dir: tempfile::TempDir, extra: &str) -> TestApp {
     let env = vec![
         (
             "UPGATE__SERVER__LISTEN".to_string(),

@@ -1,0 +1,443 @@
+//! Upload links (`POST /v1/uploads`, new versions via `POST /v1/files/{id}/versions`) and
+//! anonymous upload tokens (`/v1/upload-tokens`).
+//!
+//! A link is a presigned PUT that pins the method, the key (`{tenant}/{file}/{version}`, all
+//! random: no filename, e-mail or user id ever appears in a URL or key), the expiry, the exact
+//! size and content type (signed headers) and, when given, the SHA-256 (signed
+//! `x-amz-content-sha256`, checked against the bytes at the end of the stream). It works once:
+//! see `crate::s3::object` for the claim/commit/release cycle.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Response, StatusCode};
+use serde::Deserialize;
+
+use super::links::{self, Mint, UPLOAD_PARAM};
+use super::principal::{Principal, Via, hash_secret};
+use super::{files, json};
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::ingest::sniff;
+use crate::metadata::control::{FileRecord, FileStatus, LinkStatus, UploadLink, UploadToken};
+use crate::s3::Body;
+use crate::s3::xml::iso8601;
+
+/// `POST /v1/uploads` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUpload {
+    /// Display name; sanitized, kept in the record, used only for `Content-Disposition`.
+    pub filename: Option<String>,
+    pub content_type: String,
+    /// Exact size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the content, if the client knows it.
+    pub sha256: Option<String>,
+    /// String metadata (at most 32 keys).
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Longest display name kept.
+pub const MAX_FILENAME: usize = 200;
+
+/// Makes a display name safe to store and to put in a `Content-Disposition`: the last path
+/// segment only, no control or bidi-override characters, no leading dots or hyphens or spaces,
+/// allow-listed characters, capped length. Never used in a key or URL path.
+pub fn sanitize_filename(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}'))
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '(' | ')' | '+' | ',') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned
+        .trim_start_matches(['.', '-', ' '])
+        .trim_end_matches(['.', ' ']);
+    let capped: String = trimmed.chars().take(MAX_FILENAME).collect();
+    if capped.is_empty() {
+        "file".to_string()
+    } else {
+        capped
+    }
+}
+
+fn check_metadata(m: &BTreeMap<String, String>) -> Result<String> {
+    if m.len() > 32 {
+        return Err(Error::InvalidJson("At most 32 metadata keys are allowed."));
+    }
+    for (k, v) in m {
+        if k.is_empty()
+            || k.len() > 64
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::InvalidJson(
+                "Metadata keys are 1-64 characters of a-z, 0-9, - and _.",
+            ));
+        }
+        if v.len() > 256 || v.chars().any(char::is_control) {
+            return Err(Error::InvalidJson(
+                "Metadata values are at most 256 characters, no control characters.",
+            ));
+        }
+    }
+    serde_json::to_string(m).map_err(Error::internal)
+}
+
+fn hex_sha256(s: &str) -> Result<String> {
+    let s = s.to_ascii_lowercase();
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s)
+    } else {
+        Err(Error::InvalidJson("sha256 must be 64 hex characters."))
+    }
+}
+
+/// Creates a link for a new file, or for a new version of `version_of`.
+pub async fn create_upload(
+    state: &Arc<AppState>,
+    who: &Principal,
+    req: CreateUpload,
+    base_url: &str,
+    version_of: Option<&str>,
+) -> Result<Response<Body>> {
+    if matches!(who.via, Via::Admin) {
+        return Err(Error::AccessDenied("The admin token cannot upload."));
+    }
+    let api = &state.config.api;
+    let bcfg = state
+        .config
+        .bucket(&api.bucket)
+        .ok_or(Error::NoSuchBucket)?;
+    let content_type = sniff::normalize(&req.content_type)
+        .filter(|t| bcfg.allowed_types.contains(t))
+        .ok_or(Error::ContentTypeNotAllowed)?;
+    if req.size == 0 {
+        return Err(Error::InvalidJson("size must be at least 1."));
+    }
+    if req.size > bcfg.max_object_bytes {
+        return Err(Error::EntityTooLarge);
+    }
+    let sha256 = req.sha256.as_deref().map(hex_sha256).transpose()?;
+    let metadata = check_metadata(&req.metadata.unwrap_or_default())?;
+    let size = i64::try_from(req.size).map_err(|_| Error::EntityTooLarge)?;
+    let token_id = match &who.via {
+        Via::Token(t) => {
+            if version_of.is_some() {
+                return Err(Error::AccessDenied(
+                    "An upload token cannot create versions.",
+                ));
+            }
+            if !t.allowed_types.is_empty() && !t.allowed_types.contains(&content_type) {
+                return Err(Error::ContentTypeNotAllowed);
+            }
+            if t.uploads_used >= t.max_uploads {
+                return Err(Error::AccessDenied("The upload token is used up."));
+            }
+            if t.bytes_used.saturating_add(size) > t.max_bytes {
+                return Err(Error::EntityTooLarge);
+            }
+            Some(t.id.clone())
+        }
+        _ => None,
+    };
+    let now = crate::clock::now_ms();
+    let file = match version_of {
+        Some(file_id) => {
+            let f = files::owned_file(state, who, file_id).await?;
+            if f.status == FileStatus::Deleted {
+                return Err(Error::NotFound);
+            }
+            f
+        }
+        None => {
+            let mut meta = metadata;
+            if let Via::Token(t) = &who.via {
+                // Uploads through a token are tagged with the client id it was issued for.
+                let mut m: BTreeMap<String, String> =
+                    serde_json::from_str(&meta).unwrap_or_default();
+                m.insert("client_id".into(), t.client_id.clone());
+                meta = serde_json::to_string(&m).map_err(Error::internal)?;
+            }
+            let f = FileRecord {
+                id: crate::id::random_hex(16),
+                tenant_id: who.tenant_id.clone(),
+                owner: who.subject.clone(),
+                bucket: api.bucket.clone(),
+                filename: sanitize_filename(req.filename.as_deref().unwrap_or("file")),
+                metadata: meta,
+                status: FileStatus::Pending,
+                current_key: None,
+                content_type: None,
+                size: None,
+                sha256: None,
+                versions: 0,
+                created_at_ms: now,
+                updated_at_ms: now,
+            };
+            state.control.insert_file(&f).await?;
+            f
+        }
+    };
+    let ttl = Duration::from_secs(api.upload_link_ttl_secs);
+    let link = UploadLink {
+        id: crate::id::random_hex(16),
+        tenant_id: who.tenant_id.clone(),
+        owner: who.subject.clone(),
+        file_id: file.id.clone(),
+        bucket: api.bucket.clone(),
+        key: format!(
+            "{}/{}/{}",
+            who.tenant_id,
+            file.id,
+            crate::id::random_hex(16)
+        ),
+        size,
+        content_type: content_type.clone(),
+        sha256: sha256.clone(),
+        token_id,
+        status: LinkStatus::Pending,
+        expires_at_ms: now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
+        claimed_until_ms: None,
+        created_at_ms: now,
+        completed_at_ms: None,
+    };
+    state.control.insert_link(&link).await?;
+    let mut headers = vec![
+        ("content-length".to_string(), req.size.to_string()),
+        ("content-type".to_string(), content_type.clone()),
+    ];
+    if let Some(h) = &sha256 {
+        headers.push(("x-amz-content-sha256".to_string(), h.clone()));
+    }
+    let url = links::mint(
+        &state.link_keys,
+        &state.config.s3.region,
+        Mint {
+            base_url,
+            method: http::Method::PUT,
+            bucket: &link.bucket,
+            key: &link.key,
+            query: vec![(UPLOAD_PARAM.to_string(), link.id.clone())],
+            headers: headers.clone(),
+            ttl,
+        },
+    )?;
+    let send: BTreeMap<String, String> = headers
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "content-length" => ("Content-Length".to_string(), v),
+            "content-type" => ("Content-Type".to_string(), v),
+            _ => (k, v),
+        })
+        .collect();
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "upload_id": link.id,
+            "file_id": file.id,
+            "url": url,
+            "method": "PUT",
+            "headers": send,
+            "expires_at": iso8601(crate::clock::from_ms(link.expires_at_ms)),
+        }),
+    ))
+}
+
+/// `GET /v1/uploads/{id}`: the link's state, as its owner sees it.
+pub async fn get_upload(
+    state: &Arc<AppState>,
+    who: &Principal,
+    id: &str,
+) -> Result<Response<Body>> {
+    let link = state.control.link(id).await?.ok_or(Error::NotFound)?;
+    if link.tenant_id != who.tenant_id || link.owner != who.subject {
+        return Err(Error::NotFound);
+    }
+    let now = crate::clock::now_ms();
+    let status = match link.status {
+        LinkStatus::Pending if link.expires_at_ms < now => "expired",
+        LinkStatus::Uploading
+            if link.claimed_until_ms.unwrap_or(0) < now && link.expires_at_ms < now =>
+        {
+            "expired"
+        }
+        s => s.as_str(),
+    };
+    let mut out = serde_json::json!({
+        "upload_id": link.id,
+        "file_id": link.file_id,
+        "status": status,
+        "size": link.size,
+        "declared_content_type": link.content_type,
+        "expires_at": iso8601(crate::clock::from_ms(link.expires_at_ms)),
+    });
+    if link.status == LinkStatus::Complete
+        && let Some(obj) = state.meta.current(&link.bucket, &link.key).await?
+    {
+        out["sha256"] = obj.sha256.into();
+        out["content_type"] = obj.content_type.into();
+        out["completed_at"] = iso8601(crate::clock::from_ms(obj.committed_at_ms)).into();
+    }
+    Ok(json(StatusCode::OK, &out))
+}
+
+/// `POST /v1/upload-tokens` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// The client the token is for; tags its uploads.
+    pub client_id: String,
+    /// Lifetime in seconds (default 900).
+    pub expires_in: Option<u64>,
+    /// Uploads allowed (default 1).
+    pub max_uploads: Option<i64>,
+    /// Total bytes allowed over all uploads (default: the bucket limit).
+    pub max_bytes: Option<i64>,
+    /// Allowed content types (default: the bucket's).
+    pub allowed_types: Option<Vec<String>>,
+}
+
+/// Issues an upload token for an anonymous client.
+pub async fn create_token(
+    state: &Arc<AppState>,
+    who: &Principal,
+    req: CreateToken,
+) -> Result<Response<Body>> {
+    who.require_app_or_user()?;
+    let api = &state.config.api;
+    let bcfg = state
+        .config
+        .bucket(&api.bucket)
+        .ok_or(Error::NoSuchBucket)?;
+    if req.client_id.is_empty()
+        || req.client_id.len() > 128
+        || !req
+            .client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+    {
+        return Err(Error::InvalidJson(
+            "client_id is 1-128 characters of A-Z a-z 0-9 . _ : -",
+        ));
+    }
+    let expires_in = req.expires_in.unwrap_or(900);
+    if expires_in == 0 || expires_in > api.max_token_ttl_secs {
+        return Err(Error::InvalidJson("expires_in is out of range."));
+    }
+    let max_uploads = req.max_uploads.unwrap_or(1);
+    if !(1..=10_000).contains(&max_uploads) {
+        return Err(Error::InvalidJson("max_uploads must be 1..=10000."));
+    }
+    let max_bytes = req
+        .max_bytes
+        .unwrap_or(i64::try_from(bcfg.max_object_bytes).unwrap_or(i64::MAX));
+    if max_bytes < 1 {
+        return Err(Error::InvalidJson("max_bytes must be at least 1."));
+    }
+    let allowed_types = match req.allowed_types {
+        None => bcfg.allowed_types.clone(),
+        Some(types) => {
+            let mut out = Vec::new();
+            for t in types {
+                let n = sniff::normalize(&t)
+                    .filter(|n| bcfg.allowed_types.contains(n))
+                    .ok_or(Error::ContentTypeNotAllowed)?;
+                out.push(n);
+            }
+            out
+        }
+    };
+    let now = crate::clock::now_ms();
+    let secret = crate::id::random_hex(32);
+    let token = UploadToken {
+        id: crate::id::random_hex(8),
+        tenant_id: who.tenant_id.clone(),
+        client_id: req.client_id,
+        owner: who.subject.clone(),
+        secret_hash: hash_secret(&secret),
+        expires_at_ms: now
+            .saturating_add(i64::try_from(expires_in.saturating_mul(1000)).unwrap_or(i64::MAX)),
+        max_uploads,
+        uploads_used: 0,
+        max_bytes,
+        bytes_used: 0,
+        allowed_types: allowed_types.clone(),
+        revoked: false,
+        created_at_ms: now,
+    };
+    state.control.insert_token(&token).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "token": format!("ugt_{}_{}", token.id, secret),
+            "token_id": token.id,
+            "client_id": token.client_id,
+            "expires_at": iso8601(crate::clock::from_ms(token.expires_at_ms)),
+            "max_uploads": max_uploads,
+            "max_bytes": max_bytes,
+            "allowed_types": allowed_types,
+        }),
+    ))
+}
+
+/// `DELETE /v1/upload-tokens/{id}`.
+pub async fn revoke_token(
+    state: &Arc<AppState>,
+    who: &Principal,
+    id: &str,
+) -> Result<Response<Body>> {
+    who.require_app_or_user()?;
+    let token = state.control.token(id).await?.ok_or(Error::NotFound)?;
+    if token.tenant_id != who.tenant_id || token.owner != who.subject {
+        return Err(Error::NotFound);
+    }
+    if !state
+        .control
+        .revoke_token(&who.tenant_id, id, crate::clock::now_ms())
+        .await?
+    {
+        return Err(Error::NotFound);
+    }
+    let mut r = json(StatusCode::NO_CONTENT, &serde_json::json!({}));
+    *r.body_mut() = crate::s3::empty();
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_sanitized() {
+        // T-G2.
+        let cases = [
+            ("a.jpg.php", "a.jpg.php"),
+            ("a.php\u{0}.jpg", "a.php.jpg"),
+            ("a.php.", "a.php"),
+            ("a.php ", "a.php"),
+            ("..%2f..%2fetc%2fpasswd", "_2f.._2fetc_2fpasswd"),
+            ("..\\..\\x", "x"),
+            ("CON.pdf", "CON.pdf"),
+            ("report\u{202E}fdp.exe", "reportfdp.exe"),
+            ("-rf.pdf", "rf.pdf"),
+            ("../../etc/passwd", "passwd"),
+            ("", "file"),
+            ("....", "file"),
+            ("a<b>c\"d.pdf", "a_b_c_d.pdf"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(sanitize_filename(raw), want, "{raw:?}");
+        }
+        assert_eq!(sanitize_filename(&"x".repeat(300)).len(), MAX_FILENAME);
+    }
+}

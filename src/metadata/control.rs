@@ -1,0 +1,1029 @@
+//! The control-plane records (tenants, keys, upload links and tokens, files, audit, outbox),
+//! behind [`ControlStore`].
+//!
+//! The SQL is written once, with `$N` placeholders, and instantiated for SQLite and PostgreSQL by
+//! [`impl_control_store!`]: both accept `$N` (SQLite binds them by first appearance, which is
+//! why every statement introduces its placeholders in ascending order). Atomic state changes
+//! are conditional `UPDATE … WHERE <expected state> RETURNING`, which both databases execute as
+//! one step, so no row locks are needed.
+
+use async_trait::async_trait;
+
+use super::{CommitInfo, MetaError};
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+/// A stored API key (only the hash of its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub secret_hash: String,
+    pub revoked: bool,
+}
+
+/// A stored S3 access key of a tenant; `secret` as stored (possibly sealed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    pub tenant_id: String,
+    pub secret: String,
+    pub revoked: bool,
+}
+
+impl std::fmt::Debug for AccessKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyRecord")
+            .field("access_key_id", &self.access_key_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An anonymous client's upload token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadToken {
+    pub id: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    /// The principal that issued the token; uploads made with it belong to it.
+    pub owner: String,
+    pub secret_hash: String,
+    pub expires_at_ms: i64,
+    pub max_uploads: i64,
+    pub uploads_used: i64,
+    /// Total bytes the token may upload, over all its uploads.
+    pub max_bytes: i64,
+    pub bytes_used: i64,
+    pub allowed_types: Vec<String>,
+    pub revoked: bool,
+    pub created_at_ms: i64,
+}
+
+/// File lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    /// Created with its first link; no version committed yet.
+    Pending,
+    /// At least one version committed.
+    Complete,
+    /// Deleted by its owner.
+    Deleted,
+}
+
+impl FileStatus {
+    /// Database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Pending => "pending",
+            FileStatus::Complete => "complete",
+            FileStatus::Deleted => "deleted",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(FileStatus::Pending),
+            "complete" => Some(FileStatus::Complete),
+            "deleted" => Some(FileStatus::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// A file as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub owner: String,
+    pub bucket: String,
+    /// Sanitized display name (never part of a key or URL path).
+    pub filename: String,
+    /// JSON object of string values given by the app.
+    pub metadata: String,
+    pub status: FileStatus,
+    /// Key of the current version.
+    pub current_key: Option<String>,
+    pub content_type: Option<String>,
+    pub size: Option<i64>,
+    pub sha256: Option<String>,
+    pub versions: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Upload link lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkStatus {
+    Pending,
+    Uploading,
+    Complete,
+    Failed,
+    Expired,
+}
+
+impl LinkStatus {
+    /// Database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkStatus::Pending => "pending",
+            LinkStatus::Uploading => "uploading",
+            LinkStatus::Complete => "complete",
+            LinkStatus::Failed => "failed",
+            LinkStatus::Expired => "expired",
+        }
+    }
+
+    /// Parses the database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(LinkStatus::Pending),
+            "uploading" => Some(LinkStatus::Uploading),
+            "complete" => Some(LinkStatus::Complete),
+            "failed" => Some(LinkStatus::Failed),
+            "expired" => Some(LinkStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// A signed upload link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadLink {
+    pub id: String,
+    pub tenant_id: String,
+    pub owner: String,
+    pub file_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: Option<String>,
+    pub token_id: Option<String>,
+    pub status: LinkStatus,
+    pub expires_at_ms: i64,
+    pub claimed_until_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub completed_at_ms: Option<i64>,
+}
+
+/// The outcome of trying to claim a link for an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This request owns the link until it completes or releases it.
+    Claimed(Box<UploadLink>),
+    /// Another request is uploading through the link right now.
+    InProgress,
+    /// The link was used already.
+    Used,
+    /// The link expired.
+    Expired,
+    /// No such link.
+    Unknown,
+}
+
+/// Filters of the owner's file listing.
+#[derive(Debug, Clone, Default)]
+pub struct FileQuery {
+    pub tenant_id: String,
+    pub owner: String,
+    pub content_type: Option<String>,
+    pub status: Option<FileStatus>,
+    pub created_from_ms: Option<i64>,
+    pub created_to_ms: Option<i64>,
+    pub filename_contains: Option<String>,
+    /// `(key, value)`: the file's metadata must have this string value at this key.
+    pub metadata: Option<(String, String)>,
+    /// Keyset cursor: files strictly older than `(created_at, id)` in listing order.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// An audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at_ms: i64,
+    pub tenant_id: String,
+    pub actor: String,
+    pub action: String,
+    pub file_id: Option<String>,
+    pub detail: String,
+}
+
+/// A webhook event waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub id: String,
+    pub tenant_id: String,
+    pub event: String,
+    pub payload: String,
+    pub created_at_ms: i64,
+    pub attempts: i64,
+}
+
+/// A key that signs the links upgate mints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkKey {
+    pub id: String,
+    pub secret: String,
+    pub created_at_ms: i64,
+    pub retired: bool,
+}
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkKey")
+            .field("id", &self.id)
+            .field("retired", &self.retired)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything that becomes true together when a link upload commits.
+#[derive(Debug, Clone)]
+pub struct LinkCommit {
+    /// The object (version) row to commit.
+    pub object_id: String,
+    pub object: CommitInfo,
+    pub link_id: String,
+    pub event: OutboxEvent,
+}
+
+/// The control-plane store. Implemented by the SQLite and PostgreSQL metadata stores.
+#[async_trait]
+pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
+    async fn create_tenant(&self, t: &Tenant) -> Result<(), MetaError>;
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, MetaError>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, MetaError>;
+
+    async fn insert_api_key(&self, k: &ApiKeyRecord, now_ms: i64) -> Result<(), MetaError>;
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, MetaError>;
+
+    async fn insert_access_key(&self, k: &AccessKeyRecord, now_ms: i64) -> Result<(), MetaError>;
+    async fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>, MetaError>;
+
+    async fn insert_token(&self, t: &UploadToken) -> Result<(), MetaError>;
+    async fn token(&self, id: &str) -> Result<Option<UploadToken>, MetaError>;
+    /// Revokes a token of `tenant_id`; false if there is no such live token.
+    async fn revoke_token(&self, tenant_id: &str, id: &str, now_ms: i64)
+    -> Result<bool, MetaError>;
+
+    async fn insert_file(&self, f: &FileRecord) -> Result<(), MetaError>;
+    async fn file(&self, id: &str) -> Result<Option<FileRecord>, MetaError>;
+    async fn list_files(&self, q: &FileQuery) -> Result<Vec<FileRecord>, MetaError>;
+    /// Marks a file deleted (with an outbox event); returns false if it was not live.
+    async fn delete_file(
+        &self,
+        id: &str,
+        now_ms: i64,
+        event: &OutboxEvent,
+    ) -> Result<bool, MetaError>;
+
+    async fn insert_link(&self, l: &UploadLink) -> Result<(), MetaError>;
+    async fn link(&self, id: &str) -> Result<Option<UploadLink>, MetaError>;
+    /// Links of a file, newest first.
+    async fn links_of_file(&self, file_id: &str) -> Result<Vec<UploadLink>, MetaError>;
+    /// Claims a link for one upload attempt until `claim_until_ms` (atomic; see [`Claim`]).
+    async fn claim_link(
+        &self,
+        id: &str,
+        now_ms: i64,
+        claim_until_ms: i64,
+    ) -> Result<Claim, MetaError>;
+    /// Gives a claimed link back after a failed attempt, so it can be retried before expiry.
+    async fn release_link(&self, id: &str) -> Result<(), MetaError>;
+    /// In one transaction: commits the object row, completes the link, updates the file to the
+    /// new version, consumes the link's token (count and bytes; fails with `TokenExhausted` if
+    /// the token has no room left), and enqueues the event.
+    async fn commit_link(&self, c: &LinkCommit) -> Result<(), MetaError>;
+
+    async fn audit(&self, e: &AuditEntry) -> Result<(), MetaError>;
+    async fn audit_of_file(&self, file_id: &str) -> Result<Vec<AuditEntry>, MetaError>;
+
+    /// Every link-signing key, newest first.
+    async fn link_keys(&self) -> Result<Vec<LinkKey>, MetaError>;
+    async fn insert_link_key(&self, k: &LinkKey) -> Result<(), MetaError>;
+    /// Retires every key except `keep_id`; returns how many were retired.
+    async fn retire_link_keys_except(&self, keep_id: &str, now_ms: i64) -> Result<u64, MetaError>;
+
+    async fn enqueue(&self, e: &OutboxEvent, now_ms: i64) -> Result<(), MetaError>;
+    /// Undelivered events due at `now_ms`, oldest first.
+    async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>, MetaError>;
+    async fn event_delivered(&self, id: &str, now_ms: i64) -> Result<(), MetaError>;
+    async fn event_failed(
+        &self,
+        id: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> Result<(), MetaError>;
+}
+
+/// Implements [`ControlStore`] for a store type whose rows are `$row`; `$w` is the pool for
+/// writes, `$r` for reads.
+#[macro_export]
+macro_rules! impl_control_store {
+    ($ty:ty, $row:ty, $w:ident, $r:ident) => {
+        const _: () = {
+            use sqlx::Row;
+            use $crate::metadata::MetaError;
+            use $crate::metadata::control::*;
+
+            fn file_row(row: &$row) -> Result<FileRecord, MetaError> {
+                let status: String = row.try_get("status")?;
+                Ok(FileRecord {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    owner: row.try_get("owner")?,
+                    bucket: row.try_get("bucket")?,
+                    filename: row.try_get("filename")?,
+                    metadata: row.try_get("metadata")?,
+                    status: FileStatus::parse(&status).ok_or(MetaError::Corrupt("file status"))?,
+                    current_key: row.try_get("current_key")?,
+                    content_type: row.try_get("content_type")?,
+                    size: row.try_get("size")?,
+                    sha256: row.try_get("sha256")?,
+                    versions: row.try_get("versions")?,
+                    created_at_ms: row.try_get("created_at")?,
+                    updated_at_ms: row.try_get("updated_at")?,
+                })
+            }
+
+            fn link_row(row: &$row) -> Result<UploadLink, MetaError> {
+                let status: String = row.try_get("status")?;
+                Ok(UploadLink {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    owner: row.try_get("owner")?,
+                    file_id: row.try_get("file_id")?,
+                    bucket: row.try_get("bucket")?,
+                    key: row.try_get("key")?,
+                    size: row.try_get("size")?,
+                    content_type: row.try_get("content_type")?,
+                    sha256: row.try_get("sha256")?,
+                    token_id: row.try_get("token_id")?,
+                    status: LinkStatus::parse(&status).ok_or(MetaError::Corrupt("link status"))?,
+                    expires_at_ms: row.try_get("expires_at")?,
+                    claimed_until_ms: row.try_get("claimed_until")?,
+                    created_at_ms: row.try_get("created_at")?,
+                    completed_at_ms: row.try_get("completed_at")?,
+                })
+            }
+
+            fn token_row(row: &$row) -> Result<UploadToken, MetaError> {
+                let types: String = row.try_get("allowed_types")?;
+                let revoked: Option<i64> = row.try_get("revoked_at")?;
+                Ok(UploadToken {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    client_id: row.try_get("client_id")?,
+                    owner: row.try_get("owner")?,
+                    secret_hash: row.try_get("secret_hash")?,
+                    expires_at_ms: row.try_get("expires_at")?,
+                    max_uploads: row.try_get("max_uploads")?,
+                    uploads_used: row.try_get("uploads_used")?,
+                    max_bytes: row.try_get("max_bytes")?,
+                    bytes_used: row.try_get("bytes_used")?,
+                    allowed_types: serde_json::from_str(&types)
+                        .map_err(|_| MetaError::Corrupt("token types"))?,
+                    revoked: revoked.is_some(),
+                    created_at_ms: row.try_get("created_at")?,
+                })
+            }
+
+            const FILE_COLS: &str = "id, tenant_id, owner, bucket, filename, metadata, status, \
+                current_key, content_type, size, sha256, versions, created_at, updated_at";
+            const LINK_COLS: &str = "id, tenant_id, owner, file_id, bucket, key, size, \
+                content_type, sha256, token_id, status, expires_at, claimed_until, created_at, \
+                completed_at";
+            const TOKEN_COLS: &str = "id, tenant_id, client_id, owner, secret_hash, expires_at, \
+                max_uploads, uploads_used, max_bytes, bytes_used, allowed_types, revoked_at, \
+                created_at";
+
+            #[async_trait::async_trait]
+            impl ControlStore for $ty {
+                async fn create_tenant(&self, t: &Tenant) -> Result<(), MetaError> {
+                    sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                        .bind(&t.id)
+                        .bind(&t.name)
+                        .bind(t.created_at_ms)
+                        .execute(&self.$w)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn tenant(&self, id: &str) -> Result<Option<Tenant>, MetaError> {
+                    let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.$r)
+                        .await?;
+                    row.map(|r| {
+                        Ok(Tenant {
+                            id: r.try_get("id")?,
+                            name: r.try_get("name")?,
+                            created_at_ms: r.try_get("created_at")?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, MetaError> {
+                    let row =
+                        sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1")
+                            .bind(name)
+                            .fetch_optional(&self.$r)
+                            .await?;
+                    row.map(|r| {
+                        Ok(Tenant {
+                            id: r.try_get("id")?,
+                            name: r.try_get("name")?,
+                            created_at_ms: r.try_get("created_at")?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn insert_api_key(&self, k: &ApiKeyRecord, now_ms: i64) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "INSERT INTO api_keys (id, tenant_id, secret_hash, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&k.id)
+                    .bind(&k.tenant_id)
+                    .bind(&k.secret_hash)
+                    .bind(now_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, MetaError> {
+                    let row = sqlx::query(
+                        "SELECT id, tenant_id, secret_hash, revoked_at FROM api_keys WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.$r)
+                    .await?;
+                    row.map(|r| {
+                        let revoked: Option<i64> = r.try_get("revoked_at")?;
+                        Ok(ApiKeyRecord {
+                            id: r.try_get("id")?,
+                            tenant_id: r.try_get("tenant_id")?,
+                            secret_hash: r.try_get("secret_hash")?,
+                            revoked: revoked.is_some(),
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn insert_access_key(&self, k: &AccessKeyRecord, now_ms: i64) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "INSERT INTO access_keys (access_key_id, tenant_id, secret, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&k.access_key_id)
+                    .bind(&k.tenant_id)
+                    .bind(&k.secret)
+                    .bind(now_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>, MetaError> {
+                    let row = sqlx::query(
+                        "SELECT access_key_id, tenant_id, secret, revoked_at FROM access_keys \
+                         WHERE access_key_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.$r)
+                    .await?;
+                    row.map(|r| {
+                        let revoked: Option<i64> = r.try_get("revoked_at")?;
+                        Ok(AccessKeyRecord {
+                            access_key_id: r.try_get("access_key_id")?,
+                            tenant_id: r.try_get("tenant_id")?,
+                            secret: r.try_get("secret")?,
+                            revoked: revoked.is_some(),
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn insert_token(&self, t: &UploadToken) -> Result<(), MetaError> {
+                    let types = serde_json::to_string(&t.allowed_types)
+                        .map_err(|_| MetaError::Corrupt("token types"))?;
+                    sqlx::query(&format!(
+                        "INSERT INTO upload_tokens ({TOKEN_COLS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                    ))
+                    .bind(&t.id)
+                    .bind(&t.tenant_id)
+                    .bind(&t.client_id)
+                    .bind(&t.owner)
+                    .bind(&t.secret_hash)
+                    .bind(t.expires_at_ms)
+                    .bind(t.max_uploads)
+                    .bind(t.uploads_used)
+                    .bind(t.max_bytes)
+                    .bind(t.bytes_used)
+                    .bind(types)
+                    .bind(None::<i64>)
+                    .bind(t.created_at_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn token(&self, id: &str) -> Result<Option<UploadToken>, MetaError> {
+                    let row = sqlx::query(&format!(
+                        "SELECT {TOKEN_COLS} FROM upload_tokens WHERE id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.$r)
+                    .await?;
+                    row.as_ref().map(token_row).transpose()
+                }
+
+                async fn revoke_token(&self, tenant_id: &str, id: &str, now_ms: i64) -> Result<bool, MetaError> {
+                    let n = sqlx::query(
+                        "UPDATE upload_tokens SET revoked_at = $1 \
+                         WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
+                    )
+                    .bind(now_ms)
+                    .bind(tenant_id)
+                    .bind(id)
+                    .execute(&self.$w)
+                    .await?
+                    .rows_affected();
+                    Ok(n > 0)
+                }
+
+                async fn insert_file(&self, f: &FileRecord) -> Result<(), MetaError> {
+                    sqlx::query(&format!(
+                        "INSERT INTO files ({FILE_COLS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                    ))
+                    .bind(&f.id)
+                    .bind(&f.tenant_id)
+                    .bind(&f.owner)
+                    .bind(&f.bucket)
+                    .bind(&f.filename)
+                    .bind(&f.metadata)
+                    .bind(f.status.as_str())
+                    .bind(&f.current_key)
+                    .bind(&f.content_type)
+                    .bind(f.size)
+                    .bind(&f.sha256)
+                    .bind(f.versions)
+                    .bind(f.created_at_ms)
+                    .bind(f.updated_at_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn file(&self, id: &str) -> Result<Option<FileRecord>, MetaError> {
+                    let row = sqlx::query(&format!("SELECT {FILE_COLS} FROM files WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&self.$r)
+                        .await?;
+                    row.as_ref().map(file_row).transpose()
+                }
+
+                async fn list_files(&self, q: &FileQuery) -> Result<Vec<FileRecord>, MetaError> {
+                    // Built with placeholders introduced in ascending order.
+                    let mut sql = format!(
+                        "SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND owner = $2"
+                    );
+                    let mut n = 2;
+                    let mut next = |sql: &mut String, clause: &str| {
+                        n += 1;
+                        sql.push_str(&clause.replace('?', &format!("${n}")));
+                    };
+                    if q.content_type.is_some() {
+                        next(&mut sql, " AND content_type = ?");
+                    }
+                    if q.status.is_some() {
+                        next(&mut sql, " AND status = ?");
+                    } else {
+                        sql.push_str(" AND status != 'deleted'");
+                    }
+                    if q.created_from_ms.is_some() {
+                        next(&mut sql, " AND created_at >= ?");
+                    }
+                    if q.created_to_ms.is_some() {
+                        next(&mut sql, " AND created_at < ?");
+                    }
+                    if q.filename_contains.is_some() {
+                        next(&mut sql, " AND filename LIKE ? ESCAPE '\\'");
+                    }
+                    if q.metadata.is_some() {
+                        // Exact match of `"key":"value"` in the canonical JSON text.
+                        next(&mut sql, " AND metadata LIKE ? ESCAPE '\\'");
+                    }
+                    if q.before.is_some() {
+                        n += 2;
+                        sql.push_str(&format!(
+                            " AND (created_at < ${} OR (created_at = ${} AND id < ${}))",
+                            n - 1,
+                            n - 1,
+                            n
+                        ));
+                    }
+                    n += 1;
+                    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${n}"));
+                    let like = |s: &str| {
+                        let mut out = String::from("%");
+                        for c in s.chars() {
+                            if matches!(c, '%' | '_' | '\\') {
+                                out.push('\\');
+                            }
+                            out.push(c);
+                        }
+                        out.push('%');
+                        out
+                    };
+                    let mut query = sqlx::query(&sql).bind(&q.tenant_id).bind(&q.owner);
+                    if let Some(ct) = &q.content_type {
+                        query = query.bind(ct);
+                    }
+                    if let Some(st) = q.status {
+                        query = query.bind(st.as_str());
+                    }
+                    if let Some(from) = q.created_from_ms {
+                        query = query.bind(from);
+                    }
+                    if let Some(to) = q.created_to_ms {
+                        query = query.bind(to);
+                    }
+                    if let Some(f) = &q.filename_contains {
+                        query = query.bind(like(f));
+                    }
+                    if let Some((k, v)) = &q.metadata {
+                        let pair = serde_json::json!({ k.as_str(): v.as_str() }).to_string();
+                        let inner = pair.trim_start_matches('{').trim_end_matches('}');
+                        query = query.bind(like(inner));
+                    }
+                    if let Some((at, id)) = &q.before {
+                        query = query.bind(*at).bind(id);
+                    }
+                    let rows = query.bind(i64::from(q.limit)).fetch_all(&self.$r).await?;
+                    rows.iter().map(file_row).collect()
+                }
+
+                async fn delete_file(&self, id: &str, now_ms: i64, event: &OutboxEvent) -> Result<bool, MetaError> {
+                    let mut tx = self.$w.begin().await?;
+                    let n = sqlx::query(
+                        "UPDATE files SET status = 'deleted', updated_at = $1 \
+                         WHERE id = $2 AND status != 'deleted'",
+                    )
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n > 0 {
+                        sqlx::query(
+                            "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
+                             next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(&event.id)
+                        .bind(&event.tenant_id)
+                        .bind(&event.event)
+                        .bind(&event.payload)
+                        .bind(event.created_at_ms)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(n > 0)
+                }
+
+                async fn insert_link(&self, l: &UploadLink) -> Result<(), MetaError> {
+                    sqlx::query(&format!(
+                        "INSERT INTO uploads ({LINK_COLS}) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                    ))
+                    .bind(&l.id)
+                    .bind(&l.tenant_id)
+                    .bind(&l.owner)
+                    .bind(&l.file_id)
+                    .bind(&l.bucket)
+                    .bind(&l.key)
+                    .bind(l.size)
+                    .bind(&l.content_type)
+                    .bind(&l.sha256)
+                    .bind(&l.token_id)
+                    .bind(l.status.as_str())
+                    .bind(l.expires_at_ms)
+                    .bind(l.claimed_until_ms)
+                    .bind(l.created_at_ms)
+                    .bind(l.completed_at_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn link(&self, id: &str) -> Result<Option<UploadLink>, MetaError> {
+                    // From the writer: a link's state must be read after its latest claim.
+                    let row = sqlx::query(&format!("SELECT {LINK_COLS} FROM uploads WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&self.$w)
+                        .await?;
+                    row.as_ref().map(link_row).transpose()
+                }
+
+                async fn links_of_file(&self, file_id: &str) -> Result<Vec<UploadLink>, MetaError> {
+                    let rows = sqlx::query(&format!(
+                        "SELECT {LINK_COLS} FROM uploads WHERE file_id = $1 \
+                         ORDER BY created_at DESC, id DESC"
+                    ))
+                    .bind(file_id)
+                    .fetch_all(&self.$r)
+                    .await?;
+                    rows.iter().map(link_row).collect()
+                }
+
+                async fn claim_link(&self, id: &str, now_ms: i64, claim_until_ms: i64) -> Result<Claim, MetaError> {
+                    let row = sqlx::query(&format!(
+                        "UPDATE uploads SET status = 'uploading', claimed_until = $1 \
+                         WHERE id = $2 AND expires_at >= $3 AND (status = 'pending' \
+                         OR (status = 'uploading' AND claimed_until < $3)) RETURNING {LINK_COLS}"
+                    ))
+                    .bind(claim_until_ms)
+                    .bind(id)
+                    .bind(now_ms)
+                    .fetch_optional(&self.$w)
+                    .await?;
+                    if let Some(row) = row {
+                        return Ok(Claim::Claimed(Box::new(link_row(&row)?)));
+                    }
+                    let Some(link) = self.link(id).await? else {
+                        return Ok(Claim::Unknown);
+                    };
+                    Ok(match link.status {
+                        LinkStatus::Complete => Claim::Used,
+                        LinkStatus::Uploading if link.claimed_until_ms.unwrap_or(0) >= now_ms => {
+                            Claim::InProgress
+                        }
+                        _ => Claim::Expired,
+                    })
+                }
+
+                async fn release_link(&self, id: &str) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "UPDATE uploads SET status = 'pending', claimed_until = NULL \
+                         WHERE id = $1 AND status = 'uploading'",
+                    )
+                    .bind(id)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn commit_link(&self, c: &LinkCommit) -> Result<(), MetaError> {
+                    let o = &c.object;
+                    let size = i64::try_from(o.size).map_err(|_| MetaError::Corrupt("size"))?;
+                    let mut tx = self.$w.begin().await?;
+                    let link = sqlx::query(&format!(
+                        "UPDATE uploads SET status = 'complete', completed_at = $1, \
+                         claimed_until = NULL WHERE id = $2 AND status = 'uploading' \
+                         RETURNING {LINK_COLS}"
+                    ))
+                    .bind(o.committed_at_ms)
+                    .bind(&c.link_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(MetaError::PendingGone)?;
+                    let link = link_row(&link)?;
+                    if let Some(token) = &link.token_id {
+                        let n = sqlx::query(
+                            "UPDATE upload_tokens SET uploads_used = uploads_used + 1, \
+                             bytes_used = bytes_used + $1 WHERE id = $2 AND revoked_at IS NULL \
+                             AND expires_at >= $3 AND uploads_used < max_uploads \
+                             AND bytes_used + $1 <= max_bytes",
+                        )
+                        .bind(size)
+                        .bind(token)
+                        .bind(o.committed_at_ms)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if n == 0 {
+                            return Err(MetaError::TokenExhausted);
+                        }
+                    }
+                    let (algo, value) = match &o.checksum {
+                        Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
+                        None => (None, None),
+                    };
+                    // A link's key is fresh (one version per key): no previous version to retire.
+                    let n = sqlx::query(
+                        "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, \
+                         etag = $3, content_type = $4, checksum_algorithm = $5, \
+                         checksum_value = $6, committed_at = $7, lease_until = NULL \
+                         WHERE id = $8 AND status = 'pending' AND lease_until >= $7",
+                    )
+                    .bind(size)
+                    .bind(&o.sha256)
+                    .bind(&o.etag)
+                    .bind(&o.content_type)
+                    .bind(algo)
+                    .bind(value)
+                    .bind(o.committed_at_ms)
+                    .bind(&c.object_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        return Err(MetaError::PendingGone);
+                    }
+                    sqlx::query(
+                        "UPDATE files SET status = 'complete', current_key = $1, \
+                         content_type = $2, size = $3, sha256 = $4, versions = versions + 1, \
+                         updated_at = $5 WHERE id = $6 AND status != 'deleted'",
+                    )
+                    .bind(&link.key)
+                    .bind(&o.content_type)
+                    .bind(size)
+                    .bind(&o.sha256)
+                    .bind(o.committed_at_ms)
+                    .bind(&link.file_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
+                         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $5)",
+                    )
+                    .bind(&c.event.id)
+                    .bind(&c.event.tenant_id)
+                    .bind(&c.event.event)
+                    .bind(&c.event.payload)
+                    .bind(c.event.created_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn audit(&self, e: &AuditEntry) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "INSERT INTO audit_log (id, at, tenant_id, actor, action, file_id, detail) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&e.id)
+                    .bind(e.at_ms)
+                    .bind(&e.tenant_id)
+                    .bind(&e.actor)
+                    .bind(&e.action)
+                    .bind(&e.file_id)
+                    .bind(&e.detail)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn audit_of_file(&self, file_id: &str) -> Result<Vec<AuditEntry>, MetaError> {
+                    let rows = sqlx::query(
+                        "SELECT id, at, tenant_id, actor, action, file_id, detail FROM audit_log \
+                         WHERE file_id = $1 ORDER BY at, id",
+                    )
+                    .bind(file_id)
+                    .fetch_all(&self.$r)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(AuditEntry {
+                                id: r.try_get("id")?,
+                                at_ms: r.try_get("at")?,
+                                tenant_id: r.try_get("tenant_id")?,
+                                actor: r.try_get("actor")?,
+                                action: r.try_get("action")?,
+                                file_id: r.try_get("file_id")?,
+                                detail: r.try_get("detail")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn link_keys(&self) -> Result<Vec<LinkKey>, MetaError> {
+                    let rows = sqlx::query(
+                        "SELECT id, secret, created_at, retired_at FROM link_keys \
+                         ORDER BY created_at DESC, id DESC",
+                    )
+                    .fetch_all(&self.$w)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            let retired: Option<i64> = r.try_get("retired_at")?;
+                            Ok(LinkKey {
+                                id: r.try_get("id")?,
+                                secret: r.try_get("secret")?,
+                                created_at_ms: r.try_get("created_at")?,
+                                retired: retired.is_some(),
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn insert_link_key(&self, k: &LinkKey) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "INSERT INTO link_keys (id, secret, created_at) VALUES ($1, $2, $3)",
+                    )
+                    .bind(&k.id)
+                    .bind(&k.secret)
+                    .bind(k.created_at_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn retire_link_keys_except(&self, keep_id: &str, now_ms: i64) -> Result<u64, MetaError> {
+                    Ok(sqlx::query(
+                        "UPDATE link_keys SET retired_at = $1 WHERE id != $2 AND retired_at IS NULL",
+                    )
+                    .bind(now_ms)
+                    .bind(keep_id)
+                    .execute(&self.$w)
+                    .await?
+                    .rows_affected())
+                }
+
+                async fn enqueue(&self, e: &OutboxEvent, now_ms: i64) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
+                         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&e.id)
+                    .bind(&e.tenant_id)
+                    .bind(&e.event)
+                    .bind(&e.payload)
+                    .bind(e.created_at_ms)
+                    .bind(now_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>, MetaError> {
+                    let rows = sqlx::query(
+                        "SELECT id, tenant_id, event, payload, created_at, attempts FROM outbox \
+                         WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+                         ORDER BY created_at, id LIMIT $2",
+                    )
+                    .bind(now_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$w)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(OutboxEvent {
+                                id: r.try_get("id")?,
+                                tenant_id: r.try_get("tenant_id")?,
+                                event: r.try_get("event")?,
+                                payload: r.try_get("payload")?,
+                                created_at_ms: r.try_get("created_at")?,
+                                attempts: r.try_get("attempts")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn event_delivered(&self, id: &str, now_ms: i64) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "UPDATE outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2",
+                    )
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn event_failed(&self, id: &str, next_attempt_ms: i64, error: &str) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "UPDATE outbox SET next_attempt_at = $1, last_error = $2, \
+                         attempts = attempts + 1 WHERE id = $3",
+                    )
+                    .bind(next_attempt_ms)
+                    .bind(error)
+                    .bind(id)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+            }
+        };
+    };
+}
