@@ -27,7 +27,7 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
-use upgate::config::{BackendKind, StorageConfig};
+use upgate::config::StorageConfig;
 use upgate::error::Error;
 use upgate::ingest::{Expectations, Pipe, run_pipe};
 use upgate::storage::Storage;
@@ -91,11 +91,7 @@ async fn ingest(storage: &Storage, frames: &[Bytes], want_md5: bool) -> upgate::
 fn bench_ingest(c: &mut Criterion) {
     let rt = Runtime::new().expect("tokio runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let local = Storage::open(&StorageConfig {
-        data_dir: dir.path().to_path_buf(),
-        backend: BackendKind::Local,
-    })
-    .expect("local storage");
+    let local = Storage::open(&StorageConfig::local(dir.path())).expect("local storage");
     let memory = Storage::from_store(Arc::new(object_store::memory::InMemory::new()), 0);
 
     for size in [2 * MIB, 20 * MIB] {

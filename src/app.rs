@@ -40,6 +40,10 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("webhooks: {0}")]
+    Webhooks(String),
 }
 
 /// An access key pair.
@@ -121,6 +125,8 @@ pub struct AppState {
     pub link_keys: LinkKeys,
     /// The operator's admin token for `/v1/admin`, if enabled.
     pub admin_token: Option<String>,
+    /// Request rates and upload concurrency (in process, and across replicas via Redis).
+    pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Verifier of JWT bearer tokens, if any JWT key is configured.
     pub jwt: Option<crate::api::jwt::JwtVerifier>,
     pub auth_policy: AuthPolicy,
@@ -149,6 +155,7 @@ impl AppState {
 /// A built, bound, not yet serving gateway.
 pub struct App {
     state: Arc<AppState>,
+    webhooks: crate::events::Deliverer,
     listener: TcpListener,
     admin: Option<TcpListener>,
     tls: Option<Arc<TlsState>>,
@@ -166,11 +173,15 @@ impl App {
             None => load_or_generate_root(&config)?,
         };
         let metrics = Arc::new(Metrics::new());
-        let storage = Storage::open(&config.storage)?.with_metrics(Arc::clone(&metrics));
+        let storage = Storage::for_config(&config)?.with_metrics(Arc::clone(&metrics));
         let (meta, control) = open_metadata(&config).await?;
         let link_keys = LinkKeys::load(control.as_ref()).await?;
+        let webhooks =
+            crate::events::Deliverer::new(&config.webhooks).map_err(StartError::Webhooks)?;
+        let limiter = crate::ratelimit::RateLimiter::new(&config.ratelimit, &config.redis)
+            .map_err(|e| StartError::Setup(format!("rate limiter: {e}")))?;
         let jwt = crate::api::jwt::JwtVerifier::new(&config.jwt)
-            .map_err(|e| StartError::Credentials(format!("jwt: {e}")))?;
+            .map_err(|e| StartError::Setup(format!("jwt: {e}")))?;
         let jwt = jwt.is_enabled().then_some(jwt);
         let admin_token = if config.api.admin_token_file.is_empty() {
             None
@@ -208,6 +219,7 @@ impl App {
             None => None,
         };
         Ok(Self {
+            webhooks,
             state: Arc::new(AppState {
                 config,
                 storage,
@@ -215,6 +227,7 @@ impl App {
                 control,
                 link_keys,
                 admin_token,
+                limiter,
                 jwt,
                 auth_policy,
                 metrics,
@@ -279,8 +292,21 @@ impl App {
                 },
             )));
         }
+        // The outbox worker always runs (with no endpoints it just marks events delivered).
+        let (stop_webhooks, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+        let webhooks = tokio::spawn(crate::events::run(
+            Arc::clone(&self.state.control),
+            self.webhooks,
+            async move {
+                let _ = webhooks_stopped.await;
+            },
+        ));
         crate::server::serve(self.listener, self.state, self.tls, shutdown, grace).await;
         let _ = stop_admin.send(());
+        // Stopped after the drain, so events of requests that finished during it still go out;
+        // deliveries in flight are abandoned and re-sent after the next start.
+        let _ = stop_webhooks.send(());
+        let _ = webhooks.await;
         for task in background {
             task.abort();
         }

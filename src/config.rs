@@ -29,6 +29,7 @@ pub const ENV_PREFIX: &str = "UPGATE__";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
+    pub quotas: QuotaConfig,
     pub admin: AdminConfig,
     pub tls: TlsConfig,
     pub s3: S3Config,
@@ -37,6 +38,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub api: ApiConfig,
     pub jwt: crate::api::jwt::JwtConfig,
+    /// `[webhooks]`: event delivery (see `crate::events`).
+    pub webhooks: crate::events::WebhookConfig,
     pub log: LogConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
@@ -61,6 +64,17 @@ pub struct ServerConfig {
     pub http2_max_concurrent_streams: u32,
     pub http2_stream_window_bytes: u32,
     pub http2_connection_window_bytes: u32,
+}
+
+/// `[quotas]`: default per-tenant storage limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// 0: unlimited.
+    pub max_bytes: u64,
+    /// 0: unlimited.
+    pub max_objects: u64,
+    pub warn_percent: u8,
 }
 
 /// `[admin]`: the operators' listener (metrics, probes).
@@ -105,23 +119,10 @@ pub struct S3Config {
     pub multipart_max_idle_secs: u64,
 }
 
-/// Which object backend holds the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// Files under `data_dir/objects`.
-    Local,
-    /// Process memory; for tests.
-    Memory,
-}
-
-/// `[storage]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageConfig {
-    pub data_dir: PathBuf,
-    pub backend: BackendKind,
-}
+pub use crate::storage::config::{
+    AzureBackendConfig, BackendConfig, ConfigSecret, EncryptionConfig, GcsBackendConfig,
+    LocalBackendConfig, MemoryBackendConfig, S3BackendConfig, S3Sse, StorageConfig,
+};
 
 /// `[metadata]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -198,6 +199,9 @@ pub struct BucketConfig {
     /// CORS rules for browser uploads (none: cross-origin browser requests are refused).
     #[serde(default)]
     pub cors: Vec<crate::cors::CorsRule>,
+    /// Backend holding this bucket's objects (a name from `[storage]`); empty: `storage.backend`.
+    #[serde(default)]
+    pub backend: String,
 }
 
 /// What the rate limiter does while the shared store (Redis) cannot be reached.
@@ -441,6 +445,7 @@ impl Config {
         }
         let server = section::<ServerConfig>(&mut root, "server", problems);
         let admin = section::<AdminConfig>(&mut root, "admin", problems);
+        let quotas = section::<QuotaConfig>(&mut root, "quotas", problems);
         let tls = section::<TlsConfig>(&mut root, "tls", problems);
         let s3 = section::<S3Config>(&mut root, "s3", problems);
         let storage = section::<StorageConfig>(&mut root, "storage", problems);
@@ -448,6 +453,7 @@ impl Config {
         let auth = section::<AuthConfig>(&mut root, "auth", problems);
         let api = section::<ApiConfig>(&mut root, "api", problems);
         let jwt = section::<crate::api::jwt::JwtConfig>(&mut root, "jwt", problems);
+        let webhooks = section::<crate::events::WebhookConfig>(&mut root, "webhooks", problems);
         let log = section::<LogConfig>(&mut root, "log", problems);
         let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);
         let redis = section::<RedisConfig>(&mut root, "redis", problems);
@@ -474,6 +480,7 @@ impl Config {
         Some(Config {
             server: server?,
             admin: admin?,
+            quotas: quotas?,
             tls: tls?,
             s3: s3?,
             storage: storage?,
@@ -481,6 +488,7 @@ impl Config {
             auth: auth?,
             api: api?,
             jwt: jwt?,
+            webhooks: webhooks?,
             log: log?,
             ratelimit: ratelimit?,
             redis: redis?,
@@ -489,6 +497,10 @@ impl Config {
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
+        problems.extend(self.webhooks.problems());
+        if self.quotas.warn_percent == 0 || self.quotas.warn_percent > 100 {
+            problems.push("quotas.warn_percent must be 1..=100".into());
+        }
         if self.server.max_connections == 0 {
             problems.push("server.max_connections must be at least 1".into());
         }
@@ -604,6 +616,8 @@ impl Config {
         if self.buckets.is_empty() {
             problems.push("at least one [buckets.NAME] table is required".into());
         }
+        self.storage
+            .validate(self.buckets.values().map(|b| b.backend.as_str()), problems);
         for (name, b) in &self.buckets {
             if !valid_bucket_name(name) {
                 problems.push(format!(

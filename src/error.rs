@@ -61,6 +61,9 @@ pub enum Error {
     /// Control API: a resource with that name exists already.
     #[error("already exists")]
     AlreadyExists,
+    /// The tenant's storage quota (bytes or objects) would be exceeded.
+    #[error("quota exceeded")]
+    QuotaExceeded,
     /// A single-use link is being used by another request right now.
     #[error("link in use")]
     LinkInUse,
@@ -150,9 +153,9 @@ pub enum Error {
     RequestTimeout,
 
     // ---- capacity and infrastructure -------------------------------------------------------
-    /// Rate limited or overloaded; the client should retry later.
+    /// Rate limited or overloaded; the client should retry after this many seconds.
     #[error("slow down")]
-    SlowDown,
+    SlowDown(u64),
     /// A dependency (backend, database) failed or timed out; retry later.
     #[error("service unavailable")]
     ServiceUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -177,6 +180,7 @@ impl Error {
         use Error::*;
         match self {
             AccessDenied(_)
+            | QuotaExceeded
             | PolicyConditionFailed(_)
             | InvalidAccessKeyId
             | SignatureDoesNotMatch
@@ -213,7 +217,7 @@ impl Error {
             ContentTypeNotAllowed | ContentTypeMismatch => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            SlowDown | ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SlowDown(_) | ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -243,6 +247,7 @@ impl Error {
             NotFound => "NotFound",
             LinkInUse => "Conflict",
             AlreadyExists => "AlreadyExists",
+            QuotaExceeded => "QuotaExceeded",
             InvalidJson(_) => "InvalidJson",
             EntityTooSmall => "EntityTooSmall",
             InvalidPart => "InvalidPart",
@@ -264,7 +269,7 @@ impl Error {
             InvalidRange => "InvalidRange",
             PreconditionFailed => "PreconditionFailed",
             RequestTimeout => "RequestTimeout",
-            SlowDown => "SlowDown",
+            SlowDown(_) => "SlowDown",
             ServiceUnavailable(_) => "ServiceUnavailable",
             Internal(_) => "InternalError",
         }
@@ -299,6 +304,7 @@ impl Error {
             NotFound => "Not found.",
             LinkInUse => "This upload link is being used by another request.",
             AlreadyExists => "A resource with this name already exists.",
+            QuotaExceeded => "The tenant's storage quota would be exceeded.",
             InvalidJson(why) => why,
             EntityTooSmall => "Your proposed upload is smaller than the minimum allowed size.",
             InvalidPart => {
@@ -324,7 +330,7 @@ impl Error {
             InvalidRange => "The requested range is not satisfiable.",
             PreconditionFailed => "At least one of the preconditions you specified did not hold.",
             RequestTimeout => "Your socket connection was idle for too long.",
-            SlowDown => "Please reduce your request rate.",
+            SlowDown(_) => "Please reduce your request rate.",
             ServiceUnavailable(_) => "Service is unavailable; please retry.",
             Internal(_) => "We encountered an internal error. Please try again.",
         }
@@ -356,11 +362,12 @@ impl Error {
             NoSuchBucket | NoSuchKey | NoSuchUpload | NotFound => "not_found",
             Unauthorized => "access_denied",
             LinkInUse | AlreadyExists => "precondition",
+            QuotaExceeded => "quota",
             InvalidJson(_) => "malformed",
             BucketAlreadyOwnedByYou | PreconditionFailed => "precondition",
             NotImplemented => "unsupported",
             RequestTimeout => "timeout",
-            SlowDown => "rate_limited",
+            SlowDown(_) => "rate_limited",
             ServiceUnavailable(_) => "unavailable",
             Internal(_) => "internal",
         }
@@ -371,7 +378,7 @@ impl Error {
     pub fn api_status(&self) -> StatusCode {
         match self {
             Error::EntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::SlowDown => StatusCode::TOO_MANY_REQUESTS,
+            Error::SlowDown(_) => StatusCode::TOO_MANY_REQUESTS,
             other => other.status(),
         }
     }
@@ -379,7 +386,8 @@ impl Error {
     /// Seconds a client should wait before retrying, for errors that ask for a retry.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Error::SlowDown | Error::ServiceUnavailable(_) => Some(1),
+            Error::SlowDown(secs) => Some((*secs).max(1)),
+            Error::ServiceUnavailable(_) => Some(1),
             _ => None,
         }
     }

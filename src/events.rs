@@ -94,8 +94,10 @@ pub const UPLOAD_COMPLETED: &str = "upload.completed";
 pub const UPLOAD_FAILED: &str = "upload.failed";
 /// A file was deleted.
 pub const FILE_DELETED: &str = "file.deleted";
+/// A tenant's usage crossed its quota warning threshold.
+pub const QUOTA_WARNING: &str = "quota.warning";
 /// Every event name an endpoint may subscribe to.
-pub const EVENTS: [&str; 3] = [UPLOAD_COMPLETED, UPLOAD_FAILED, FILE_DELETED];
+pub const EVENTS: [&str; 4] = [UPLOAD_COMPLETED, UPLOAD_FAILED, FILE_DELETED, QUOTA_WARNING];
 
 /// Shortest accepted endpoint secret, in bytes: 256 bits, the HMAC-SHA256 output size, so the
 /// secret is not the weak link (`openssl rand -hex 32` gives 64).

@@ -34,11 +34,18 @@ pub async fn readiness(state: &AppState) -> Response<Body> {
     state.metrics.dependency("metadata", db);
     state.metrics.dependency("storage", storage);
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let ready = db && storage;
-    let body = serde_json::json!({
-        "status": word(ready),
-        "checks": { "metadata": word(db), "storage": word(storage) },
-    });
+    let mut checks = serde_json::json!({ "metadata": word(db), "storage": word(storage) });
+    // Redis only carries rate-limit counters: with failure_mode "local" the gateway serves on
+    // local limits without it, so it is reported but does not make the replica unready.
+    let mut ready = db && storage;
+    if let Some(redis) = state.limiter.redis_healthy() {
+        state.metrics.dependency("redis", redis);
+        checks["redis"] = word(redis).into();
+        if state.config.ratelimit.failure_mode == crate::config::FailureMode::Closed {
+            ready &= redis;
+        }
+    }
+    let body = serde_json::json!({ "status": word(ready), "checks": checks });
     let mut r = Response::new(full(body.to_string()));
     *r.status_mut() = if ready {
         StatusCode::OK

@@ -41,6 +41,7 @@ pub mod id;
 pub mod ingest;
 pub mod metadata;
 pub mod metrics;
+pub mod quota;
 pub mod ratelimit;
 pub mod router;
 pub mod s3;

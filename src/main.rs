@@ -46,16 +46,53 @@ enum AdminCommand {
     CreateApiKey { tenant_id: String },
     /// Add an S3 access key to a tenant; prints JSON.
     CreateAccessKey { tenant_id: String },
+    /// Set a tenant's quota overrides (0: unlimited; omit a flag to fall back to the default).
+    SetQuota {
+        tenant_id: String,
+        #[arg(long)]
+        max_bytes: Option<i64>,
+        #[arg(long)]
+        max_objects: Option<i64>,
+    },
     /// Start signing links with a new key; older keys keep verifying links already minted.
     /// With --retire-others, every other key stops verifying at once (after a leak).
     RotateLinkKey {
         #[arg(long)]
         retire_others: bool,
     },
+    /// Re-wrap every object's data key (envelope encryption) with the active master key
+    /// (storage.encryption.active_key); rewrites only the small key sidecars, never objects.
+    /// Safe to run again after an interruption.
+    RotateKey {
+        /// Also re-wrap keys already wrapped by the active key.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+async fn rotate_key(config: &Config, all: bool) -> Result<serde_json::Value, String> {
+    let storage = upgate::storage::Storage::for_config(config).map_err(|e| e.to_string())?;
+    let reports = storage
+        .rotate_keys(&config.storage, all)
+        .await
+        .map_err(|e| format!("rotation stopped: {e} (it is safe to run again)"))?;
+    let backends: Vec<serde_json::Value> = reports
+        .into_iter()
+        .map(|(backend, r)| {
+            serde_json::json!({
+                "backend": backend, "rewrapped": r.rewrapped, "current": r.current,
+                "orphans_removed": r.orphans
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({ "backends": backends }))
 }
 
 async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Value, String> {
     use upgate::api::admin;
+    if let AdminCommand::RotateKey { all } = command {
+        return rotate_key(&config, all).await;
+    }
     std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| e.to_string())?;
     let (_, control) = upgate::app::open_metadata(&config)
         .await
@@ -77,6 +114,25 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
                 "tenant_id": tenant_id, "access_key_id": id, "secret_access_key": secret
             }))
         }
+        AdminCommand::SetQuota {
+            tenant_id,
+            max_bytes,
+            max_objects,
+        } => {
+            if !c
+                .set_quota(&tenant_id, max_bytes, max_objects)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err("no such tenant".into());
+            }
+            let (bytes, objects) = c.usage(&tenant_id).await.map_err(|e| e.to_string())?;
+            Ok(serde_json::json!({
+                "tenant_id": tenant_id, "max_bytes": max_bytes, "max_objects": max_objects,
+                "used_bytes": bytes, "used_objects": objects
+            }))
+        }
+        AdminCommand::RotateKey { all } => rotate_key(&config, all).await,
         AdminCommand::RotateLinkKey { retire_others } => {
             let id = upgate::api::links::rotate(c)
                 .await

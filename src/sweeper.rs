@@ -27,6 +27,9 @@ pub async fn run(state: Arc<AppState>) {
 /// One pass; returns how many rows were purged (objects, multipart uploads, loose blobs).
 pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> {
     let mut purged = 0;
+    // Delivered webhook events are kept a week (for inspection), then pruned.
+    let week_ago = crate::clock::now_ms().saturating_sub(7 * 24 * 3600 * 1000);
+    purged += usize::try_from(state.control.prune_events(week_ago).await?).unwrap_or(0);
     // Abandoned multipart uploads: their parts become loose blobs, removed below.
     let idle_ms = i64::try_from(state.config.s3.multipart_max_idle_secs.saturating_mul(1000))
         .unwrap_or(i64::MAX);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -328,7 +329,11 @@ async fn expired_links_are_refused() {
 
 #[tokio::test]
 async fn anonymous_tokens_are_exchanged_consumed_and_revoked() {
-    let app = spawn_app().await;
+    // This test makes more token calls in a burst than the default token-exchange limit allows
+    // (see tests/limits.rs for the limits themselves).
+    let app =
+        spawn_app_with("[ratelimit.token_exchange]\nprincipal = { rate = 100.0, burst = 100 }\n")
+            .await;
     let t = tenant(&app, "tok").await;
     let (s, tok) = call(&app, "POST", "/v1/upload-tokens", &t.api_key, Some(json!({"client_id": "kiosk-7", "expires_in": 600, "max_uploads": 1, "max_bytes": 100_000, "allowed_types": ["application/pdf"]}))).await;
     assert_eq!(s, 201, "{tok}");
@@ -971,5 +976,257 @@ async fn a_configured_grant_lets_an_auditor_read_and_every_use_is_audited() {
         .count();
     assert!(grants >= 2, "{audit:?}");
     assert!(audit.iter().any(|e| e.action == "download"));
+    app.stop().await;
+}
+
+/// A webhook receiver on `port` that records (event header, signature ok, body).
+async fn receiver(
+    port: u16,
+    secret: &'static str,
+) -> (
+    Arc<std::sync::Mutex<Vec<(String, bool, Value)>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use http_body_util::BodyExt;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind");
+    let s2 = Arc::clone(&seen);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = Arc::clone(&s2);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let seen = Arc::clone(&seen);
+                        async move {
+                            let h = req.headers().clone();
+                            let body = req.into_body().collect().await.expect("body").to_bytes();
+                            let get = |n: &str| {
+                                h.get(n)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_string()
+                            };
+                            let ts: u64 = get("x-upgate-timestamp").parse().unwrap_or(0);
+                            let ok = upgate::events::verify(
+                                secret.as_bytes(),
+                                ts,
+                                &body,
+                                &get("x-upgate-signature"),
+                            );
+                            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            seen.lock()
+                                .expect("lock")
+                                .push((get("x-upgate-event"), ok, v));
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Empty::<bytes::Bytes>::new(),
+                            ))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (seen, task)
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_and_survive_a_gateway_restart() {
+    const SECRET: &str = "webhook-secret-0123456789abcdefghijklmnop";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let cfg = format!(
+        "[webhooks]\npoll_interval_ms = 50\nbackoff_base_ms = 50\nbackoff_max_ms = 200\ntimeout_ms = 1000\n\
+         [[webhooks.endpoints]]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = {SECRET:?}\n"
+    );
+    // The receiver is down while the upload completes: the event waits in the outbox.
+    let app = spawn_app_with(&cfg).await;
+    let t = tenant(&app, "hooks").await;
+    let data = pdf(1200);
+    let (_, link) = call(
+        &app,
+        "POST",
+        "/v1/uploads",
+        &t.api_key,
+        Some(new_upload("h.pdf", &data)),
+    )
+    .await;
+    assert_eq!(upload(&link, data).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dir = app.stop_keep_dir().await;
+
+    // After a restart, with the receiver up, it is delivered, signed.
+    let (seen, rx) = receiver(port, SECRET).await;
+    let app = spawn_app_in(dir, &cfg).await;
+    let file = link["file_id"].as_str().expect("f").to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if seen
+            .lock()
+            .expect("l")
+            .iter()
+            .any(|(e, _, _)| e == "upload.completed")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upload.completed never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        call(
+            &app,
+            "DELETE",
+            &format!("/v1/files/{file}"),
+            &t.api_key,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if seen
+            .lock()
+            .expect("l")
+            .iter()
+            .any(|(e, _, _)| e == "file.deleted")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "file.deleted never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = seen.lock().expect("l").clone();
+    assert!(
+        got.iter().all(|(_, ok, _)| *ok),
+        "every delivery is signed: {got:?}"
+    );
+    let completed = got
+        .iter()
+        .find(|(e, _, _)| e == "upload.completed")
+        .expect("c");
+    assert_eq!(completed.2["file_id"], file.as_str());
+    assert_eq!(completed.2["size"], 1200);
+    // No filename, e-mail or secret in the payloads.
+    assert!(
+        !serde_json::to_string(&got.iter().map(|g| &g.2).collect::<Vec<_>>())
+            .expect("j")
+            .contains("h.pdf")
+    );
+    app.stop().await;
+    rx.abort();
+}
+
+#[tokio::test]
+async fn a_tenant_quota_holds_under_50_concurrent_uploads_and_is_released_on_delete() {
+    let app = spawn_app().await;
+    let t = tenant(&app, "quota").await;
+    // 10 objects of 10,000 bytes fit; 50 race for them.
+    assert!(
+        app.state
+            .control
+            .set_quota(&t.tenant_id, Some(100_000), None)
+            .await
+            .expect("quota")
+    );
+    let s3 = client_for(&app.endpoint(), &t.access_key_id, &t.secret_access_key);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s3 = s3.clone();
+        let key = format!("{}/q/{i}.pdf", t.tenant_id);
+        tasks.push(tokio::spawn(async move {
+            match s3
+                .put_object()
+                .bucket(BUCKET)
+                .key(&key)
+                .body(pdf(10_000).into())
+                .send()
+                .await
+            {
+                Ok(_) => Some(key),
+                Err(e) => {
+                    let code = e.into_service_error().meta().code().map(str::to_string);
+                    assert!(
+                        matches!(code.as_deref(), Some("QuotaExceeded") | Some("SlowDown")),
+                        "{code:?}"
+                    );
+                    None
+                }
+            }
+        }));
+    }
+    let mut accepted = Vec::new();
+    for task in tasks {
+        if let Some(k) = task.await.expect("join") {
+            accepted.push(k);
+        }
+    }
+    assert!(
+        !accepted.is_empty() && accepted.len() <= 10,
+        "{}",
+        accepted.len()
+    );
+    let (bytes, objects) = app.state.control.usage(&t.tenant_id).await.expect("usage");
+    assert!(bytes <= 100_000);
+    assert_eq!(
+        objects as usize,
+        accepted.len(),
+        "exactly the accepted uploads are committed"
+    );
+    let listed = app
+        .state
+        .meta
+        .list(BUCKET, &format!("{}/", t.tenant_id), "", false, 100)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), accepted.len());
+    // Links count against the same quota: fill it up, then a link upload is refused.
+    while app.state.control.usage(&t.tenant_id).await.expect("u").0 + 10_000 <= 100_000 {
+        let k = format!("{}/fill/{}.pdf", t.tenant_id, upgate::id::random_hex(4));
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(&k)
+            .body(pdf(10_000).into())
+            .send()
+            .await
+            .expect("fill");
+    }
+    let data = pdf(10_000);
+    let (_, link) = call(
+        &app,
+        "POST",
+        "/v1/uploads",
+        &t.api_key,
+        Some(new_upload("q.pdf", &data)),
+    )
+    .await;
+    let (s, code) = upload(&link, data.clone()).await;
+    assert_eq!((s, code.as_str()), (403, "QuotaExceeded"));
+    // Deleting frees room; the link (released after the refusal) now works.
+    s3.delete_object()
+        .bucket(BUCKET)
+        .key(&accepted[0])
+        .send()
+        .await
+        .expect("delete");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(upload(&link, data).await.0, 200);
     app.stop().await;
 }

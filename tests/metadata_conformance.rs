@@ -13,13 +13,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+use upgate::metadata::control::ControlStore;
 use upgate::metadata::postgres::PgStore;
 use upgate::metadata::sqlite::SqliteStore;
 use upgate::metadata::{
     CommitInfo, MetaError, MetadataStore, MultipartUpload, NewPending, ObjectRecord, PartRecord,
 };
 
-type Store = Arc<dyn MetadataStore>;
+/// Both seams a store implements (metadata and control records share one database).
+trait Both: MetadataStore + ControlStore {}
+impl<T: MetadataStore + ControlStore> Both for T {}
+
+type Store = Arc<dyn Both>;
+
+fn as_control(s: &Store) -> &dyn ControlStore {
+    s.as_ref()
+}
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -155,6 +164,7 @@ conformance!(
     multipart_removal_makes_every_part_blob_loose,
     multipart_listing_is_scoped_to_owner_and_ordered,
     concurrent_parts_cannot_exceed_the_budget_together,
+    concurrent_commits_cannot_exceed_a_tenant_quota,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -169,6 +179,7 @@ fn pending(id: &str, bucket: &str, key: &str) -> NewPending {
         owner: OWNER.to_owned(),
         created_at_ms: T0,
         lease_until_ms: LEASE_UNTIL,
+        tenant_id: None,
     }
 }
 
@@ -181,6 +192,7 @@ fn info(n: u64) -> CommitInfo {
         content_type: "image/png".to_owned(),
         checksum: Some(("CRC32".to_owned(), format!("crc{n}=="))),
         committed_at_ms: T0 + n as i64,
+        quota: None,
     }
 }
 
@@ -317,6 +329,7 @@ async fn commit_round_trips_every_field(s: Store) {
         content_type: "application/pdf".to_owned(),
         checksum: Some(("CRC64NVME".to_owned(), "AAAAAAAAAAA=".to_owned())),
         committed_at_ms: T0 + 42,
+        quota: None,
     };
     let without = NewPending {
         owner: "AKIDOTHEROWNER000002".to_owned(),
@@ -670,6 +683,7 @@ async fn keys_are_scoped_to_their_bucket(s: Store) {
 async fn sweepable_returns_expired_pending_and_garbage_only(s: Store) {
     let lease = |id: &str, key: &str, until: i64| NewPending {
         lease_until_ms: until,
+        tenant_id: None,
         ..pending(id, BUCKET, key)
     };
     s.insert_pending(&lease("expired", "k1", T0 + 10))
@@ -829,6 +843,67 @@ async fn ping_succeeds(s: Store) {
 // ---------------------------------------------------------------------------------------------
 // Backend-specific: migrations and schema
 // ---------------------------------------------------------------------------------------------
+
+// ---- quotas -------------------------------------------------------------------------------
+
+async fn concurrent_commits_cannot_exceed_a_tenant_quota(s: Store) {
+    use upgate::metadata::Quota;
+    let quota = Quota {
+        tenant_id: "t1".into(),
+        max_bytes: 50_000,
+        max_objects: 1_000,
+    };
+    // 20 objects of 7,007 bytes race for 50,000 bytes: exactly 7 fit.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = Arc::clone(&s);
+        let quota = quota.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("q{i}");
+            let mut p = pending(&id, BUCKET, &format!("t1/k{i}"));
+            p.tenant_id = Some("t1".into());
+            s.insert_pending(&p).await.expect("pending");
+            let mut c = info(7);
+            c.quota = Some(quota);
+            match s.commit(&id, &c).await {
+                Ok(_) => true,
+                Err(MetaError::QuotaExceeded) => false,
+                Err(e) => panic!("{e}"),
+            }
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.expect("join") {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 7);
+    let control = as_control(&s);
+    assert_eq!(control.usage("t1").await.expect("usage"), (7 * 7_007, 7));
+    // Deleting releases; overwriting with a smaller object shrinks usage even when full.
+    let committed = s.list(BUCKET, "t1/", "", false, 100).await.expect("list");
+    assert_eq!(committed.len(), 7);
+    s.delete_current(BUCKET, &committed[0].key)
+        .await
+        .expect("delete");
+    assert_eq!(control.usage("t1").await.expect("usage"), (6 * 7_007, 6));
+    let mut p = pending("q-small", BUCKET, &committed[1].key);
+    p.tenant_id = Some("t1".into());
+    s.insert_pending(&p).await.expect("pending");
+    let mut c = info(0);
+    c.quota = Some(Quota {
+        max_bytes: 1,
+        ..quota.clone()
+    });
+    s.commit("q-small", &c)
+        .await
+        .expect("a shrinking overwrite always fits");
+    assert_eq!(
+        control.usage("t1").await.expect("usage"),
+        (5 * 7_007 + 7, 6)
+    );
+}
 
 // ---- multipart ------------------------------------------------------------------------------
 
@@ -1093,7 +1168,7 @@ async fn postgres_concurrent_startup_migrates_once_and_reopen_keeps_records() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-            assert_eq!(versions, vec![1, 2, 3], "each migration recorded once");
+            assert_eq!(versions, vec![1, 2, 3, 4], "each migration recorded once");
 
             let first: Store = Arc::new(stores[0].clone());
             put(&first, "v1", BUCKET, "k").await;

@@ -5,8 +5,10 @@
 //! bound), T-I1/T-I2 (Redis down or hung: bounded decisions, breaker, fallback) and T-I3
 //! (counters lost on restart: accepted, limits resume).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::RedisProc;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,82 +18,8 @@ use upgate::error::Error;
 use upgate::metrics::Metrics;
 use upgate::ratelimit::{Cidr, Dimension, Limited, RateLimiter, RouteClass, client_ip};
 
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
-
 /// Timing-sensitive tests run one at a time so that they do not starve each other's load.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A private redis-server on a free port; killed on drop.
-struct RedisProc {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisProc {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut r = RedisProc { port, child: None };
-        r.restart();
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// (Re)starts the server on the same port and waits until it accepts connections.
-    fn restart(&mut self) {
-        assert!(
-            std::path::Path::new(REDIS_SERVER).exists(),
-            "{REDIS_SERVER} is required (scripts/ensure-services.sh installs redis-server)"
-        );
-        self.kill();
-        let child = Command::new(REDIS_SERVER)
-            .args(["--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let ok = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
-    }
-}
-
-impl Drop for RedisProc {
-    fn drop(&mut self) {
-        if let Some(c) = &self.child {
-            // A stopped process must be continued to die promptly.
-            let _ = Command::new("kill")
-                .args(["-CONT", &c.id().to_string()])
-                .status();
-        }
-        self.kill();
-    }
-}
 
 /// A config from the defaults plus `toml` (which should set the limits under test).
 fn config(toml: &str) -> Config {
@@ -277,7 +205,14 @@ async fn redis_down_falls_back_locally_within_the_timeout_and_recovers() {
     let up = drive(&limiters, 8, Duration::from_secs(3)).await;
     assert_rate(&up, 200.0, 10.0, 0.05, "after redis restart");
     let redis_after: u64 = limiters.iter().map(|l| l.stats().redis_decisions).sum();
-    assert!(redis_after - redis_before >= up.allowed + up.refused - 20);
+    // Nearly every decision went through Redis again (a replica whose breaker was mid-probe
+    // when the window opened may decide a few locally).
+    assert!(
+        (redis_after - redis_before) * 10 >= (up.allowed + up.refused) * 9,
+        "redis decisions {} of {}",
+        redis_after - redis_before,
+        up.allowed + up.refused
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,7 +272,7 @@ async fn fail_closed_refuses_while_redis_is_down() {
         assert!(t0.elapsed() <= Duration::from_millis(150));
         assert_eq!(e.dimension, Dimension::Global);
         assert!(e.retry_after_secs() >= 1);
-        assert!(matches!(Error::from(e), Error::SlowDown));
+        assert!(matches!(Error::from(e), Error::SlowDown(_)));
     }
     assert_eq!(l.redis_healthy(), Some(false));
     redis.restart();

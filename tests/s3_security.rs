@@ -900,6 +900,7 @@ async fn the_sweeper_removes_what_a_dead_upload_left_behind() {
             owner: ACCESS_KEY.into(),
             created_at_ms: 0,
             lease_until_ms: 1,
+            tenant_id: None,
         })
         .await
         .expect("pending");
@@ -923,6 +924,7 @@ async fn the_sweeper_removes_what_a_dead_upload_left_behind() {
             owner: ACCESS_KEY.into(),
             created_at_ms: 0,
             lease_until_ms: 1,
+            tenant_id: None,
         })
         .await
         .expect("pending");

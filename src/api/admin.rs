@@ -71,6 +71,8 @@ pub async fn create_tenant(control: &dyn ControlStore, name: &str) -> Result<New
         id: crate::id::random_hex(8),
         name: name.to_string(),
         created_at_ms: now,
+        max_bytes: None,
+        max_objects: None,
     };
     control.create_tenant(&tenant).await?;
     let (api_key, record) = new_api_key(&tenant.id);

@@ -199,9 +199,9 @@ pub async fn delete(state: &Arc<AppState>, who: &Principal, id: &str) -> Result<
     let event = OutboxEvent {
         id: crate::id::random_hex(16),
         tenant_id: f.tenant_id.clone(),
-        event: "file.deleted".into(),
+        event: crate::events::FILE_DELETED.into(),
         payload: serde_json::json!({
-            "event": "file.deleted",
+            "event": crate::events::FILE_DELETED,
             "file_id": f.id,
             "tenant_id": f.tenant_id,
             "at": iso8601(crate::clock::from_ms(now)),

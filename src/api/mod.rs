@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::error::{Error, Result};
+use crate::ratelimit::RouteClass;
 use crate::s3::{Body, full};
 use crate::server::ConnInfo;
 
@@ -266,7 +267,25 @@ async fn dispatch(
         );
         return Ok(r);
     }
-    let who = principal::authenticate(state, &parts.headers).await?;
+    let ip = crate::s3::client_ip(state, &parts.headers, conn);
+    let class = match &route {
+        ApiRoute::CreateUpload | ApiRoute::CreateVersion(_) => RouteClass::Mint,
+        ApiRoute::DownloadUrl(_) => RouteClass::Download,
+        _ => RouteClass::S3Read,
+    };
+    let who = match principal::authenticate(state, &parts.headers).await {
+        Ok(w) => w,
+        Err(e) => {
+            crate::s3::rate_limit(state, class, None, ip).await?;
+            return Err(e);
+        }
+    };
+    // Token holders exchange tokens for links: their own (tighter) class, keyed by the token.
+    let (class, key) = match &who.via {
+        principal::Via::Token(t) => (RouteClass::TokenExchange, format!("token:{}", t.id)),
+        _ => (class, format!("{}:{}", who.tenant_id, who.subject)),
+    };
+    crate::s3::rate_limit(state, class, Some(&key), ip).await?;
     let query = parts.uri.query();
     match route {
         ApiRoute::OpenApi => Err(Error::NotFound),

@@ -17,6 +17,9 @@ pub struct Tenant {
     pub id: String,
     pub name: String,
     pub created_at_ms: i64,
+    /// Quota overrides (None: the configured default).
+    pub max_bytes: Option<i64>,
+    pub max_objects: Option<i64>,
 }
 
 /// A stored API key (only the hash of its secret).
@@ -266,6 +269,16 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     async fn tenant(&self, id: &str) -> Result<Option<Tenant>, MetaError>;
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, MetaError>;
 
+    /// Sets (or clears, with None) a tenant's quota overrides; false if no such tenant.
+    async fn set_quota(
+        &self,
+        tenant_id: &str,
+        max_bytes: Option<i64>,
+        max_objects: Option<i64>,
+    ) -> Result<bool, MetaError>;
+    /// A tenant's current usage: (bytes, objects).
+    async fn usage(&self, tenant_id: &str) -> Result<(i64, i64), MetaError>;
+
     async fn insert_api_key(&self, k: &ApiKeyRecord, now_ms: i64) -> Result<(), MetaError>;
     async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, MetaError>;
 
@@ -326,7 +339,13 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
         next_attempt_ms: i64,
         error: &str,
     ) -> Result<(), MetaError>;
+    /// Deletes events delivered before `before_ms`; returns how many.
+    async fn prune_events(&self, before_ms: i64) -> Result<u64, MetaError>;
 }
+
+/// How long a worker owns the events it took from the outbox before another may retry them
+/// (longer than any delivery attempt: timeouts are seconds).
+pub const OUTBOX_CLAIM_MS: i64 = 5 * 60 * 1000;
 
 /// Implements [`ControlStore`] for a store type whose rows are `$row`; `$w` is the pool for
 /// writes, `$r` for reads.
@@ -422,7 +441,10 @@ macro_rules! impl_control_store {
                 }
 
                 async fn tenant(&self, id: &str) -> Result<Option<Tenant>, MetaError> {
-                    let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+                    let row = sqlx::query(
+                        "SELECT id, name, created_at, max_bytes, max_objects FROM tenants \
+                         WHERE id = $1",
+                    )
                         .bind(id)
                         .fetch_optional(&self.$r)
                         .await?;
@@ -431,14 +453,18 @@ macro_rules! impl_control_store {
                             id: r.try_get("id")?,
                             name: r.try_get("name")?,
                             created_at_ms: r.try_get("created_at")?,
+                            max_bytes: r.try_get("max_bytes")?,
+                            max_objects: r.try_get("max_objects")?,
                         })
                     })
                     .transpose()
                 }
 
                 async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, MetaError> {
-                    let row =
-                        sqlx::query("SELECT id, name, created_at FROM tenants WHERE name = $1")
+                    let row = sqlx::query(
+                        "SELECT id, name, created_at, max_bytes, max_objects FROM tenants \
+                         WHERE name = $1",
+                    )
                             .bind(name)
                             .fetch_optional(&self.$r)
                             .await?;
@@ -447,9 +473,42 @@ macro_rules! impl_control_store {
                             id: r.try_get("id")?,
                             name: r.try_get("name")?,
                             created_at_ms: r.try_get("created_at")?,
+                            max_bytes: r.try_get("max_bytes")?,
+                            max_objects: r.try_get("max_objects")?,
                         })
                     })
                     .transpose()
+                }
+
+                async fn set_quota(
+                    &self,
+                    tenant_id: &str,
+                    max_bytes: Option<i64>,
+                    max_objects: Option<i64>,
+                ) -> Result<bool, MetaError> {
+                    let n = sqlx::query(
+                        "UPDATE tenants SET max_bytes = $1, max_objects = $2 WHERE id = $3",
+                    )
+                    .bind(max_bytes)
+                    .bind(max_objects)
+                    .bind(tenant_id)
+                    .execute(&self.$w)
+                    .await?
+                    .rows_affected();
+                    Ok(n > 0)
+                }
+
+                async fn usage(&self, tenant_id: &str) -> Result<(i64, i64), MetaError> {
+                    let row = sqlx::query(
+                        "SELECT bytes, objects FROM tenant_usage WHERE tenant_id = $1",
+                    )
+                    .bind(tenant_id)
+                    .fetch_optional(&self.$w)
+                    .await?;
+                    match row {
+                        Some(r) => Ok((r.try_get("bytes")?, r.try_get("objects")?)),
+                        None => Ok((0, 0)),
+                    }
                 }
 
                 async fn insert_api_key(&self, k: &ApiKeyRecord, now_ms: i64) -> Result<(), MetaError> {
@@ -828,6 +887,7 @@ macro_rules! impl_control_store {
                         Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
                         None => (None, None),
                     };
+                    $crate::apply_quota!(tx, &o.quota, size, 1i64);
                     // A link's key is fresh (one version per key): no previous version to retire.
                     let n = sqlx::query(
                         "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, \
@@ -977,11 +1037,17 @@ macro_rules! impl_control_store {
                 }
 
                 async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>, MetaError> {
+                    // Claims the events for this worker for a lease: replicas polling at once do
+                    // not deliver the same event in parallel (the outer `next_attempt_at`
+                    // condition is re-checked on the locked row, so only one claim wins).
                     let rows = sqlx::query(
-                        "SELECT id, tenant_id, event, payload, created_at, attempts FROM outbox \
-                         WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
-                         ORDER BY created_at, id LIMIT $2",
+                        "UPDATE outbox SET next_attempt_at = $1 WHERE delivered_at IS NULL \
+                         AND next_attempt_at <= $2 AND id IN (SELECT id FROM outbox \
+                         WHERE delivered_at IS NULL AND next_attempt_at <= $2 \
+                         ORDER BY created_at, id LIMIT $3) \
+                         RETURNING id, tenant_id, event, payload, created_at, attempts",
                     )
+                    .bind(now_ms.saturating_add(OUTBOX_CLAIM_MS))
                     .bind(now_ms)
                     .bind(i64::from(limit))
                     .fetch_all(&self.$w)
@@ -1009,6 +1075,14 @@ macro_rules! impl_control_store {
                     .execute(&self.$w)
                     .await?;
                     Ok(())
+                }
+
+                async fn prune_events(&self, before_ms: i64) -> Result<u64, MetaError> {
+                    Ok(sqlx::query("DELETE FROM outbox WHERE delivered_at < $1")
+                        .bind(before_ms)
+                        .execute(&self.$w)
+                        .await?
+                        .rows_affected())
                 }
 
                 async fn event_failed(&self, id: &str, next_attempt_ms: i64, error: &str) -> Result<(), MetaError> {

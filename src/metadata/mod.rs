@@ -27,6 +27,9 @@ pub enum MetaError {
     /// A stored value cannot be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(&'static str),
+    /// The commit would take the tenant past its quota.
+    #[error("quota exceeded")]
+    QuotaExceeded,
     /// An upload token has no uploads or bytes left (or was revoked or expired) at commit.
     #[error("upload token exhausted")]
     TokenExhausted,
@@ -42,6 +45,7 @@ impl From<MetaError> for Error {
             MetaError::Database(_) | MetaError::PendingGone => Error::unavailable(e),
             MetaError::Corrupt(_) => Error::internal(e),
             MetaError::NoSuchUpload => Error::NoSuchUpload,
+            MetaError::QuotaExceeded => Error::QuotaExceeded,
             MetaError::TokenExhausted => Error::AccessDenied("The upload token is used up."),
         }
     }
@@ -80,7 +84,7 @@ impl Status {
 }
 
 /// What is known when an upload starts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewPending {
     /// Random object (version) id; also names the storage path.
     pub id: String,
@@ -91,10 +95,12 @@ pub struct NewPending {
     pub created_at_ms: i64,
     /// After this instant the sweeper may delete the row and its bytes.
     pub lease_until_ms: i64,
+    /// The tenant whose quota the object counts against, if any.
+    pub tenant_id: Option<String>,
 }
 
 /// What is known once every check has passed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CommitInfo {
     pub size: u64,
     /// Hex SHA-256 of the content.
@@ -107,6 +113,49 @@ pub struct CommitInfo {
     /// `GetObject` with checksum mode.
     pub checksum: Option<(String, String)>,
     pub committed_at_ms: i64,
+    /// The tenant quota to hold the commit to (usage is updated in the same transaction).
+    pub quota: Option<Quota>,
+}
+
+/// A tenant's limits at commit time (`i64::MAX`: unlimited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub tenant_id: String,
+    pub max_bytes: i64,
+    pub max_objects: i64,
+}
+
+/// Applies a usage change to a tenant inside the caller's transaction: refused (rolling the
+/// caller back via `QuotaExceeded`) if it grows usage past the quota. Shrinking always passes.
+/// The conditional `UPDATE` serialises concurrent commits of one tenant on its usage row, and
+/// its condition is evaluated on the latest row, so two uploads cannot both fit into the same
+/// remaining space.
+#[macro_export]
+macro_rules! apply_quota {
+    ($tx:expr, $quota:expr, $bytes:expr, $objects:expr) => {
+        if let Some(q) = $quota {
+            sqlx::query("INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(&q.tenant_id)
+                .execute(&mut *$tx)
+                .await?;
+            let n = sqlx::query(
+                "UPDATE tenant_usage SET bytes = bytes + $1, objects = objects + $2 \
+                 WHERE tenant_id = $3 AND ($1 <= 0 OR bytes + $1 <= $4) \
+                 AND ($2 <= 0 OR objects + $2 <= $5)",
+            )
+            .bind($bytes)
+            .bind($objects)
+            .bind(&q.tenant_id)
+            .bind(q.max_bytes)
+            .bind(q.max_objects)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err($crate::metadata::MetaError::QuotaExceeded);
+            }
+        }
+    };
 }
 
 /// A committed object version.

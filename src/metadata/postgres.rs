@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_objects.sql"),
     include_str!("migrations/postgres/0002_multipart.sql"),
     include_str!("migrations/postgres/0003_control.sql"),
+    include_str!("migrations/postgres/0004_quotas.sql"),
 ];
 
 /// Key of the transaction-scoped advisory lock that serialises migrations across replicas
@@ -231,15 +232,21 @@ async fn retire_and_commit(
     key: &str,
     info: &CommitInfo,
     size: i64,
-) -> Result<Vec<String>, sqlx::Error> {
-    let retired: Vec<String> = sqlx::query_scalar(
+) -> Result<(Vec<String>, i64), sqlx::Error> {
+    let rows = sqlx::query(
         "UPDATE objects SET status = 'garbage' \
-         WHERE bucket = $1 AND key = $2 AND status = 'committed' RETURNING id",
+         WHERE bucket = $1 AND key = $2 AND status = 'committed' RETURNING id, size",
     )
     .bind(bucket)
     .bind(key)
     .fetch_all(&mut *conn)
     .await?;
+    let mut retired = Vec::with_capacity(rows.len());
+    let mut retired_bytes = 0i64;
+    for r in &rows {
+        retired.push(r.try_get::<String, _>("id")?);
+        retired_bytes += r.try_get::<i64, _>("size")?;
+    }
     let (algo, value) = match &info.checksum {
         Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
         None => (None, None),
@@ -259,7 +266,7 @@ async fn retire_and_commit(
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    Ok(retired)
+    Ok((retired, retired_bytes))
 }
 
 #[async_trait]
@@ -292,8 +299,8 @@ impl MetadataStore for PgStore {
 
     async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError> {
         sqlx::query(
-            "INSERT INTO objects (id, bucket, key, status, owner, created_at, lease_until) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6)",
+            "INSERT INTO objects (id, bucket, key, status, owner, created_at, lease_until, \
+             tenant_id) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)",
         )
         .bind(&p.id)
         .bind(&p.bucket)
@@ -301,6 +308,7 @@ impl MetadataStore for PgStore {
         .bind(&p.owner)
         .bind(p.created_at_ms)
         .bind(p.lease_until_ms)
+        .bind(&p.tenant_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -323,7 +331,7 @@ impl MetadataStore for PgStore {
         let bucket: String = target.try_get("bucket")?;
         let key: String = target.try_get("key")?;
         let mut attempt = 1;
-        let retired = loop {
+        let (retired, retired_bytes) = loop {
             // A savepoint per attempt: a unique violation aborts only the attempt, not the
             // transaction (and its lock on the pending row).
             let mut step = tx.begin().await?;
@@ -340,6 +348,12 @@ impl MetadataStore for PgStore {
                 Err(e) => return Err(e.into()),
             }
         };
+        crate::apply_quota!(
+            tx,
+            &info.quota,
+            size - retired_bytes,
+            1 - retired.len() as i64
+        );
         tx.commit().await?;
         Ok(retired)
     }
@@ -371,15 +385,33 @@ impl MetadataStore for PgStore {
         if has_nul(bucket) || has_nul(key) {
             return Ok(None);
         }
-        let id: Option<String> = sqlx::query_scalar(
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
             "UPDATE objects SET status = 'garbage' \
-             WHERE bucket = $1 AND key = $2 AND status = 'committed' RETURNING id",
+             WHERE bucket = $1 AND key = $2 AND status = 'committed' \
+             RETURNING id, size, tenant_id",
         )
         .bind(bucket)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(id)
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let tenant: Option<String> = row.try_get("tenant_id")?;
+        if let Some(t) = tenant {
+            let size: i64 = row.try_get("size")?;
+            sqlx::query(
+                "UPDATE tenant_usage SET bytes = bytes - $1, objects = objects - 1 \
+                 WHERE tenant_id = $2",
+            )
+            .bind(size)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(row.try_get("id")?))
     }
 
     async fn purge(&self, id: &str) -> Result<(), MetaError> {

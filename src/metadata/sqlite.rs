@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_objects.sql"),
     include_str!("migrations/sqlite/0002_multipart.sql"),
     include_str!("migrations/sqlite/0003_control.sql"),
+    include_str!("migrations/sqlite/0004_quotas.sql"),
 ];
 
 /// SQLite-backed metadata.
@@ -106,6 +107,25 @@ fn record(row: &SqliteRow) -> Result<ObjectRecord, MetaError> {
     })
 }
 
+/// Gives a retired object's bytes back to its tenant's usage.
+async fn release_usage(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    row: &SqliteRow,
+) -> Result<(), MetaError> {
+    let tenant: Option<String> = row.try_get("tenant_id")?;
+    if let Some(t) = tenant {
+        let size: i64 = row.try_get("size")?;
+        sqlx::query(
+            "UPDATE tenant_usage SET bytes = bytes - $1, objects = objects - 1 WHERE tenant_id = $2",
+        )
+        .bind(size)
+        .bind(t)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 const UPLOAD_COLUMNS: &str = "upload_id, bucket, key, owner, content_type, checksum_algorithm, \
      created_at, last_activity";
 const PART_COLUMNS: &str = "part_number, blob_id, size, etag, sha256, checksum_algorithm, \
@@ -169,8 +189,8 @@ impl MetadataStore for SqliteStore {
 
     async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError> {
         sqlx::query(
-            "INSERT INTO objects (id, bucket, key, status, owner, created_at, lease_until) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO objects (id, bucket, key, status, owner, created_at, lease_until, \
+             tenant_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&p.id)
         .bind(&p.bucket)
@@ -179,6 +199,7 @@ impl MetadataStore for SqliteStore {
         .bind(&p.owner)
         .bind(p.created_at_ms)
         .bind(p.lease_until_ms)
+        .bind(&p.tenant_id)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -199,8 +220,9 @@ impl MetadataStore for SqliteStore {
         .ok_or(MetaError::PendingGone)?;
         let bucket: String = target.try_get("bucket")?;
         let key: String = target.try_get("key")?;
-        let retired: Vec<String> = sqlx::query_scalar(
-            "UPDATE objects SET status = ? WHERE bucket = ? AND key = ? AND status = ? RETURNING id",
+        let retired_rows = sqlx::query(
+            "UPDATE objects SET status = ? WHERE bucket = ? AND key = ? AND status = ? \
+             RETURNING id, size",
         )
         .bind(Status::Garbage.as_str())
         .bind(&bucket)
@@ -208,7 +230,19 @@ impl MetadataStore for SqliteStore {
         .bind(Status::Committed.as_str())
         .fetch_all(&mut *tx)
         .await?;
+        let mut retired = Vec::with_capacity(retired_rows.len());
+        let mut retired_bytes = 0i64;
+        for r in &retired_rows {
+            retired.push(r.try_get::<String, _>("id")?);
+            retired_bytes += r.try_get::<i64, _>("size")?;
+        }
         let size = i64::try_from(info.size).map_err(|_| MetaError::Corrupt("size overflow"))?;
+        crate::apply_quota!(
+            tx,
+            &info.quota,
+            size - retired_bytes,
+            1 - retired.len() as i64
+        );
         let (algo, value) = match &info.checksum {
             Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
             None => (None, None),
@@ -255,16 +289,23 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError> {
-        let id: Option<String> = sqlx::query_scalar(
-            "UPDATE objects SET status = ? WHERE bucket = ? AND key = ? AND status = ? RETURNING id",
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "UPDATE objects SET status = ? WHERE bucket = ? AND key = ? AND status = ? \
+             RETURNING id, size, tenant_id",
         )
         .bind(Status::Garbage.as_str())
         .bind(bucket)
         .bind(key)
         .bind(Status::Committed.as_str())
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(id)
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        release_usage(&mut tx, &row).await?;
+        tx.commit().await?;
+        Ok(Some(row.try_get("id")?))
     }
 
     async fn purge(&self, id: &str) -> Result<(), MetaError> {

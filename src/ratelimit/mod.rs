@@ -193,8 +193,8 @@ impl Limited {
 
 /// S3 routes answer a refusal with 503 SlowDown (SDKs back off and retry it).
 impl From<Limited> for Error {
-    fn from(_: Limited) -> Self {
-        Error::SlowDown
+    fn from(l: Limited) -> Self {
+        Error::SlowDown(l.retry_after_secs())
     }
 }
 
@@ -636,7 +636,7 @@ mod tests {
         assert_eq!(l(5).retry_after_secs(), 1);
         assert_eq!(l(1000).retry_after_secs(), 1);
         assert_eq!(l(1001).retry_after_secs(), 2);
-        assert!(matches!(Error::from(l(1)), Error::SlowDown));
+        assert!(matches!(Error::from(l(1)), Error::SlowDown(_)));
     }
 
     #[test]

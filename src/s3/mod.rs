@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use crate::app::AppState;
 use crate::auth::{self, AuthError, RequestHead, Verified};
 use crate::error::{Error, Result};
+use crate::ratelimit::RouteClass;
 use crate::router::{self, Endpoint, Query};
 use crate::server::ConnInfo;
 
@@ -77,7 +78,7 @@ pub async fn handle(
             None,
         ))
     } else {
-        dispatch(state, req, &request_id, &mut op).await
+        dispatch(state, req, conn, &request_id, &mut op).await
     };
     let (mut resp, bucket) = match dispatched {
         Ok((resp, bucket)) => (resp, bucket),
@@ -127,6 +128,7 @@ type Dispatched = std::result::Result<(Response<Body>, Option<String>), (Error, 
 async fn dispatch(
     state: Arc<AppState>,
     req: Request<Incoming>,
+    conn: ConnInfo,
     request_id: &str,
     op: &mut &'static str,
 ) -> Dispatched {
@@ -137,6 +139,16 @@ async fn dispatch(
     let endpoint = router::route(&parts.method, &raw_path, &query).map_err(|e| (e, None))?;
     *op = endpoint.name();
     let bucket = bucket_of(&endpoint);
+    if matches!(
+        endpoint,
+        Endpoint::PostObject { .. } | Endpoint::Preflight { .. }
+    ) {
+        // Credentials for these are not in the headers: charge the address and the global budget.
+        let ip = client_ip(&state, &parts.headers, conn);
+        rate_limit(&state, route_class(&endpoint, &query), None, ip)
+            .await
+            .map_err(|e| (e, bucket.clone()))?;
+    }
     match &endpoint {
         Endpoint::Health => return Ok((text_response(StatusCode::OK, "ok"), None)),
         Endpoint::Ready => return Ok((crate::health::readiness(&state).await, None)),
@@ -155,7 +167,23 @@ async fn dispatch(
         }
         _ => {}
     }
-    let (verified, scope) = authenticate(&state, &parts, &raw_path, raw_query.as_deref())
+    let ip = client_ip(&state, &parts.headers, conn);
+    let class = route_class(&endpoint, &query);
+    let (verified, scope) =
+        match authenticate(&state, &parts, &raw_path, raw_query.as_deref()).await {
+            Ok(v) => v,
+            Err(e) => {
+                // Unauthenticated traffic is charged too (to the address and the global budget; never
+                // to the principal it claims, which would let anyone drain a victim's limit).
+                rate_limit(&state, class, None, ip)
+                    .await
+                    .map_err(|l| (l, bucket.clone()))?;
+                return Err((e, bucket));
+            }
+        };
+    let principal = (!crate::api::links::is_link_key(verified.access_key_id()))
+        .then(|| verified.access_key_id().to_string());
+    rate_limit(&state, class, principal.as_deref(), ip)
         .await
         .map_err(|e| (e, bucket.clone()))?;
     if let Err(e) = scoped(&endpoint, scope.as_deref(), &query) {
@@ -226,6 +254,68 @@ async fn dispatch(
         }
     };
     result.map(|r| (r, bucket.clone())).map_err(|e| (e, bucket))
+}
+
+/// The real client address: the peer, or the `X-Forwarded-For` entry a trusted proxy added.
+pub fn client_ip(state: &AppState, headers: &http::HeaderMap, conn: ConnInfo) -> std::net::IpAddr {
+    let xff: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let joined = (!xff.is_empty()).then(|| xff.join(","));
+    state.limiter.client_ip(conn.peer.ip(), joined.as_deref())
+}
+
+/// Asks the rate limiter; a refusal becomes SlowDown (503 on S3 routes, 429 on /v1) with its
+/// Retry-After, and is counted by class and dimension.
+pub async fn rate_limit(
+    state: &AppState,
+    class: RouteClass,
+    principal: Option<&str>,
+    ip: std::net::IpAddr,
+) -> Result<()> {
+    state
+        .limiter
+        .check(class, principal, ip)
+        .await
+        .map_err(|l| {
+            state.metrics.rate_limited(l.class, l.dimension);
+            Error::from(l)
+        })
+}
+
+/// The rate-limit class of an S3 operation.
+fn route_class(endpoint: &Endpoint, query: &Query) -> RouteClass {
+    match endpoint {
+        Endpoint::PutObject { .. }
+        | Endpoint::DeleteObject { .. }
+        | Endpoint::DeleteObjects { .. }
+        | Endpoint::CreateBucket { .. }
+        | Endpoint::CreateMultipartUpload { .. }
+        | Endpoint::UploadPart { .. }
+        | Endpoint::CompleteMultipartUpload { .. }
+        | Endpoint::AbortMultipartUpload { .. }
+        | Endpoint::PostObject { .. } => RouteClass::S3Write,
+        Endpoint::GetObject { .. } | Endpoint::HeadObject { .. }
+            if query.has(crate::api::links::DOWNLOAD_PARAM) =>
+        {
+            RouteClass::Download
+        }
+        Endpoint::Health
+        | Endpoint::Ready
+        | Endpoint::ListBuckets
+        | Endpoint::HeadBucket { .. }
+        | Endpoint::GetBucketLocation { .. }
+        | Endpoint::ListObjectsV1 { .. }
+        | Endpoint::ListObjectsV2 { .. }
+        | Endpoint::GetObject { .. }
+        | Endpoint::HeadObject { .. }
+        | Endpoint::ListParts { .. }
+        | Endpoint::ListMultipartUploads { .. }
+        | Endpoint::Preflight { .. }
+        | Endpoint::Unsupported => RouteClass::S3Read,
+    }
 }
 
 /// Confines a scoped key: object operations must name keys under its prefix, listings must ask

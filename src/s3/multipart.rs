@@ -171,6 +171,7 @@ pub async fn upload_part(
         ));
     }
     let pipe = ingest::Pipe::new(exp)?;
+    let _permit = super::object::upload_permit(&state, &upload.owner)?;
 
     let _inflight = state.metrics.upload_started();
     let blob_id = crate::id::object_id();
@@ -340,6 +341,11 @@ pub async fn complete(
     }
 
     // Assemble into a fresh, invisible object; commit like a PUT.
+    let tenant = crate::quota::tenant_of_scope(ctx.scope.as_deref());
+    let quota = match tenant {
+        Some(t) => Some(crate::quota::quota_for(state, t).await?),
+        None => None,
+    };
     let id = crate::id::object_id();
     let now = crate::clock::now_ms();
     state
@@ -351,6 +357,7 @@ pub async fn complete(
             owner: upload.owner.clone(),
             created_at_ms: now,
             lease_until_ms: now.saturating_add(lease_ms(state)),
+            tenant_id: tenant.map(str::to_string),
         })
         .await?;
     let path = Storage::path_for(bucket, &id);
@@ -387,6 +394,7 @@ pub async fn complete(
         content_type: first_type,
         checksum: None,
         committed_at_ms: crate::clock::now_ms(),
+        quota: quota.clone(),
     };
     let retired = match state.meta.commit(&id, &info).await {
         Ok(r) => r,
@@ -399,6 +407,12 @@ pub async fn complete(
         .metrics
         .upload_committed(total, started.elapsed().as_secs_f64());
     super::object::remove_versions(state, bucket, retired).await;
+    if let Some(q) = &quota
+        && let Err(e) =
+            crate::quota::warn_if_crossed(state, q, i64::try_from(total).unwrap_or(i64::MAX)).await
+    {
+        tracing::warn!(error = %e, "quota warning not recorded");
+    }
     // The upload is done: its parts become loose blobs, removed now (or by the sweeper).
     state
         .meta

@@ -179,6 +179,17 @@ pub(crate) fn plan_body(
     Ok(BodyPlan { decoder, exp })
 }
 
+/// Holds one of the principal's concurrent-upload slots for the duration of an upload.
+pub(crate) fn upload_permit(
+    state: &AppState,
+    principal: &str,
+) -> Result<crate::ratelimit::UploadPermit> {
+    state.limiter.upload_permit(principal).map_err(|l| {
+        state.metrics.rate_limited(l.class, l.dimension);
+        Error::from(l)
+    })
+}
+
 /// The data frames of a request body, as the pipe wants them.
 pub(crate) fn incoming_frames(
     body: Incoming,
@@ -215,7 +226,21 @@ where
     let deadline = Duration::from_secs(
         max_bytes / server.min_upload_rate_bytes_per_sec.max(1) + server.upload_deadline_slack_secs,
     );
-    let run = ingest::run_pipe(frames, decoder, pipe, staging, idle);
+    // Optional per-upload bandwidth cap: frames are released no faster than the configured
+    // rate (config validation keeps it above the minimum upload rate, so pacing never trips the
+    // idle timeout).
+    let pacer = state.limiter.pacer();
+    let paced = Box::pin(futures_util::stream::unfold(
+        (frames, pacer),
+        |(mut s, mut p)| async move {
+            let item = s.next().await?;
+            if let Ok(b) = &item {
+                p.pace(b.len()).await;
+            }
+            Some((item, (s, p)))
+        },
+    ));
+    let run = ingest::run_pipe(paced, decoder, pipe, staging, idle);
     match tokio::time::timeout(deadline, run).await {
         Ok(r) => r,
         Err(_) => Err(Error::RequestTimeout),
@@ -230,6 +255,8 @@ pub(crate) struct Target<'a> {
     /// The upload link the object completes, if it came through one: the object, the link,
     /// the file record, the token and the event then commit in one transaction.
     pub link: Option<&'a UploadLink>,
+    /// The tenant whose quota the object counts against.
+    pub tenant: Option<&'a str>,
 }
 
 /// A committed upload.
@@ -259,7 +286,12 @@ where
         key,
         owner,
         link,
+        tenant,
     } = target;
+    let quota = match tenant {
+        Some(t) => Some(crate::quota::quota_for(state, t).await?),
+        None => None,
+    };
     let _inflight = state.metrics.upload_started();
     let id = crate::id::object_id();
     let now = crate::clock::now_ms();
@@ -280,6 +312,7 @@ where
             owner: owner.to_string(),
             created_at_ms: now,
             lease_until_ms: now.saturating_add(lease),
+            tenant_id: tenant.map(str::to_string),
         })
         .await?;
     let mut guard = PendingGuard {
@@ -314,6 +347,7 @@ where
             .as_ref()
             .map(|(a, v)| (a.header_name().to_string(), checksum::encode_b64(v))),
         committed_at_ms: crate::clock::now_ms(),
+        quota: quota.clone(),
     };
     let committed = match link {
         None => state.meta.commit(&id, &info).await,
@@ -323,7 +357,7 @@ where
                 object_id: id.clone(),
                 object: info.clone(),
                 link_id: link.id.clone(),
-                event: link_event(link, "upload.completed", Some(&info), None),
+                event: link_event(link, crate::events::UPLOAD_COMPLETED, Some(&info), None),
             })
             .await
             .map(|()| Vec::new()),
@@ -342,6 +376,12 @@ where
         .metrics
         .upload_committed(ingested.size, started.elapsed().as_secs_f64());
     remove_versions(state, bucket, retired).await;
+    if let Some(q) = &quota {
+        let added = i64::try_from(ingested.size).unwrap_or(i64::MAX);
+        if let Err(e) = crate::quota::warn_if_crossed(state, q, added).await {
+            tracing::warn!(error = %e, "quota warning not recorded");
+        }
+    }
     Ok(Committed { ingested, etag })
 }
 
@@ -398,6 +438,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     )?;
     // Everything knowable before the body is checked here, before a byte is read.
     let pipe = ingest::Pipe::new(exp)?;
+    let _permit = upload_permit(&state, &owner)?;
 
     let Committed { ingested, etag } = ingest_and_commit(
         &state,
@@ -406,6 +447,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
             key,
             owner: &owner,
             link: None,
+            tenant: crate::quota::tenant_of_scope(ctx.scope.as_deref()),
         },
         incoming_frames(body),
         decoder,
@@ -504,7 +546,7 @@ impl Drop for LinkGuard {
             let state = Arc::clone(&self.state);
             let reason = self.reason.take().unwrap_or(Error::IncompleteBody);
             self.state.cleanup.spawn(async move {
-                let event = link_event(&link, "upload.failed", None, Some(&reason));
+                let event = link_event(&link, crate::events::UPLOAD_FAILED, None, Some(&reason));
                 if let Err(e) = state.control.release_link(&link.id).await {
                     tracing::warn!(error = %e, "releasing an upload link failed");
                 }
@@ -584,6 +626,8 @@ async fn put_via_link(
         return Err(guard.fail(Error::IncompleteBody));
     }
     let pipe = ingest::Pipe::new(exp).map_err(|e| guard.fail(e))?;
+    let _permit = upload_permit(&state, &format!("{}:{}", link.tenant_id, link.owner))
+        .map_err(|e| guard.fail(e))?;
     let outcome = ingest_and_commit(
         &state,
         Target {
@@ -591,6 +635,7 @@ async fn put_via_link(
             key,
             owner: &link.owner,
             link: Some(&link),
+            tenant: Some(&link.tenant_id),
         },
         incoming_frames(body),
         decoder,

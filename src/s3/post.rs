@@ -363,6 +363,7 @@ pub async fn post_object(
         ..Default::default()
     };
     let pipe = ingest::Pipe::new(exp)?;
+    let _permit = super::object::upload_permit(&state, verified.access_key_id())?;
     let frames = Box::pin(file.map(|r| r.map_err(multer_error)));
     let Committed { etag, .. } = ingest_and_commit(
         &state,
@@ -371,6 +372,7 @@ pub async fn post_object(
             key: &key,
             owner: verified.access_key_id(),
             link: None,
+            tenant: crate::quota::tenant_of_scope(scope.as_deref()),
         },
         frames,
         None,

@@ -3,12 +3,34 @@
 //! upgate never writes a client's bytes at a path a reader can see before every check passed.
 //! Each upload gets a fresh, random *storage path* (`{bucket}/{id[..2]}/{id}`); the metadata
 //! record maps the S3 key to it only at commit. Writes go through a [`Staging`] handle built on
-//! `object_store`'s multipart upload, which on the local backend writes a hidden staging file
-//! and renames it into place on `complete`; an unfinished handle aborts itself when dropped, so
-//! a failed or interrupted upload leaves nothing behind.
+//! `object_store`'s multipart upload; an unfinished handle aborts itself when dropped, so a
+//! failed or interrupted upload leaves nothing behind.
+//!
+//! Each bucket is stored on one *backend* (`[buckets.X] backend = "NAME"`, else
+//! `[storage] backend`), chosen by the first segment of the storage path. A backend is a stack
+//! of `object_store` stores, one concern per wrapper ([`backend`] shows the stack):
+//!
+//! * local: `LocalFileSystem` writes a hidden `{path}#n` file and renames it on complete;
+//! * memory: `InMemory` (tests);
+//! * S3 / GCS / Azure: [`spool::SpooledStore`] spools to `data_dir/spool` and sends parts of
+//!   `part_bytes` under process-wide disk and memory budgets; server-side encryption (S3) is
+//!   a fixed header of every write, set from the config, never from the client;
+//! * any kind with `encrypt = true`: [`crypto::EncryptedStore`] on top (envelope encryption,
+//!   range reads decrypt only the chunks they need).
+//!
+//! Failures, by meaning ([`StorageError`]): a backend error, timeout or a full spool is
+//! transient (503 with Retry-After); bytes that fail authentication are an internal error,
+//! never other bytes.
 
+pub mod backend;
+pub mod config;
+pub mod crypto;
+pub mod spool;
+
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -18,9 +40,10 @@ use object_store::{
     GetOptions, GetRange, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload,
 };
 
-use std::time::Instant;
+pub use self::backend::Backend;
+pub use self::config::{BackendConfig, StorageConfig};
+pub use self::crypto::RotationReport;
 
-use crate::config::{BackendKind, StorageConfig};
 use crate::error::Error;
 use crate::metrics::Metrics;
 
@@ -33,15 +56,27 @@ pub enum StorageError {
     /// The requested range does not overlap the object.
     #[error("range not satisfiable")]
     InvalidRange,
-    /// Anything else the backend reported (I/O, network, throttling).
+    /// upgate's own budgets (spool disk, part buffers) are used up: slow down and retry.
+    #[error("storage busy: {0}")]
+    Busy(#[source] object_store::Error),
+    /// The stored bytes fail authentication, or their key cannot be unwrapped.
+    #[error("stored object failed its integrity check: {0}")]
+    Corrupt(#[source] object_store::Error),
+    /// Anything else the backend reported (I/O, network, throttling, timeouts).
     #[error("backend error: {0}")]
     Backend(#[source] object_store::Error),
+    /// The storage config cannot be turned into backends.
+    #[error("storage config: {0}")]
+    Config(String),
 }
 
 impl From<object_store::Error> for StorageError {
     fn from(e: object_store::Error) -> Self {
         match e {
             object_store::Error::NotFound { .. } => StorageError::NotFound,
+            e if crypto::is_range(&e) => StorageError::InvalidRange,
+            e if crypto::is_integrity(&e) => StorageError::Corrupt(e),
+            e if spool::is_busy(&e) => StorageError::Busy(e),
             other => StorageError::Backend(other),
         }
     }
@@ -51,23 +86,32 @@ impl From<StorageError> for Error {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::InvalidRange => Error::InvalidRange,
-            // A committed record whose bytes are gone is an inconsistency, not a client error.
-            StorageError::NotFound => Error::internal(e),
+            // A committed record whose bytes are gone or altered is an inconsistency, not a
+            // client error; and never worth a retry.
+            StorageError::NotFound | StorageError::Corrupt(_) | StorageError::Config(_) => {
+                Error::internal(e)
+            }
+            StorageError::Busy(e) => {
+                tracing::warn!(error = %e, "storage budget exhausted; asking the client to slow down");
+                Error::SlowDown(1)
+            }
             StorageError::Backend(_) => Error::unavailable(e),
         }
     }
 }
 
-/// Handle to the object backend.
+/// Handle to the object backends.
 #[derive(Debug, Clone)]
 pub struct Storage {
-    store: Arc<dyn ObjectStore>,
+    default: Arc<Backend>,
+    /// Backend by bucket name (buckets not listed use `default`).
+    routes: Arc<HashMap<String, Arc<Backend>>>,
+    /// Every distinct backend, default first.
+    all: Arc<Vec<Arc<Backend>>>,
     metrics: Option<Arc<Metrics>>,
-    /// Root directory of the local backend: its staging files (`{path}#{n}`) are invisible to
-    /// `object_store` listings, so leftovers of a dead process are removed by name.
-    local_root: Option<std::path::PathBuf>,
     /// Smallest part the backend accepts (except the last); 0 = any size. Staged writes are
-    /// coalesced up to this size.
+    /// coalesced up to this size (only for stores given to [`Storage::from_store`]; built
+    /// backends handle part sizes themselves).
     min_part: usize,
 }
 
@@ -80,41 +124,89 @@ pub struct ObjectBody {
 }
 
 impl Storage {
-    /// Opens the backend described by the config.
+    /// Opens the default backend described by the config; every bucket is stored on it.
     pub fn open(cfg: &StorageConfig) -> Result<Self, StorageError> {
-        let mut local_root = None;
-        let store: Arc<dyn ObjectStore> = match cfg.backend {
-            BackendKind::Local => {
-                let root = cfg.data_dir.join("objects");
-                local_root = Some(root.clone());
-                std::fs::create_dir_all(&root).map_err(|e| {
-                    StorageError::Backend(object_store::Error::Generic {
-                        store: "LocalFileSystem",
-                        source: Box::new(e),
-                    })
-                })?;
-                Arc::new(
-                    object_store::local::LocalFileSystem::new_with_prefix(root)?
-                        .with_automatic_cleanup(true),
-                )
-            }
-            BackendKind::Memory => Arc::new(object_store::memory::InMemory::new()),
+        Self::open_routed(cfg, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// Opens the backends of a whole config: each bucket on the backend it names.
+    pub fn for_config(config: &crate::config::Config) -> Result<Self, StorageError> {
+        Self::open_routed(
+            &config.storage,
+            config
+                .buckets
+                .iter()
+                .map(|(name, b)| (name.as_str(), b.backend.as_str())),
+        )
+    }
+
+    /// Opens the default backend and the backends `routes` name, as `(bucket, backend)` pairs
+    /// (an empty backend name means the default).
+    pub fn open_routed<'a>(
+        cfg: &StorageConfig,
+        routes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, StorageError> {
+        let spool = Arc::new(spool::Spool::new(
+            cfg.data_dir.join("spool"),
+            cfg.spool_max_bytes,
+            cfg.upload_buffer_bytes,
+            Duration::from_secs(cfg.request_timeout_secs),
+        ));
+        let keys = if cfg.encryption.configured() {
+            Some(Arc::new(
+                crypto::Keyring::load(&cfg.encryption).map_err(StorageError::Config)?,
+            ))
+        } else {
+            None
         };
+        let mut built: HashMap<String, Arc<Backend>> = HashMap::new();
+        let mut all = Vec::new();
+        let mut get = |name: &str| -> Result<Arc<Backend>, StorageError> {
+            if let Some(b) = built.get(name) {
+                return Ok(Arc::clone(b));
+            }
+            let bc = cfg
+                .backend_config(name)
+                .ok_or_else(|| StorageError::Config(format!("backend {name:?} is not defined")))?;
+            let b = Arc::new(
+                backend::build(name, &bc, cfg, &spool, keys.as_ref())
+                    .map_err(|e| StorageError::Config(format!("backend {name}: {e}")))?,
+            );
+            built.insert(name.to_string(), Arc::clone(&b));
+            all.push(Arc::clone(&b));
+            Ok(b)
+        };
+        let default = get(&cfg.backend)?;
+        let mut by_bucket = HashMap::new();
+        for (bucket, name) in routes {
+            by_bucket.insert(bucket.to_string(), get(cfg.resolve(name))?);
+        }
         Ok(Self {
-            store,
-            min_part: 0,
+            default,
+            routes: Arc::new(by_bucket),
+            all: Arc::new(all),
             metrics: None,
-            local_root,
+            min_part: 0,
         })
     }
 
     /// Wraps an existing store (tests, benches).
     pub fn from_store(store: Arc<dyn ObjectStore>, min_part: usize) -> Self {
-        Self {
+        let b = Arc::new(Backend {
+            name: "custom".into(),
+            kind: "custom",
+            raw: Arc::clone(&store),
             store,
+            encrypted: false,
+            local_root: None,
+            spool: None,
+        });
+        Self {
+            default: Arc::clone(&b),
+            routes: Arc::new(HashMap::new()),
+            all: Arc::new(vec![b]),
             min_part,
             metrics: None,
-            local_root: None,
         }
     }
 
@@ -130,6 +222,24 @@ impl Storage {
         }
     }
 
+    /// The backend that stores `path` (chosen by its first segment, the bucket).
+    fn backend(&self, path: &Path) -> &Arc<Backend> {
+        path.parts()
+            .next()
+            .and_then(|bucket| self.routes.get(bucket.as_ref()))
+            .unwrap_or(&self.default)
+    }
+
+    /// The backend that stores `bucket` (tests and admin tools).
+    pub fn backend_for(&self, bucket: &str) -> &Arc<Backend> {
+        self.routes.get(bucket).unwrap_or(&self.default)
+    }
+
+    /// Every distinct backend in use, the default first.
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        &self.all
+    }
+
     /// The storage path for object id `id` in `bucket`. Ids are random hex, so they spread over
     /// 256 directories per bucket on disk.
     pub fn path_for(bucket: &str, id: &str) -> Path {
@@ -140,7 +250,7 @@ impl Storage {
     /// Starts a hidden, abortable write at `path`.
     pub async fn begin(&self, path: &Path) -> Result<Staging, StorageError> {
         let started = Instant::now();
-        let r = self.store.put_multipart(path).await;
+        let r = self.backend(path).store.put_multipart(path).await;
         self.observe("begin", started, &r);
         let upload = r?;
         Ok(Staging {
@@ -151,7 +261,9 @@ impl Storage {
         })
     }
 
-    /// Streams `range` (or the whole object) from `path`.
+    /// Streams `range` (or the whole object) from `path`. Ranges are in the object's own
+    /// (plaintext) coordinates whatever the backend stores; nothing is buffered beyond one
+    /// backend read (one encryption chunk on encrypted backends).
     pub async fn get(
         &self,
         path: &Path,
@@ -162,7 +274,7 @@ impl Storage {
             ..Default::default()
         };
         let started = Instant::now();
-        let res = self.store.get_opts(path, opts).await;
+        let res = self.backend(path).store.get_opts(path, opts).await;
         self.observe("get", started, &res);
         let res = res.map_err(|e| match e {
             object_store::Error::NotModified { .. } => StorageError::InvalidRange,
@@ -176,7 +288,7 @@ impl Storage {
     /// Deletes the bytes at `path`; deleting nothing is not an error.
     pub async fn delete(&self, path: &Path) -> Result<(), StorageError> {
         let started = Instant::now();
-        let r = self.store.delete(path).await;
+        let r = self.backend(path).store.delete(path).await;
         self.observe("delete", started, &r);
         match r {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -184,11 +296,22 @@ impl Storage {
         }
     }
 
-    /// Removes what an interrupted staged write at `path` may have left (local backend: the
-    /// `{path}#{n}` staging file; object_store numbers them from 1, and paths are unique per
-    /// upload, so the first few suffixes cover it). Idempotent.
+    /// Removes what an interrupted staged write at `path` may have left: the local backend's
+    /// `{path}#{n}` staging file (object_store numbers them from 1, and paths are unique per
+    /// upload, so the first few suffixes cover it) and a remote backend's spool file.
+    /// Idempotent.
     pub async fn remove_staging(&self, path: &Path) -> Result<(), StorageError> {
-        let Some(root) = &self.local_root else {
+        let b = self.backend(path);
+        let io = |e: std::io::Error| {
+            StorageError::Backend(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            })
+        };
+        if let Some(spool) = &b.spool {
+            spool.remove(path).await.map_err(io)?;
+        }
+        let Some(root) = &b.local_root else {
             return Ok(());
         };
         let base = root.join(path.as_ref());
@@ -207,24 +330,47 @@ impl Storage {
         .await;
         match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StorageError::Backend(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            })),
-            Err(e) => Err(StorageError::Backend(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            })),
+            Ok(Err(e)) => Err(io(e)),
+            Err(e) => Err(io(std::io::Error::other(e))),
         }
     }
 
     /// Whether anything exists at `path` (tests and the sweeper).
     pub async fn exists(&self, path: &Path) -> Result<bool, StorageError> {
-        match self.store.head(path).await {
+        match self.backend(path).store.head(path).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Readiness: every backend answers a metadata request (for a path that does not exist).
+    pub async fn probe(&self) -> Result<(), StorageError> {
+        let probe = Path::from("_upgate/readiness-probe");
+        for b in self.all.iter() {
+            match b.raw.head(&probe).await {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-wraps the data keys of every encrypted backend with the active master key, rewriting
+    /// only the small key sidecars (`upgate admin rotate-key`). `all`: also those already
+    /// wrapped by the active key.
+    pub async fn rotate_keys(
+        &self,
+        cfg: &StorageConfig,
+        all: bool,
+    ) -> Result<Vec<(String, RotationReport)>, StorageError> {
+        let keys = crypto::Keyring::load(&cfg.encryption).map_err(StorageError::Config)?;
+        let mut out = Vec::new();
+        for b in self.all.iter().filter(|b| b.encrypted) {
+            let report = crypto::rotate(&b.raw, &keys, None, all).await?;
+            out.push((b.name.clone(), report));
+        }
+        Ok(out)
     }
 }
 
