@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
-use object_store::path::Path;
 
 use crate::app::AppState;
 use crate::s3::{Body, full};
@@ -23,14 +22,8 @@ where
 /// Runs the probes; 200 with every check "ok", or 503 naming what failed.
 pub async fn readiness(state: &AppState) -> Response<Body> {
     let db = probe(state.meta.ping()).await;
-    let storage = probe(async {
-        state
-            .storage
-            .exists(&Path::from("_upgate/readiness-probe"))
-            .await
-            .map(|_| ())
-    })
-    .await;
+    // Every configured backend, not only the default one.
+    let storage = probe(state.storage.probe()).await;
     state.metrics.dependency("metadata", db);
     state.metrics.dependency("storage", storage);
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };

@@ -947,3 +947,144 @@ async fn the_sweeper_removes_what_a_dead_upload_left_behind() {
     assert_nothing_stored(&app, "dead.pdf").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn unauthenticated_conditional_requests_reveal_nothing() {
+    // T-F6: the same 403 for an existing and a missing key, whatever the conditional headers.
+    let app = spawn_app().await;
+    app.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("exists.pdf")
+        .body(pdf(100).into())
+        .send()
+        .await
+        .expect("put");
+    let strip = |b: Vec<u8>| {
+        let s = String::from_utf8_lossy(&b).to_string();
+        s.split("<RequestId>").next().unwrap_or("").to_string()
+    };
+    for (name, value) in [
+        ("if-match", "\"abc\""),
+        ("if-none-match", "*"),
+        ("if-modified-since", "Sat, 01 Jan 2000 00:00:00 GMT"),
+    ] {
+        let h = vec![(name.to_string(), value.to_string())];
+        for method in ["GET", "HEAD"] {
+            let a = send(method, &url(&app, "exists.pdf"), &h, vec![]).await;
+            let b = send(method, &url(&app, "missing.pdf"), &h, vec![]).await;
+            assert_eq!((a.0, b.0), (403, 403), "{method} {name}");
+            assert_eq!(strip(a.2), strip(b.2), "{method} {name}");
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn client_encryption_headers_cannot_steer_storage() {
+    // T-F7: SSE-C is refused; a plain SSE header does not change what upgate stores.
+    let app = spawn_app().await;
+    let body = pdf(1000);
+    let (status, code) = signed_put(
+        &app,
+        "ssec.pdf",
+        &[
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            (
+                "x-amz-server-side-encryption-customer-key",
+                "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=",
+            ),
+        ],
+        Payload::Unsigned,
+        body.clone(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (400, "InvalidArgument"));
+    assert_nothing_stored(&app, "ssec.pdf").await;
+    let (status, _) = signed_put(
+        &app,
+        "sse.pdf",
+        &[
+            ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-meta-owner", "someone@example.com"),
+        ],
+        Payload::Unsigned,
+        body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let head = app
+        .s3()
+        .head_object()
+        .bucket(BUCKET)
+        .key("sse.pdf")
+        .send()
+        .await
+        .expect("head");
+    assert!(
+        head.metadata().is_none_or(|m| m.is_empty()),
+        "client metadata is not stored"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn no_endpoint_leaks_secrets() {
+    // T-F8: crawl the public and admin endpoints, error pages included.
+    let app = spawn_app().await;
+    let t = upgate::api::admin::create_tenant(app.state.control.as_ref(), "crawl")
+        .await
+        .expect("t");
+    let link_secret = app
+        .state
+        .control
+        .link_keys()
+        .await
+        .expect("keys")
+        .first()
+        .expect("key")
+        .secret
+        .clone();
+    let admin = format!("http://{}", app.admin.expect("admin"));
+    let public = app.endpoint();
+    let urls = [
+        format!("{public}/healthz"),
+        format!("{public}/readyz"),
+        format!("{public}/v1/openapi.json"),
+        format!("{public}/v1/files"),
+        format!("{public}/v1/nope"),
+        format!("{public}/"),
+        format!("{public}/{BUCKET}/missing"),
+        format!("{public}/nosuchbucket"),
+        format!("{admin}/metrics"),
+        format!("{admin}/readyz"),
+        format!("{admin}/nope"),
+    ];
+    let data_dir = app.dir.path().display().to_string();
+    for u in urls {
+        let r = reqwest::get(&u).await.expect("get");
+        let headers = format!("{:?}", r.headers());
+        let body = r.text().await.expect("body");
+        for secret in [
+            SECRET_KEY,
+            link_secret.as_str(),
+            t.secret_access_key.as_str(),
+            t.api_key.as_str(),
+            data_dir.as_str(),
+        ] {
+            assert!(
+                !body.contains(secret) && !headers.contains(secret),
+                "{u} leaks a secret"
+            );
+        }
+    }
+    // The admin listener is not the public one.
+    assert_ne!(
+        reqwest::get(format!("{public}/metrics"))
+            .await
+            .expect("m")
+            .status(),
+        200
+    );
+    app.stop().await;
+}

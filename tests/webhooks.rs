@@ -461,7 +461,11 @@ async fn retries_with_backoff_after_server_errors_then_succeeds() {
         if row.delivered_at.is_some() {
             break;
         }
-        if row.attempts >= 1 {
+        // While a worker holds the event (claimed for delivery), `next_attempt_at` is the claim
+        // lease, not a retry schedule: look again once the attempt is recorded.
+        let in_flight = row.next_attempt_at - upgate::clock::now_ms()
+            > upgate::metadata::control::OUTBOX_CLAIM_MS / 2;
+        if row.attempts >= 1 && !in_flight {
             assert_eq!(row.last_error.as_deref(), Some("endpoint 0: status 500"));
             let failed_hit = &rx.hits_on("/hook")[usize::try_from(row.attempts - 1).unwrap()];
             let ceiling = 100 << (row.attempts - 1);

@@ -139,6 +139,7 @@ pub async fn upload_part(
     if h.contains_key("x-amz-copy-source") {
         return Err(Error::NotImplemented);
     }
+    super::object::refuse_client_encryption(h)?;
     let first = part_number == 1;
     let base = Expectations {
         max_bytes: bcfg.max_object_bytes,

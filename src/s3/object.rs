@@ -97,6 +97,22 @@ fn parse_len(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
     }
 }
 
+/// Refuses client-chosen encryption: the object's encryption at rest is upgate's decision
+/// (T-F7). Customer-provided keys (SSE-C) cannot be honoured through a gateway that must read
+/// the bytes, so they are refused instead of silently ignored; a plain
+/// `x-amz-server-side-encryption` request header is ignored (upgate's own setting applies).
+pub(crate) fn refuse_client_encryption(h: &HeaderMap) -> Result<()> {
+    if h.keys().any(|k| {
+        k.as_str()
+            .starts_with("x-amz-server-side-encryption-customer-")
+    }) {
+        return Err(Error::InvalidArgument(
+            "Customer-provided encryption keys are not supported; upgate encrypts at rest itself.",
+        ));
+    }
+    Ok(())
+}
+
 /// What a body-carrying request (PutObject, UploadPart) declared, checked before any byte of
 /// the body is read (with `Expect: 100-continue` the client has not even sent it).
 pub(crate) struct BodyPlan {
@@ -421,6 +437,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
         // Conditional writes are not offered yet; refusing beats silently ignoring them.
         return Err(Error::NotImplemented);
     }
+    refuse_client_encryption(h)?;
     let owner = ctx.verified.access_key_id().to_string();
     let base = Expectations {
         max_bytes: bcfg.max_object_bytes,
