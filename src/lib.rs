@@ -3,24 +3,38 @@
 //! # Architecture map
 //!
 //! ```text
-//! main.rs ── CLI: parse args, load config, init telemetry, build the app, run until signal
+//! main.rs ── CLI: serve | check-config | admin (tenants, keys, quotas, link/master key rotation)
 //!   │
-//! app.rs ──── App::build(config): storage + metadata + credentials + bound listener
+//! app.rs ──── App::build(config): storage + metadata + limiter + credentials + bound listeners
 //!   │
-//! server.rs ─ accept loop: connection cap, HTTP/1.1 + HTTP/2, header timeout, graceful drain
+//! server.rs ─ accept loop: connection caps (global, per IP /64), optional TLS (tls.rs, hot
+//!   │         reload), HTTP/1.1 + HTTP/2, header limits and timeouts, graceful drain; the admin
+//!   │         listener (metrics.rs, health.rs)
 //!   │
-//! s3/mod.rs ─ per request: router::route (pure) → auth::parse → key lookup → verify
-//!   │          (a `Verified` proof) → handler → response; errors become S3 XML here
-//!   ├─ s3/object.rs  PutObject (ingest), Get/Head (ranges, conditionals), Delete
-//!   └─ s3/bucket.rs  list buckets/objects, DeleteObjects, bucket probes
+//! s3/mod.rs ─ per request: /v1 → api/; else router::route (pure) → auth::parse → key lookup
+//!   │          (root, tenant keys in the DB, link keys) → verify (a `Verified` proof) → scope
+//!   │          check (tenant prefix) → ratelimit → handler → response; S3 XML errors, CORS
+//!   ├─ s3/object.rs     PutObject (ingest, or through a single-use link), Get/Head, Delete
+//!   ├─ s3/multipart.rs  multipart uploads with a total-size budget, streamed assembly
+//!   ├─ s3/post.rs       browser POST-policy uploads (bounded form parsing)
+//!   └─ s3/bucket.rs     list buckets/objects, DeleteObjects, bucket probes
+//! api/ ─────── the JSON control plane: principals (API key, JWT, upload token, admin), upload
+//!              links (minted SigV4 URLs, claimed once in the DB), tokens, files, downloads,
+//!              versions, grants + audit, OpenAPI document
 //!
 //! ingest/ ── the streaming pipe: [aws-chunked decode + chunk signatures] → byte limit →
 //!            SHA-256 (+ MD5 / CRC when asked) → magic-byte sniff → staging write; digests
 //!            verified at end of stream, before anything is committed
-//! storage/ ─ object_store seam; writes are staged (invisible) until commit, abort on drop
-//! metadata/  the object records (pending → committed → garbage); SQLite by default
-//! sweeper.rs removes bytes of retired versions and of uploads whose process died
-//! error.rs ─ the one error enum, mapped exhaustively to HTTP status + S3 code
+//! storage/ ─ backends behind object_store (local, memory, S3, GCS, Azure); writes are staged
+//!            (invisible, spooled within budgets for remote stores) until commit; SSE and
+//!            envelope encryption wrappers
+//! metadata/  object records (pending → committed → garbage), multipart, control-plane records
+//!            and quotas, one SQL source for SQLite and PostgreSQL
+//! ratelimit/ governor in process + Redis GCRA across replicas, circuit breaker, upload permits
+//! quota.rs   per-tenant limits, enforced in the commit transaction
+//! events.rs  webhook worker: outbox → signed POSTs, backoff + jitter, at-least-once
+//! sweeper.rs removes bytes of retired versions, dead uploads, idle multipart uploads
+//! error.rs ─ the one error enum, mapped exhaustively to HTTP status + S3 code (+ /v1 status)
 //! config.rs  embedded documented defaults + file + UPGATE__* env; every problem at once
 //! ```
 //!

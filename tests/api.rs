@@ -1230,3 +1230,153 @@ async fn a_tenant_quota_holds_under_50_concurrent_uploads_and_is_released_on_del
     assert_eq!(upload(&link, data).await.0, 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_link_can_be_uploaded_in_parts_and_completed_once() {
+    let app = spawn_app_with("[s3]\nmin_part_bytes = 1000\n").await;
+    let t = tenant(&app, "parts").await;
+    let data = pdf(25_000);
+    let mut body = new_upload("big.pdf", &data);
+    body["parts"] = json!(3);
+    let (s, link) = call(&app, "POST", "/v1/uploads", &t.api_key, Some(body)).await;
+    assert_eq!(s, 201, "{link}");
+    let parts = link["parts"].as_array().expect("parts").clone();
+    assert_eq!(parts.len(), 3);
+    let id = link["upload_id"].as_str().expect("id").to_string();
+    let mut done = Vec::new();
+    let mut offset = 0;
+    for p in &parts {
+        let len: usize = p["headers"]["Content-Length"]
+            .as_str()
+            .expect("len")
+            .parse()
+            .expect("n");
+        let chunk = data[offset..offset + len].to_vec();
+        offset += len;
+        // A part URL pins its size: another length does not verify.
+        let bad = vec![("content-length".to_string(), (len + 1).to_string())];
+        let mut longer = chunk.clone();
+        longer.push(0);
+        assert_eq!(
+            send("PUT", p["url"].as_str().expect("u"), &bad, longer)
+                .await
+                .0,
+            403
+        );
+        let h = vec![("content-length".to_string(), len.to_string())];
+        let (s, headers, _) = send("PUT", p["url"].as_str().expect("u"), &h, chunk).await;
+        assert_eq!(s, 200);
+        done.push(
+            json!({"part_number": p["part_number"], "etag": headers["etag"].to_str().expect("e")}),
+        );
+    }
+    assert_eq!(offset, data.len());
+    // Nothing is visible before completion; another tenant cannot complete it.
+    let other = tenant(&app, "other").await;
+    let path = format!("/v1/uploads/{id}/complete");
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            &path,
+            &other.api_key,
+            Some(json!({"parts": done}))
+        )
+        .await
+        .0,
+        404
+    );
+    let (s, r) = call(
+        &app,
+        "POST",
+        &path,
+        &t.api_key,
+        Some(json!({"parts": done})),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let (_, st) = call(&app, "GET", &format!("/v1/uploads/{id}"), &t.api_key, None).await;
+    assert_eq!(st["status"], "complete");
+    assert_eq!(st["sha256"], sha256_hex(&data));
+    // Once only.
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            &path,
+            &t.api_key,
+            Some(json!({"parts": done}))
+        )
+        .await
+        .0,
+        403
+    );
+    let file = link["file_id"].as_str().expect("f");
+    let (_, dl) = call(
+        &app,
+        "POST",
+        &format!("/v1/files/{file}/download-url"),
+        &t.api_key,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        send("GET", dl["url"].as_str().expect("u"), &[], vec![])
+            .await
+            .2,
+        data
+    );
+
+    // A declared hash the parts do not match: completion fails and releases the link.
+    let mut body = new_upload("bad.pdf", &data);
+    body["parts"] = json!(2);
+    body["sha256"] = json!(sha256_hex(b"something else"));
+    let (_, link) = call(&app, "POST", "/v1/uploads", &t.api_key, Some(body)).await;
+    let id = link["upload_id"].as_str().expect("id").to_string();
+    let mut done = Vec::new();
+    let mut offset = 0;
+    for p in link["parts"].as_array().expect("parts") {
+        let len: usize = p["headers"]["Content-Length"]
+            .as_str()
+            .expect("len")
+            .parse()
+            .expect("n");
+        let h = vec![("content-length".to_string(), len.to_string())];
+        let (s, headers, _) = send(
+            "PUT",
+            p["url"].as_str().expect("u"),
+            &h,
+            data[offset..offset + len].to_vec(),
+        )
+        .await;
+        assert_eq!(s, 200);
+        offset += len;
+        done.push(
+            json!({"part_number": p["part_number"], "etag": headers["etag"].to_str().expect("e")}),
+        );
+    }
+    let (s, r) = call(
+        &app,
+        "POST",
+        &format!("/v1/uploads/{id}/complete"),
+        &t.api_key,
+        Some(json!({"parts": done})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["error"]["code"].as_str()),
+        (400, Some("XAmzContentSHA256Mismatch"))
+    );
+    let (_, st) = call(&app, "GET", &format!("/v1/uploads/{id}"), &t.api_key, None).await;
+    assert_eq!(st["status"], "pending", "released for another attempt");
+    // Too many parts for the minimum part size.
+    let mut body = new_upload("x.pdf", &data);
+    body["parts"] = json!(100);
+    assert_eq!(
+        call(&app, "POST", "/v1/uploads", &t.api_key, Some(body))
+            .await
+            .0,
+        400
+    );
+    app.stop().await;
+}

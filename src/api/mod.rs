@@ -39,6 +39,7 @@ pub enum ApiRoute {
     OpenApi,
     CreateUpload,
     GetUpload(String),
+    CompleteUpload(String),
     CreateToken,
     RevokeToken(String),
     ListFiles,
@@ -59,6 +60,7 @@ impl ApiRoute {
             ApiRoute::OpenApi => "api.OpenApi",
             ApiRoute::CreateUpload => "api.CreateUpload",
             ApiRoute::GetUpload(_) => "api.GetUpload",
+            ApiRoute::CompleteUpload(_) => "api.CompleteUpload",
             ApiRoute::CreateToken => "api.CreateToken",
             ApiRoute::RevokeToken(_) => "api.RevokeToken",
             ApiRoute::ListFiles => "api.ListFiles",
@@ -108,6 +110,7 @@ fn route_exact(method: &Method, path: &str) -> Result<ApiRoute> {
         (Method::GET, ["openapi.json"]) => ApiRoute::OpenApi,
         (Method::POST, ["uploads"]) => ApiRoute::CreateUpload,
         (Method::GET, ["uploads", u]) => ApiRoute::GetUpload(id(u)?),
+        (Method::POST, ["uploads", u, "complete"]) => ApiRoute::CompleteUpload(id(u)?),
         (Method::POST, ["upload-tokens"]) => ApiRoute::CreateToken,
         (Method::DELETE, ["upload-tokens", t]) => ApiRoute::RevokeToken(id(t)?),
         (Method::GET, ["files"]) => ApiRoute::ListFiles,
@@ -140,6 +143,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/openapi.json"),
     ("post", "/v1/uploads"),
     ("get", "/v1/uploads/{id}"),
+    ("post", "/v1/uploads/{id}/complete"),
     ("post", "/v1/upload-tokens"),
     ("delete", "/v1/upload-tokens/{id}"),
     ("get", "/v1/files"),
@@ -294,6 +298,9 @@ async fn dispatch(
             uploads::create_upload(state, &who, read_json(body).await?, &base, None).await
         }
         ApiRoute::GetUpload(id) => uploads::get_upload(state, &who, &id).await,
+        ApiRoute::CompleteUpload(id) => {
+            uploads::complete_upload(state, &who, &id, read_json(body).await?).await
+        }
         ApiRoute::CreateToken => uploads::create_token(state, &who, read_json(body).await?).await,
         ApiRoute::RevokeToken(id) => uploads::revoke_token(state, &who, &id).await,
         ApiRoute::ListFiles => files::list(state, &who, query).await,
@@ -378,7 +385,11 @@ mod tests {
         for (m, p, want) in cases {
             assert_eq!(route(&m, p).expect(p), want, "{m} {p}");
         }
-        assert_eq!(ROUTES.len(), 14);
+        assert_eq!(ROUTES.len(), 15);
+        assert_eq!(
+            route(&Method::POST, "/v1/uploads/u1/complete").expect("complete"),
+            ApiRoute::CompleteUpload(s("u1"))
+        );
         assert!(matches!(
             route(&Method::PUT, "/v1/files"),
             Err(Error::MethodNotAllowed)

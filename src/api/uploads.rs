@@ -37,6 +37,9 @@ pub struct CreateUpload {
     pub sha256: Option<String>,
     /// String metadata (at most 32 keys).
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Upload in this many parts (presigned part URLs plus a completion call) instead of one
+    /// PUT. Every part but the last must be at least `s3.min_part_bytes`.
+    pub parts: Option<u32>,
 }
 
 /// Longest display name kept.
@@ -212,6 +215,9 @@ pub async fn create_upload(
         completed_at_ms: None,
     };
     state.control.insert_link(&link).await?;
+    if let Some(n) = req.parts.filter(|n| *n > 1) {
+        return multipart_link(state, &link, n, base_url, ttl, &file.id).await;
+    }
     let mut headers = vec![
         ("content-length".to_string(), req.size.to_string()),
         ("content-type".to_string(), content_type.clone()),
@@ -251,6 +257,187 @@ pub async fn create_upload(
             "expires_at": iso8601(crate::clock::from_ms(link.expires_at_ms)),
         }),
     ))
+}
+
+/// The part sizes of a `size`-byte object split into `n` parts of equal size (the last smaller).
+fn part_sizes(size: u64, n: u32) -> Vec<u64> {
+    let n = u64::from(n);
+    let each = size.div_ceil(n);
+    (0..n)
+        .map(|i| each.min(size.saturating_sub(i * each)))
+        .filter(|s| *s > 0)
+        .collect()
+}
+
+/// A link uploaded in parts: an S3 multipart upload owned by the link (`link:<id>`, same id),
+/// one presigned URL per part pinning its number and exact size, and a completion call.
+async fn multipart_link(
+    state: &Arc<AppState>,
+    link: &UploadLink,
+    n: u32,
+    base_url: &str,
+    ttl: Duration,
+    file_id: &str,
+) -> Result<Response<Body>> {
+    let size = u64::try_from(link.size).map_err(|_| Error::internal("negative size"))?;
+    let sizes = part_sizes(size, n);
+    let min = state.config.s3.min_part_bytes;
+    if n > state.config.s3.max_parts
+        || sizes.len() != n as usize
+        || sizes[..sizes.len() - 1].iter().any(|s| *s < min)
+    {
+        return Err(Error::InvalidJson(
+            "parts: every part but the last must be at least s3.min_part_bytes.",
+        ));
+    }
+    let now = crate::clock::now_ms();
+    state
+        .meta
+        .create_multipart(&crate::metadata::MultipartUpload {
+            upload_id: link.id.clone(),
+            bucket: link.bucket.clone(),
+            key: link.key.clone(),
+            owner: format!("link:{}", link.id),
+            content_type: Some(link.content_type.clone()),
+            checksum_algorithm: None,
+            created_at_ms: now,
+            last_activity_ms: now,
+        })
+        .await?;
+    let mut parts = Vec::new();
+    for (i, part_size) in sizes.iter().enumerate() {
+        let number = (i + 1).to_string();
+        let url = links::mint(
+            &state.link_keys,
+            &state.config.s3.region,
+            Mint {
+                base_url,
+                method: http::Method::PUT,
+                bucket: &link.bucket,
+                key: &link.key,
+                query: vec![
+                    ("partNumber".to_string(), number.clone()),
+                    ("uploadId".to_string(), link.id.clone()),
+                    (UPLOAD_PARAM.to_string(), link.id.clone()),
+                ],
+                headers: vec![("content-length".to_string(), part_size.to_string())],
+                ttl,
+            },
+        )?;
+        parts.push(serde_json::json!({
+            "part_number": i + 1,
+            "url": url,
+            "method": "PUT",
+            "headers": { "Content-Length": part_size.to_string() },
+        }));
+    }
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({
+            "upload_id": link.id,
+            "file_id": file_id,
+            "parts": parts,
+            "complete": { "method": "POST", "path": format!("/v1/uploads/{}/complete", link.id) },
+            "expires_at": iso8601(crate::clock::from_ms(link.expires_at_ms)),
+        }),
+    ))
+}
+
+/// `POST /v1/uploads/{id}/complete` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteUpload {
+    pub parts: Vec<CompletedPart>,
+}
+
+/// One uploaded part: its number and the ETag its PUT returned.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// Completes a link uploaded in parts: the link is claimed (once), the parts assembled and
+/// checked (size, type, hash), and everything commits in one transaction; on failure the link
+/// is released for another completion attempt before it expires.
+pub async fn complete_upload(
+    state: &Arc<AppState>,
+    who: &Principal,
+    id: &str,
+    req: CompleteUpload,
+) -> Result<Response<Body>> {
+    let link = state.control.link(id).await?.ok_or(Error::NotFound)?;
+    if link.tenant_id != who.tenant_id || link.owner != who.subject {
+        return Err(Error::NotFound);
+    }
+    if matches!(link.status, LinkStatus::Complete | LinkStatus::Expired)
+        || link.expires_at_ms < crate::clock::now_ms()
+    {
+        return Err(Error::AccessDenied("This upload link is no longer valid."));
+    }
+    let upload = state.meta.multipart(id).await?.ok_or(Error::NotFound)?;
+    if req.parts.is_empty() || req.parts.len() > state.config.s3.max_parts as usize {
+        return Err(Error::InvalidJson("parts must list the uploaded parts."));
+    }
+    let listed: Vec<crate::s3::xml::CompletePart> = req
+        .parts
+        .into_iter()
+        .map(|p| crate::s3::xml::CompletePart {
+            part_number: p.part_number,
+            etag: p.etag.trim_matches('"').to_string(),
+            checksums: Vec::new(),
+        })
+        .collect();
+    let now = crate::clock::now_ms();
+    let claim_for = i64::try_from(
+        state
+            .config
+            .metadata
+            .pending_lease_secs
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
+    match state
+        .control
+        .claim_link(id, now, now.saturating_add(claim_for))
+        .await?
+    {
+        crate::metadata::control::Claim::Claimed(_) => {}
+        crate::metadata::control::Claim::InProgress => return Err(Error::LinkInUse),
+        _ => return Err(Error::AccessDenied("This upload link is no longer valid.")),
+    }
+    let started = std::time::Instant::now();
+    match crate::s3::multipart::complete_upload(
+        state,
+        &upload,
+        &listed,
+        Some(&link.tenant_id),
+        Some(&link),
+        started,
+    )
+    .await
+    {
+        Ok(etag) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "upload_id": link.id,
+                "file_id": link.file_id,
+                "status": "complete",
+                "etag": etag,
+            }),
+        )),
+        Err(e) => {
+            state.control.release_link(id).await?;
+            let event =
+                crate::s3::object::link_event(&link, crate::events::UPLOAD_FAILED, None, Some(&e));
+            state
+                .control
+                .enqueue(&event, crate::clock::now_ms())
+                .await?;
+            Err(e)
+        }
+    }
 }
 
 /// `GET /v1/uploads/{id}`: the link's state, as its owner sees it.
@@ -416,6 +603,13 @@ pub async fn revoke_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_split_evenly_with_a_smaller_last_part() {
+        assert_eq!(part_sizes(20, 3), vec![7, 7, 6]);
+        assert_eq!(part_sizes(21, 3), vec![7, 7, 7]);
+        assert_eq!(part_sizes(3, 5), vec![1, 1, 1]);
+    }
 
     #[test]
     fn display_names_are_sanitized() {

@@ -194,7 +194,10 @@ async fn dispatch(
     if crate::api::links::is_link_key(verified.access_key_id())
         && !matches!(
             endpoint,
-            Endpoint::PutObject { .. } | Endpoint::GetObject { .. } | Endpoint::HeadObject { .. }
+            Endpoint::PutObject { .. }
+                | Endpoint::UploadPart { .. }
+                | Endpoint::GetObject { .. }
+                | Endpoint::HeadObject { .. }
         )
     {
         return Err((

@@ -29,6 +29,7 @@ use crate::config::{BucketConfig, EtagMode};
 use crate::error::{Error, Result};
 use crate::ingest::checksum::{self, ChecksumAlgorithm};
 use crate::ingest::{self, Expectations};
+use crate::metadata::control::LinkStatus;
 use crate::metadata::{CommitInfo, MultipartUpload, NewPending, PartRecord};
 use crate::storage::Storage;
 
@@ -43,12 +44,28 @@ async fn owned_upload(
     key: &str,
     upload_id: &str,
 ) -> Result<MultipartUpload> {
-    match ctx.state.meta.multipart(upload_id).await? {
-        Some(u)
-            if u.bucket == bucket && u.key == key && u.owner == ctx.verified.access_key_id() =>
-        {
-            Ok(u)
+    // Parts of a multipart upload link are signed by a link key and name their link; such an
+    // upload belongs to `link:<id>` and only while the link is still open.
+    let owner = if crate::api::links::is_link_key(ctx.verified.access_key_id()) {
+        let link_id = ctx
+            .query
+            .get(crate::api::links::UPLOAD_PARAM)?
+            .ok_or(Error::NoSuchUpload)?;
+        let link = ctx
+            .state
+            .control
+            .link(link_id)
+            .await?
+            .ok_or(Error::NoSuchUpload)?;
+        if link.status != LinkStatus::Pending || link.expires_at_ms < crate::clock::now_ms() {
+            return Err(Error::AccessDenied("This upload link is no longer valid."));
         }
+        format!("link:{link_id}")
+    } else {
+        ctx.verified.access_key_id().to_string()
+    };
+    match ctx.state.meta.multipart(upload_id).await? {
+        Some(u) if u.bucket == bucket && u.key == key && u.owner == owner => Ok(u),
         _ => Err(Error::NoSuchUpload),
     }
 }
@@ -281,7 +298,7 @@ pub async fn complete(
 ) -> Result<Response<Body>> {
     let started = std::time::Instant::now();
     let state = &ctx.state;
-    let bcfg = bucket_config(state, bucket)?;
+    bucket_config(state, bucket)?;
     let upload = owned_upload(ctx, bucket, key, upload_id).await?;
     if ctx.parts.headers.contains_key(header::IF_NONE_MATCH)
         || ctx.parts.headers.contains_key(header::IF_MATCH)
@@ -291,12 +308,36 @@ pub async fn complete(
     let data = super::bucket::read_small_body(ctx, body).await?;
     let listed = xml::parse_complete_multipart(&data, state.config.s3.max_parts as usize)
         .map_err(|_| Error::MalformedXml)?;
-    let stored = all_parts(state, upload_id).await?;
+    let tenant = crate::quota::tenant_of_scope(ctx.scope.as_deref());
+    let etag = complete_upload(state, &upload, &listed, tenant, None, started).await?;
+    let location = format!("/{bucket}/{key}");
+    Ok(xml_response(
+        StatusCode::OK,
+        xml::complete_multipart(&location, bucket, key, &etag, None),
+    ))
+}
+
+/// Completes `upload` with the `listed` parts: validates the list (order, ETags, checksums,
+/// sizes, budget, type of the first bytes), assembles the object, and commits it — through
+/// `link` (object, link, file, token, quota and event in one transaction) when the upload was
+/// made through a control-API link. Returns the object's ETag.
+pub(crate) async fn complete_upload(
+    state: &Arc<AppState>,
+    upload: &MultipartUpload,
+    listed: &[xml::CompletePart],
+    tenant: Option<&str>,
+    link: Option<&crate::metadata::control::UploadLink>,
+    started: std::time::Instant,
+) -> Result<String> {
+    let bucket = upload.bucket.as_str();
+    let key = upload.key.as_str();
+    let bcfg = bucket_config(state, bucket)?;
+    let stored = all_parts(state, &upload.upload_id).await?;
 
     // Validate the list against what was stored, in S3's order of checks.
     let mut chosen: Vec<&PartRecord> = Vec::with_capacity(listed.len());
     let mut previous = 0;
-    for l in &listed {
+    for l in listed {
         if l.part_number <= previous {
             return Err(Error::InvalidPartOrder);
         }
@@ -341,8 +382,12 @@ pub async fn complete(
         _ => {}
     }
 
+    if let Some(link) = link
+        && total != u64::try_from(link.size).unwrap_or(0)
+    {
+        return Err(Error::IncompleteBody);
+    }
     // Assemble into a fresh, invisible object; commit like a PUT.
-    let tenant = crate::quota::tenant_of_scope(ctx.scope.as_deref());
     let quota = match tenant {
         Some(t) => Some(crate::quota::quota_for(state, t).await?),
         None => None,
@@ -397,7 +442,33 @@ pub async fn complete(
         committed_at_ms: crate::clock::now_ms(),
         quota: quota.clone(),
     };
-    let retired = match state.meta.commit(&id, &info).await {
+    if let Some(link) = link
+        && let Some(want) = &link.sha256
+        && *want != info.sha256
+    {
+        let _ = state.storage.delete(&path).await;
+        let _ = state.meta.discard_pending(&id).await;
+        return Err(Error::ContentSha256Mismatch);
+    }
+    let committed = match link {
+        None => state.meta.commit(&id, &info).await,
+        Some(link) => state
+            .control
+            .commit_link(&crate::metadata::control::LinkCommit {
+                object_id: id.clone(),
+                object: info.clone(),
+                link_id: link.id.clone(),
+                event: super::object::link_event(
+                    link,
+                    crate::events::UPLOAD_COMPLETED,
+                    Some(&info),
+                    None,
+                ),
+            })
+            .await
+            .map(|()| Vec::new()),
+    };
+    let retired = match committed {
         Ok(r) => r,
         Err(e) => {
             let _ = state.storage.delete(&path).await;
@@ -417,16 +488,12 @@ pub async fn complete(
     // The upload is done: its parts become loose blobs, removed now (or by the sweeper).
     state
         .meta
-        .remove_multipart(upload_id, crate::clock::now_ms())
+        .remove_multipart(&upload.upload_id, crate::clock::now_ms())
         .await?;
     for p in &stored {
         discard_blob(state, bucket, &p.blob_id).await;
     }
-    let location = format!("/{bucket}/{key}");
-    Ok(xml_response(
-        StatusCode::OK,
-        xml::complete_multipart(&location, bucket, key, &etag, None),
-    ))
+    Ok(etag)
 }
 
 /// Streams the parts, in order, into a staged object at `path` and publishes it. Returns the
