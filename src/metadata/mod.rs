@@ -8,6 +8,7 @@
 //! process died mid-upload) and retired versions are swept together with their bytes.
 
 pub mod control;
+pub mod multipart;
 pub mod postgres;
 pub mod sqlite;
 
@@ -216,45 +217,10 @@ pub struct PartRecord {
     pub created_at_ms: i64,
 }
 
-/// The metadata store. Implementations: SQLite (default), PostgreSQL (at scale).
+/// Multipart uploads, their parts and loose blobs (one SQL source for both databases, see
+/// [`multipart`]).
 #[async_trait]
-pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Records a configured bucket (idempotent); returns its creation time.
-    async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError>;
-    /// All recorded buckets with creation times, by name.
-    async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError>;
-    /// Inserts a `pending` row before any byte is written.
-    async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError>;
-    /// Atomically retires the current version at the row's key and commits the row. Returns
-    /// the ids of the retired versions (now `garbage`). Fails with `PendingGone` if the row is
-    /// no longer pending or its lease ended before `info.committed_at_ms` (it then belongs to
-    /// the sweeper).
-    async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError>;
-    /// Removes a `pending` row (the upload failed and its bytes were discarded).
-    async fn discard_pending(&self, id: &str) -> Result<(), MetaError>;
-    /// The committed version at `key`.
-    async fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError>;
-    /// Retires the committed version at `key`; returns its id if there was one.
-    async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError>;
-    /// Removes a row for good (after its bytes are gone).
-    async fn purge(&self, id: &str) -> Result<(), MetaError>;
-    /// Committed objects with keys starting with `prefix` and greater than `start` (or equal
-    /// to it when `inclusive`), in key (UTF-8 byte) order, at most `limit`.
-    async fn list(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start: &str,
-        inclusive: bool,
-        limit: u32,
-    ) -> Result<Vec<ObjectRecord>, MetaError>;
-    /// Pending rows with an expired lease, and garbage rows: bytes to remove, rows to purge.
-    async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError>;
-    /// Cheap liveness probe.
-    async fn ping(&self) -> Result<(), MetaError>;
-
-    // ---- multipart uploads ------------------------------------------------------------
-
+pub trait MultipartStore: Send + Sync + std::fmt::Debug + 'static {
     /// Records a new multipart upload.
     async fn create_multipart(&self, u: &MultipartUpload) -> Result<(), MetaError>;
     /// An open upload by id.
@@ -305,6 +271,44 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     async fn due_loose_blobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError>;
     /// Forgets a loose blob after its bytes were removed.
     async fn forget_loose_blob(&self, blob_id: &str) -> Result<(), MetaError>;
+}
+
+/// The metadata store. Implementations: SQLite (default), PostgreSQL (at scale).
+#[async_trait]
+pub trait MetadataStore: MultipartStore + Send + Sync + std::fmt::Debug + 'static {
+    /// Records a configured bucket (idempotent); returns its creation time.
+    async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError>;
+    /// All recorded buckets with creation times, by name.
+    async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError>;
+    /// Inserts a `pending` row before any byte is written.
+    async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError>;
+    /// Atomically retires the current version at the row's key and commits the row. Returns
+    /// the ids of the retired versions (now `garbage`). Fails with `PendingGone` if the row is
+    /// no longer pending or its lease ended before `info.committed_at_ms` (it then belongs to
+    /// the sweeper).
+    async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError>;
+    /// Removes a `pending` row (the upload failed and its bytes were discarded).
+    async fn discard_pending(&self, id: &str) -> Result<(), MetaError>;
+    /// The committed version at `key`.
+    async fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError>;
+    /// Retires the committed version at `key`; returns its id if there was one.
+    async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError>;
+    /// Removes a row for good (after its bytes are gone).
+    async fn purge(&self, id: &str) -> Result<(), MetaError>;
+    /// Committed objects with keys starting with `prefix` and greater than `start` (or equal
+    /// to it when `inclusive`), in key (UTF-8 byte) order, at most `limit`.
+    async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: &str,
+        inclusive: bool,
+        limit: u32,
+    ) -> Result<Vec<ObjectRecord>, MetaError>;
+    /// Pending rows with an expired lease, and garbage rows: bytes to remove, rows to purge.
+    async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError>;
+    /// Cheap liveness probe.
+    async fn ping(&self) -> Result<(), MetaError>;
 }
 
 /// The smallest string greater than every string that starts with `prefix`, if one exists

@@ -1,0 +1,310 @@
+//! [`MultipartStore`](super::MultipartStore) for SQLite and PostgreSQL, from one SQL source
+//! (`$N` placeholders, introduced in ascending order, as in [`super::control`]).
+//!
+//! Admitting a part is one transaction whose first statement is an `UPDATE` of the upload's row
+//! (touching its last activity): PostgreSQL takes the row lock there, SQLite's single writer
+//! serialises anyway, so the budget check that follows sees every part committed before it and
+//! two parts streamed concurrently cannot both squeeze under the budget.
+
+/// Implements [`MultipartStore`](super::MultipartStore) for a store type whose rows are
+/// `$row`; `$w` is the pool for writes, `$r` for reads.
+#[macro_export]
+macro_rules! impl_multipart_store {
+    ($ty:ty, $row:ty, $w:ident, $r:ident) => {
+        const _: () = {
+            use sqlx::Row;
+            use $crate::metadata::{
+                MetaError, MultipartStore, MultipartUpload, PartRecord, Sweepable,
+                prefix_upper_bound,
+            };
+
+            const UPLOAD_COLUMNS: &str = "upload_id, bucket, key, owner, content_type, \
+                checksum_algorithm, created_at, last_activity";
+            const PART_COLUMNS: &str = "part_number, blob_id, size, etag, sha256, \
+                checksum_algorithm, checksum_value, detected_type, created_at";
+
+            fn upload(row: &$row) -> Result<MultipartUpload, MetaError> {
+                Ok(MultipartUpload {
+                    upload_id: row.try_get("upload_id")?,
+                    bucket: row.try_get("bucket")?,
+                    key: row.try_get("key")?,
+                    owner: row.try_get("owner")?,
+                    content_type: row.try_get("content_type")?,
+                    checksum_algorithm: row.try_get("checksum_algorithm")?,
+                    created_at_ms: row.try_get("created_at")?,
+                    last_activity_ms: row.try_get("last_activity")?,
+                })
+            }
+
+            fn part(row: &$row) -> Result<PartRecord, MetaError> {
+                let n: i64 = row.try_get("part_number")?;
+                let size: i64 = row.try_get("size")?;
+                let algo: Option<String> = row.try_get("checksum_algorithm")?;
+                let value: Option<String> = row.try_get("checksum_value")?;
+                Ok(PartRecord {
+                    part_number: u32::try_from(n).map_err(|_| MetaError::Corrupt("part number"))?,
+                    blob_id: row.try_get("blob_id")?,
+                    size: u64::try_from(size).map_err(|_| MetaError::Corrupt("negative size"))?,
+                    etag: row.try_get("etag")?,
+                    sha256: row.try_get("sha256")?,
+                    checksum: algo.zip(value),
+                    detected_type: row.try_get("detected_type")?,
+                    created_at_ms: row.try_get("created_at")?,
+                })
+            }
+
+            #[async_trait::async_trait]
+            impl MultipartStore for $ty {
+                async fn create_multipart(&self, u: &MultipartUpload) -> Result<(), MetaError> {
+                    sqlx::query(&format!(
+                        "INSERT INTO multipart_uploads ({UPLOAD_COLUMNS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    ))
+                    .bind(&u.upload_id)
+                    .bind(&u.bucket)
+                    .bind(&u.key)
+                    .bind(&u.owner)
+                    .bind(&u.content_type)
+                    .bind(&u.checksum_algorithm)
+                    .bind(u.created_at_ms)
+                    .bind(u.last_activity_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn multipart(&self, upload_id: &str) -> Result<Option<MultipartUpload>, MetaError> {
+                    if upload_id.contains('\0') {
+                        return Ok(None);
+                    }
+                    let row = sqlx::query(&format!(
+                        "SELECT {UPLOAD_COLUMNS} FROM multipart_uploads WHERE upload_id = $1"
+                    ))
+                    .bind(upload_id)
+                    .fetch_optional(&self.$r)
+                    .await?;
+                    row.as_ref().map(upload).transpose()
+                }
+
+                async fn list_multipart(
+                    &self,
+                    bucket: &str,
+                    owner: &str,
+                    prefix: &str,
+                    key_marker: &str,
+                    upload_id_marker: &str,
+                    limit: u32,
+                ) -> Result<Vec<MultipartUpload>, MetaError> {
+                    // PostgreSQL text cannot hold NUL: such a filter matches nothing.
+                    if [bucket, owner, prefix, key_marker, upload_id_marker]
+                        .iter()
+                        .any(|s| s.contains('\0'))
+                    {
+                        return Ok(Vec::new());
+                    }
+                    let upper = prefix_upper_bound(prefix);
+                    let sql = format!(
+                        "SELECT {UPLOAD_COLUMNS} FROM multipart_uploads WHERE bucket = $1 \
+                         AND owner = $2 AND key >= $3 \
+                         AND (key > $4 OR (key = $4 AND upload_id > $5)) {} \
+                         ORDER BY key, upload_id LIMIT $6",
+                        if upper.is_some() { "AND key < $7" } else { "" }
+                    );
+                    let mut q = sqlx::query(&sql)
+                        .bind(bucket)
+                        .bind(owner)
+                        .bind(prefix)
+                        .bind(key_marker)
+                        .bind(upload_id_marker)
+                        .bind(i64::from(limit));
+                    if let Some(u) = &upper {
+                        q = q.bind(u);
+                    }
+                    let rows = q.fetch_all(&self.$r).await?;
+                    rows.iter().map(upload).collect()
+                }
+
+                async fn register_loose_blob(
+                    &self,
+                    blob_id: &str,
+                    bucket: &str,
+                    sweep_after_ms: i64,
+                ) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "INSERT INTO loose_blobs (blob_id, bucket, sweep_after) VALUES ($1, $2, $3)",
+                    )
+                    .bind(blob_id)
+                    .bind(bucket)
+                    .bind(sweep_after_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn put_part(
+                    &self,
+                    upload_id: &str,
+                    p: &PartRecord,
+                    max_total: u64,
+                    now_ms: i64,
+                ) -> Result<bool, MetaError> {
+                    let size = i64::try_from(p.size).map_err(|_| MetaError::Corrupt("size overflow"))?;
+                    let max = i64::try_from(max_total).unwrap_or(i64::MAX);
+                    let mut tx = self.$w.begin().await?;
+                    // First statement: touch (and, in PostgreSQL, lock) the upload row.
+                    let bucket: String = sqlx::query_scalar(
+                        "UPDATE multipart_uploads SET last_activity = $1 WHERE upload_id = $2 \
+                         RETURNING bucket",
+                    )
+                    .bind(now_ms)
+                    .bind(upload_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(MetaError::NoSuchUpload)?;
+                    let others: i64 = sqlx::query_scalar(
+                        "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM multipart_parts \
+                         WHERE upload_id = $1 AND part_number != $2",
+                    )
+                    .bind(upload_id)
+                    .bind(i64::from(p.part_number))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if others.saturating_add(size) > max {
+                        return Ok(false);
+                    }
+                    // A replaced part's blob is loose from now on.
+                    sqlx::query(
+                        "INSERT INTO loose_blobs (blob_id, bucket, sweep_after) \
+                         SELECT blob_id, $1, $2 FROM multipart_parts \
+                         WHERE upload_id = $3 AND part_number = $4 \
+                         ON CONFLICT (blob_id) DO UPDATE SET sweep_after = excluded.sweep_after",
+                    )
+                    .bind(&bucket)
+                    .bind(now_ms)
+                    .bind(upload_id)
+                    .bind(i64::from(p.part_number))
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(&format!(
+                        "INSERT INTO multipart_parts (upload_id, {PART_COLUMNS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                         ON CONFLICT (upload_id, part_number) DO UPDATE SET \
+                         blob_id = excluded.blob_id, size = excluded.size, etag = excluded.etag, \
+                         sha256 = excluded.sha256, checksum_algorithm = excluded.checksum_algorithm, \
+                         checksum_value = excluded.checksum_value, \
+                         detected_type = excluded.detected_type, created_at = excluded.created_at"
+                    ))
+                    .bind(upload_id)
+                    .bind(i64::from(p.part_number))
+                    .bind(&p.blob_id)
+                    .bind(size)
+                    .bind(&p.etag)
+                    .bind(&p.sha256)
+                    .bind(p.checksum.as_ref().map(|(a, _)| a))
+                    .bind(p.checksum.as_ref().map(|(_, v)| v))
+                    .bind(&p.detected_type)
+                    .bind(p.created_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM loose_blobs WHERE blob_id = $1")
+                        .bind(&p.blob_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn parts(
+                    &self,
+                    upload_id: &str,
+                    after: u32,
+                    limit: u32,
+                ) -> Result<Vec<PartRecord>, MetaError> {
+                    let rows = sqlx::query(&format!(
+                        "SELECT {PART_COLUMNS} FROM multipart_parts WHERE upload_id = $1 \
+                         AND part_number > $2 ORDER BY part_number LIMIT $3"
+                    ))
+                    .bind(upload_id)
+                    .bind(i64::from(after))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$r)
+                    .await?;
+                    rows.iter().map(part).collect()
+                }
+
+                async fn remove_multipart(&self, upload_id: &str, now_ms: i64) -> Result<bool, MetaError> {
+                    let mut tx = self.$w.begin().await?;
+                    // First statement locks the upload row (PostgreSQL) against a concurrent part.
+                    let exists: Option<String> = sqlx::query_scalar(
+                        "UPDATE multipart_uploads SET last_activity = $1 WHERE upload_id = $2 \
+                         RETURNING upload_id",
+                    )
+                    .bind(now_ms)
+                    .bind(upload_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if exists.is_none() {
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "INSERT INTO loose_blobs (blob_id, bucket, sweep_after) \
+                         SELECT p.blob_id, u.bucket, $1 FROM multipart_parts p \
+                         JOIN multipart_uploads u ON u.upload_id = p.upload_id \
+                         WHERE p.upload_id = $2 \
+                         ON CONFLICT (blob_id) DO UPDATE SET sweep_after = excluded.sweep_after",
+                    )
+                    .bind(now_ms)
+                    .bind(upload_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1")
+                        .bind(upload_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
+                        .bind(upload_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn idle_multipart(&self, before_ms: i64, limit: u32) -> Result<Vec<String>, MetaError> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT upload_id FROM multipart_uploads WHERE last_activity < $1 LIMIT $2",
+                    )
+                    .bind(before_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$r)
+                    .await?)
+                }
+
+                async fn due_loose_blobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {
+                    let rows = sqlx::query(
+                        "SELECT blob_id, bucket FROM loose_blobs WHERE sweep_after <= $1 LIMIT $2",
+                    )
+                    .bind(now_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$r)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(Sweepable {
+                                id: r.try_get("blob_id")?,
+                                bucket: r.try_get("bucket")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn forget_loose_blob(&self, blob_id: &str) -> Result<(), MetaError> {
+                    sqlx::query("DELETE FROM loose_blobs WHERE blob_id = $1")
+                        .bind(blob_id)
+                        .execute(&self.$w)
+                        .await?;
+                    Ok(())
+                }
+            }
+        };
+    };
+}
