@@ -22,6 +22,9 @@ enum Command {
         /// TOML file layered over the embedded defaults (see config/upgate.toml).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Log format, overriding `[log] format`: "text" (human) or "json" (one object per line).
+        #[arg(long, value_parser = ["text", "json"])]
+        log_format: Option<String>,
     },
     /// Print the effective configuration check result and exit.
     CheckConfig {
@@ -222,11 +225,16 @@ async fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Serve { config } => {
-            let cfg = match load(config.as_ref()) {
+        Command::Serve { config, log_format } => {
+            let mut cfg = match load(config.as_ref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            match log_format.as_deref() {
+                Some("json") => cfg.log.format = upgate::config::LogFormat::Json,
+                Some("text") => cfg.log.format = upgate::config::LogFormat::Text,
+                _ => {}
+            }
             upgate::telemetry::init(&cfg.log);
             let root = match root_from_env() {
                 Ok(r) => r,

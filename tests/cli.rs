@@ -116,3 +116,31 @@ fn first_start_generates_root_credentials_once_and_keeps_them_private() {
     assert!(second.contains("upgate listening"), "{second}");
     assert!(!second.contains(secret), "secret printed again: {second}");
 }
+
+#[test]
+fn json_logs_with_a_flag_carry_no_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = clean_command(dir.path())
+        .args(["serve", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut json_line = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for line in lines.by_ref() {
+        if line.contains("upgate listening") {
+            json_line = Some(line);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no listening line");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = json_line.expect("listening line");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(v["fields"]["message"], "upgate listening");
+}
