@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
+# Storage emulators the backend tests start themselves: moto (S3, PyPI) and Azurite (Azure, npm).
+command -v npm >/dev/null 2>&1 || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+}
+bash scripts/start-emulators.sh install
 python3 -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
 cargo test --all-targets
 python3 -m pytest -q tests/compat
