@@ -174,6 +174,31 @@ pub struct ObjectRecord {
     pub committed_at_ms: i64,
 }
 
+/// One `objects` row as a record: the columns are the same in both databases.
+pub(crate) fn object_record<'r, R>(row: &'r R) -> Result<ObjectRecord, MetaError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let size: i64 = row.try_get("size")?;
+    let algo: Option<String> = row.try_get("checksum_algorithm")?;
+    let value: Option<String> = row.try_get("checksum_value")?;
+    Ok(ObjectRecord {
+        id: row.try_get("id")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("key")?,
+        owner: row.try_get("owner")?,
+        size: u64::try_from(size).map_err(|_| MetaError::Corrupt("negative size"))?,
+        sha256: row.try_get("sha256")?,
+        etag: row.try_get("etag")?,
+        content_type: row.try_get("content_type")?,
+        checksum: algo.zip(value),
+        committed_at_ms: row.try_get("committed_at")?,
+    })
+}
+
 /// A row whose bytes the sweeper should remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sweepable {

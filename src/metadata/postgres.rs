@@ -15,11 +15,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, Row};
 
 use super::{
-    CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Sweepable, prefix_upper_bound,
+    CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Sweepable, object_record,
+    prefix_upper_bound,
 };
 
 /// Ordered schema migrations; index + 1 is the version.
@@ -147,24 +148,6 @@ async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), MetaError> {
     }
     tx.commit().await?;
     Ok(())
-}
-
-fn record(row: &PgRow) -> Result<ObjectRecord, MetaError> {
-    let size: i64 = row.try_get("size")?;
-    let algo: Option<String> = row.try_get("checksum_algorithm")?;
-    let value: Option<String> = row.try_get("checksum_value")?;
-    Ok(ObjectRecord {
-        id: row.try_get("id")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        owner: row.try_get("owner")?,
-        size: u64::try_from(size).map_err(|_| MetaError::Corrupt("negative size"))?,
-        sha256: row.try_get("sha256")?,
-        etag: row.try_get("etag")?,
-        content_type: row.try_get("content_type")?,
-        checksum: algo.zip(value),
-        committed_at_ms: row.try_get("committed_at")?,
-    })
 }
 
 /// PostgreSQL `text` cannot hold NUL, so no stored key contains one, and binding one fails
@@ -340,7 +323,7 @@ impl MetadataStore for PgStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(record).transpose()
+        row.as_ref().map(object_record).transpose()
     }
 
     async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError> {
@@ -422,7 +405,7 @@ impl MetadataStore for PgStore {
             q = q.bind(u);
         }
         let rows = q.bind(i64::from(limit)).fetch_all(&self.pool).await?;
-        rows.iter().map(record).collect()
+        rows.iter().map(object_record).collect()
     }
 
     async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {

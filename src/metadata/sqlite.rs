@@ -16,7 +16,7 @@ use sqlx::{Executor, Row};
 
 use super::{
     CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Status, Sweepable,
-    prefix_upper_bound,
+    object_record, prefix_upper_bound,
 };
 
 /// Ordered schema migrations; index + 1 is the version.
@@ -87,24 +87,6 @@ async fn migrate(pool: &SqlitePool) -> Result<(), MetaError> {
         tx.commit().await?;
     }
     Ok(())
-}
-
-fn record(row: &SqliteRow) -> Result<ObjectRecord, MetaError> {
-    let size: i64 = row.try_get("size")?;
-    let algo: Option<String> = row.try_get("checksum_algorithm")?;
-    let value: Option<String> = row.try_get("checksum_value")?;
-    Ok(ObjectRecord {
-        id: row.try_get("id")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        owner: row.try_get("owner")?,
-        size: u64::try_from(size).map_err(|_| MetaError::Corrupt("negative size"))?,
-        sha256: row.try_get("sha256")?,
-        etag: row.try_get("etag")?,
-        content_type: row.try_get("content_type")?,
-        checksum: algo.zip(value),
-        committed_at_ms: row.try_get("committed_at")?,
-    })
 }
 
 /// Gives a retired object's bytes back to its tenant's usage.
@@ -248,7 +230,7 @@ impl MetadataStore for SqliteStore {
         .bind(Status::Committed.as_str())
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(record).transpose()
+        row.as_ref().map(object_record).transpose()
     }
 
     async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError> {
@@ -309,7 +291,7 @@ impl MetadataStore for SqliteStore {
             q = q.bind(u);
         }
         let rows = q.bind(i64::from(limit)).fetch_all(&self.reader).await?;
-        rows.iter().map(record).collect()
+        rows.iter().map(object_record).collect()
     }
 
     async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {
