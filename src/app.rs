@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::api::links::LinkKeys;
-use crate::auth::{AuthPolicy, SecretKey};
-use crate::config::Config;
+use crate::auth::links::LinkKeys;
+use crate::auth::{AuthPolicy, Credential, Credentials, SecretKey};
+use crate::config::{Config, ConfigError};
 use crate::metadata::control::ControlStore;
 use crate::metadata::postgres::PgStore;
 use crate::metadata::sqlite::SqliteStore;
 use crate::metadata::{MetaError, MetadataStore};
 use crate::metrics::Metrics;
+use crate::state::{AppState, CleanupTracker};
 use crate::storage::Storage;
 use crate::tls::TlsState;
 
@@ -46,21 +47,6 @@ pub enum StartError {
     Webhooks(String),
 }
 
-/// An access key pair.
-#[derive(Clone)]
-pub struct Credential {
-    pub access_key_id: String,
-    pub secret: SecretKey,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Where the root credentials came from (so `main` can print a generated pair exactly once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RootSource {
@@ -70,86 +56,6 @@ pub enum RootSource {
     Stored,
     /// Generated now and stored in the data directory.
     Generated,
-}
-
-/// Counts cleanup tasks spawned from drop guards, so shutdown can wait for them before the
-/// runtime goes away (otherwise a cut upload's pending row would outlive the process).
-#[derive(Debug, Default)]
-pub struct CleanupTracker {
-    running: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-impl CleanupTracker {
-    /// Runs `fut` in the background, tracked.
-    pub fn spawn(self: &Arc<Self>, fut: impl Future<Output = ()> + Send + 'static) {
-        use std::sync::atomic::Ordering;
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        self.running.fetch_add(1, Ordering::SeqCst);
-        let me = Arc::clone(self);
-        rt.spawn(async move {
-            fut.await;
-            if me.running.fetch_sub(1, Ordering::SeqCst) == 1 {
-                me.idle.notify_waiters();
-            }
-        });
-    }
-
-    /// Waits until no tracked task runs, or `limit` passes.
-    pub async fn wait_idle(&self, limit: Duration) {
-        use std::sync::atomic::Ordering;
-        let _ = tokio::time::timeout(limit, async {
-            loop {
-                let notified = self.idle.notified();
-                if self.running.load(Ordering::SeqCst) == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        })
-        .await;
-    }
-}
-
-/// Shared, immutable state of a running gateway.
-#[derive(Debug)]
-pub struct AppState {
-    pub config: Config,
-    pub storage: Storage,
-    pub meta: Arc<dyn MetadataStore>,
-    /// Control-plane records (the same database as `meta`).
-    pub control: Arc<dyn ControlStore>,
-    /// Keys that sign the links upgate mints.
-    pub link_keys: LinkKeys,
-    /// The operator's admin token for `/v1/admin`, if enabled.
-    pub admin_token: Option<String>,
-    /// Request rates and upload concurrency (in process, and across replicas via Redis).
-    pub limiter: Arc<crate::ratelimit::RateLimiter>,
-    /// Verifier of JWT bearer tokens, if any JWT key is configured.
-    pub jwt: Option<crate::api::jwt::JwtVerifier>,
-    pub auth_policy: AuthPolicy,
-    pub metrics: Arc<Metrics>,
-    /// Background cleanups started by drop guards.
-    pub cleanup: Arc<CleanupTracker>,
-    keys: std::sync::RwLock<HashMap<String, SecretKey>>,
-    /// Creation time (ms) of each configured bucket.
-    pub bucket_created: HashMap<String, i64>,
-}
-
-impl AppState {
-    /// The secret for an access key id, if the key exists.
-    pub fn secret_for(&self, access_key_id: &str) -> Option<SecretKey> {
-        self.keys.read().ok()?.get(access_key_id).cloned()
-    }
-
-    /// Adds (or replaces) an access key.
-    pub fn insert_key(&self, access_key_id: &str, secret: SecretKey) {
-        if let Ok(mut keys) = self.keys.write() {
-            keys.insert(access_key_id.to_string(), secret);
-        }
-    }
 }
 
 /// A built, bound, not yet serving gateway.
@@ -180,7 +86,7 @@ impl App {
             crate::events::Deliverer::new(&config.webhooks).map_err(StartError::Webhooks)?;
         let limiter = crate::ratelimit::RateLimiter::new(&config.ratelimit, &config.redis)
             .map_err(|e| StartError::Setup(format!("rate limiter: {e}")))?;
-        let jwt = crate::api::jwt::JwtVerifier::new(&config.jwt)
+        let jwt = crate::auth::jwt::JwtVerifier::new(&config.jwt)
             .map_err(|e| StartError::Setup(format!("jwt: {e}")))?;
         let jwt = jwt.is_enabled().then_some(jwt);
         let admin_token = if config.api.admin_token_file.is_empty() {
@@ -199,8 +105,8 @@ impl App {
             max_skew: config.s3.max_clock_skew(),
             allow_sigv2: config.s3.allow_sigv2,
         };
-        let mut keys = HashMap::new();
-        keys.insert(root.access_key_id.clone(), root.secret.clone());
+        let credentials =
+            Credentials::new(&root, link_keys, jwt, admin_token, Arc::clone(&control));
         let tls = if config.tls.enabled {
             Some(Arc::new(TlsState::new(&config.tls)?))
         } else {
@@ -225,14 +131,11 @@ impl App {
                 storage,
                 meta,
                 control,
-                link_keys,
-                admin_token,
+                credentials,
                 limiter,
-                jwt,
                 auth_policy,
                 metrics,
                 cleanup: Arc::new(CleanupTracker::default()),
-                keys: std::sync::RwLock::new(keys),
                 bucket_created,
             }),
             listener,
@@ -310,6 +213,28 @@ impl App {
         for task in background {
             task.abort();
         }
+    }
+}
+
+/// Loads the config (defaults, `file`, `env`) and adds the problems only the mechanisms can
+/// find (webhook secrets and URLs, encryption key files), so every problem is reported at once.
+pub fn load_config(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let config = Config::load(file, env)?;
+    check_config(&config)?;
+    Ok(config)
+}
+
+/// The mechanism-level checks of [`load_config`], for a config built another way.
+pub fn check_config(config: &Config) -> Result<(), ConfigError> {
+    let mut problems = config.webhooks.problems();
+    problems.extend(crate::storage::problems(&config.storage));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems))
     }
 }
 

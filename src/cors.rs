@@ -7,32 +7,8 @@
 //! (for preflight) every requested header matches one of its headers (exact, case-insensitive,
 //! `*`, or a `prefix*` wildcard). The first matching rule wins.
 
+pub use crate::config::CorsRule;
 use http::{HeaderMap, HeaderValue, Method, header};
-use serde::Deserialize;
-
-/// One CORS rule (`[[buckets.NAME.cors]]`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct CorsRule {
-    /// Origins allowed, e.g. `["https://app.example.com"]`; `*` allows any (no credentials).
-    pub allowed_origins: Vec<String>,
-    /// Methods allowed: GET, PUT, POST, DELETE, HEAD.
-    pub allowed_methods: Vec<String>,
-    /// Request headers a preflight may ask for (default: none). `*` allows any.
-    #[serde(default)]
-    pub allowed_headers: Vec<String>,
-    /// Response headers the browser may read. Default `["ETag"]`: browser multipart needs the
-    /// part ETags.
-    #[serde(default = "default_expose")]
-    pub expose_headers: Vec<String>,
-    /// Seconds a browser may cache the preflight answer (default: none sent).
-    #[serde(default)]
-    pub max_age_secs: Option<u64>,
-}
-
-fn default_expose() -> Vec<String> {
-    vec!["ETag".to_string()]
-}
 
 /// Matches `value` against a pattern with at most one `*` (case-insensitive when `ci`).
 fn wildcard(pattern: &str, value: &str, ci: bool) -> bool {
@@ -64,31 +40,6 @@ impl CorsRule {
 
     fn header_ok(&self, h: &str) -> bool {
         self.allowed_headers.iter().any(|p| wildcard(p, h, true))
-    }
-
-    /// Problems with the rule, for config validation.
-    pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.allowed_origins.is_empty() {
-            out.push("allowed_origins must not be empty".to_string());
-        }
-        for o in &self.allowed_origins {
-            if o.matches('*').count() > 1 {
-                out.push(format!("origin {o:?} has more than one *"));
-            }
-        }
-        if self.allowed_methods.is_empty() {
-            out.push("allowed_methods must not be empty".to_string());
-        }
-        for m in &self.allowed_methods {
-            if !["GET", "PUT", "POST", "DELETE", "HEAD"].contains(&m.to_ascii_uppercase().as_str())
-            {
-                out.push(format!(
-                    "method {m:?} is not one of GET, PUT, POST, DELETE, HEAD"
-                ));
-            }
-        }
-        out
     }
 }
 
@@ -174,7 +125,7 @@ mod tests {
             ],
             allowed_methods: vec!["PUT".into(), "POST".into()],
             allowed_headers: vec!["content-type".into(), "x-amz-*".into()],
-            expose_headers: default_expose(),
+            expose_headers: crate::config::default_expose(),
             max_age_secs: Some(600),
         }
     }

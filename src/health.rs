@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::app::AppState;
-use crate::s3::{Body, full};
+use crate::http::{Body, full};
+use crate::state::AppState;
 
 /// How long one dependency probe may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -42,25 +42,37 @@
 //! happens after the bytes were fully received, every check passed and the staged write was
 //! published at a fresh, random storage path. A failure at any step leaves the key unchanged.
 
-pub mod api;
-pub mod app;
-pub mod auth;
+// Layers, imports pointing down only (`tests/it/layers.rs` enforces it):
+// L0 values
 pub mod clock;
 pub mod config;
-pub mod cors;
 pub mod error;
-pub mod events;
-pub mod health;
+pub mod http;
 pub mod id;
+pub mod mime;
+pub mod net;
+// L1 mechanisms
+pub mod auth;
+pub mod cors;
+pub mod events;
 pub mod ingest;
 pub mod metadata;
 pub mod metrics;
-pub mod quota;
 pub mod ratelimit;
-pub mod router;
-pub mod s3;
-pub mod server;
 pub mod storage;
-pub mod sweeper;
 pub mod telemetry;
+// L2 state
+pub mod state;
+// L3 the upload lifecycle
+pub mod upload;
+// L4 front ends (never import each other)
+pub mod api;
+pub mod s3;
+// L5 server
+pub mod edge;
+pub mod health;
+pub mod server;
+pub mod sweeper;
 pub mod tls;
+// L6 composition root
+pub mod app;

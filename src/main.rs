@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use upgate::app::{App, Credential, RootSource};
-use upgate::auth::SecretKey;
+use upgate::app::{App, RootSource};
+use upgate::auth::{Credential, SecretKey};
 use upgate::config::Config;
 
 #[derive(Parser)]
@@ -137,7 +137,7 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
         }
         AdminCommand::RotateKey { all } => rotate_key(&config, all).await,
         AdminCommand::RotateLinkKey { retire_others } => {
-            let id = upgate::api::links::rotate(c)
+            let id = upgate::auth::links::rotate(c)
                 .await
                 .map_err(|e| e.to_string())?;
             let retired = if retire_others {
@@ -153,7 +153,7 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
-    Config::load(config.map(PathBuf::as_path), std::env::vars()).map_err(|e| {
+    upgate::app::load_config(config.map(PathBuf::as_path), std::env::vars()).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(2)
     })

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,33 +17,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::app::AppState;
 use crate::config::ServerConfig;
-use crate::s3::{Body, full};
+use crate::http::{Body, ConnInfo, full};
+use crate::net::ip_key;
+use crate::state::AppState;
 use crate::tls::TlsState;
-
-/// What the handler knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub tls: bool,
-}
-
-/// The key connections are counted under: the IPv4 address, or the IPv6 /64 (one host
-/// usually owns a whole /64, so per-address limits would be trivial to dodge).
-pub fn ip_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut seg = v6.segments();
-                seg[4..].fill(0);
-                IpAddr::V6(seg.into())
-            }
-        },
-    }
-}
 
 /// Open-connection counts per client address.
 #[derive(Debug, Default)]
@@ -120,7 +98,7 @@ async fn run_connection<IO>(
     let _open = state.metrics.connection_opened();
     let service = service_fn(move |req| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, std::convert::Infallible>(crate::s3::handle(state, req, info).await) }
+        async move { Ok::<_, std::convert::Infallible>(crate::edge::handle(state, req, info).await) }
     });
     let conn = b.serve_connection(TokioIo::new(io), service).into_owned();
     if let Err(e) = watcher.watch(conn).await {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::storage::Storage;
 
 /// How often the sweeper wakes.

@@ -10,11 +10,11 @@ use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::json;
-use super::principal::{Principal, hash_secret};
-use crate::app::AppState;
+use crate::auth::principal::{Principal, hash_secret};
 use crate::error::{Error, Result};
+use crate::http::Body;
 use crate::metadata::control::{AccessKeyRecord, ApiKeyRecord, ControlStore, Tenant};
-use crate::s3::Body;
+use crate::state::AppState;
 
 /// What creating a tenant returns (printed as one JSON object by the CLI).
 #[derive(Debug, Clone, Serialize)]

@@ -14,15 +14,15 @@ use http::{Response, StatusCode};
 use serde::Deserialize;
 
 use super::json;
-use super::links::{self, DOWNLOAD_PARAM, Mint};
-use super::principal::Principal;
-use crate::app::AppState;
+use crate::auth::links::{self, DOWNLOAD_PARAM, Mint};
+use crate::auth::principal::Principal;
+use crate::clock::iso8601;
 use crate::error::{Error, Result};
+use crate::http::Body;
 use crate::metadata::control::{
     AuditEntry, FileQuery, FileRecord, FileStatus, LinkStatus, OutboxEvent,
 };
-use crate::s3::Body;
-use crate::s3::xml::iso8601;
+use crate::state::AppState;
 
 /// The file if the caller may read it; records the use of a grant.
 pub async fn owned_file(state: &AppState, who: &Principal, id: &str) -> Result<FileRecord> {
@@ -99,8 +99,7 @@ fn parse_time(s: &str) -> Result<i64> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    let t = crate::s3::post::parse_expiration(s)
-        .ok_or(Error::InvalidArgument("Invalid time filter."))?;
+    let t = crate::clock::parse_rfc3339(s).ok_or(Error::InvalidArgument("Invalid time filter."))?;
     Ok(crate::clock::to_ms(t))
 }
 
@@ -111,7 +110,7 @@ pub async fn list(
     query: Option<&str>,
 ) -> Result<Response<Body>> {
     who.require_app_or_user()?;
-    let q = crate::router::Query::parse(query)?;
+    let q = crate::http::Query::parse(query)?;
     let max = state.config.api.max_page;
     let limit = match q.get("limit")? {
         None => 100,
@@ -215,12 +214,12 @@ pub async fn delete(state: &Arc<AppState>, who: &Principal, id: &str) -> Result<
     }
     for link in state.control.links_of_file(&f.id).await? {
         if link.status == LinkStatus::Complete {
-            crate::s3::object::delete_key(state, &link.bucket, &link.key).await?;
+            crate::upload::delete::delete_key(state, &link.bucket, &link.key).await?;
         }
     }
     audit(state, who, "file.delete", Some(&f.id), "").await?;
     let mut r = json(StatusCode::NO_CONTENT, &serde_json::json!({}));
-    *r.body_mut() = crate::s3::empty();
+    *r.body_mut() = crate::http::empty();
     Ok(r)
 }
 
@@ -289,7 +288,7 @@ pub async fn download_url(
             .clamp(1, api.download_link_ttl_secs.max(1)),
     );
     let url = links::mint(
-        &state.link_keys,
+        &state.credentials.link_keys,
         &state.config.s3.region,
         Mint {
             base_url,

@@ -11,24 +11,22 @@
 
 pub mod admin;
 pub mod files;
-pub mod jwt;
-pub mod links;
-pub mod principal;
 pub mod uploads;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use serde::Serialize;
 
-use crate::app::AppState;
+use crate::auth::principal::{self, Via};
 use crate::error::{Error, Result};
+pub use crate::http::json;
+use crate::http::{Body, ConnInfo, Outcome, full};
 use crate::ratelimit::RouteClass;
-use crate::s3::{Body, full};
-use crate::server::ConnInfo;
+use crate::state::AppState;
+use crate::upload::admit::{client_ip, rate_limit};
 
 /// The OpenAPI 3 description of this API (served at `/v1/openapi.json`).
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -157,19 +155,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/tenants/{id}/access-keys"),
 ];
 
-/// A JSON response.
-pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-fn error_json(e: &Error, request_id: &str) -> Response<Body> {
+/// The control API's error document, `{"error": {"code", "message", "request_id"}}`, with
+/// HTTP conventions for the status (see [`Error::api_status`]).
+pub fn error_response(e: &Error, _method: &Method, request_id: &str) -> Response<Body> {
     let mut r = json(
         e.api_status(),
         &serde_json::json!({
@@ -184,7 +172,19 @@ fn error_json(e: &Error, request_id: &str) -> Response<Body> {
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    private(&mut r);
     r
+}
+
+/// Responses carry links and file data: never cache them, never leak the URL onward.
+fn private(resp: &mut Response<Body>) {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
 /// Most bytes of a JSON request body.
@@ -230,28 +230,19 @@ pub async fn handle(
     state: Arc<AppState>,
     req: Request<Incoming>,
     conn: ConnInfo,
-    request_id: &str,
-    op: &mut &'static str,
-) -> Response<Body> {
+    _request_id: &str,
+) -> Outcome {
     let (parts, body) = req.into_parts();
-    let result = dispatch(&state, &parts, body, conn, op).await;
-    let mut resp = match result {
-        Ok(r) => r,
-        Err(e) => {
-            e.log_cause(request_id);
-            state.metrics.rejection(&e);
-            error_json(&e, request_id)
-        }
-    };
-    // Responses carry links and file data: never cache, never leak the URL onward.
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    resp
+    let mut op = "Unknown";
+    let mut result = dispatch(&state, &parts, body, conn, &mut op).await;
+    if let Ok(resp) = &mut result {
+        private(resp);
+    }
+    Outcome {
+        result,
+        op,
+        bucket: None,
+    }
 }
 
 async fn dispatch(
@@ -271,25 +262,25 @@ async fn dispatch(
         );
         return Ok(r);
     }
-    let ip = crate::s3::client_ip(state, &parts.headers, conn);
+    let ip = client_ip(state, &parts.headers, conn);
     let class = match &route {
         ApiRoute::CreateUpload | ApiRoute::CreateVersion(_) => RouteClass::Mint,
         ApiRoute::DownloadUrl(_) => RouteClass::Download,
         _ => RouteClass::S3Read,
     };
-    let who = match principal::authenticate(state, &parts.headers).await {
+    let who = match principal::authenticate(&state.credentials, &parts.headers).await {
         Ok(w) => w,
         Err(e) => {
-            crate::s3::rate_limit(state, class, None, ip).await?;
+            rate_limit(state, class, None, ip).await?;
             return Err(e);
         }
     };
     // Token holders exchange tokens for links: their own (tighter) class, keyed by the token.
     let (class, key) = match &who.via {
-        principal::Via::Token(t) => (RouteClass::TokenExchange, format!("token:{}", t.id)),
+        Via::Token(t) => (RouteClass::TokenExchange, format!("token:{}", t.id)),
         _ => (class, format!("{}:{}", who.tenant_id, who.subject)),
     };
-    crate::s3::rate_limit(state, class, Some(&key), ip).await?;
+    rate_limit(state, class, Some(&key), ip).await?;
     let query = parts.uri.query();
     match route {
         ApiRoute::OpenApi => Err(Error::NotFound),

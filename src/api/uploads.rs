@@ -5,7 +5,7 @@
 //! random: no filename, e-mail or user id ever appears in a URL or key), the expiry, the exact
 //! size and content type (signed headers) and, when given, the SHA-256 (signed
 //! `x-amz-content-sha256`, checked against the bytes at the end of the stream). It works once:
-//! see `crate::s3::object` for the claim/commit/release cycle.
+//! see `crate::upload::link` for the claim/commit/release cycle.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,15 +14,16 @@ use std::time::Duration;
 use http::{Response, StatusCode};
 use serde::Deserialize;
 
-use super::links::{self, Mint, UPLOAD_PARAM};
-use super::principal::{Principal, Via, hash_secret};
 use super::{files, json};
-use crate::app::AppState;
+use crate::auth::links::{self, Mint, UPLOAD_PARAM};
+use crate::auth::principal::{Principal, Via, hash_secret};
+use crate::clock::iso8601;
 use crate::error::{Error, Result};
+use crate::http::Body;
 use crate::ingest::sniff;
 use crate::metadata::control::{FileRecord, FileStatus, LinkStatus, UploadLink, UploadToken};
-use crate::s3::Body;
-use crate::s3::xml::iso8601;
+use crate::state::AppState;
+use crate::upload::multipart::PartRef;
 
 /// `POST /v1/uploads` body.
 #[derive(Debug, Deserialize)]
@@ -226,7 +227,7 @@ pub async fn create_upload(
         headers.push(("x-amz-content-sha256".to_string(), h.clone()));
     }
     let url = links::mint(
-        &state.link_keys,
+        &state.credentials.link_keys,
         &state.config.s3.region,
         Mint {
             base_url,
@@ -308,7 +309,7 @@ async fn multipart_link(
     for (i, part_size) in sizes.iter().enumerate() {
         let number = (i + 1).to_string();
         let url = links::mint(
-            &state.link_keys,
+            &state.credentials.link_keys,
             &state.config.s3.region,
             Mint {
                 base_url,
@@ -367,48 +368,23 @@ pub async fn complete_upload(
     id: &str,
     req: CompleteUpload,
 ) -> Result<Response<Body>> {
-    let link = state.control.link(id).await?.ok_or(Error::NotFound)?;
-    if link.tenant_id != who.tenant_id || link.owner != who.subject {
-        return Err(Error::NotFound);
-    }
-    if matches!(link.status, LinkStatus::Complete | LinkStatus::Expired)
-        || link.expires_at_ms < crate::clock::now_ms()
-    {
-        return Err(Error::AccessDenied("This upload link is no longer valid."));
-    }
+    let link = crate::upload::link::completable(state, id, &who.tenant_id, &who.subject).await?;
     let upload = state.meta.multipart(id).await?.ok_or(Error::NotFound)?;
     if req.parts.is_empty() || req.parts.len() > state.config.s3.max_parts as usize {
         return Err(Error::InvalidJson("parts must list the uploaded parts."));
     }
-    let listed: Vec<crate::s3::xml::CompletePart> = req
+    crate::upload::link::claim_for_completion(state, &link).await?;
+    let listed: Vec<PartRef> = req
         .parts
         .into_iter()
-        .map(|p| crate::s3::xml::CompletePart {
+        .map(|p| PartRef {
             part_number: p.part_number,
             etag: p.etag.trim_matches('"').to_string(),
             checksums: Vec::new(),
         })
         .collect();
-    let now = crate::clock::now_ms();
-    let claim_for = i64::try_from(
-        state
-            .config
-            .metadata
-            .pending_lease_secs
-            .saturating_mul(1000),
-    )
-    .unwrap_or(i64::MAX);
-    match state
-        .control
-        .claim_link(id, now, now.saturating_add(claim_for))
-        .await?
-    {
-        crate::metadata::control::Claim::Claimed(_) => {}
-        crate::metadata::control::Claim::InProgress => return Err(Error::LinkInUse),
-        _ => return Err(Error::AccessDenied("This upload link is no longer valid.")),
-    }
     let started = std::time::Instant::now();
-    match crate::s3::multipart::complete_upload(
+    match crate::upload::multipart::complete(
         state,
         &upload,
         &listed,
@@ -428,13 +404,7 @@ pub async fn complete_upload(
             }),
         )),
         Err(e) => {
-            state.control.release_link(id).await?;
-            let event =
-                crate::s3::object::link_event(&link, crate::events::UPLOAD_FAILED, None, Some(&e));
-            state
-                .control
-                .enqueue(&event, crate::clock::now_ms())
-                .await?;
+            crate::upload::link::release_after_failure(state, &link, &e).await?;
             Err(e)
         }
     }
@@ -596,7 +566,7 @@ pub async fn revoke_token(
         return Err(Error::NotFound);
     }
     let mut r = json(StatusCode::NO_CONTENT, &serde_json::json!({}));
-    *r.body_mut() = crate::s3::empty();
+    *r.body_mut() = crate::http::empty();
     Ok(r)
 }
 

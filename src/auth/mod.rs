@@ -33,10 +33,16 @@
 //! signatures never appear in errors or `Debug` output; provided signatures are redacted too,
 //! since a valid presigned signature is a bearer credential.
 
+pub mod jwt;
+pub mod keys;
+pub mod links;
 pub mod post;
+pub mod principal;
 pub mod sigv2;
 pub mod sigv4;
 pub mod verify;
+
+pub use keys::{Credential, Credentials};
 
 mod encoding;
 #[cfg(test)]

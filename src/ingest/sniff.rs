@@ -31,26 +31,8 @@
 /// a longer prefix gives the same answer as its first `SNIFF_LEN` bytes.
 pub const SNIFF_LEN: usize = 64;
 
-const PDF: &str = "application/pdf";
-const PNG: &str = "image/png";
-const JPEG: &str = "image/jpeg";
-const GIF: &str = "image/gif";
-const WEBP: &str = "image/webp";
-const TIFF: &str = "image/tiff";
-const BMP: &str = "image/bmp";
-const HEIC: &str = "image/heic";
-const AVIF: &str = "image/avif";
-
-const KNOWN: &[&str] = &[PDF, PNG, JPEG, GIF, WEBP, TIFF, BMP, HEIC, AVIF];
-
-/// All types [`sniff`] can return, as canonical lower-case MIME strings.
-///
-/// Config validation rejects an `allowed_types` entry that is not in this list: a type upgate cannot
-/// recognise could never be matched, so allowing it would be a silent no-op or, worse, an invitation
-/// to trust the declared header.
-pub fn known_types() -> &'static [&'static str] {
-    KNOWN
-}
+use crate::mime::{AVIF, BMP, GIF, HEIC, JPEG, PDF, PNG, TIFF, WEBP};
+pub use crate::mime::{is_generic, known_types, normalize};
 
 /// Names the type whose signature `prefix` starts with, or `None`.
 ///
@@ -203,78 +185,6 @@ fn be_u32(p: &[u8], at: usize) -> Option<u32> {
 /// The `N` bytes at `at`, or `None` if the prefix ends first.
 fn field<const N: usize>(p: &[u8], at: usize) -> Option<[u8; N]> {
     p.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-
-/// Normalises a declared `Content-Type` to the form [`sniff`] returns.
-///
-/// Lower-cases, drops parameters (`; charset=…`) and surrounding whitespace, and maps common aliases
-/// to the canonical name: `image/jpg` and `image/pjpeg` → `image/jpeg`, `image/x-png` → `image/png`,
-/// `application/x-pdf` → `application/pdf`.
-///
-/// Returns `None` if what remains is not syntactically `type/subtype`, each an RFC 9110 token
-/// (so no spaces, quotes, slashes or control characters inside either part), including the empty
-/// string. Whether the type is known is not this function's concern.
-pub fn normalize(content_type: &str) -> Option<String> {
-    let essence = content_type
-        .split_once(';')
-        .map_or(content_type, |(before, _)| before)
-        .trim_matches(is_http_whitespace);
-    let (kind, subtype) = essence.split_once('/')?;
-    if !is_token(kind) || !is_token(subtype) {
-        return None;
-    }
-    let lower = essence.to_ascii_lowercase();
-    let canonical = match lower.as_str() {
-        "image/jpg" | "image/pjpeg" => JPEG,
-        "image/x-png" => PNG,
-        "application/x-pdf" => PDF,
-        _ => return Some(lower),
-    };
-    Some(canonical.to_owned())
-}
-
-/// True for declared types that carry no information about the content: an empty (or all-whitespace)
-/// header, `application/octet-stream` and `binary/octet-stream`, with any parameters and in any case.
-///
-/// A syntactically invalid header is *not* generic: it is a bad declaration, and the caller should
-/// treat it as such (see [`normalize`]).
-pub fn is_generic(content_type: &str) -> bool {
-    if content_type.trim_matches(is_http_whitespace).is_empty() {
-        return true;
-    }
-    matches!(
-        normalize(content_type).as_deref(),
-        Some("application/octet-stream" | "binary/octet-stream")
-    )
-}
-
-fn is_http_whitespace(c: char) -> bool {
-    c == ' ' || c == '\t'
-}
-
-/// RFC 9110 `token`: one or more `tchar`.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //!
 //! - **principal**: an opaque identity the caller passes (tenant, API key, access key, upload
 //!   token id); hashed before use, never stored or sent to Redis in clear;
-//! - **ip**: the client address, IPv6 grouped by /64 ([`crate::server::ip_key`]), so rotating
+//! - **ip**: the client address, IPv6 grouped by /64 ([`crate::net::ip_key`]), so rotating
 //!   through the 2^64 addresses of one /64 buys nothing. Behind proxies, [`client_ip`] picks the
 //!   client out of `X-Forwarded-For`, believing only `trusted_proxies`;
 //! - **global**: all requests of the class together.
@@ -52,7 +52,6 @@
 //! replica (an RAII permit; the entry disappears when the last permit drops). A [`Pacer`] from
 //! [`RateLimiter::pacer`] holds one upload to `upload_bytes_per_sec` if that is set.
 
-mod client_ip;
 mod shared;
 
 use std::collections::HashMap;
@@ -67,11 +66,11 @@ use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use sha2::{Digest, Sha256};
 
-pub use client_ip::{Cidr, InvalidCidr, client_ip};
+pub use crate::net::{Cidr, InvalidCidr, client_ip};
 
 use crate::config::{ClassLimits, FailureMode, Limit, RateLimitConfig, RedisConfig};
 use crate::error::Error;
-use crate::server::ip_key;
+use crate::net::ip_key;
 use shared::{Gcra, Shared, Verdict};
 
 /// What kind of request is being limited; each has its own `[ratelimit.<class>]` limits.

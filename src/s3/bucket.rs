@@ -11,9 +11,10 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 
 use super::xml::{self, BucketEntry, DeleteErrorEntry, DeletedEntry, ListV2, ObjectEntry};
-use super::{Body, Ctx, header_str, status_response, xml_response};
+use super::{Ctx, xml_response};
 use crate::auth::PayloadMode;
 use crate::error::{Error, Result};
+use crate::http::{Body, header_str, status_response};
 use crate::ingest::checksum::{self, Checksummer};
 use crate::metadata::{ObjectRecord, prefix_upper_bound};
 
@@ -392,7 +393,7 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for t in &req.objects {
-        if crate::router::validate_key(&t.key).is_err() {
+        if crate::upload::validate_key(&t.key).is_err() {
             errors.push((t.key.as_str(), Error::InvalidObjectName));
             continue;
         }
@@ -400,7 +401,7 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
             errors.push((t.key.as_str(), e));
             continue;
         }
-        match super::object::delete_key(&ctx.state, bucket, &t.key).await {
+        match crate::upload::delete::delete_key(&ctx.state, bucket, &t.key).await {
             Ok(()) => deleted.push(DeletedEntry { key: &t.key }),
             Err(e) => {
                 e.log_cause(&ctx.request_id);

@@ -2,65 +2,24 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, BodyStream, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
-use super::{Body, Ctx, empty, header_str, status_response};
-use crate::api::links::{DOWNLOAD_PARAM, UPLOAD_PARAM, is_link_key};
-use crate::app::AppState;
+use super::Ctx;
 use crate::auth::PayloadMode;
-use crate::config::{BucketConfig, EtagMode};
+use crate::auth::links::{DOWNLOAD_PARAM, UPLOAD_PARAM, is_link_key};
+use crate::config::BucketConfig;
 use crate::error::{Error, Result};
+use crate::http::{Body, empty, header_str, incoming_frames, status_response};
 use crate::ingest::aws_chunked::{ChunkMode, Decoder};
 use crate::ingest::checksum::{self, ChecksumAlgorithm};
-use crate::ingest::{self, Expectations, Ingested, sniff};
-use crate::metadata::control::{
-    AuditEntry, Claim, FileStatus, LinkCommit, OutboxEvent, UploadLink,
-};
-use crate::metadata::{CommitInfo, NewPending, ObjectRecord};
+use crate::ingest::{self, Expectations, sniff};
+use crate::metadata::ObjectRecord;
 use crate::storage::Storage;
-
-fn bucket_config<'a>(state: &'a AppState, bucket: &str) -> Result<&'a BucketConfig> {
-    state.config.bucket(bucket).ok_or(Error::NoSuchBucket)
-}
-
-/// Removes a pending row if the upload future is dropped before it commits or aborts (client
-/// disconnect, shutdown). The staging write cleans itself up the same way.
-struct PendingGuard {
-    state: Arc<AppState>,
-    bucket: String,
-    id: Option<String>,
-}
-
-impl PendingGuard {
-    fn disarm(&mut self) {
-        self.id = None;
-    }
-}
-
-impl Drop for PendingGuard {
-    fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            let state = Arc::clone(&self.state);
-            let path = Storage::path_for(&self.bucket, &id);
-            self.state.cleanup.spawn(async move {
-                // The staged write aborts itself on drop; this makes sure of it before the row
-                // (the sweeper's only pointer to it) goes.
-                if let Err(e) = state.storage.remove_staging(&path).await {
-                    tracing::warn!(error = %e, "removing staged bytes failed; the sweeper will");
-                    return;
-                }
-                if let Err(e) = state.meta.discard_pending(&id).await {
-                    tracing::warn!(error = %e, "discarding pending record failed; the sweeper will");
-                }
-            });
-        }
-    }
-}
+use crate::upload::put::{Committed, Target, ingest_and_commit, upload_permit};
 
 /// The single checksum header (`x-amz-checksum-*`) of a request, decoded.
 fn header_checksum(h: &HeaderMap) -> Result<Option<(ChecksumAlgorithm, Vec<u8>)>> {
@@ -195,212 +154,6 @@ pub(crate) fn plan_body(
     Ok(BodyPlan { decoder, exp })
 }
 
-/// Holds one of the principal's concurrent-upload slots for the duration of an upload.
-pub(crate) fn upload_permit(
-    state: &AppState,
-    principal: &str,
-) -> Result<crate::ratelimit::UploadPermit> {
-    state.limiter.upload_permit(principal).map_err(|l| {
-        state.metrics.rate_limited(l.class, l.dimension);
-        Error::from(l)
-    })
-}
-
-/// The data frames of a request body, as the pipe wants them.
-pub(crate) fn incoming_frames(
-    body: Incoming,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes>> + Send + Unpin + 'static {
-    Box::pin(BodyStream::new(body).filter_map(|f| async move {
-        match f {
-            Ok(frame) => frame.into_data().ok().map(Ok),
-            Err(e) => Some(Err(if e.is_timeout() {
-                Error::RequestTimeout
-            } else {
-                Error::IncompleteBody
-            })),
-        }
-    }))
-}
-
-/// Streams `frames` through `decoder` and `pipe` into `staging`, bounded by the idle timeout
-/// between reads and by an absolute deadline derived from the size limit.
-pub(crate) async fn stream_body<S>(
-    state: &AppState,
-    frames: S,
-    decoder: Option<Decoder>,
-    pipe: ingest::Pipe,
-    max_bytes: u64,
-    staging: &mut crate::storage::Staging,
-) -> Result<Ingested>
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
-{
-    let server = &state.config.server;
-    let idle = Duration::from_secs(server.body_idle_timeout_secs);
-    // The absolute bound on an upload: the presigned expiry is checked only at the start, so
-    // without it a client trickling just above the idle timeout could hold a slot for hours.
-    let deadline = Duration::from_secs(
-        max_bytes / server.min_upload_rate_bytes_per_sec.max(1) + server.upload_deadline_slack_secs,
-    );
-    // Optional per-upload bandwidth cap: frames are released no faster than the configured
-    // rate (config validation keeps it above the minimum upload rate, so pacing never trips the
-    // idle timeout).
-    let pacer = state.limiter.pacer();
-    let paced = Box::pin(futures_util::stream::unfold(
-        (frames, pacer),
-        |(mut s, mut p)| async move {
-            let item = s.next().await?;
-            if let Ok(b) = &item {
-                p.pace(b.len()).await;
-            }
-            Some((item, (s, p)))
-        },
-    ));
-    let run = ingest::run_pipe(paced, decoder, pipe, staging, idle);
-    match tokio::time::timeout(deadline, run).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::RequestTimeout),
-    }
-}
-
-/// Where a new object goes and who uploads it.
-pub(crate) struct Target<'a> {
-    pub bucket: &'a str,
-    pub key: &'a str,
-    pub owner: &'a str,
-    /// The upload link the object completes, if it came through one: the object, the link,
-    /// the file record, the token and the event then commit in one transaction.
-    pub link: Option<&'a UploadLink>,
-    /// The tenant whose quota the object counts against.
-    pub tenant: Option<&'a str>,
-}
-
-/// A committed upload.
-pub(crate) struct Committed {
-    pub ingested: Ingested,
-    pub etag: String,
-}
-
-/// The single-object upload path shared by PutObject and POST Object: a pending row, an
-/// invisible staged write fed by the pipe, and a commit only if every check passed. On any
-/// failure (or if the request future is dropped) the staged bytes and the pending row go.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn ingest_and_commit<S>(
-    state: &Arc<AppState>,
-    target: Target<'_>,
-    frames: S,
-    decoder: Option<Decoder>,
-    pipe: ingest::Pipe,
-    max_bytes: u64,
-    started: std::time::Instant,
-) -> Result<Committed>
-where
-    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
-{
-    let Target {
-        bucket,
-        key,
-        owner,
-        link,
-        tenant,
-    } = target;
-    let quota = match tenant {
-        Some(t) => Some(crate::quota::quota_for(state, t).await?),
-        None => None,
-    };
-    let _inflight = state.metrics.upload_started();
-    let id = crate::id::object_id();
-    let now = crate::clock::now_ms();
-    let lease = i64::try_from(
-        state
-            .config
-            .metadata
-            .pending_lease_secs
-            .saturating_mul(1000),
-    )
-    .unwrap_or(i64::MAX);
-    state
-        .meta
-        .insert_pending(&NewPending {
-            id: id.clone(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            owner: owner.to_string(),
-            created_at_ms: now,
-            lease_until_ms: now.saturating_add(lease),
-            tenant_id: tenant.map(str::to_string),
-        })
-        .await?;
-    let mut guard = PendingGuard {
-        state: Arc::clone(state),
-        bucket: bucket.to_string(),
-        id: Some(id.clone()),
-    };
-    let path = Storage::path_for(bucket, &id);
-    let mut staging = state.storage.begin(&path).await?;
-    let outcome = stream_body(state, frames, decoder, pipe, max_bytes, &mut staging).await;
-    let ingested = match outcome {
-        Ok(i) => i,
-        Err(e) => {
-            staging.abort().await;
-            state.meta.discard_pending(&id).await?;
-            guard.disarm();
-            return Err(e);
-        }
-    };
-    staging.commit().await?;
-    let etag = etag_for(&ingested);
-    let info = CommitInfo {
-        size: ingested.size,
-        sha256: hex::encode(ingested.sha256),
-        etag: etag.clone(),
-        content_type: ingested
-            .content_type
-            .ok_or(Error::ContentTypeMismatch)?
-            .to_string(),
-        checksum: ingested
-            .checksum
-            .as_ref()
-            .map(|(a, v)| (a.header_name().to_string(), checksum::encode_b64(v))),
-        committed_at_ms: crate::clock::now_ms(),
-        quota: quota.clone(),
-    };
-    let committed = match link {
-        None => state.meta.commit(&id, &info).await,
-        Some(link) => state
-            .control
-            .commit_link(&LinkCommit {
-                object_id: id.clone(),
-                object: info.clone(),
-                link_id: link.id.clone(),
-                event: link_event(link, crate::events::UPLOAD_COMPLETED, Some(&info), None),
-            })
-            .await
-            .map(|()| Vec::new()),
-    };
-    let retired = match committed {
-        Ok(r) => r,
-        Err(e) => {
-            // The bytes are published at a path nothing points to; remove them now (the
-            // pending row's lease lets the sweeper retry if this fails too).
-            let _ = state.storage.delete(&path).await;
-            return Err(e.into());
-        }
-    };
-    guard.disarm();
-    state
-        .metrics
-        .upload_committed(ingested.size, started.elapsed().as_secs_f64());
-    remove_versions(state, bucket, retired).await;
-    if let Some(q) = &quota {
-        let added = i64::try_from(ingested.size).unwrap_or(i64::MAX);
-        if let Err(e) = crate::quota::warn_if_crossed(state, q, added).await {
-            tracing::warn!(error = %e, "quota warning not recorded");
-        }
-    }
-    Ok(Committed { ingested, etag })
-}
-
 /// The declared Content-Type, normalised; `None` when absent or generic.
 pub(crate) fn declared_type(h: &HeaderMap) -> Result<Option<String>> {
     match header_str(h, "content-type") {
@@ -428,7 +181,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     }
     let started = std::time::Instant::now();
     let state = Arc::clone(&ctx.state);
-    let bcfg = bucket_config(&state, bucket)?;
+    let bcfg = state.bucket(bucket)?;
     let h = &ctx.parts.headers;
     if h.contains_key("x-amz-copy-source") {
         return Err(Error::NotImplemented);
@@ -439,14 +192,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     }
     refuse_client_encryption(h)?;
     let owner = ctx.verified.access_key_id().to_string();
-    let base = Expectations {
-        max_bytes: bcfg.max_object_bytes,
-        allowed_types: bcfg.allowed_types.clone(),
-        want_md5: bcfg.etag == EtagMode::Md5,
-        declared_type: declared_type(h)?,
-        enforce_type: true,
-        ..Default::default()
-    };
+    let base = crate::upload::expectations(bcfg, declared_type(h)?);
     let BodyPlan { decoder, exp } = plan_body(
         h,
         ctx.verified.into_payload(),
@@ -464,7 +210,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
             key,
             owner: &owner,
             link: None,
-            tenant: crate::quota::tenant_of_scope(ctx.scope.as_deref()),
+            tenant: crate::upload::quota::tenant_of_scope(ctx.scope.as_deref()),
         },
         incoming_frames(body),
         decoder,
@@ -487,94 +233,6 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     Ok(resp)
 }
 
-/// A webhook event about an upload link.
-pub(crate) fn link_event(
-    link: &UploadLink,
-    event: &str,
-    info: Option<&CommitInfo>,
-    failure: Option<&Error>,
-) -> OutboxEvent {
-    let now = crate::clock::now_ms();
-    let mut payload = serde_json::json!({
-        "event": event,
-        "upload_id": link.id,
-        "file_id": link.file_id,
-        "tenant_id": link.tenant_id,
-        "at": crate::s3::xml::iso8601(crate::clock::from_ms(now)),
-    });
-    if let Some(i) = info {
-        payload["size"] = i.size.into();
-        payload["sha256"] = i.sha256.clone().into();
-        payload["content_type"] = i.content_type.clone().into();
-    }
-    if let Some(e) = failure {
-        payload["reason"] = e.code().into();
-    }
-    OutboxEvent {
-        id: crate::id::random_hex(16),
-        tenant_id: link.tenant_id.clone(),
-        event: event.to_string(),
-        payload: payload.to_string(),
-        created_at_ms: now,
-        attempts: 0,
-    }
-}
-
-/// Gives a claimed link back if the upload attempt ends without committing (failure, client
-/// gone, shutdown), and reports the failure; a retry may use the link until it expires.
-struct LinkGuard {
-    state: Arc<AppState>,
-    link: Option<UploadLink>,
-    reason: Option<Error>,
-}
-
-impl LinkGuard {
-    fn fail(&mut self, e: Error) -> Error {
-        let code = match &e {
-            Error::Internal(_) => Error::internal("upload failed"),
-            Error::ServiceUnavailable(_) => Error::unavailable("upload failed"),
-            other => clone_for_event(other),
-        };
-        self.reason = Some(code);
-        e
-    }
-
-    fn disarm(&mut self) {
-        self.link = None;
-    }
-}
-
-/// A copy of a client-caused error good enough for an event's `reason` code.
-fn clone_for_event(e: &Error) -> Error {
-    match e {
-        Error::EntityTooLarge => Error::EntityTooLarge,
-        Error::BadDigest => Error::BadDigest,
-        Error::ContentSha256Mismatch => Error::ContentSha256Mismatch,
-        Error::ContentTypeMismatch => Error::ContentTypeMismatch,
-        Error::IncompleteBody => Error::IncompleteBody,
-        Error::RequestTimeout => Error::RequestTimeout,
-        _ => Error::InvalidRequest("upload failed"),
-    }
-}
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        if let Some(link) = self.link.take() {
-            let state = Arc::clone(&self.state);
-            let reason = self.reason.take().unwrap_or(Error::IncompleteBody);
-            self.state.cleanup.spawn(async move {
-                let event = link_event(&link, crate::events::UPLOAD_FAILED, None, Some(&reason));
-                if let Err(e) = state.control.release_link(&link.id).await {
-                    tracing::warn!(error = %e, "releasing an upload link failed");
-                }
-                if let Err(e) = state.control.enqueue(&event, crate::clock::now_ms()).await {
-                    tracing::warn!(error = %e, "recording an upload.failed event failed");
-                }
-            });
-        }
-    }
-}
-
 /// PutObject through a single-use upload link: claim it atomically, hold the body to what the
 /// link pins (exact size, type, hash — all signed), commit with the link, or release it.
 async fn put_via_link(
@@ -594,43 +252,11 @@ async fn put_via_link(
             "Upload links must sign content-length and content-type.",
         ));
     }
-    let bcfg = bucket_config(&state, bucket)?;
-    let server = &state.config.server;
-    let deadline_ms = i64::try_from(
-        (bcfg.max_object_bytes / server.min_upload_rate_bytes_per_sec.max(1)
-            + server.upload_deadline_slack_secs)
-            .saturating_mul(1000),
-    )
-    .unwrap_or(i64::MAX);
-    let now = crate::clock::now_ms();
-    let link = match state
-        .control
-        .claim_link(&link_id, now, now.saturating_add(deadline_ms))
-        .await?
-    {
-        Claim::Claimed(l) => *l,
-        Claim::InProgress => return Err(Error::LinkInUse),
-        Claim::Used | Claim::Expired | Claim::Unknown => {
-            return Err(Error::AccessDenied("This upload link is no longer valid."));
-        }
-    };
-    let mut guard = LinkGuard {
-        state: Arc::clone(&state),
-        link: Some(link.clone()),
-        reason: None,
-    };
-    if link.bucket != bucket || link.key != key {
-        return Err(guard.fail(Error::AccessDenied("This upload link is for another key.")));
-    }
+    let bcfg = state.bucket(bucket)?;
+    let mut guard = crate::upload::link::claim(&state, &link_id, bucket, key).await?;
+    let link = guard.link()?.clone();
     let size = u64::try_from(link.size).map_err(|_| Error::internal("negative link size"))?;
-    let base = Expectations {
-        max_bytes: size,
-        allowed_types: vec![link.content_type.clone()],
-        declared_type: Some(link.content_type.clone()),
-        enforce_type: true,
-        want_md5: bcfg.etag == EtagMode::Md5,
-        ..Default::default()
-    };
+    let base = crate::upload::link_expectations(bcfg, size, &link.content_type);
     let h = &ctx.parts.headers;
     let plan = plan_body(
         h,
@@ -670,44 +296,11 @@ async fn put_via_link(
     Ok(resp)
 }
 
-/// The ETag policy (see `etag` in the bucket config): the MD5 when it was computed anyway,
-/// otherwise `hex(sha256[..16])-1`, which S3 tools treat as "not an MD5" (like a multipart tag).
-pub fn etag_for(i: &Ingested) -> String {
-    match i.md5 {
-        Some(md5) => hex::encode(md5),
-        None => format!("{}-1", hex::encode(&i.sha256[..16])),
-    }
-}
-
-/// Deletes the bytes of retired versions and their rows; failures are left to the sweeper.
-pub(crate) async fn remove_versions(state: &AppState, bucket: &str, ids: Vec<String>) {
-    for id in ids {
-        match state.storage.delete(&Storage::path_for(bucket, &id)).await {
-            Ok(()) => {
-                if let Err(e) = state.meta.purge(&id).await {
-                    tracing::warn!(error = %e, "purge failed; the sweeper will retry");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "deleting retired bytes failed; the sweeper will retry")
-            }
-        }
-    }
-}
-
 /// DeleteObject: always 204 (S3 semantics), whether or not the key existed.
 pub async fn delete(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>> {
-    bucket_config(&ctx.state, bucket)?;
-    delete_key(&ctx.state, bucket, key).await?;
+    ctx.state.bucket(bucket)?;
+    crate::upload::delete::delete_key(&ctx.state, bucket, key).await?;
     Ok(status_response(StatusCode::NO_CONTENT))
-}
-
-/// Retires the current version at `key` and removes its bytes.
-pub async fn delete_key(state: &AppState, bucket: &str, key: &str) -> Result<()> {
-    if let Some(id) = state.meta.delete_current(bucket, key).await? {
-        remove_versions(state, bucket, vec![id]).await;
-    }
-    Ok(())
 }
 
 /// A byte range request, resolved against the object size.
@@ -814,43 +407,15 @@ fn apply_overrides(ctx: &Ctx, bcfg: &BucketConfig, h: &mut HeaderMap) -> Result<
     Ok(())
 }
 
-/// A download link names its file; the key must be one of that file's versions and the file
-/// must not be deleted. Each download is recorded in the audit log.
-async fn download_link_check(
-    state: &AppState,
-    file_id: &str,
-    key: &str,
-    head_only: bool,
-) -> Result<()> {
-    let f = state.control.file(file_id).await?.ok_or(Error::NoSuchKey)?;
-    let prefix = format!("{}/{}/", f.tenant_id, f.id);
-    if f.status == FileStatus::Deleted || !key.starts_with(&prefix) {
-        return Err(Error::NoSuchKey);
-    }
-    if !head_only {
-        state
-            .control
-            .audit(&AuditEntry {
-                id: crate::id::random_hex(12),
-                at_ms: crate::clock::now_ms(),
-                tenant_id: f.tenant_id.clone(),
-                actor: "download-link".into(),
-                action: "download".into(),
-                file_id: Some(f.id.clone()),
-                detail: format!("version={}", key.rsplit('/').next().unwrap_or("")),
-            })
-            .await?;
-    }
-    Ok(())
-}
-
 /// GetObject / HeadObject.
 pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<Response<Body>> {
     let state = &ctx.state;
-    let bcfg = bucket_config(state, bucket)?;
+    let bcfg = state.bucket(bucket)?;
     let download = ctx.query.get(DOWNLOAD_PARAM)?.map(str::to_string);
     match (is_link_key(ctx.verified.access_key_id()), &download) {
-        (true, Some(file_id)) => download_link_check(state, file_id, key, head_only).await?,
+        (true, Some(file_id)) => {
+            crate::upload::link::check_download(state, file_id, key, head_only).await?
+        }
         (false, None) => {}
         _ => {
             return Err(Error::AccessDenied(

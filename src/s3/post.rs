@@ -20,13 +20,14 @@ use http::{HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use super::object::{Committed, Target, incoming_frames, ingest_and_commit};
-use super::{Body, header_str, status_response, xml_response};
-use crate::app::AppState;
+use super::xml_response;
 use crate::auth::post::{FormFields, parse_post};
 use crate::config::EtagMode;
 use crate::error::{Error, Result};
+use crate::http::{Body, header_str, incoming_frames, status_response};
 use crate::ingest::{self, Expectations, sniff};
+use crate::state::AppState;
+use crate::upload::put::{Committed, Target, ingest_and_commit};
 
 /// Most form fields before `file`.
 pub const MAX_FIELDS: usize = 64;
@@ -54,36 +55,7 @@ const NO_PREFIX: &[&str] = &[
 
 /// Parses `2026-11-30T12:00:00.000Z` (fraction optional) into a time.
 pub(crate) fn parse_expiration(s: &str) -> Option<SystemTime> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-');
-    let (y, mo, da): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
-    let time = time.split('.').next()?;
-    let mut t = time.split(':');
-    let (h, mi, se): (i64, i64, i64) = (
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-        t.next()?.parse().ok()?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + da - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
-    u64::try_from(secs)
-        .ok()
-        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+    crate::clock::parse_rfc3339(s)
 }
 
 /// What the policy allows for the upload, once every condition held.
@@ -296,10 +268,10 @@ pub async fn post_object(
     // 2. The signature over the policy.
     let parsed =
         parse_post(&fields, &state.auth_policy, SystemTime::now()).map_err(super::auth_error)?;
-    if crate::api::links::is_link_key(parsed.access_key_id()) {
+    if crate::auth::links::is_link_key(parsed.access_key_id()) {
         return Err(Error::AccessDenied("Link keys sign nothing but links."));
     }
-    let (secret, scope) = super::lookup_key(&state, parsed.access_key_id()).await?;
+    let (secret, scope) = state.credentials.lookup_key(parsed.access_key_id()).await?;
     let verified = parsed.verify(&secret).map_err(super::auth_error)?;
 
     // 3. The policy.
@@ -325,7 +297,7 @@ pub async fn post_object(
     } else {
         raw_key
     };
-    crate::router::validate_key(&key)?;
+    crate::upload::validate_key(&key)?;
     super::check_scope(scope.as_deref(), &key)?;
     let mut eval: Vec<(String, String)> = fields
         .iter()
@@ -363,7 +335,7 @@ pub async fn post_object(
         ..Default::default()
     };
     let pipe = ingest::Pipe::new(exp)?;
-    let _permit = super::object::upload_permit(&state, verified.access_key_id())?;
+    let _permit = crate::upload::admit::upload_permit(&state, verified.access_key_id())?;
     let frames = Box::pin(file.map(|r| r.map_err(multer_error)));
     let Committed { etag, .. } = ingest_and_commit(
         &state,
@@ -372,7 +344,7 @@ pub async fn post_object(
             key: &key,
             owner: verified.access_key_id(),
             link: None,
-            tenant: crate::quota::tenant_of_scope(scope.as_deref()),
+            tenant: crate::upload::quota::tenant_of_scope(scope.as_deref()),
         },
         frames,
         None,

@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use quick_xml::Reader;
@@ -97,41 +97,7 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
 }
 
-/// Formats `t` as S3 does in XML: ISO 8601 UTC with milliseconds, e.g. `2009-10-12T17:50:30.000Z`.
-///
-/// Sub-millisecond precision is truncated. Times before the Unix epoch are clamped to it (upgate
-/// never creates such objects; a clock that says so is wrong, and a negative year would confuse
-/// clients more than 1970 does).
-pub fn iso8601(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Proleptic Gregorian date of `days` since 1970-01-01 (Howard Hinnant's `civil_from_days`, for
-/// non-negative day counts).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the epoch to 0000-03-01 so leap days fall at the end of each 400-year era.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
+pub use crate::clock::iso8601;
 
 // ---------------------------------------------------------------------------------------------------
 // Writers
@@ -957,7 +923,7 @@ fn is_xml_space(c: char) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     /// 2009-10-12T17:50:30.000Z, the timestamp in AWS's documentation examples.
     fn aws_doc_time() -> SystemTime {

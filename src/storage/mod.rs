@@ -23,7 +23,8 @@
 //! never other bytes.
 
 pub mod backend;
-pub mod config;
+/// The storage section types, owned by the config module.
+pub use crate::config::storage as config;
 pub mod crypto;
 pub mod spool;
 
@@ -121,6 +122,20 @@ pub struct ObjectBody {
     pub stream: BoxStream<'static, Result<Bytes, StorageError>>,
     /// Which bytes of the object the stream carries.
     pub range: Range<u64>,
+}
+
+/// Problems with the storage settings that need the storage mechanism to find: the envelope
+/// encryption key files are read and parsed, so a bad key is reported with every other config
+/// problem (never echoing a key).
+pub fn problems(cfg: &config::StorageConfig) -> Vec<String> {
+    let enc = &cfg.encryption;
+    if !enc.configured() {
+        return Vec::new();
+    }
+    match crypto::Keyring::load(enc) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![format!("storage.encryption: {e}")],
+    }
 }
 
 impl Storage {

@@ -4,8 +4,7 @@
 //! invisible until commit, reads with ranges, head/exists, delete, abort and drop, concurrent
 //! writers, and the leftovers a dead upload leaves for the sweeper.
 
-mod backends;
-
+use crate::backends;
 use std::sync::Arc;
 use std::time::Duration;
 

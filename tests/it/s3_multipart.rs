@@ -1,12 +1,10 @@
 //! Multipart uploads with the real aws-sdk-s3 client: same guarantees as a single PUT.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
-use common::*;
 use upgate::auth::SecretKey;
 
 const MIB: usize = 1024 * 1024;

@@ -3,13 +3,11 @@
 //! concurrency is capped per principal; three gateways sharing one Redis enforce one global
 //! limit; Redis dying mid-test falls back to local limits without stalling requests.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::*;
+use crate::common::*;
 use tokio::io::AsyncWriteExt;
 
 /// Timing-sensitive tests run one at a time.

@@ -1,10 +1,8 @@
 //! End to end with the real aws-sdk-s3 client against an in-process gateway.
 
-mod common;
-
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, Delete, ObjectIdentifier};
-use common::*;
 
 #[tokio::test]
 async fn put_get_head_delete_round_trip() {

@@ -4,15 +4,14 @@
 //! multipart upload left open, and the same upload succeeds once the backend is back.
 //! Also: client SSE headers cannot change the configured SSE, and envelope encryption end to end.
 
-mod backends;
-mod common;
-
+use crate::backends;
+use crate::common;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use backends::{Fault, FaultProxy, Target};
+use crate::backends::{Fault, FaultProxy, Target};
+use crate::common::{ACCESS_KEY, BUCKET, Payload, TestApp, pdf, sign_headers, spawn_app_with};
 use bytes::Bytes;
-use common::{ACCESS_KEY, BUCKET, Payload, TestApp, pdf, sign_headers, spawn_app_with};
 
 const S3_BUCKET: &str = "gateway";
 

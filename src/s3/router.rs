@@ -10,14 +10,12 @@ use http::Method;
 use percent_encoding::percent_decode_str;
 
 use crate::error::Error;
+pub use crate::http::Query;
+use crate::upload::validate_key;
 
 /// The S3 operation a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    /// Liveness probe (no auth).
-    Health,
-    /// Readiness probe (no auth): dependencies reachable.
-    Ready,
     ListBuckets,
     CreateBucket {
         bucket: String,
@@ -95,11 +93,87 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The bucket the operation names, if any.
+    pub fn bucket(&self) -> Option<&str> {
+        match self {
+            Endpoint::CreateBucket { bucket }
+            | Endpoint::HeadBucket { bucket }
+            | Endpoint::GetBucketLocation { bucket }
+            | Endpoint::ListObjectsV1 { bucket }
+            | Endpoint::ListObjectsV2 { bucket }
+            | Endpoint::DeleteObjects { bucket }
+            | Endpoint::PutObject { bucket, .. }
+            | Endpoint::GetObject { bucket, .. }
+            | Endpoint::HeadObject { bucket, .. }
+            | Endpoint::DeleteObject { bucket, .. }
+            | Endpoint::CreateMultipartUpload { bucket, .. }
+            | Endpoint::UploadPart { bucket, .. }
+            | Endpoint::CompleteMultipartUpload { bucket, .. }
+            | Endpoint::AbortMultipartUpload { bucket, .. }
+            | Endpoint::ListParts { bucket, .. }
+            | Endpoint::ListMultipartUploads { bucket }
+            | Endpoint::Preflight { bucket }
+            | Endpoint::PostObject { bucket } => Some(bucket),
+            Endpoint::ListBuckets | Endpoint::Unsupported => None,
+        }
+    }
+
+    /// The object key the operation names, if any (a scoped key must cover it).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Endpoint::PutObject { key, .. }
+            | Endpoint::GetObject { key, .. }
+            | Endpoint::HeadObject { key, .. }
+            | Endpoint::DeleteObject { key, .. }
+            | Endpoint::CreateMultipartUpload { key, .. }
+            | Endpoint::UploadPart { key, .. }
+            | Endpoint::CompleteMultipartUpload { key, .. }
+            | Endpoint::AbortMultipartUpload { key, .. }
+            | Endpoint::ListParts { key, .. } => Some(key),
+            Endpoint::ListBuckets
+            | Endpoint::CreateBucket { .. }
+            | Endpoint::HeadBucket { .. }
+            | Endpoint::GetBucketLocation { .. }
+            | Endpoint::ListObjectsV1 { .. }
+            | Endpoint::ListObjectsV2 { .. }
+            | Endpoint::DeleteObjects { .. }
+            | Endpoint::ListMultipartUploads { .. }
+            | Endpoint::Preflight { .. }
+            | Endpoint::PostObject { .. }
+            | Endpoint::Unsupported => None,
+        }
+    }
+
+    /// Whether the operation changes state: charged to the write rate-limit class, and never
+    /// run without verified auth.
+    pub fn writes(&self) -> bool {
+        match self {
+            Endpoint::PutObject { .. }
+            | Endpoint::DeleteObject { .. }
+            | Endpoint::DeleteObjects { .. }
+            | Endpoint::CreateBucket { .. }
+            | Endpoint::CreateMultipartUpload { .. }
+            | Endpoint::UploadPart { .. }
+            | Endpoint::CompleteMultipartUpload { .. }
+            | Endpoint::AbortMultipartUpload { .. }
+            | Endpoint::PostObject { .. } => true,
+            Endpoint::ListBuckets
+            | Endpoint::HeadBucket { .. }
+            | Endpoint::GetBucketLocation { .. }
+            | Endpoint::ListObjectsV1 { .. }
+            | Endpoint::ListObjectsV2 { .. }
+            | Endpoint::GetObject { .. }
+            | Endpoint::HeadObject { .. }
+            | Endpoint::ListParts { .. }
+            | Endpoint::ListMultipartUploads { .. }
+            | Endpoint::Preflight { .. }
+            | Endpoint::Unsupported => false,
+        }
+    }
+
     /// Operation name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
-            Endpoint::Health => "Health",
-            Endpoint::Ready => "Ready",
             Endpoint::Preflight { .. } => "Preflight",
             Endpoint::PostObject { .. } => "PostObject",
             Endpoint::ListBuckets => "ListBuckets",
@@ -122,61 +196,6 @@ impl Endpoint {
             Endpoint::Unsupported => "Unsupported",
         }
     }
-
-    /// Whether the operation writes (and so must never run without verified auth).
-    pub fn writes(&self) -> bool {
-        matches!(
-            self,
-            Endpoint::CreateBucket { .. }
-                | Endpoint::DeleteObjects { .. }
-                | Endpoint::PutObject { .. }
-                | Endpoint::DeleteObject { .. }
-                | Endpoint::CreateMultipartUpload { .. }
-                | Endpoint::UploadPart { .. }
-                | Endpoint::CompleteMultipartUpload { .. }
-                | Endpoint::AbortMultipartUpload { .. }
-                | Endpoint::PostObject { .. }
-        )
-    }
-}
-
-/// Decoded query parameters, in order, duplicates kept.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    /// Parses a raw query string (`+` is a literal plus, as in SigV4).
-    pub fn parse(raw: Option<&str>) -> Result<Self, Error> {
-        let mut out = Vec::new();
-        if let Some(raw) = raw {
-            for part in raw.split('&').filter(|p| !p.is_empty()) {
-                let (k, v) = part.split_once('=').unwrap_or((part, ""));
-                out.push((decode(k)?.into_owned(), decode(v)?.into_owned()));
-            }
-        }
-        Ok(Query(out))
-    }
-
-    /// The value of `name` if it appears exactly once; an error if it appears twice.
-    pub fn get(&self, name: &str) -> Result<Option<&str>, Error> {
-        let mut it = self.0.iter().filter(|(k, _)| k == name);
-        let first = it.next().map(|(_, v)| v.as_str());
-        if it.next().is_some() {
-            return Err(Error::InvalidArgument("duplicate query parameter"));
-        }
-        Ok(first)
-    }
-
-    /// Whether `name` is present.
-    pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, _)| k == name)
-    }
-}
-
-fn decode(s: &str) -> Result<Cow<'_, str>, Error> {
-    percent_decode_str(s)
-        .decode_utf8()
-        .map_err(|_| Error::InvalidArgument("query is not valid UTF-8"))
 }
 
 /// Sub-resources that name S3 features upgate does not implement; routing them to the plain
@@ -215,13 +234,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
 
 /// Routes a request. `raw_path` is still percent-encoded.
 pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint, Error> {
-    if method == Method::GET || method == Method::HEAD {
-        match raw_path {
-            "/healthz" => return Ok(Endpoint::Health),
-            "/readyz" => return Ok(Endpoint::Ready),
-            _ => {}
-        }
-    }
     let path = raw_path
         .strip_prefix('/')
         .ok_or(Error::InvalidRequest("path must start with /"))?;
@@ -266,7 +278,7 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
             Method::HEAD => Ok(Endpoint::HeadBucket { bucket }),
             Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
             Method::POST if query.has("delete") => Ok(Endpoint::DeleteObjects { bucket }),
-            Method::POST if query.0.is_empty() => Ok(Endpoint::PostObject { bucket }),
+            Method::POST if query.is_empty() => Ok(Endpoint::PostObject { bucket }),
             Method::POST | Method::DELETE => Ok(Endpoint::Unsupported),
             _ => Err(Error::MethodNotAllowed),
         },
@@ -342,24 +354,6 @@ fn parse_part_number(s: &str) -> Result<u32, Error> {
     }
 }
 
-/// Longest key accepted, in bytes (S3's limit).
-pub const MAX_KEY_BYTES: usize = 1024;
-
-/// Refuses keys that are empty, too long, contain control characters or backslashes, or have
-/// `.`/`..` segments (which some backends and tools would resolve to another key).
-pub fn validate_key(key: &str) -> Result<(), Error> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(Error::InvalidObjectName);
-    }
-    if key.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(Error::InvalidObjectName);
-    }
-    if key.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err(Error::InvalidObjectName);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,8 +372,6 @@ mod tests {
         use Endpoint::*;
         let cases: Vec<(Method, &str, &str, Endpoint)> = vec![
             (Method::GET, "/", "", ListBuckets),
-            (Method::GET, "/healthz", "", Health),
-            (Method::GET, "/readyz", "", Ready),
             (Method::HEAD, "/up", "", HeadBucket { bucket: b("up") }),
             (Method::PUT, "/up", "", CreateBucket { bucket: b("up") }),
             (
@@ -569,7 +561,7 @@ mod tests {
                 "{p}"
             );
         }
-        let long = format!("/up/{}", "k".repeat(MAX_KEY_BYTES + 1));
+        let long = format!("/up/{}", "k".repeat(crate::upload::MAX_KEY_BYTES + 1));
         assert!(matches!(
             r(Method::PUT, &long, ""),
             Err(Error::InvalidObjectName)

@@ -1,5 +1,6 @@
 //! `[storage]`: which backends hold the bytes, how upgate talks to them, and what it does to the
-//! bytes on the way (spooling, envelope encryption). Re-exported by [`crate::config`].
+//! bytes on the way (spooling, envelope encryption). Plain data: the key files are read by
+//! `crate::storage::problems` (and at start).
 //!
 //! Every setting, its default and what it protects is documented in `config/upgate.toml`; the
 //! defaults of named backends (`[storage.backends.NAME]`) are the serde defaults below, which a
@@ -427,13 +428,6 @@ impl StorageConfig {
         let enc = &self.encryption;
         if !(4096..=16 << 20).contains(&enc.chunk_bytes) {
             problems.push("storage.encryption.chunk_bytes must be 4096..=16777216".into());
-        }
-        if enc.configured() {
-            // Parse now so a bad key file is reported with every other problem (never echoing keys).
-            match crate::storage::crypto::Keyring::load(enc) {
-                Ok(_) => {}
-                Err(e) => problems.push(format!("storage.encryption: {e}")),
-            }
         }
         for name in self.backends.keys() {
             if BUILTIN_BACKENDS.contains(&name.as_str()) {

@@ -1,13 +1,11 @@
 //! Production operations over the public interface: metrics, probes, HTTP-layer caps and
 //! timeouts (SECURITY-TESTS section H), TLS with certificate reload, graceful shutdown.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -4,10 +4,10 @@
 //! (`apply_quota!`), so it is atomic with the commit; this module only works out the limits and
 //! tells the tenant when usage crosses the warning threshold.
 
-use crate::app::AppState;
 use crate::error::Result;
 use crate::metadata::Quota;
 use crate::metadata::control::OutboxEvent;
+use crate::state::AppState;
 
 /// The tenant id an S3-plane scope (`"{tenant}/"`) stands for.
 pub fn tenant_of_scope(scope: Option<&str>) -> Option<&str> {
@@ -54,7 +54,7 @@ pub async fn warn_if_crossed(state: &AppState, q: &Quota, added: i64) -> Result<
             "max_bytes": (q.max_bytes != i64::MAX).then_some(q.max_bytes),
             "objects": objects,
             "max_objects": (q.max_objects != i64::MAX).then_some(q.max_objects),
-            "at": crate::s3::xml::iso8601(crate::clock::from_ms(now)),
+            "at": crate::clock::iso8601(crate::clock::from_ms(now)),
         });
         state
             .control

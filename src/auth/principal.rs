@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::app::AppState;
+use super::keys::Credentials;
 use crate::error::{Error, Result};
 use crate::metadata::control::UploadToken;
 
@@ -89,7 +89,7 @@ fn split_credential<'a>(token: &'a str, prefix: &str) -> Option<(&'a str, &'a st
 }
 
 /// Authenticates the bearer credential of a control API request.
-pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result<Principal> {
+pub async fn authenticate(creds: &Credentials, headers: &http::HeaderMap) -> Result<Principal> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = values.next().ok_or(Error::Unauthorized)?;
     if values.next().is_some() {
@@ -102,7 +102,7 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result
         .map(str::trim)
         .ok_or(Error::Unauthorized)?;
     if let Some((id, secret)) = split_credential(bearer, "ugk") {
-        let key = state
+        let key = creds
             .control
             .api_key(id)
             .await?
@@ -117,7 +117,7 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result
         });
     }
     if let Some((id, secret)) = split_credential(bearer, "ugt") {
-        let token = state.control.token(id).await?.ok_or(Error::Unauthorized)?;
+        let token = creds.control.token(id).await?.ok_or(Error::Unauthorized)?;
         if token.revoked
             || token.expires_at_ms < crate::clock::now_ms()
             || !same(&hash_secret(secret), &token.secret_hash)
@@ -130,7 +130,7 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result
             via: Via::Token(Box::new(token)),
         });
     }
-    if let Some(admin) = &state.admin_token
+    if let Some(admin) = &creds.admin_token
         && same(bearer, admin)
     {
         return Ok(Principal {
@@ -140,12 +140,12 @@ pub async fn authenticate(state: &AppState, headers: &http::HeaderMap) -> Result
         });
     }
     if bearer.split('.').count() == 3
-        && let Some(jwt) = &state.jwt
+        && let Some(jwt) = &creds.jwt
     {
         let p = jwt
             .verify(bearer, SystemTime::now())
             .map_err(|_| Error::Unauthorized)?;
-        if state.control.tenant(&p.tenant).await?.is_none() {
+        if creds.control.tenant(&p.tenant).await?.is_none() {
             return Err(Error::Unauthorized);
         }
         return Ok(Principal {

@@ -5,8 +5,7 @@
 //! bound), T-I1/T-I2 (Redis down or hung: bounded decisions, breaker, fallback) and T-I3
 //! (counters lost on restart: accepted, limits resume).
 
-mod common;
-use common::RedisProc;
+use crate::common::RedisProc;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
 use std::sync::Arc;

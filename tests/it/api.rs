@@ -1,12 +1,10 @@
 //! The control API end to end over HTTP: links, tokens, files, downloads, versions, isolation
 //! (SECURITY-TESTS section F).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use upgate::api::admin::{NewTenant, create_tenant};
 

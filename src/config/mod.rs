@@ -13,11 +13,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use crate::ingest::sniff;
-use crate::ratelimit::Cidr;
+use crate::mime;
+use crate::net::Cidr;
+
+pub mod storage;
+pub mod webhooks;
 
 /// The documented defaults (`config/upgate.toml`).
-pub const DEFAULT_TOML: &str = include_str!("../config/upgate.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/upgate.toml");
 
 /// Hard upper bound for `s3.max_presign_expiry_secs` (7 days, as S3).
 pub const MAX_PRESIGN_EXPIRY_SECS: u64 = 7 * 24 * 3600;
@@ -37,9 +40,9 @@ pub struct Config {
     pub metadata: MetadataConfig,
     pub auth: AuthConfig,
     pub api: ApiConfig,
-    pub jwt: crate::api::jwt::JwtConfig,
+    pub jwt: crate::auth::jwt::JwtConfig,
     /// `[webhooks]`: event delivery (see `crate::events`).
-    pub webhooks: crate::events::WebhookConfig,
+    pub webhooks: webhooks::WebhookConfig,
     pub log: LogConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
@@ -119,10 +122,62 @@ pub struct S3Config {
     pub multipart_max_idle_secs: u64,
 }
 
-pub use crate::storage::config::{
+pub use storage::{
     AzureBackendConfig, BackendConfig, ConfigSecret, EncryptionConfig, GcsBackendConfig,
     LocalBackendConfig, MemoryBackendConfig, S3BackendConfig, S3Sse, StorageConfig,
 };
+
+/// One CORS rule (`[[buckets.NAME.cors]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CorsRule {
+    /// Origins allowed, e.g. `["https://app.example.com"]`; `*` allows any (no credentials).
+    pub allowed_origins: Vec<String>,
+    /// Methods allowed: GET, PUT, POST, DELETE, HEAD.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for (default: none). `*` allows any.
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    /// Response headers the browser may read. Default `["ETag"]`: browser multipart needs the
+    /// part ETags.
+    #[serde(default = "default_expose")]
+    pub expose_headers: Vec<String>,
+    /// Seconds a browser may cache the preflight answer (default: none sent).
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+}
+
+/// The default `expose_headers` of a CORS rule.
+pub fn default_expose() -> Vec<String> {
+    vec!["ETag".to_string()]
+}
+
+impl CorsRule {
+    /// Problems with the rule, for config validation.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.allowed_origins.is_empty() {
+            out.push("allowed_origins must not be empty".to_string());
+        }
+        for o in &self.allowed_origins {
+            if o.matches('*').count() > 1 {
+                out.push(format!("origin {o:?} has more than one *"));
+            }
+        }
+        if self.allowed_methods.is_empty() {
+            out.push("allowed_methods must not be empty".to_string());
+        }
+        for m in &self.allowed_methods {
+            if !["GET", "PUT", "POST", "DELETE", "HEAD"].contains(&m.to_ascii_uppercase().as_str())
+            {
+                out.push(format!(
+                    "method {m:?} is not one of GET, PUT, POST, DELETE, HEAD"
+                ));
+            }
+        }
+        out
+    }
+}
 
 /// `[metadata]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -198,7 +253,7 @@ pub struct BucketConfig {
     pub etag: EtagMode,
     /// CORS rules for browser uploads (none: cross-origin browser requests are refused).
     #[serde(default)]
-    pub cors: Vec<crate::cors::CorsRule>,
+    pub cors: Vec<CorsRule>,
     /// Backend holding this bucket's objects (a name from `[storage]`); empty: `storage.backend`.
     #[serde(default)]
     pub backend: String,
@@ -452,8 +507,8 @@ impl Config {
         let metadata = section::<MetadataConfig>(&mut root, "metadata", problems);
         let auth = section::<AuthConfig>(&mut root, "auth", problems);
         let api = section::<ApiConfig>(&mut root, "api", problems);
-        let jwt = section::<crate::api::jwt::JwtConfig>(&mut root, "jwt", problems);
-        let webhooks = section::<crate::events::WebhookConfig>(&mut root, "webhooks", problems);
+        let jwt = section::<crate::auth::jwt::JwtConfig>(&mut root, "jwt", problems);
+        let webhooks = section::<webhooks::WebhookConfig>(&mut root, "webhooks", problems);
         let log = section::<LogConfig>(&mut root, "log", problems);
         let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);
         let redis = section::<RedisConfig>(&mut root, "redis", problems);
@@ -497,7 +552,6 @@ impl Config {
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
-        problems.extend(self.webhooks.problems());
         if self.quotas.warn_percent == 0 || self.quotas.warn_percent > 100 {
             problems.push("quotas.warn_percent must be 1..=100".into());
         }
@@ -638,10 +692,10 @@ impl Config {
                 problems.push(format!("buckets.{name}.allowed_types must not be empty"));
             }
             for t in &b.allowed_types {
-                if !sniff::known_types().contains(&t.as_str()) {
+                if !mime::known_types().contains(&t.as_str()) {
                     problems.push(format!(
                         "buckets.{name}.allowed_types: {t:?} is not a type upgate can verify (known: {})",
-                        sniff::known_types().join(", ")
+                        mime::known_types().join(", ")
                     ));
                 }
             }

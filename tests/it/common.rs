@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use tokio::sync::oneshot;
-use upgate::app::{App, AppState, Credential};
+use upgate::app::App;
+use upgate::auth::Credential;
 use upgate::auth::SecretKey;
 use upgate::config::Config;
+use upgate::state::AppState;
 
 pub const ACCESS_KEY: &str = "AKIDUPGATETEST000001";
 pub const SECRET_KEY: &str = "upgate-test-secret-key-0123456789abcdef";

@@ -1,12 +1,10 @@
 //! Browser POST-policy uploads and CORS (SECURITY-TESTS section D), over HTTP. Policies are
 //! signed here with an independent HMAC implementation, not the gateway's.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -2,11 +2,9 @@
 //! After each rejection the invariants are checked: no object at the key (or the previous one
 //! unchanged), no pending row, no file left in the object store.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

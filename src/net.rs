@@ -135,6 +135,22 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
     None
 }
 
+/// The key connections are counted under: the IPv4 address, or the IPv6 /64 (one host
+/// usually owns a whole /64, so per-address limits would be trivial to dodge).
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(seg.into())
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

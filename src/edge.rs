@@ -1,0 +1,106 @@
+//! The request edge: the one place every request on the main listener passes through, whatever
+//! front end serves it. It assigns the request id, answers the probes, sends `/v1/...` to the
+//! control API and everything else to the S3 plane, then finishes the response the same way
+//! for both: the error rendered in the front end's own format (logged and counted once, here),
+//! HSTS on TLS connections, CORS headers for allowed origins (errors included), the request id
+//! and server headers, request metrics, and exactly one access-log line (no key, no filename,
+//! no signature in it).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use crate::error::Error;
+use crate::http::{Body, ConnInfo, Outcome, text_response};
+use crate::state::AppState;
+
+/// How a front end renders an error: S3 XML or the control API's JSON.
+type RenderError = fn(&Error, &Method, &str) -> Response<Body>;
+
+/// Entry point for every request on the main listener.
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
+    let started = Instant::now();
+    let request_id = crate::id::request_id();
+    let method = req.method().clone();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path = req.uri().path();
+    let probe = matches!(method, Method::GET | Method::HEAD);
+    let (outcome, render): (Outcome, RenderError) = if probe && path == "/healthz" {
+        (
+            probe_outcome("Health", text_response(StatusCode::OK, "ok")),
+            crate::s3::error_response,
+        )
+    } else if probe && path == "/readyz" {
+        let resp = crate::health::readiness(&state).await;
+        (probe_outcome("Ready", resp), crate::s3::error_response)
+    } else if path.starts_with("/v1/") {
+        let out = crate::api::handle(Arc::clone(&state), req, conn, &request_id).await;
+        (out, crate::api::error_response)
+    } else {
+        let out = crate::s3::handle(Arc::clone(&state), req, conn, &request_id).await;
+        (out, crate::s3::error_response)
+    };
+    let Outcome { result, op, bucket } = outcome;
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            e.log_cause(&request_id);
+            state.metrics.rejection(&e);
+            render(&e, &method, &request_id)
+        }
+    };
+    let hsts = state.config.tls.hsts_max_age_secs;
+    if conn.tls
+        && hsts > 0
+        && let Ok(v) = HeaderValue::from_str(&format!("max-age={hsts}"))
+    {
+        resp.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, v);
+    }
+    // CORS headers on every response to an allowed origin, errors included (a preflight
+    // already carries its own).
+    if let (Some(origin), Some(b)) = (&origin, &bucket)
+        && op != "Preflight"
+        && let Some(bcfg) = state.config.bucket(b)
+        && let Some(h) = crate::cors::actual(&bcfg.cors, origin, &method)
+    {
+        resp.headers_mut().extend(h);
+    }
+    state
+        .metrics
+        .request(op, resp.status().as_u16(), started.elapsed().as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amz-request-id", v);
+    }
+    resp.headers_mut()
+        .insert(header::SERVER, HeaderValue::from_static("upgate"));
+    tracing::info!(
+        request_id = %request_id,
+        peer = %conn.peer.ip(),
+        method = %method,
+        op,
+        bucket = bucket.as_deref().unwrap_or("-"),
+        status = resp.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}
+
+fn probe_outcome(op: &'static str, resp: Response<Body>) -> Outcome {
+    Outcome {
+        result: Ok(resp),
+        op,
+        bucket: None,
+    }
+}

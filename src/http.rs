@@ -1,0 +1,146 @@
+//! HTTP plumbing every front end shares: the response body type and small response builders,
+//! the connection facts a handler may use, request-body frames, and the query-string parser.
+//! Nothing here knows S3, JSON APIs or uploads.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, BodyStream, Empty, Full};
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Response body: small buffered documents or a streamed object.
+pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// What a handler knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// What a front end made of one request, for the request edge to finish (log, count, render
+/// the error in the front end's own format, add the common headers).
+pub struct Outcome {
+    pub result: Result<Response<Body>>,
+    /// Operation name for logs and metrics.
+    pub op: &'static str,
+    /// The bucket the request named, if any (CORS headers, the access log).
+    pub bucket: Option<String>,
+}
+
+/// A full (buffered) body.
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new().map_err(|e| match e {}).boxed_unsync()
+}
+
+/// An empty response with a status.
+pub fn status_response(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// A small buffered response with a content type.
+pub fn typed_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// A plain-text response.
+pub fn text_response(status: StatusCode, body: &'static str) -> Response<Body> {
+    typed_response(status, "text/plain", body)
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    typed_response(status, "application/json", body)
+}
+
+/// A header as UTF-8 text, if present and valid.
+pub fn header_str<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The data frames of a request body, as the ingest pipe wants them: a read timeout becomes
+/// [`Error::RequestTimeout`], any other transport failure [`Error::IncompleteBody`].
+pub fn incoming_frames(
+    body: Incoming,
+) -> impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin + 'static {
+    Box::pin(BodyStream::new(body).filter_map(|f| async move {
+        match f {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(if e.is_timeout() {
+                Error::RequestTimeout
+            } else {
+                Error::IncompleteBody
+            })),
+        }
+    }))
+}
+
+/// Decoded query parameters, in order, duplicates kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// Parses a raw query string (`+` is a literal plus, as in SigV4).
+    pub fn parse(raw: Option<&str>) -> Result<Self> {
+        let mut out = Vec::new();
+        if let Some(raw) = raw {
+            for part in raw.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = part.split_once('=').unwrap_or((part, ""));
+                out.push((decode(k)?.into_owned(), decode(v)?.into_owned()));
+            }
+        }
+        Ok(Query(out))
+    }
+
+    /// The value of `name` if it appears exactly once; an error if it appears twice.
+    pub fn get(&self, name: &str) -> Result<Option<&str>> {
+        let mut it = self.0.iter().filter(|(k, _)| k == name);
+        let first = it.next().map(|(_, v)| v.as_str());
+        if it.next().is_some() {
+            return Err(Error::InvalidArgument("duplicate query parameter"));
+        }
+        Ok(first)
+    }
+
+    /// Whether the query has no parameters at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `name` is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+}
+
+fn decode(s: &str) -> Result<Cow<'_, str>> {
+    percent_decode_str(s)
+        .decode_utf8()
+        .map_err(|_| Error::InvalidArgument("query is not valid UTF-8"))
+}

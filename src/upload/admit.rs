@@ -1,0 +1,47 @@
+//! Admission: whether a request may start work at all — the rate limits of its route class
+//! (charged to the principal, the client address and the global budget) and the principal's
+//! concurrent-upload permits. Refusals are counted by class and dimension and become SlowDown
+//! (503 on S3 routes, 429 on `/v1`) with Retry-After.
+
+use std::net::IpAddr;
+
+use crate::error::{Error, Result};
+use crate::http::ConnInfo;
+use crate::ratelimit::{RouteClass, UploadPermit};
+use crate::state::AppState;
+
+/// The real client address: the peer, or the `X-Forwarded-For` entry a trusted proxy added.
+pub fn client_ip(state: &AppState, headers: &http::HeaderMap, conn: ConnInfo) -> IpAddr {
+    let xff: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let joined = (!xff.is_empty()).then(|| xff.join(","));
+    state.limiter.client_ip(conn.peer.ip(), joined.as_deref())
+}
+
+/// Asks the rate limiter; a refusal becomes SlowDown with its Retry-After, and is counted.
+pub async fn rate_limit(
+    state: &AppState,
+    class: RouteClass,
+    principal: Option<&str>,
+    ip: IpAddr,
+) -> Result<()> {
+    state
+        .limiter
+        .check(class, principal, ip)
+        .await
+        .map_err(|l| {
+            state.metrics.rate_limited(l.class, l.dimension);
+            Error::from(l)
+        })
+}
+
+/// Holds one of the principal's concurrent-upload slots for the duration of an upload.
+pub fn upload_permit(state: &AppState, principal: &str) -> Result<UploadPermit> {
+    state.limiter.upload_permit(principal).map_err(|l| {
+        state.metrics.rate_limited(l.class, l.dimension);
+        Error::from(l)
+    })
+}

@@ -1,0 +1,246 @@
+//! Single-use upload links: the claim (atomic, in the database), the commit (object, link,
+//! file record, token usage, quota and event in one transaction, see [`super::put`]) and the
+//! release that gives a link back when an attempt fails, so it can be retried until it expires.
+//! Also the check a download link's request must pass.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::metadata::CommitInfo;
+use crate::metadata::control::{
+    AuditEntry, Claim, FileStatus, LinkStatus, OutboxEvent, UploadLink,
+};
+use crate::state::AppState;
+
+/// A webhook event about an upload link.
+pub fn link_event(
+    link: &UploadLink,
+    event: &str,
+    info: Option<&CommitInfo>,
+    failure: Option<&Error>,
+) -> OutboxEvent {
+    let now = crate::clock::now_ms();
+    let mut payload = serde_json::json!({
+        "event": event,
+        "upload_id": link.id,
+        "file_id": link.file_id,
+        "tenant_id": link.tenant_id,
+        "at": crate::clock::iso8601(crate::clock::from_ms(now)),
+    });
+    if let Some(i) = info {
+        payload["size"] = i.size.into();
+        payload["sha256"] = i.sha256.clone().into();
+        payload["content_type"] = i.content_type.clone().into();
+    }
+    if let Some(e) = failure {
+        payload["reason"] = e.code().into();
+    }
+    OutboxEvent {
+        id: crate::id::random_hex(16),
+        tenant_id: link.tenant_id.clone(),
+        event: event.to_string(),
+        payload: payload.to_string(),
+        created_at_ms: now,
+        attempts: 0,
+    }
+}
+
+/// Gives a claimed link back if the upload attempt ends without committing (failure, client
+/// gone, shutdown), and reports the failure; a retry may use the link until it expires.
+pub struct LinkGuard {
+    state: Arc<AppState>,
+    link: Option<UploadLink>,
+    reason: Option<Error>,
+}
+
+impl LinkGuard {
+    pub fn fail(&mut self, e: Error) -> Error {
+        let code = match &e {
+            Error::Internal(_) => Error::internal("upload failed"),
+            Error::ServiceUnavailable(_) => Error::unavailable("upload failed"),
+            other => clone_for_event(other),
+        };
+        self.reason = Some(code);
+        e
+    }
+
+    pub fn disarm(&mut self) {
+        self.link = None;
+    }
+}
+
+/// A copy of a client-caused error good enough for an event's `reason` code.
+fn clone_for_event(e: &Error) -> Error {
+    match e {
+        Error::EntityTooLarge => Error::EntityTooLarge,
+        Error::BadDigest => Error::BadDigest,
+        Error::ContentSha256Mismatch => Error::ContentSha256Mismatch,
+        Error::ContentTypeMismatch => Error::ContentTypeMismatch,
+        Error::IncompleteBody => Error::IncompleteBody,
+        Error::RequestTimeout => Error::RequestTimeout,
+        _ => Error::InvalidRequest("upload failed"),
+    }
+}
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            let state = Arc::clone(&self.state);
+            let reason = self.reason.take().unwrap_or(Error::IncompleteBody);
+            self.state.cleanup.spawn(async move {
+                let event = link_event(&link, crate::events::UPLOAD_FAILED, None, Some(&reason));
+                if let Err(e) = state.control.release_link(&link.id).await {
+                    tracing::warn!(error = %e, "releasing an upload link failed");
+                }
+                if let Err(e) = state.control.enqueue(&event, crate::clock::now_ms()).await {
+                    tracing::warn!(error = %e, "recording an upload.failed event failed");
+                }
+            });
+        }
+    }
+}
+
+impl LinkGuard {
+    /// The claimed link.
+    pub fn link(&self) -> Result<&UploadLink> {
+        self.link
+            .as_ref()
+            .ok_or(Error::internal("upload link guard already disarmed"))
+    }
+}
+
+/// Claims the single-use link `link_id` for one upload attempt into `bucket`/`key`. The claim
+/// lasts as long as an upload of the bucket's largest object may take; a concurrent attempt
+/// gets [`Error::LinkInUse`], a used or expired link AccessDenied. The returned guard gives the
+/// link back if the attempt ends without committing.
+pub async fn claim(
+    state: &Arc<AppState>,
+    link_id: &str,
+    bucket: &str,
+    key: &str,
+) -> Result<LinkGuard> {
+    let bcfg = state.bucket(bucket)?;
+    let server = &state.config.server;
+    let deadline_ms = i64::try_from(
+        (bcfg.max_object_bytes / server.min_upload_rate_bytes_per_sec.max(1)
+            + server.upload_deadline_slack_secs)
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
+    let now = crate::clock::now_ms();
+    let link = match state
+        .control
+        .claim_link(link_id, now, now.saturating_add(deadline_ms))
+        .await?
+    {
+        Claim::Claimed(l) => *l,
+        Claim::InProgress => return Err(Error::LinkInUse),
+        Claim::Used | Claim::Expired | Claim::Unknown => {
+            return Err(Error::AccessDenied("This upload link is no longer valid."));
+        }
+    };
+    let mut guard = LinkGuard {
+        state: Arc::clone(state),
+        link: Some(link),
+        reason: None,
+    };
+    let matches = guard
+        .link
+        .as_ref()
+        .is_some_and(|l| l.bucket == bucket && l.key == key);
+    if !matches {
+        return Err(guard.fail(Error::AccessDenied("This upload link is for another key.")));
+    }
+    Ok(guard)
+}
+
+/// The owner under which a multipart upload made through link `link_id` is recorded
+/// (`link:<id>`), if the link is still open for uploads.
+pub async fn open_link_owner(state: &AppState, link_id: &str) -> Result<String> {
+    let link = state
+        .control
+        .link(link_id)
+        .await?
+        .ok_or(Error::NoSuchUpload)?;
+    if link.status != LinkStatus::Pending || link.expires_at_ms < crate::clock::now_ms() {
+        return Err(Error::AccessDenied("This upload link is no longer valid."));
+    }
+    Ok(format!("link:{link_id}"))
+}
+
+/// The link uploaded in parts that `tenant_id`/`owner` may complete: NotFound for an unknown
+/// id or another owner's link (the same answer), AccessDenied once it is used or expired.
+pub async fn completable(
+    state: &AppState,
+    link_id: &str,
+    tenant_id: &str,
+    owner: &str,
+) -> Result<UploadLink> {
+    let link = state.control.link(link_id).await?.ok_or(Error::NotFound)?;
+    if link.tenant_id != tenant_id || link.owner != owner {
+        return Err(Error::NotFound);
+    }
+    if matches!(link.status, LinkStatus::Complete | LinkStatus::Expired)
+        || link.expires_at_ms < crate::clock::now_ms()
+    {
+        return Err(Error::AccessDenied("This upload link is no longer valid."));
+    }
+    Ok(link)
+}
+
+/// Claims `link` for one completion attempt (a concurrent attempt gets LinkInUse).
+pub async fn claim_for_completion(state: &AppState, link: &UploadLink) -> Result<()> {
+    let now = crate::clock::now_ms();
+    match state
+        .control
+        .claim_link(&link.id, now, now.saturating_add(state.lease_ms()))
+        .await?
+    {
+        Claim::Claimed(_) => Ok(()),
+        Claim::InProgress => Err(Error::LinkInUse),
+        Claim::Used | Claim::Expired | Claim::Unknown => {
+            Err(Error::AccessDenied("This upload link is no longer valid."))
+        }
+    }
+}
+
+/// Gives a link claimed for completion back after a failed attempt and records the failure.
+pub async fn release_after_failure(state: &AppState, link: &UploadLink, e: &Error) -> Result<()> {
+    state.control.release_link(&link.id).await?;
+    let event = link_event(link, crate::events::UPLOAD_FAILED, None, Some(e));
+    state
+        .control
+        .enqueue(&event, crate::clock::now_ms())
+        .await?;
+    Ok(())
+}
+
+/// A download link names its file; the key must be one of that file's versions and the file
+/// must not be deleted. Each download is recorded in the audit log.
+pub async fn check_download(
+    state: &AppState,
+    file_id: &str,
+    key: &str,
+    head_only: bool,
+) -> Result<()> {
+    let f = state.control.file(file_id).await?.ok_or(Error::NoSuchKey)?;
+    let prefix = format!("{}/{}/", f.tenant_id, f.id);
+    if f.status == FileStatus::Deleted || !key.starts_with(&prefix) {
+        return Err(Error::NoSuchKey);
+    }
+    if !head_only {
+        state
+            .control
+            .audit(&AuditEntry {
+                id: crate::id::random_hex(12),
+                at_ms: crate::clock::now_ms(),
+                tenant_id: f.tenant_id.clone(),
+                actor: "download-link".into(),
+                action: "download".into(),
+                file_id: Some(f.id.clone()),
+                detail: format!("version={}", key.rsplit('/').next().unwrap_or("")),
+            })
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The upload lifecycle every front end shares, protocol-neutral: it knows nothing of XML, JSON
+//! or HTTP framing. S3 (PUT, POST forms, multipart), the control API's links, and every later
+//! way in (resumable uploads, web pages, content checks) go through it.
+//!
+//! ```text
+//! expectations(bucket) ──► ingest::Pipe ──► put::ingest_and_commit ──► committed row
+//!                                            │  pending row + staged write (invisible)
+//!                                            └─ failure / drop: staging aborted, row removed
+//! link::claim ──► put (through the link) ──► commit with link, file, token, quota, event
+//!            └──► failure: LinkGuard releases the link for a retry until it expires
+//! multipart::store_part … multipart::complete ──► assemble (full SHA-256) ──► commit as a put
+//! delete::delete_key ──► retire current version ──► remove bytes (sweeper retries)
+//! quota: limits held in the commit transaction, warning events after it
+//! ```
+//!
+//! A new content check belongs in [`expectations`] (what the pipe enforces for a bucket) or as
+//! a stage between the staged write and the commit in [`put`]; a new ingest protocol builds a
+//! frame stream and calls [`put::ingest_and_commit`] (or the multipart functions).
+
+pub mod admit;
+pub mod delete;
+pub mod link;
+pub mod multipart;
+pub mod put;
+pub mod quota;
+
+use crate::config::{BucketConfig, EtagMode};
+use crate::error::{Error, Result};
+use crate::ingest::Expectations;
+
+/// Longest key accepted, in bytes (S3's limit).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Refuses keys that are empty, too long, contain control characters or backslashes, or have
+/// `.`/`..` segments (which some backends and tools would resolve to another key).
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(Error::InvalidObjectName);
+    }
+    if key.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(Error::InvalidObjectName);
+    }
+    if key.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(Error::InvalidObjectName);
+    }
+    Ok(())
+}
+
+/// What the ingest pipe enforces for an upload into `bucket`: its byte limit, its allowed
+/// types (the first bytes must sniff as one, matching `declared_type` when one was declared),
+/// and MD5 when the bucket's ETags are MD5s. The one place a bucket's rules become pipe
+/// expectations; callers narrow it (a link pins size and type, a later multipart part skips
+/// the type check) and add what their protocol declared (lengths, digests, checksums).
+pub fn expectations(bucket: &BucketConfig, declared_type: Option<String>) -> Expectations {
+    Expectations {
+        max_bytes: bucket.max_object_bytes,
+        allowed_types: bucket.allowed_types.clone(),
+        declared_type,
+        enforce_type: true,
+        want_md5: bucket.etag == EtagMode::Md5,
+        ..Default::default()
+    }
+}
+
+/// The expectations for an upload through a link that pins `size` and `content_type`.
+pub fn link_expectations(bucket: &BucketConfig, size: u64, content_type: &str) -> Expectations {
+    Expectations {
+        max_bytes: size,
+        allowed_types: vec![content_type.to_string()],
+        ..expectations(bucket, Some(content_type.to_string()))
+    }
+}

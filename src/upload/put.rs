@@ -1,0 +1,237 @@
+//! The single-object upload path every front end shares: a pending row, an invisible staged
+//! write fed by the ingest pipe, and a commit only if every check passed. A failure, or a
+//! request future dropped midway (client gone, shutdown), removes the staged bytes and the
+//! pending row; a crash leaves a leased row the sweeper finds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::ingest::aws_chunked::Decoder;
+use crate::ingest::checksum;
+use crate::ingest::{self, Ingested};
+use crate::metadata::control::{LinkCommit, UploadLink};
+use crate::metadata::{CommitInfo, NewPending};
+use crate::state::AppState;
+use crate::storage::Storage;
+
+pub use super::admit::upload_permit;
+use super::delete::remove_versions;
+use super::link::link_event;
+
+/// Removes a pending row if the upload future is dropped before it commits or aborts (client
+/// disconnect, shutdown). The staging write cleans itself up the same way.
+struct PendingGuard {
+    state: Arc<AppState>,
+    bucket: String,
+    id: Option<String>,
+}
+
+impl PendingGuard {
+    fn disarm(&mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let state = Arc::clone(&self.state);
+            let path = Storage::path_for(&self.bucket, &id);
+            self.state.cleanup.spawn(async move {
+                // The staged write aborts itself on drop; this makes sure of it before the row
+                // (the sweeper's only pointer to it) goes.
+                if let Err(e) = state.storage.remove_staging(&path).await {
+                    tracing::warn!(error = %e, "removing staged bytes failed; the sweeper will");
+                    return;
+                }
+                if let Err(e) = state.meta.discard_pending(&id).await {
+                    tracing::warn!(error = %e, "discarding pending record failed; the sweeper will");
+                }
+            });
+        }
+    }
+}
+
+/// Streams `frames` through `decoder` and `pipe` into `staging`, bounded by the idle timeout
+/// between reads and by an absolute deadline derived from the size limit.
+pub async fn stream_body<S>(
+    state: &AppState,
+    frames: S,
+    decoder: Option<Decoder>,
+    pipe: ingest::Pipe,
+    max_bytes: u64,
+    staging: &mut crate::storage::Staging,
+) -> Result<Ingested>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+{
+    let server = &state.config.server;
+    let idle = Duration::from_secs(server.body_idle_timeout_secs);
+    // The absolute bound on an upload: the presigned expiry is checked only at the start, so
+    // without it a client trickling just above the idle timeout could hold a slot for hours.
+    let deadline = Duration::from_secs(
+        max_bytes / server.min_upload_rate_bytes_per_sec.max(1) + server.upload_deadline_slack_secs,
+    );
+    // Optional per-upload bandwidth cap: frames are released no faster than the configured
+    // rate (config validation keeps it above the minimum upload rate, so pacing never trips the
+    // idle timeout).
+    let pacer = state.limiter.pacer();
+    let paced = Box::pin(futures_util::stream::unfold(
+        (frames, pacer),
+        |(mut s, mut p)| async move {
+            let item = s.next().await?;
+            if let Ok(b) = &item {
+                p.pace(b.len()).await;
+            }
+            Some((item, (s, p)))
+        },
+    ));
+    let run = ingest::run_pipe(paced, decoder, pipe, staging, idle);
+    match tokio::time::timeout(deadline, run).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::RequestTimeout),
+    }
+}
+
+/// Where a new object goes and who uploads it.
+pub struct Target<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub owner: &'a str,
+    /// The upload link the object completes, if it came through one: the object, the link,
+    /// the file record, the token and the event then commit in one transaction.
+    pub link: Option<&'a UploadLink>,
+    /// The tenant whose quota the object counts against.
+    pub tenant: Option<&'a str>,
+}
+
+/// A committed upload.
+pub struct Committed {
+    pub ingested: Ingested,
+    pub etag: String,
+}
+
+/// The single-object upload path shared by PutObject and POST Object: a pending row, an
+/// invisible staged write fed by the pipe, and a commit only if every check passed. On any
+/// failure (or if the request future is dropped) the staged bytes and the pending row go.
+#[allow(clippy::too_many_arguments)]
+pub async fn ingest_and_commit<S>(
+    state: &Arc<AppState>,
+    target: Target<'_>,
+    frames: S,
+    decoder: Option<Decoder>,
+    pipe: ingest::Pipe,
+    max_bytes: u64,
+    started: std::time::Instant,
+) -> Result<Committed>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+{
+    let Target {
+        bucket,
+        key,
+        owner,
+        link,
+        tenant,
+    } = target;
+    let quota = match tenant {
+        Some(t) => Some(super::quota::quota_for(state, t).await?),
+        None => None,
+    };
+    let _inflight = state.metrics.upload_started();
+    let id = crate::id::object_id();
+    let now = crate::clock::now_ms();
+    let lease = state.lease_ms();
+    state
+        .meta
+        .insert_pending(&NewPending {
+            id: id.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            owner: owner.to_string(),
+            created_at_ms: now,
+            lease_until_ms: now.saturating_add(lease),
+            tenant_id: tenant.map(str::to_string),
+        })
+        .await?;
+    let mut guard = PendingGuard {
+        state: Arc::clone(state),
+        bucket: bucket.to_string(),
+        id: Some(id.clone()),
+    };
+    let path = Storage::path_for(bucket, &id);
+    let mut staging = state.storage.begin(&path).await?;
+    let outcome = stream_body(state, frames, decoder, pipe, max_bytes, &mut staging).await;
+    let ingested = match outcome {
+        Ok(i) => i,
+        Err(e) => {
+            staging.abort().await;
+            state.meta.discard_pending(&id).await?;
+            guard.disarm();
+            return Err(e);
+        }
+    };
+    staging.commit().await?;
+    let etag = etag_for(&ingested);
+    let info = CommitInfo {
+        size: ingested.size,
+        sha256: hex::encode(ingested.sha256),
+        etag: etag.clone(),
+        content_type: ingested
+            .content_type
+            .ok_or(Error::ContentTypeMismatch)?
+            .to_string(),
+        checksum: ingested
+            .checksum
+            .as_ref()
+            .map(|(a, v)| (a.header_name().to_string(), checksum::encode_b64(v))),
+        committed_at_ms: crate::clock::now_ms(),
+        quota: quota.clone(),
+    };
+    let committed = match link {
+        None => state.meta.commit(&id, &info).await,
+        Some(link) => state
+            .control
+            .commit_link(&LinkCommit {
+                object_id: id.clone(),
+                object: info.clone(),
+                link_id: link.id.clone(),
+                event: link_event(link, crate::events::UPLOAD_COMPLETED, Some(&info), None),
+            })
+            .await
+            .map(|()| Vec::new()),
+    };
+    let retired = match committed {
+        Ok(r) => r,
+        Err(e) => {
+            // The bytes are published at a path nothing points to; remove them now (the
+            // pending row's lease lets the sweeper retry if this fails too).
+            let _ = state.storage.delete(&path).await;
+            return Err(e.into());
+        }
+    };
+    guard.disarm();
+    state
+        .metrics
+        .upload_committed(ingested.size, started.elapsed().as_secs_f64());
+    remove_versions(state, bucket, retired).await;
+    if let Some(q) = &quota {
+        let added = i64::try_from(ingested.size).unwrap_or(i64::MAX);
+        if let Err(e) = super::quota::warn_if_crossed(state, q, added).await {
+            tracing::warn!(error = %e, "quota warning not recorded");
+        }
+    }
+    Ok(Committed { ingested, etag })
+}
+
+/// The ETag policy (see `etag` in the bucket config): the MD5 when it was computed anyway,
+/// otherwise `hex(sha256[..16])-1`, which S3 tools treat as "not an MD5" (like a multipart tag).
+pub fn etag_for(i: &Ingested) -> String {
+    match i.md5 {
+        Some(md5) => hex::encode(md5),
+        None => format!("{}-1", hex::encode(&i.sha256[..16])),
+    }
+}

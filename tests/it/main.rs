@@ -1,0 +1,20 @@
+//! End-to-end tests through the public interface: one test binary (each binary links the whole
+//! crate, so grouping keeps the test build short). Modules by area; shared helpers in `common`
+//! (a gateway started in process, clients) and `backends` (storage emulators).
+
+#[path = "../support/backends.rs"]
+mod backends;
+mod common;
+
+mod api;
+mod cli;
+mod layers;
+mod limits;
+mod ops;
+mod ratelimit;
+mod s3_multipart;
+mod s3_post;
+mod s3_sdk;
+mod s3_security;
+mod storage_faults;
+mod webhooks;
