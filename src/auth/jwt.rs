@@ -4,6 +4,11 @@
 //! (RFC 7515) carrying JWT claims (RFC 7519). [`JwtVerifier::verify`] is the only way to turn such
 //! a token into a [`JwtPrincipal`] (tenant, subject, key id, expiry); handlers act on that.
 //!
+//! The `jsonwebtoken` crate parses the header, verifies the signature, decodes the payload and
+//! compares `iss` and `aud`. This module holds upgate's policy around it: which key a token may
+//! name and with which algorithm, the token size, the duplicate-member guard, the required claims,
+//! the time and lifetime bounds, and the tenant binding.
+//!
 //! # Keys
 //!
 //! Every token must name its key in the `kid` header; the key decides which algorithm is allowed:
@@ -17,12 +22,13 @@
 //!   verification path) or when [`JwtVerifier::reload`] is called; a file that fails to load is
 //!   logged and the previous keys stay in use.
 //!
-//! The header's `alg` is never trusted to pick the algorithm: it must equal the one its key
-//! allows. That refuses `alg: none`, every algorithm other than HS256/RS256/ES256, and algorithm
-//! confusion (an HS256 token whose `kid` names an RSA key is refused before any MAC is computed, so
-//! a public key can never act as an HMAC secret). Header parameters that point at other keys
-//! (`jku`, `jwk`, `x5u`, `x5c`) are ignored; a `crit` header is refused, since no extension is
-//! understood.
+//! The header's `alg` is never trusted to pick the algorithm: each key is verified with a
+//! `Validation` allowing only its own algorithm, which the crate compares with `alg` before any
+//! signature work. That refuses `alg: none`, every algorithm other than HS256/RS256/ES256, and
+//! algorithm confusion (an HS256 token whose `kid` names an RSA key is refused before any MAC is
+//! computed, so a public key can never act as an HMAC secret). Header parameters that point at
+//! other keys (`jku`, `jwk`, `x5u`, `x5c`) are ignored; a `crit` header is refused, since no
+//! extension is understood.
 //!
 //! # Tenants
 //!
@@ -36,24 +42,26 @@
 //! Each step's rejection is tested by name below. Nothing from the payload is looked at before
 //! the signature verifies.
 //!
-//! 1. Shape: at most [`MAX_TOKEN_BYTES`], three base64url parts without padding
-//!    ([`JwtError::Malformed`]).
-//! 2. Header: a JSON object without duplicate members and without `crit` (`Malformed`); `alg` one
-//!    of HS256/RS256/ES256 ([`JwtError::UnsupportedAlgorithm`]); `kid` present
+//! 1. Shape: at most [`MAX_TOKEN_BYTES`], three dot-separated parts ([`JwtError::Malformed`]).
+//! 2. Header: base64url without padding, a JSON object without duplicate members and without
+//!    `crit`, standard members of their standard types (`Malformed`); `alg` one of
+//!    HS256/RS256/ES256 ([`JwtError::UnsupportedAlgorithm`]); `kid` present
 //!    (`MissingClaim("kid")`).
-//! 3. Key: `kid` names a configured key ([`JwtError::UnknownKey`]) whose type allows `alg`
+//! 3. Key: `kid` names a configured key ([`JwtError::UnknownKey`]) whose algorithm is `alg`
 //!    (`UnsupportedAlgorithm`).
-//! 4. Signature ([`JwtError::BadSignature`]; HMAC tags compared in constant time).
-//! 5. Payload: a JSON object without duplicate members (`Malformed`); `exp`, `iat` and a
-//!    non-empty `sub` present ([`JwtError::MissingClaim`]), NumericDates non-negative numbers.
+//! 4. Signature ([`JwtError::BadSignature`]; HMAC tags compared in constant time by the crypto
+//!    backend), then the payload: base64url JSON object (`Malformed`), `iss` equal to `issuer` and
+//!    `aud` (a string or an array of strings) containing `audience` when configured and present
+//!    ([`JwtError::WrongIssuer`], [`JwtError::WrongAudience`]).
+//! 5. Payload: no duplicate members, NumericDates non-negative numbers, `sub` and `iss` strings,
+//!    `aud` a string or an array of strings (`Malformed`); `exp`, `iat` and a non-empty `sub`
+//!    present ([`JwtError::MissingClaim`]).
 //! 6. Time, with `leeway_secs` either way: `now < exp + leeway` ([`JwtError::Expired`]);
 //!    `nbf <= now + leeway` and `iat <= now + leeway` ([`JwtError::NotYetValid`]).
 //! 7. Lifetime: `iat <= exp` (`Malformed`) and `exp - iat <= max_lifetime_secs`
 //!    ([`JwtError::LifetimeTooLong`]), so a leaked token is useful for a bounded time only.
-//! 8. `iss` equals `issuer` when configured (`MissingClaim("iss")`, [`JwtError::WrongIssuer`]).
-//! 9. `aud` (a string or an array of strings) contains `audience` when configured
-//!    (`MissingClaim("aud")`, [`JwtError::WrongAudience`]).
-//! 10. Tenant, as above (`MissingClaim("tenant")` names the configured claim).
+//! 8. `iss` and `aud` present when configured (`MissingClaim("iss")`, `MissingClaim("aud")`).
+//! 9. Tenant, as above (`MissingClaim("tenant")` names the configured claim).
 //!
 //! # Secrets
 //!
@@ -69,12 +77,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
+    RSAKeyParameters,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, Validation};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
-use sha2::Sha256;
+use serde_json::{Map, Number, Value};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Longest accepted token, in bytes. Bounds the base64/JSON work an unauthenticated caller can
@@ -87,6 +98,9 @@ pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// How often, at most, the verification path looks at the JWKS file for changes.
 pub const JWKS_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The algorithms a key can have; a token naming any other is refused before its key is looked up.
+const ALGORITHMS: [Algorithm; 3] = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256];
 
 /// RSA modulus sizes accepted from the JWKS (the verifier refuses anything else at use).
 const RSA_MODULUS_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
@@ -242,6 +256,9 @@ pub enum JwtError {
 pub struct JwtVerifier {
     hs256: HashMap<String, HmacKey>,
     jwks: Option<JwksSource>,
+    /// What the crate checks, one entry per key algorithm: a key is only ever handed to the
+    /// crate with the `Validation` that allows its own algorithm and no other.
+    validations: HashMap<Algorithm, Validation>,
     tenant_claim: String,
     issuer: String,
     audience: String,
@@ -261,7 +278,7 @@ impl fmt::Debug for JwtVerifier {
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
             .field("max_lifetime", &self.max_lifetime)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -300,7 +317,7 @@ impl JwtVerifier {
                 Ok(secret) => {
                     if !key.kid.is_empty() {
                         let entry = HmacKey {
-                            secret,
+                            key: DecodingKey::from_secret(&secret),
                             tenant: key.tenant.clone(),
                         };
                         hs256.entry(key.kid.clone()).or_insert(entry);
@@ -325,6 +342,10 @@ impl JwtVerifier {
         Ok(Self {
             hs256,
             jwks,
+            validations: ALGORITHMS
+                .iter()
+                .map(|&alg| (alg, validation(alg, &cfg.issuer, &cfg.audience)))
+                .collect(),
             tenant_claim: cfg.tenant_claim.clone(),
             issuer: cfg.issuer.clone(),
             audience: cfg.audience.clone(),
@@ -354,66 +375,66 @@ impl JwtVerifier {
     /// re-reads it if it changed): a small blocking read, rare enough for an async handler.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<JwtPrincipal, JwtError> {
         // 1. Shape.
-        let parts = split_token(token)?;
+        let (header_segment, payload_segment) = segments(token)?;
 
-        // 2. Header.
-        let header = decode_object(parts.header)?;
-        if header.contains_key("crit") {
+        // 2. Header. The crate parses it; the raw members are read only for what its `Header`
+        //    cannot tell: a repeated member, a `crit` of any form (even `null`), and whether a
+        //    header it refuses names an unknown algorithm or is malformed.
+        let raw_header = unique_members(header_segment)?;
+        if raw_header.contains_key("crit") {
             return Err(JwtError::Malformed);
         }
-        let alg = match header.get("alg") {
-            Some(Value::String(name)) => {
-                TokenAlg::parse(name).ok_or(JwtError::UnsupportedAlgorithm)?
-            }
-            Some(_) => return Err(JwtError::Malformed),
-            None => return Err(JwtError::UnsupportedAlgorithm),
-        };
-        let kid = match header.get("kid") {
-            Some(Value::String(kid)) if !kid.is_empty() => kid.as_str(),
-            Some(Value::String(_)) | None => return Err(JwtError::MissingClaim("kid")),
-            Some(_) => return Err(JwtError::Malformed),
+        let header = jsonwebtoken::decode_header(token).map_err(|_| header_error(&raw_header))?;
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(JwtError::UnsupportedAlgorithm);
+        }
+        let kid = match header.kid.as_deref() {
+            Some(kid) if !kid.is_empty() => kid,
+            _ => return Err(JwtError::MissingClaim("kid")),
         };
 
-        // 3 and 4. Key, its algorithm, the signature.
-        let signature = URL_SAFE_NO_PAD
-            .decode(parts.signature)
-            .map_err(|_| JwtError::Malformed)?;
-        let binding = if let Some(key) = self.hs256.get(kid) {
-            if alg != TokenAlg::Hs256 {
-                return Err(JwtError::UnsupportedAlgorithm);
-            }
-            key.verify(parts.signing_input.as_bytes(), &signature)?;
-            TenantBinding::Key(&key.tenant)
+        // 3. Key. `jwks_keys` keeps the loaded set alive while its key is in use.
+        let jwks_keys: Arc<JwksKeys>;
+        let (alg, key, binding) = if let Some(key) = self.hs256.get(kid) {
+            (Algorithm::HS256, &key.key, TenantBinding::Key(&key.tenant))
         } else if let Some(source) = &self.jwks {
             source.refresh_if_due();
-            let keys = source.current();
-            let key = keys.by_kid.get(kid).ok_or(JwtError::UnknownKey)?;
-            if alg != key.alg {
-                return Err(JwtError::UnsupportedAlgorithm);
-            }
-            key.verify(parts.signing_input.as_bytes(), parts.signature)?;
-            TenantBinding::Claim
+            jwks_keys = source.current();
+            let key = jwks_keys.by_kid.get(kid).ok_or(JwtError::UnknownKey)?;
+            (key.alg, &key.key, TenantBinding::Claim)
         } else {
             return Err(JwtError::UnknownKey);
         };
+        let validation = self
+            .validations
+            .get(&alg)
+            .ok_or(JwtError::UnsupportedAlgorithm)?;
 
-        // 5. Payload and required claims.
-        let claims = decode_object(parts.payload)?;
-        let exp = numeric_date(&claims, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
-        let iat = numeric_date(&claims, "iat")?.ok_or(JwtError::MissingClaim("iat"))?;
-        let nbf = numeric_date(&claims, "nbf")?;
-        let subject = match string_claim(&claims, "sub")? {
+        // 4. The key's algorithm against `alg`, the signature, the payload JSON, `iss`, `aud`.
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, key, validation)
+            .map_err(crate_error)?
+            .claims;
+
+        // 5. Payload and required claims. serde_json keeps the last of repeated members, so a
+        //    repeated claim would go unnoticed in `claims`; the signed segment itself is checked.
+        unique_members(payload_segment)?;
+        let registered = Registered::deserialize(&claims).map_err(|_| JwtError::Malformed)?;
+        let exp = registered.exp.ok_or(JwtError::MissingClaim("exp"))?;
+        let iat = registered.iat.ok_or(JwtError::MissingClaim("iat"))?;
+        let subject = match registered.sub {
             Some(sub) if !sub.is_empty() => sub,
             _ => return Err(JwtError::MissingClaim("sub")),
         };
 
-        // 6. Time. A sum that overflows lies beyond any real clock.
+        // 6. Time, against the caller's `now`: the crate's own `exp`/`nbf` check reads the system
+        //    clock and rounds to whole seconds, so it is switched off (see `validation`). A sum
+        //    that overflows lies beyond any real clock.
         let far_future = |t: Option<SystemTime>| t.unwrap_or(SystemTime::UNIX_EPOCH + MAX_SECS);
         if now >= far_future(exp.checked_add(self.leeway)) {
             return Err(JwtError::Expired);
         }
         let latest_start = far_future(now.checked_add(self.leeway));
-        if nbf.is_some_and(|nbf| nbf > latest_start) || iat > latest_start {
+        if registered.nbf.is_some_and(|nbf| nbf > latest_start) || iat > latest_start {
             return Err(JwtError::NotYetValid);
         }
 
@@ -423,36 +444,20 @@ impl JwtVerifier {
             return Err(JwtError::LifetimeTooLong);
         }
 
-        // 8. Issuer.
-        if !self.issuer.is_empty() {
-            let iss = string_claim(&claims, "iss")?.ok_or(JwtError::MissingClaim("iss"))?;
-            if iss != self.issuer {
-                return Err(JwtError::WrongIssuer);
-            }
+        // 8. Issuer and audience: the crate compared them if present; here they must be.
+        if !self.issuer.is_empty() && registered.iss.is_none() {
+            return Err(JwtError::MissingClaim("iss"));
+        }
+        if !self.audience.is_empty() && !registered.has_aud {
+            return Err(JwtError::MissingClaim("aud"));
         }
 
-        // 9. Audience.
-        if !self.audience.is_empty() {
-            let accepted = match claims.get("aud") {
-                None => return Err(JwtError::MissingClaim("aud")),
-                Some(Value::String(aud)) => *aud == self.audience,
-                Some(Value::Array(auds)) => {
-                    let mut found = false;
-                    for aud in auds {
-                        let aud = aud.as_str().ok_or(JwtError::Malformed)?;
-                        found |= aud == self.audience;
-                    }
-                    found
-                }
-                Some(_) => return Err(JwtError::Malformed),
-            };
-            if !accepted {
-                return Err(JwtError::WrongAudience);
-            }
-        }
-
-        // 10. Tenant.
-        let claimed = string_claim(&claims, &self.tenant_claim)?;
+        // 9. Tenant.
+        let claimed = match claims.get(&self.tenant_claim) {
+            None => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => return Err(JwtError::Malformed),
+        };
         let tenant = match binding {
             TenantBinding::Key(tenant) => match claimed {
                 Some(claimed) if claimed != tenant => return Err(JwtError::WrongTenant),
@@ -466,10 +471,62 @@ impl JwtVerifier {
 
         Ok(JwtPrincipal {
             tenant: tenant.to_string(),
-            subject: subject.to_string(),
+            subject,
             key_id: kid.to_string(),
             expires_at: exp,
         })
+    }
+}
+
+/// What the crate checks for keys of algorithm `alg`.
+fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut v = Validation::new(alg);
+    // `verify` checks the times against its `now` argument with sub-second precision; the
+    // crate can only compare whole seconds with the system clock.
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    // Presence is checked after decoding, in a fixed order: the crate walks a `HashSet`, so with
+    // two claims missing it would name either.
+    v.required_spec_claims.clear();
+    if !issuer.is_empty() {
+        v.set_issuer(&[issuer]);
+    }
+    if audience.is_empty() {
+        // The crate refuses any token with an `aud` when no audience is set; upgate then ignores it.
+        v.validate_aud = false;
+    } else {
+        v.set_audience(&[audience]);
+    }
+    v
+}
+
+/// The crate's refusal as upgate's. Everything not named is a token that does not parse.
+fn crate_error(e: jsonwebtoken::errors::Error) -> JwtError {
+    match e.kind() {
+        ErrorKind::InvalidAlgorithm | ErrorKind::UnsupportedAlgorithm => {
+            JwtError::UnsupportedAlgorithm
+        }
+        // Key errors surface at verification (key material is parsed lazily); the key cannot
+        // verify this token either way.
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidKeyFormat => JwtError::BadSignature,
+        ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+        ErrorKind::InvalidAudience => JwtError::WrongAudience,
+        _ => JwtError::Malformed,
+    }
+}
+
+/// Why the crate refused a header that is a JSON object: no `alg`, or an `alg` that names no
+/// algorithm, is an unsupported algorithm (as `none` is); anything else is malformed.
+fn header_error(raw: &Map<String, Value>) -> JwtError {
+    match raw.get("alg") {
+        None => JwtError::UnsupportedAlgorithm,
+        Some(Value::String(name)) if name.parse::<Algorithm>().is_err() => {
+            JwtError::UnsupportedAlgorithm
+        }
+        Some(_) => JwtError::Malformed,
     }
 }
 
@@ -484,58 +541,18 @@ enum TenantBinding<'a> {
     Claim,
 }
 
-/// The algorithms a token may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TokenAlg {
-    Hs256,
-    Rs256,
-    Es256,
-}
-
-impl TokenAlg {
-    /// The `alg` header value, case-sensitive as RFC 7515 requires; anything else is refused.
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "HS256" => Some(Self::Hs256),
-            "RS256" => Some(Self::Rs256),
-            "ES256" => Some(Self::Es256),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Hs256 => "HS256",
-            Self::Rs256 => "RS256",
-            Self::Es256 => "ES256",
-        }
-    }
-}
-
-/// The three segments of a compact JWS, still encoded.
-struct TokenParts<'a> {
-    header: &'a str,
-    payload: &'a str,
-    signature: &'a str,
-    /// `header.payload`, the bytes the signature covers.
-    signing_input: &'a str,
-}
-
-fn split_token(token: &str) -> Result<TokenParts<'_>, JwtError> {
+/// The encoded header and payload of a token, which must have exactly three parts. The crate
+/// splits from the right (`a.b.c.d` would give it the header `a.b`); three parts make sure the
+/// duplicate check reads the same segments the crate does.
+fn segments(token: &str) -> Result<(&str, &str), JwtError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(JwtError::Malformed);
     }
-    let (signing_input, signature) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
-    let (header, payload) = signing_input.split_once('.').ok_or(JwtError::Malformed)?;
-    if payload.contains('.') {
-        return Err(JwtError::Malformed);
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(payload), Some(_signature), None) => Ok((header, payload)),
+        _ => Err(JwtError::Malformed),
     }
-    Ok(TokenParts {
-        header,
-        payload,
-        signature,
-        signing_input,
-    })
 }
 
 /// A JSON object whose members are unique: a duplicate `alg`, `kid` or claim would let two
@@ -566,7 +583,7 @@ impl<'de> Deserialize<'de> for UniqueObject {
 }
 
 /// base64url (no padding, canonical) → JSON object with unique members.
-fn decode_object(segment: &str) -> Result<Map<String, Value>, JwtError> {
+fn unique_members(segment: &str) -> Result<Map<String, Value>, JwtError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(segment)
         .map_err(|_| JwtError::Malformed)?;
@@ -575,55 +592,63 @@ fn decode_object(segment: &str) -> Result<Map<String, Value>, JwtError> {
         .map_err(|_| JwtError::Malformed)
 }
 
-/// A string claim; present with another type is malformed.
-fn string_claim<'a>(
-    claims: &'a Map<String, Value>,
-    name: &str,
-) -> Result<Option<&'a str>, JwtError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(JwtError::Malformed),
-    }
+/// The registered claims upgate reads, typed. A claim present with another type (`null`
+/// included) makes the token malformed rather than counting as absent.
+#[derive(Deserialize)]
+struct Registered {
+    #[serde(default, deserialize_with = "present")]
+    sub: Option<String>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    exp: Option<SystemTime>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    iat: Option<SystemTime>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    nbf: Option<SystemTime>,
+    #[serde(default, deserialize_with = "present")]
+    iss: Option<String>,
+    /// The crate compares the audience but lets an `aud` it cannot read pass; this refuses it.
+    #[serde(rename = "aud", default, deserialize_with = "audience")]
+    has_aud: bool,
 }
 
-/// A NumericDate claim (seconds since the epoch, fractions allowed, not negative, at most
+/// A claim that, when present, must deserialize as `T`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A NumericDate (seconds since the epoch, fractions allowed, not negative, at most
 /// [`MAX_SECS`]).
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<SystemTime>, JwtError> {
-    let Some(value) = claims.get(name) else {
-        return Ok(None);
-    };
-    let Value::Number(n) = value else {
-        return Err(JwtError::Malformed);
-    };
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+    let n = Number::deserialize(d)?;
     let since_epoch = match n.as_u64() {
         Some(secs) => Duration::from_secs(secs),
         None => n
             .as_f64()
             .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-            .ok_or(JwtError::Malformed)?,
+            .ok_or_else(|| de::Error::custom("not a NumericDate"))?,
     };
     if since_epoch > MAX_SECS {
-        return Err(JwtError::Malformed);
+        return Err(de::Error::custom("NumericDate out of range"));
     }
     Ok(Some(UNIX_EPOCH + since_epoch))
 }
 
-/// An HS256 secret and the tenant it is bound to. The secret is zeroized on drop.
-struct HmacKey {
-    secret: Zeroizing<Vec<u8>>,
-    tenant: String,
+/// `aud`: a string or an array of strings.
+fn audience<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(_) => Ok(true),
+        Value::Array(auds) if auds.iter().all(Value::is_string) => Ok(true),
+        _ => Err(de::Error::custom(
+            "aud is not a string or an array of strings",
+        )),
+    }
 }
 
-impl HmacKey {
-    fn verify(&self, signing_input: &[u8], signature: &[u8]) -> Result<(), JwtError> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| JwtError::BadSignature)?;
-        mac.update(signing_input);
-        // Constant-time comparison of the full 32-byte tag (no truncated tags).
-        mac.verify_slice(signature)
-            .map_err(|_| JwtError::BadSignature)
-    }
+/// An HS256 key and the tenant it is bound to. `DecodingKey` zeroizes the secret on drop and
+/// redacts it in `Debug`.
+struct HmacKey {
+    key: DecodingKey,
+    tenant: String,
 }
 
 /// The secret of one `[[jwt.hs256]]` entry, or what is wrong with it.
@@ -651,23 +676,8 @@ fn load_hs256_secret(key: &Hs256Key) -> Result<Zeroizing<Vec<u8>>, String> {
 
 /// A public key from the JWKS and the one algorithm it verifies.
 struct PublicKey {
-    alg: TokenAlg,
+    alg: Algorithm,
     key: DecodingKey,
-}
-
-impl PublicKey {
-    fn verify(&self, signing_input: &[u8], signature_b64: &str) -> Result<(), JwtError> {
-        let alg = match self.alg {
-            TokenAlg::Rs256 => Algorithm::RS256,
-            TokenAlg::Es256 => Algorithm::ES256,
-            // Never built: JWKS keys are RSA or EC only.
-            TokenAlg::Hs256 => return Err(JwtError::UnsupportedAlgorithm),
-        };
-        match jsonwebtoken::crypto::verify(signature_b64, signing_input, &self.key, alg) {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => Err(JwtError::BadSignature),
-        }
-    }
 }
 
 /// One loaded JWK Set.
@@ -786,25 +796,32 @@ impl JwksSource {
     }
 }
 
-/// The top level of a JWK Set; other members are ignored.
-#[derive(Deserialize)]
-struct JwkSetFile {
-    keys: Vec<Map<String, Value>>,
-}
-
 /// Reads and checks a JWK Set; every problem is listed.
 fn load_jwks(path: &Path, reserved: &HashSet<String>) -> Result<JwksKeys, Vec<String>> {
     let at = format!("jwt.jwks_file {}", path.display());
     let text = std::fs::read(path).map_err(|e| vec![format!("{at}: cannot read: {e}")])?;
-    let set: JwkSetFile =
-        serde_json::from_slice(&text).map_err(|e| vec![format!("{at}: not a JWK Set: {e}")])?;
+    let json: Value =
+        serde_json::from_slice(&text).map_err(|e| vec![format!("{at}: not JSON: {e}")])?;
+    let set = JwkSet::deserialize(&json).map_err(|e| vec![format!("{at}: not a JWK Set: {e}")])?;
+    // The same keys as JSON objects, for the members `Jwk` does not keep (see `parse_jwk`).
+    // `JwkSet` parsed, so `keys` is an array with one object per `Jwk`, in order.
+    let raw_keys = json.get("keys").and_then(Value::as_array);
 
     let mut problems = Vec::new();
     let mut keys = JwksKeys::default();
-    for (i, jwk) in set.keys.iter().enumerate() {
-        let kid = jwk.get("kid").and_then(Value::as_str).unwrap_or("");
+    for (i, (jwk, raw)) in set
+        .keys
+        .iter()
+        .zip(raw_keys.into_iter().flatten())
+        .enumerate()
+    {
+        let kid = jwk.common.key_id.as_deref().unwrap_or("");
         let key_at = format!("{at}: keys[{i}] (kid {kid:?})");
-        match parse_jwk(jwk) {
+        let Some(raw) = raw.as_object() else {
+            problems.push(format!("{key_at}: not a JSON object"));
+            continue;
+        };
+        match parse_jwk(jwk, raw) {
             Ok(None) => {}
             Ok(Some((kid, key))) => {
                 if reserved.contains(&kid) {
@@ -828,66 +845,86 @@ fn load_jwks(path: &Path, reserved: &HashSet<String>) -> Result<JwksKeys, Vec<St
     }
 }
 
-/// One JWK: `Ok(None)` for a key not meant for verifying signatures (skipped), otherwise the
-/// kid and key, or why it cannot be used.
-fn parse_jwk(jwk: &Map<String, Value>) -> Result<Option<(String, PublicKey)>, String> {
-    if let Some(found) = PRIVATE_JWK_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
+/// One JWK (and the same key as raw JSON): `Ok(None)` for a key not meant for verifying
+/// signatures (skipped), otherwise the kid and key, or why it cannot be used.
+fn parse_jwk(jwk: &Jwk, raw: &Map<String, Value>) -> Result<Option<(String, PublicKey)>, String> {
+    // `Jwk` has no field for private key members and drops them, so they are looked for in the
+    // raw key: their presence means a private key was published, which must not pass silently.
+    if let Some(found) = PRIVATE_JWK_MEMBERS.iter().find(|m| raw.contains_key(**m)) {
         return Err(format!(
             "holds private or symmetric key material ({found:?}); publish public keys only"
         ));
     }
-    if let Some(usage) = member(jwk, "use")?
-        && usage != "sig"
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|usage| *usage != PublicKeyUse::Signature)
     {
         return Ok(None);
     }
-    if let Some(ops) = jwk.get("key_ops") {
-        let ops = ops.as_array().ok_or("key_ops is not an array")?;
-        if !ops.iter().any(|op| op.as_str() == Some("verify")) {
-            return Ok(None);
-        }
+    if jwk
+        .common
+        .key_operations
+        .as_ref()
+        .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+    {
+        return Ok(None);
     }
-    let kid = match member(jwk, "kid")? {
+    let kid = match jwk.common.key_id.as_deref() {
         Some(kid) if !kid.is_empty() => kid.to_string(),
         _ => return Err("kid is required".into()),
     };
-    let (alg, key) = match member(jwk, "kty")? {
-        Some("RSA") => (TokenAlg::Rs256, rsa_key(jwk)?),
-        Some("EC") => (TokenAlg::Es256, ec_key(jwk)?),
-        Some(other) => return Err(format!("key type {other:?} is not supported (RSA or EC)")),
-        None => return Err("kty is required".into()),
+    let (alg, key) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(params) => (Algorithm::RS256, rsa_key(params)?),
+        AlgorithmParameters::EllipticCurve(params) if params.curve == EllipticCurve::P256 => {
+            (Algorithm::ES256, ec_key(jwk)?)
+        }
+        AlgorithmParameters::EllipticCurve(_) => {
+            return Err(format!(
+                "curve {:?} is not supported (P-256 only)",
+                raw_str(raw, "crv")
+            ));
+        }
+        _ => return Err(unsupported_key_type(raw)),
     };
-    if let Some(declared) = member(jwk, "alg")?
-        && declared != alg.name()
+    if let Some(declared) = jwk.common.key_algorithm
+        && declared != KeyAlgorithm::from(alg)
     {
         return Err(format!(
-            "alg {declared:?} is not supported for this key (only {})",
-            alg.name()
+            "alg {:?} is not supported for this key (only {alg:?})",
+            raw_str(raw, "alg")
         ));
     }
     Ok(Some((kid, PublicKey { alg, key })))
 }
 
-/// A string member of a JWK.
-fn member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, String> {
-    match jwk.get(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!("{name} is not a string")),
+/// A string member of a raw JWK as written (`""` if absent), for messages: the crate's enums
+/// spell some values differently or fold unknown ones together.
+fn raw_str<'a>(raw: &'a Map<String, Value>, name: &str) -> &'a str {
+    raw.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Why a JWK the crate did not read as an RSA or EC key is unusable.
+fn unsupported_key_type(raw: &Map<String, Value>) -> String {
+    match raw.get("kty").and_then(Value::as_str) {
+        None => "kty is required (RSA or EC)".into(),
+        Some("RSA") => "an RSA key needs string members n and e".into(),
+        Some("EC") => "an EC key needs crv \"P-256\" and string members x and y".into(),
+        Some(other) => format!("key type {other:?} is not supported (RSA or EC)"),
     }
 }
 
-/// A required base64url member of a JWK, decoded.
-fn b64_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
-    let text = member(jwk, name)?.ok_or_else(|| format!("{name} is required"))?;
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| format!("{name} is not base64url without padding"))
-}
-
-fn rsa_key(jwk: &Map<String, Value>) -> Result<DecodingKey, String> {
-    let n = b64_member(jwk, "n")?;
-    let e = b64_member(jwk, "e")?;
+/// The RSA key, within the size bounds. The components are decoded here rather than by
+/// `DecodingKey::from_jwk` to measure the modulus and to name a member that is not base64url.
+fn rsa_key(params: &RSAKeyParameters) -> Result<DecodingKey, String> {
+    let decode = |name: &str, text: &str| {
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| format!("{name} is not base64url without padding"))
+    };
+    let n = decode("n", &params.n)?;
+    let e = decode("e", &params.e)?;
     let significant = n.iter().skip_while(|b| **b == 0).count();
     let bits = match n.iter().find(|b| **b != 0) {
         Some(top) => significant * 8 - top.leading_zeros() as usize,
@@ -906,31 +943,25 @@ fn rsa_key(jwk: &Map<String, Value>) -> Result<DecodingKey, String> {
     Ok(DecodingKey::from_rsa_raw_components(&n, &e))
 }
 
-fn ec_key(jwk: &Map<String, Value>) -> Result<DecodingKey, String> {
-    match member(jwk, "crv")? {
-        Some("P-256") => {}
-        Some(other) => return Err(format!("curve {other:?} is not supported (P-256 only)")),
-        None => return Err("crv is required".into()),
+/// The P-256 key of `jwk`, whose curve has been checked.
+fn ec_key(jwk: &Jwk) -> Result<DecodingKey, String> {
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| "x or y is not base64url without padding")?;
+    // `from_jwk` builds the uncompressed SEC1 point (0x04, x, y) without checking the coordinate
+    // sizes; a wrong size would only fail later, at every verification.
+    match key.kind() {
+        DecodingKeyKind::SecretOrDer(point) if point.len() == 1 + 2 * 32 => Ok(key),
+        _ => Err("P-256 coordinates must be 32 bytes each".into()),
     }
-    let x = b64_member(jwk, "x")?;
-    let y = b64_member(jwk, "y")?;
-    if x.len() != 32 || y.len() != 32 {
-        return Err("P-256 coordinates must be 32 bytes each".into());
-    }
-    // Uncompressed SEC1 point, the form the ES256 verifier expects.
-    let mut point = Vec::with_capacity(65);
-    point.push(0x04);
-    point.extend_from_slice(&x);
-    point.extend_from_slice(&y);
-    Ok(DecodingKey::from_ec_der(&point))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use hmac::{Hmac, Mac};
     use jsonwebtoken::EncodingKey;
     use serde_json::json;
+    use sha2::Sha256;
 
     const T: u64 = 1_700_000_000;
     const SECRET_1: &str = "first-rotation-secret-0123456789abcdef";
@@ -1870,5 +1901,235 @@ mod tests {
         // A broken rewrite keeps the loaded keys.
         std::fs::write(&path, "{").expect("write");
         assert!(v.verify(&es(c), now()).is_ok());
+    }
+
+    // --- Rules the crate does not cover (kept in this module) ---
+
+    #[test]
+    fn repeated_members_the_crate_would_resolve_are_refused() {
+        // serde_json keeps the last of repeated members, and the crate's types only refuse
+        // repeats of the fields they name; these are caught by the check on the raw segments.
+        let v = verifier();
+        let payload = |tenant: &str| {
+            format!(
+                r#"{{"sub":"alice","iat":{},"exp":{},{tenant}}}"#,
+                T - 10,
+                T + 600
+            )
+        };
+        let rs256 = r#"{"alg":"RS256","kid":"rsa-1"}"#;
+        let once = token_raw(rs256, &payload(r#""tenant":"acme""#), Sig::Rs256);
+        assert_eq!(v.verify(&once, now()).expect("valid").tenant, "acme");
+        let twice = token_raw(
+            rs256,
+            &payload(r#""tenant":"acme","tenant":"globex""#),
+            Sig::Rs256,
+        );
+        assert_eq!(v.verify(&twice, now()), Err(JwtError::Malformed));
+
+        let iat_twice = format!(
+            r#"{{"sub":"alice","iat":{},"iat":{},"exp":{}}}"#,
+            T - 10,
+            T + 5_000,
+            T + 600
+        );
+        let t = token_raw(
+            r#"{"alg":"HS256","kid":"k1"}"#,
+            &iat_twice,
+            Sig::Hmac(SECRET_1.as_bytes()),
+        );
+        assert_eq!(v.verify(&t, now()), Err(JwtError::Malformed));
+
+        // An extension header member, which the crate's `Header` collects into a map.
+        let claims = claims().to_string();
+        for (header, ok) in [
+            (r#"{"alg":"HS256","kid":"k1","x":1}"#, true),
+            (r#"{"alg":"HS256","kid":"k1","x":1,"x":2}"#, false),
+        ] {
+            let t = token_raw(header, &claims, Sig::Hmac(SECRET_1.as_bytes()));
+            assert_eq!(v.verify(&t, now()).is_ok(), ok, "{header}");
+        }
+    }
+
+    #[test]
+    fn crit_header_is_refused_in_any_form() {
+        let v = verifier();
+        for crit in [json!(null), json!([]), json!("exp"), json!(5)] {
+            let t = token(
+                json!({ "alg": "HS256", "kid": "k1", "crit": crit }),
+                claims(),
+                Sig::Hmac(SECRET_1.as_bytes()),
+            );
+            assert_eq!(v.verify(&t, now()), Err(JwtError::Malformed), "{crit}");
+        }
+    }
+
+    #[test]
+    fn header_members_of_the_wrong_type_are_malformed() {
+        let v = verifier();
+        for header in [
+            json!({ "alg": 256, "kid": "k1" }),
+            json!({ "alg": "HS256", "kid": "k1", "typ": 5 }),
+            json!({ "alg": "HS256", "kid": "k1", "x5c": "not-an-array" }),
+        ] {
+            let t = token(header.clone(), claims(), Sig::Hmac(SECRET_1.as_bytes()));
+            assert_eq!(v.verify(&t, now()), Err(JwtError::Malformed), "{header}");
+        }
+        // Any other algorithm name, even a crate-supported one, is refused before the key.
+        let t = token(
+            json!({ "alg": "HS512", "kid": "no-such-key" }),
+            claims(),
+            Sig::Literal(""),
+        );
+        assert_eq!(v.verify(&t, now()), Err(JwtError::UnsupportedAlgorithm));
+    }
+
+    #[test]
+    fn token_size_is_bounded() {
+        let v = verifier();
+        let sized = |pad: usize| {
+            hs(
+                "k1",
+                SECRET_1,
+                with(claims(), json!({ "pad": "x".repeat(pad) })),
+            )
+        };
+        let mut pad = 5_900;
+        while sized(pad + 1).len() <= MAX_TOKEN_BYTES {
+            pad += 1;
+        }
+        let largest = sized(pad);
+        assert!(largest.len() <= MAX_TOKEN_BYTES && largest.len() + 4 > MAX_TOKEN_BYTES);
+        assert!(v.verify(&largest, now()).is_ok());
+        assert_eq!(v.verify(&sized(pad + 1), now()), Err(JwtError::Malformed));
+    }
+
+    #[test]
+    fn claims_of_the_wrong_type_are_malformed() {
+        let v = JwtVerifier::new(&JwtConfig {
+            issuer: "https://idp.example".into(),
+            audience: "upgate".into(),
+            ..config()
+        })
+        .expect("config");
+        let good = with(
+            claims(),
+            json!({ "iss": "https://idp.example", "aud": "upgate" }),
+        );
+        assert!(v.verify(&hs("k1", SECRET_1, good.clone()), now()).is_ok());
+        for bad in [
+            json!({ "aud": null }),
+            json!({ "aud": 7 }),
+            json!({ "iss": null }),
+            json!({ "iss": ["https://idp.example"] }),
+            json!({ "sub": null }),
+            json!({ "iat": "yesterday" }),
+            json!({ "nbf": null }),
+        ] {
+            let t = hs("k1", SECRET_1, with(good.clone(), bad.clone()));
+            assert_eq!(v.verify(&t, now()), Err(JwtError::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn audience_is_not_checked_when_unconfigured() {
+        // The crate refuses every `aud` unless told to ignore it.
+        let v = verifier();
+        for aud in [json!("other"), json!(["a", "b"]), json!([])] {
+            let t = hs("k1", SECRET_1, with(claims(), json!({ "aud": aud })));
+            assert!(v.verify(&t, now()).is_ok(), "{aud}");
+        }
+    }
+
+    #[test]
+    fn issuer_and_audience_apply_to_jwks_keys() {
+        let v = JwtVerifier::new(&JwtConfig {
+            issuer: "https://idp.example".into(),
+            audience: "upgate".into(),
+            ..config()
+        })
+        .expect("config");
+        let good = with(
+            claims(),
+            json!({ "tenant": "acme", "iss": "https://idp.example", "aud": ["upgate"] }),
+        );
+        assert!(v.verify(&rs(good.clone()), now()).is_ok());
+        assert!(v.verify(&es(good.clone()), now()).is_ok());
+        let wrong_iss = with(good.clone(), json!({ "iss": "https://evil.example" }));
+        assert_eq!(v.verify(&rs(wrong_iss), now()), Err(JwtError::WrongIssuer));
+        let wrong_aud = with(good.clone(), json!({ "aud": "other" }));
+        assert_eq!(
+            v.verify(&es(wrong_aud), now()),
+            Err(JwtError::WrongAudience)
+        );
+        assert_eq!(
+            v.verify(&rs(without(good.clone(), "iss")), now()),
+            Err(JwtError::MissingClaim("iss"))
+        );
+        assert_eq!(
+            v.verify(&es(without(good, "aud")), now()),
+            Err(JwtError::MissingClaim("aud"))
+        );
+    }
+
+    #[test]
+    fn time_is_judged_at_the_given_instant_not_the_system_clock() {
+        let v = verifier();
+        // Valid by the system clock, expired at the given instant.
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let t = hs(
+            "k1",
+            SECRET_1,
+            json!({ "sub": "alice", "iat": real - 10, "exp": real + 600 }),
+        );
+        assert!(v.verify(&t, at(real)).is_ok());
+        assert_eq!(v.verify(&t, at(real + 3_600)), Err(JwtError::Expired));
+        assert_eq!(v.verify(&t, at(real - 3_600)), Err(JwtError::NotYetValid));
+    }
+
+    #[test]
+    fn jwks_key_ops_rsa_exponent_and_types_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jwks.json");
+        let load = |keys: Value| {
+            std::fs::write(&path, json!({ "keys": keys }).to_string()).expect("write");
+            JwtVerifier::new(&JwtConfig {
+                hs256: Vec::new(),
+                jwks_file: path.display().to_string(),
+                ..JwtConfig::default()
+            })
+        };
+        let c = with(claims(), json!({ "tenant": "acme" }));
+        let v = load(json!([
+            with(rsa_jwk(), json!({ "key_ops": ["verify"] })),
+            with(ec_jwk(), json!({ "key_ops": ["encrypt"] })),
+        ]))
+        .expect("config");
+        assert!(v.verify(&rs(c.clone()), now()).is_ok());
+        assert_eq!(v.verify(&es(c), now()), Err(JwtError::UnknownKey));
+
+        for (jwk, needle) in [
+            (
+                with(rsa_jwk(), json!({ "e": "AA" })),
+                "exponent is not usable",
+            ),
+            (
+                with(rsa_jwk(), json!({ "e": b64(&[1; 5]) })),
+                "exponent is not usable",
+            ),
+            (without(rsa_jwk(), "e"), "needs string members n and e"),
+            (
+                with(ec_jwk(), json!({ "crv": "secp256k1" })),
+                "crv \"P-256\"",
+            ),
+            (without(rsa_jwk(), "kty"), "kty is required"),
+            (with(rsa_jwk(), json!({ "kid": 5 })), "not a JWK Set"),
+        ] {
+            let msg = jwks_error(vec![jwk]);
+            assert!(msg.contains(needle), "{needle:?} missing from {msg}");
+        }
     }
 }
