@@ -2,47 +2,55 @@
 //!
 //! # Architecture map
 //!
-//! ```text
-//! main.rs ── CLI: serve | check-config | admin (tenants, keys, quotas, link/master key rotation)
-//!   │
-//! app.rs ──── App::build(config): storage + metadata + limiter + credentials + bound listeners
-//!   │
-//! server.rs ─ accept loop: connection caps (global, per IP /64), optional TLS (tls.rs, hot
-//!   │         reload), HTTP/1.1 + HTTP/2, header limits and timeouts, graceful drain; the admin
-//!   │         listener (metrics.rs, health.rs)
-//!   │
-//! s3/mod.rs ─ per request: /v1 → api/; else router::route (pure) → auth::parse → key lookup
-//!   │          (root, tenant keys in the DB, link keys) → verify (a `Verified` proof) → scope
-//!   │          check (tenant prefix) → ratelimit → handler → response; S3 XML errors, CORS
-//!   ├─ s3/object.rs     PutObject (ingest, or through a single-use link), Get/Head, Delete
-//!   ├─ s3/multipart.rs  multipart uploads with a total-size budget, streamed assembly
-//!   ├─ s3/post.rs       browser POST-policy uploads (bounded form parsing)
-//!   └─ s3/bucket.rs     list buckets/objects, DeleteObjects, bucket probes
-//! api/ ─────── the JSON control plane: principals (API key, JWT, upload token, admin), upload
-//!              links (minted SigV4 URLs, claimed once in the DB), tokens, files, downloads,
-//!              versions, grants + audit, OpenAPI document
+//! Layers, imports pointing down only (the `layers` test in `tests/it/` enforces it):
 //!
-//! ingest/ ── the streaming pipe: [aws-chunked decode + chunk signatures] → byte limit →
-//!            SHA-256 (+ MD5 / CRC when asked) → magic-byte sniff → staging write; digests
-//!            verified at end of stream, before anything is committed
-//! storage/ ─ backends behind object_store (local, memory, S3, GCS, Azure); writes are staged
-//!            (invisible, spooled within budgets for remote stores) until commit; SSE and
-//!            envelope encryption wrappers
-//! metadata/  object records (pending → committed → garbage), multipart, control-plane records
-//!            and quotas, one SQL source for SQLite and PostgreSQL
-//! ratelimit/ governor in process + Redis GCRA across replicas, circuit breaker, upload permits
-//! quota.rs   per-tenant limits, enforced in the commit transaction
-//! events.rs  webhook worker: outbox → signed POSTs, backoff + jitter, at-least-once
-//! sweeper.rs removes bytes of retired versions, dead uploads, idle multipart uploads
-//! error.rs ─ the one error enum, mapped exhaustively to HTTP status + S3 code (+ /v1 status)
-//! config.rs  embedded documented defaults + file + UPGATE__* env; every problem at once
+//! ```text
+//! L6 main.rs ─── CLI: serve | check-config | admin (tenants, keys, quotas, key rotation)
+//!    app.rs ──── App::build(config): storage + metadata + limiter + credentials + listeners;
+//!                the composition root, the only module that sees everything
+//! L5 server.rs ─ accept loop: connection caps (global, per IP /64), TLS (tls.rs, hot reload),
+//!                HTTP/1.1 + HTTP/2, header limits and timeouts, graceful drain; admin listener
+//!    edge.rs ─── the one request edge: request id, probes (health.rs), /v1 → api, else → s3;
+//!                errors logged and counted once and rendered by the front end; HSTS, CORS,
+//!                metrics, one access-log line
+//!    sweeper.rs  removes bytes of retired versions, dead uploads, idle multipart uploads
+//! L4 s3/ ─────── S3 plane: router.rs (pure) → auth (parse → key lookup → verify: `Verified`)
+//!                → scope → rate limit → handler (object, multipart, post, bucket) → S3 XML
+//!    api/ ────── JSON control plane: upload links and tokens, files, downloads, versions,
+//!                grants + audit, admin, OpenAPI. Front ends never import each other.
+//! L3 upload/ ─── the protocol-neutral lifecycle: expectations(bucket) → put (pending row,
+//!                staged write, commit or abort on drop) · link (claim, commit, release) ·
+//!                multipart (store part, complete + assemble) · delete · quota · admit
+//!                (rate limits, upload permits)
+//! L2 state.rs ── AppState: the handles every front end shares (no behaviour)
+//! L1 auth/ ───── SigV4/SigV2, POST policy, credentials (keys, link keys, principals, JWT)
+//!    ingest/ ─── the streaming pipe: [aws-chunked decode + chunk signatures] → byte limit →
+//!                SHA-256 (+ MD5 / CRC when asked) → magic-byte sniff → staging write
+//!    storage/ ── backends behind object_store (local, memory, S3, GCS, Azure); staged writes,
+//!                spooling within budgets, SSE and envelope encryption wrappers
+//!    metadata/ ─ object records (pending → committed → garbage), multipart, control records,
+//!                quotas; SQLite and PostgreSQL
+//!    ratelimit/  governor in process + Redis GCRA across replicas, circuit breaker, permits
+//!    events.rs ─ webhook worker: outbox → signed POSTs, backoff + jitter, at-least-once
+//!    cors.rs, metrics.rs, telemetry.rs
+//! L0 error.rs ── the one error enum, mapped exhaustively to HTTP status + S3 code (+ /v1)
+//!    config/ ─── embedded documented defaults + file + UPGATE__* env; plain data, every
+//!                problem at once (app::load_config adds the mechanisms' checks)
+//!    http.rs ─── body type, response helpers, connection info, body frames, query parsing
+//!    clock.rs (dates via `time`), id.rs, mime.rs (type vocabulary), net.rs (addresses)
 //! ```
+//!
+//! Where a change goes: an S3 operation — a variant and its arms in `s3/router.rs`, an arm in
+//! `s3::dispatch`, the handler; a metadata backend — a store in `metadata/` implementing its
+//! traits, opened in `app::open_metadata`; a content check — `upload::expectations` (what the
+//! pipe enforces) or a stage before the commit in `upload/put.rs`; an ingest protocol — a new
+//! front end in L4 that turns its requests into frames for `upload::put` / `upload::multipart`,
+//! plus its prefix in `edge.rs`.
 //!
 //! An object becomes visible at its key only when its metadata row flips to `committed`, which
 //! happens after the bytes were fully received, every check passed and the staged write was
 //! published at a fresh, random storage path. A failure at any step leaves the key unchanged.
 
-// Layers, imports pointing down only (`tests/it/layers.rs` enforces it):
 // L0 values
 pub mod clock;
 pub mod config;

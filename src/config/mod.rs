@@ -16,6 +16,7 @@ use toml::{Table, Value};
 use crate::mime;
 use crate::net::Cidr;
 
+pub mod jwt;
 pub mod storage;
 pub mod webhooks;
 
@@ -40,7 +41,7 @@ pub struct Config {
     pub metadata: MetadataConfig,
     pub auth: AuthConfig,
     pub api: ApiConfig,
-    pub jwt: crate::auth::jwt::JwtConfig,
+    pub jwt: jwt::JwtConfig,
     /// `[webhooks]`: event delivery (see `crate::events`).
     pub webhooks: webhooks::WebhookConfig,
     pub log: LogConfig,
@@ -507,7 +508,7 @@ impl Config {
         let metadata = section::<MetadataConfig>(&mut root, "metadata", problems);
         let auth = section::<AuthConfig>(&mut root, "auth", problems);
         let api = section::<ApiConfig>(&mut root, "api", problems);
-        let jwt = section::<crate::auth::jwt::JwtConfig>(&mut root, "jwt", problems);
+        let jwt = section::<jwt::JwtConfig>(&mut root, "jwt", problems);
         let webhooks = section::<webhooks::WebhookConfig>(&mut root, "webhooks", problems);
         let log = section::<LogConfig>(&mut root, "log", problems);
         let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);

@@ -25,9 +25,7 @@ use crate::metadata::{CommitInfo, MultipartUpload, NewPending, PartRecord};
 use crate::state::AppState;
 use crate::storage::Storage;
 
-use super::delete::remove_versions;
-use super::link::link_event;
-use super::put::stream_body;
+use super::put::{after_commit, commit_object, stream_body};
 
 /// A part as the client lists it for completion, whatever the protocol's wire form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,36 +299,8 @@ pub async fn complete(
         let _ = state.meta.discard_pending(&id).await;
         return Err(Error::ContentSha256Mismatch);
     }
-    let committed = match link {
-        None => state.meta.commit(&id, &info).await,
-        Some(link) => state
-            .control
-            .commit_link(&crate::metadata::control::LinkCommit {
-                object_id: id.clone(),
-                object: info.clone(),
-                link_id: link.id.clone(),
-                event: link_event(link, crate::events::UPLOAD_COMPLETED, Some(&info), None),
-            })
-            .await
-            .map(|()| Vec::new()),
-    };
-    let retired = match committed {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = state.storage.delete(&path).await;
-            return Err(e.into());
-        }
-    };
-    state
-        .metrics
-        .upload_committed(total, started.elapsed().as_secs_f64());
-    remove_versions(state, bucket, retired).await;
-    if let Some(q) = &quota
-        && let Err(e) =
-            super::quota::warn_if_crossed(state, q, i64::try_from(total).unwrap_or(i64::MAX)).await
-    {
-        tracing::warn!(error = %e, "quota warning not recorded");
-    }
+    let retired = commit_object(state, &id, &path, &info, link).await?;
+    after_commit(state, bucket, retired, &info, started).await;
     // The upload is done: its parts become loose blobs, removed now (or by the sweeper).
     state
         .meta

@@ -191,40 +191,65 @@ where
         committed_at_ms: crate::clock::now_ms(),
         quota: quota.clone(),
     };
+    let retired = commit_object(state, &id, &path, &info, link).await?;
+    guard.disarm();
+    after_commit(state, bucket, retired, &info, started).await;
+    Ok(Committed { ingested, etag })
+}
+
+/// Commits the pending row `id` with `info` — through `link` when given (object, link, file
+/// record, token usage, quota and event in one transaction) — and returns the ids of the
+/// versions it retired. If the commit fails, the bytes published at `path` (which nothing
+/// points to) are removed now; the pending row's lease lets the sweeper retry if that fails too.
+pub async fn commit_object(
+    state: &AppState,
+    id: &str,
+    path: &object_store::path::Path,
+    info: &CommitInfo,
+    link: Option<&UploadLink>,
+) -> Result<Vec<String>> {
     let committed = match link {
-        None => state.meta.commit(&id, &info).await,
+        None => state.meta.commit(id, info).await,
         Some(link) => state
             .control
             .commit_link(&LinkCommit {
-                object_id: id.clone(),
+                object_id: id.to_string(),
                 object: info.clone(),
                 link_id: link.id.clone(),
-                event: link_event(link, crate::events::UPLOAD_COMPLETED, Some(&info), None),
+                event: link_event(link, crate::events::UPLOAD_COMPLETED, Some(info), None),
             })
             .await
             .map(|()| Vec::new()),
     };
-    let retired = match committed {
-        Ok(r) => r,
+    match committed {
+        Ok(retired) => Ok(retired),
         Err(e) => {
-            // The bytes are published at a path nothing points to; remove them now (the
-            // pending row's lease lets the sweeper retry if this fails too).
-            let _ = state.storage.delete(&path).await;
-            return Err(e.into());
+            let _ = state.storage.delete(path).await;
+            Err(e.into())
         }
-    };
-    guard.disarm();
+    }
+}
+
+/// After a commit: the upload is counted, the bytes of the versions it retired are removed
+/// (failures are the sweeper's), and a quota warning is recorded if usage crossed its
+/// threshold.
+pub async fn after_commit(
+    state: &AppState,
+    bucket: &str,
+    retired: Vec<String>,
+    info: &CommitInfo,
+    started: std::time::Instant,
+) {
     state
         .metrics
-        .upload_committed(ingested.size, started.elapsed().as_secs_f64());
+        .upload_committed(info.size, started.elapsed().as_secs_f64());
     remove_versions(state, bucket, retired).await;
-    if let Some(q) = &quota {
-        let added = i64::try_from(ingested.size).unwrap_or(i64::MAX);
+    if let Some(q) = &info.quota {
+        let added = i64::try_from(info.size).unwrap_or(i64::MAX);
         if let Err(e) = super::quota::warn_if_crossed(state, q, added).await {
             tracing::warn!(error = %e, "quota warning not recorded");
         }
     }
-    Ok(Committed { ingested, etag })
 }
 
 /// The ETag policy (see `etag` in the bucket config): the MD5 when it was computed anyway,
