@@ -269,26 +269,9 @@ async fn put_via_link(
         return Err(guard.fail(Error::IncompleteBody));
     }
     let pipe = ingest::Pipe::new(exp).map_err(|e| guard.fail(e))?;
-    let _permit = upload_permit(&state, &format!("{}:{}", link.tenant_id, link.owner))
-        .map_err(|e| guard.fail(e))?;
-    let outcome = ingest_and_commit(
-        &state,
-        Target {
-            bucket,
-            key,
-            owner: &link.owner,
-            link: Some(&link),
-            tenant: Some(&link.tenant_id),
-        },
-        incoming_frames(body),
-        decoder,
-        pipe,
-        size,
-        started,
-    )
-    .await;
-    let Committed { etag, .. } = outcome.map_err(|e| guard.fail(e))?;
-    guard.disarm();
+    let Committed { etag, .. } = guard
+        .put(&state, incoming_frames(body), decoder, pipe, started)
+        .await?;
     let mut resp = status_response(StatusCode::OK);
     if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
         resp.headers_mut().insert(header::ETAG, v);

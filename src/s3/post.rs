@@ -22,7 +22,6 @@ use serde_json::Value;
 
 use super::xml_response;
 use crate::auth::post::{FormFields, parse_post};
-use crate::config::EtagMode;
 use crate::error::{Error, Result};
 use crate::http::{Body, header_str, incoming_frames, status_response};
 use crate::ingest::{self, Expectations, sniff};
@@ -328,11 +327,7 @@ pub async fn post_object(
     let exp = Expectations {
         max_bytes,
         min_bytes: allowed.length.0,
-        allowed_types: bcfg.allowed_types.clone(),
-        declared_type,
-        enforce_type: true,
-        want_md5: bcfg.etag == EtagMode::Md5,
-        ..Default::default()
+        ..crate::upload::expectations(bcfg, declared_type)
     };
     let pipe = ingest::Pipe::new(exp)?;
     let _permit = crate::upload::admit::upload_permit(&state, verified.access_key_id())?;

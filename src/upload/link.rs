@@ -6,11 +6,14 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::ingest::{self, aws_chunked::Decoder};
 use crate::metadata::CommitInfo;
 use crate::metadata::control::{
     AuditEntry, Claim, FileStatus, LinkStatus, OutboxEvent, UploadLink,
 };
 use crate::state::AppState;
+
+use super::put::{Committed, Target, ingest_and_commit};
 
 /// A webhook event about an upload link.
 pub fn link_event(
@@ -101,6 +104,47 @@ impl Drop for LinkGuard {
 }
 
 impl LinkGuard {
+    /// Uploads the body through the claimed link: the link owner's upload permit, then the
+    /// single-object path committing with the link (object, link, file record, token, quota
+    /// and event in one transaction). Success consumes the link; a failure releases it for a
+    /// retry and records why.
+    pub async fn put<S>(
+        mut self,
+        state: &Arc<AppState>,
+        frames: S,
+        decoder: Option<Decoder>,
+        pipe: ingest::Pipe,
+        started: std::time::Instant,
+    ) -> Result<Committed>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+    {
+        let link = self.link()?.clone();
+        let size = u64::try_from(link.size).map_err(|_| Error::internal("negative link size"))?;
+        let _permit =
+            super::admit::upload_permit(state, &format!("{}:{}", link.tenant_id, link.owner))
+                .map_err(|e| self.fail(e))?;
+        let outcome = ingest_and_commit(
+            state,
+            Target {
+                bucket: &link.bucket,
+                key: &link.key,
+                owner: &link.owner,
+                link: Some(&link),
+                tenant: Some(&link.tenant_id),
+            },
+            frames,
+            decoder,
+            pipe,
+            size,
+            started,
+        )
+        .await;
+        let committed = outcome.map_err(|e| self.fail(e))?;
+        self.disarm();
+        Ok(committed)
+    }
+
     /// The claimed link.
     pub fn link(&self) -> Result<&UploadLink> {
         self.link
