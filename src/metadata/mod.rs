@@ -8,6 +8,7 @@
 //! process died mid-upload) and retired versions are swept together with their bytes.
 
 pub mod control;
+mod migrate;
 pub mod multipart;
 pub mod postgres;
 pub mod sqlite;

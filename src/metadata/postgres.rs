@@ -15,25 +15,23 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Executor, Row};
+use sqlx::{Connection, Row};
 
 use super::{
     CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Sweepable, object_record,
     prefix_upper_bound,
 };
 
-/// Ordered schema migrations; index + 1 is the version.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/postgres/0001_objects.sql"),
-    include_str!("migrations/postgres/0002_multipart.sql"),
-    include_str!("migrations/postgres/0003_control.sql"),
-    include_str!("migrations/postgres/0004_quotas.sql"),
-];
+/// The schema, from `migrations/postgres/`.
+static MIGRATOR: Migrator = sqlx::migrate!("src/metadata/migrations/postgres");
 
-/// Key of the transaction-scoped advisory lock that serialises migrations across replicas
-/// starting at once (ASCII "upgate" + "mg"; any fixed value shared by every replica works).
-const MIGRATION_LOCK: i64 = 0x7570_6761_7465_6d67;
+/// Whether the database was created by the runner that preceded sqlx's (see `migrate`): a
+/// `schema_migrations` table where this connection creates tables (the first schema of its
+/// `search_path`), which is where that runner created it.
+const LEGACY_EXISTS: &str = "SELECT COUNT(*) FROM pg_catalog.pg_tables \
+     WHERE schemaname = current_schema() AND tablename = 'schema_migrations'";
 
 /// Connections per process. Commits hold one for a few round trips; readers are short.
 const MAX_CONNECTIONS: u32 = 16;
@@ -89,7 +87,9 @@ impl PgStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts.application_name("upgate"))
             .await?;
-        migrate(&pool, schema).await?;
+        // A plain identifier (checked by the caller): safe to splice.
+        let create_schema = schema.map(|s| format!("CREATE SCHEMA IF NOT EXISTS {s}"));
+        super::migrate::run(&pool, &MIGRATOR, create_schema.as_deref(), LEGACY_EXISTS).await?;
         Ok(Self { pool })
     }
 
@@ -105,49 +105,6 @@ fn is_plain_identifier(s: &str) -> bool {
     matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
         && s.len() <= 63
-}
-
-/// Applies pending migrations in one transaction, under an advisory lock so that replicas
-/// starting together apply each migration once (the others wait, then find nothing to do).
-async fn migrate(pool: &PgPool, schema: Option<&str>) -> Result<(), MetaError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    if let Some(schema) = schema {
-        // A plain identifier (checked by the caller): safe to splice.
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations \
-         (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    let current: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations")
-            .fetch_one(&mut *tx)
-            .await?;
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
-        let version = i as i64 + 1;
-        if version <= current {
-            continue;
-        }
-        // A bare `&str` runs over the simple-query protocol, which allows several statements.
-        // (Not `sqlx::raw_sql`: its `async fn execute` makes this future `!Send` in generic
-        // contexts such as `tokio::spawn`.)
-        tx.execute(*sql).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
-            .bind(version)
-            .bind(crate::clock::now_ms())
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// PostgreSQL `text` cannot hold NUL, so no stored key contains one, and binding one fails

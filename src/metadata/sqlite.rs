@@ -8,24 +8,24 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Executor, Row};
 
 use super::{
     CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Status, Sweepable,
     object_record, prefix_upper_bound,
 };
 
-/// Ordered schema migrations; index + 1 is the version.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/sqlite/0001_objects.sql"),
-    include_str!("migrations/sqlite/0002_multipart.sql"),
-    include_str!("migrations/sqlite/0003_control.sql"),
-    include_str!("migrations/sqlite/0004_quotas.sql"),
-];
+/// The schema, from `migrations/sqlite/`.
+static MIGRATOR: Migrator = sqlx::migrate!("src/metadata/migrations/sqlite");
+
+/// Whether the database was created by the runner that preceded sqlx's (see `migrate`).
+const LEGACY_EXISTS: &str =
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'";
 
 /// SQLite-backed metadata.
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts.clone())
             .await?;
-        migrate(&writer).await?;
+        super::migrate::run(&writer, &MIGRATOR, None, LEGACY_EXISTS).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
@@ -59,34 +59,6 @@ impl SqliteStore {
             .await?;
         Ok(Self { writer, reader })
     }
-}
-
-async fn migrate(pool: &SqlitePool) -> Result<(), MetaError> {
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations \
-         (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    )
-    .execute(pool)
-    .await?;
-    let current: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-            .fetch_one(pool)
-            .await?;
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
-        let version = i as i64 + 1;
-        if version <= current {
-            continue;
-        }
-        let mut tx = pool.begin().await?;
-        tx.execute(*sql).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
-            .bind(version)
-            .bind(crate::clock::now_ms())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-    }
-    Ok(())
 }
 
 /// Gives a retired object's bytes back to its tenant's usage.
