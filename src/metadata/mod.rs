@@ -8,7 +8,9 @@
 //! process died mid-upload) and retired versions are swept together with their bytes.
 
 pub mod control;
+mod migrate;
 pub mod multipart;
+mod objects;
 pub mod postgres;
 pub mod sqlite;
 
@@ -206,6 +208,26 @@ pub struct Sweepable {
     pub bucket: String,
 }
 
+/// Rows of (`id_column`, `bucket`) as [`Sweepable`]s: objects and loose blobs alike.
+pub(crate) fn sweepables<'r, R>(
+    rows: &'r [R],
+    id_column: &'static str,
+) -> Result<Vec<Sweepable>, MetaError>
+where
+    R: sqlx::Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|r| {
+            Ok(Sweepable {
+                id: r.try_get(id_column)?,
+                bucket: r.try_get("bucket")?,
+            })
+        })
+        .collect()
+}
+
 /// An open multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultipartUpload {
@@ -298,7 +320,8 @@ pub trait MultipartStore: Send + Sync + std::fmt::Debug + 'static {
     async fn forget_loose_blob(&self, blob_id: &str) -> Result<(), MetaError>;
 }
 
-/// The metadata store. Implementations: SQLite (default), PostgreSQL (at scale).
+/// The metadata store. Implementations: SQLite (default), PostgreSQL (at scale), from one SQL
+/// source (`objects.rs`).
 #[async_trait]
 pub trait MetadataStore: MultipartStore + Send + Sync + std::fmt::Debug + 'static {
     /// Records a configured bucket (idempotent); returns its creation time.

@@ -287,14 +287,7 @@ macro_rules! impl_multipart_store {
                     .bind(i64::from(limit))
                     .fetch_all(&self.$r)
                     .await?;
-                    rows.iter()
-                        .map(|r| {
-                            Ok(Sweepable {
-                                id: r.try_get("blob_id")?,
-                                bucket: r.try_get("bucket")?,
-                            })
-                        })
-                        .collect()
+                    $crate::metadata::sweepables(&rows, "blob_id")
                 }
 
                 async fn forget_loose_blob(&self, blob_id: &str) -> Result<(), MetaError> {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::Connection;
 use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Executor};
 use upgate::metadata::control::ControlStore;
 use upgate::metadata::postgres::PgStore;
 use upgate::metadata::sqlite::SqliteStore;
@@ -1140,6 +1140,143 @@ async fn sqlite_reopen_keeps_records() {
     );
 }
 
+// ---- databases created by the migration runner that preceded sqlx's ----------------------
+
+/// The migrations as that runner applied them: these files, in order, each recorded in
+/// `schema_migrations`.
+const OLD_SQLITE_MIGRATIONS: [&str; 4] = [
+    include_str!("../src/metadata/migrations/sqlite/0001_objects.sql"),
+    include_str!("../src/metadata/migrations/sqlite/0002_multipart.sql"),
+    include_str!("../src/metadata/migrations/sqlite/0003_control.sql"),
+    include_str!("../src/metadata/migrations/sqlite/0004_quotas.sql"),
+];
+const OLD_POSTGRES_MIGRATIONS: [&str; 4] = [
+    include_str!("../src/metadata/migrations/postgres/0001_objects.sql"),
+    include_str!("../src/metadata/migrations/postgres/0002_multipart.sql"),
+    include_str!("../src/metadata/migrations/postgres/0003_control.sql"),
+    include_str!("../src/metadata/migrations/postgres/0004_quotas.sql"),
+];
+
+/// The statements that leave what the old runner left after applying the first `version`
+/// migrations, plus one committed object ("old" at "k") written by the old binary.
+fn old_database(migrations: &[&str], version: usize) -> String {
+    let mut sql = migrations[..version].concat();
+    sql.push_str(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);",
+    );
+    for v in 1..=version {
+        sql.push_str(&format!(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ({v}, {T0});"
+        ));
+    }
+    sql.push_str(&format!(
+        "INSERT INTO objects (id, bucket, key, status, owner, size, sha256, etag, content_type, \
+         created_at, committed_at) VALUES ('old', '{BUCKET}', 'k', 'committed', '{OWNER}', 3, \
+         'sha', 'etag', 'text/plain', {T0}, {T0});"
+    ));
+    sql
+}
+
+/// An adopted database, opened again as `s` after the adopting open recorded `versions`:
+/// nothing re-ran (the old object is there), every migration is recorded once, and those the
+/// old runner had not applied have run (tenants and quotas work).
+async fn assert_adopted(s: Store, versions: Vec<(i64, bool)>) {
+    assert_eq!(versions, [1, 2, 3, 4].map(|v| (v, true)));
+    assert_eq!(
+        s.current(BUCKET, "k").await.unwrap().map(|r| r.id),
+        Some("old".to_owned())
+    );
+    let tenant = upgate::metadata::control::Tenant {
+        id: "t1".to_owned(),
+        name: "tenant".to_owned(),
+        created_at_ms: T0,
+        max_bytes: None,
+        max_objects: None,
+    };
+    as_control(&s).create_tenant(&tenant).await.unwrap();
+    assert!(
+        as_control(&s)
+            .set_quota("t1", Some(10), Some(1))
+            .await
+            .unwrap()
+    );
+    assert_eq!(put(&s, "new", BUCKET, "k").await, vec!["old".to_owned()]);
+}
+
+const SQLX_MIGRATIONS: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY version";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_adopts_databases_of_the_old_migration_runner() {
+    for version in [4, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url(&dir);
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        conn.execute(old_database(&OLD_SQLITE_MIGRATIONS, version).as_str())
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+
+        let first = SqliteStore::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open a version {version} database: {e}"));
+        drop(first);
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let versions = sqlx::query_as(SQLX_MIGRATIONS)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let again = SqliteStore::open(&url).await.unwrap();
+        assert_adopted(Arc::new(again), versions).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_adopts_databases_of_the_old_migration_runner() {
+    let url = postgres_url();
+    for version in [4, 2] {
+        let schema = fresh_schema(&format!("legacy{version}"));
+        let (u, sch) = (url.clone(), schema.clone());
+        let outcome = tokio::spawn(async move {
+            let mut conn = PgConnection::connect(&u).await.unwrap();
+            conn.execute(format!("CREATE SCHEMA {sch}; SET search_path TO {sch}").as_str())
+                .await
+                .unwrap();
+            conn.execute(old_database(&OLD_POSTGRES_MIGRATIONS, version).as_str())
+                .await
+                .unwrap();
+
+            // Replicas of the new binary start on it together: the adoption, too, runs once.
+            let opens: Vec<_> = (0..3)
+                .map(|_| {
+                    let (u, sch) = (u.clone(), sch.clone());
+                    tokio::spawn(async move { PgStore::open_with_schema(&u, &sch).await })
+                })
+                .collect();
+            for open in opens {
+                let store = open
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("open a version {version} database: {e}"));
+                store.close().await;
+            }
+            let versions = sqlx::query_as(SQLX_MIGRATIONS)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let again = open_postgres(&u, &sch).await;
+            assert_adopted(Arc::new(again.clone()), versions).await;
+            again.close().await;
+        })
+        .await;
+        drop_schema(&url, &schema).await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_concurrent_startup_migrates_once_and_reopen_keeps_records() {
     let url = postgres_url();
@@ -1162,13 +1299,27 @@ async fn postgres_concurrent_startup_migrates_once_and_reopen_keeps_records() {
                 .map(|r| r.expect("every replica starts"))
                 .collect();
             let mut conn = PgConnection::connect(&url).await.unwrap();
-            let versions: Vec<i64> = sqlx::query_scalar(&format!(
-                "SELECT version FROM {schema}.schema_migrations ORDER BY version"
+            let versions: Vec<(i64, bool)> = sqlx::query_as(&format!(
+                "SELECT version, success FROM {schema}._sqlx_migrations ORDER BY version"
             ))
             .fetch_all(&mut conn)
             .await
             .unwrap();
-            assert_eq!(versions, vec![1, 2, 3, 4], "each migration recorded once");
+            assert_eq!(
+                versions,
+                [1, 2, 3, 4].map(|v| (v, true)),
+                "each migration recorded once"
+            );
+            let legacy: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT to_regclass('{schema}.schema_migrations')::TEXT"
+            ))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(
+                legacy, None,
+                "a new database has no table of the old runner"
+            );
 
             let first: Store = Arc::new(stores[0].clone());
             put(&first, "v1", BUCKET, "k").await;

@@ -1,0 +1,108 @@
+//! Schema migrations for both databases: sqlx's migrator over `migrations/<database>/`
+//! (`<VERSION>_<DESCRIPTION>.sql`, recorded in `_sqlx_migrations`), plus the adoption of
+//! databases created by the hand-written runner it replaced.
+//!
+//! That runner recorded each applied version in `schema_migrations`. Its versions are the
+//! files' versions and the files are unchanged, so an old database is adopted by recording
+//! those versions in `_sqlx_migrations` (with the checksums sqlx expects) instead of running
+//! them again. `schema_migrations` stays: a replica still on the old binary during a rolling
+//! upgrade reads it and finds nothing to do.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use sqlx::migrate::{Migrate, Migration, Migrator};
+use sqlx::{Database, Executor, Pool, Row};
+
+/// Executed in place of an adopted migration's SQL: its statements ran already, under the old
+/// runner; only sqlx's bookkeeping for it (in sqlx's own words) is wanted.
+const ALREADY_APPLIED: &str = "SELECT 1";
+
+/// The highest version the old runner applied.
+const LEGACY_VERSION: &str = "SELECT MAX(version) FROM schema_migrations";
+
+/// Brings the database behind `pool` up to `migrator`.
+///
+/// Serialised by sqlx's migration lock: on PostgreSQL a session advisory lock of the database
+/// (the one `sqlx migrate run` takes too), on SQLite nothing, as the store's single writer
+/// connection serialises anyway. First, holding it on one connection, `prelude` (PostgreSQL:
+/// creating the store's schema, which must not race either) and the adoption of an old
+/// database. Then the migrator, which takes the lock itself on a connection of its own (the
+/// first is back in the pool by then: the SQLite writer pool has only one). Both steps are
+/// idempotent, so replicas starting together may interleave between them.
+///
+/// `legacy_exists` is a query for how many `schema_migrations` tables the connection sees
+/// where it creates tables (0 or 1, as a 64-bit integer).
+///
+/// The migrator gets the pool rather than the connection: sqlx implements `Acquire` for
+/// `&mut` connections per lifetime, and the compiler then cannot show the future `Send` (which
+/// `tokio::spawn` of a store's `open` needs).
+pub(crate) async fn run<DB>(
+    pool: &Pool<DB>,
+    migrator: &Migrator,
+    prelude: Option<&str>,
+    legacy_exists: &str,
+) -> Result<(), sqlx::Error>
+where
+    DB: Database,
+    DB::Connection: Migrate,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    i64: sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    let mut conn = pool.acquire().await?;
+    conn.lock().await?;
+    let outcome = async {
+        if let Some(sql) = prelude {
+            (&mut *conn).execute(sql).await?;
+        }
+        let legacy: i64 = (&mut *conn).fetch_one(legacy_exists).await?.try_get(0)?;
+        if legacy > 0 {
+            let version: Option<i64> = (&mut *conn).fetch_one(LEGACY_VERSION).await?.try_get(0)?;
+            adopt(&mut *conn, migrator, version.unwrap_or(0)).await?;
+        }
+        Ok::<(), sqlx::Error>(())
+    }
+    .await;
+    // Unlocked whatever the outcome, as the connection goes back to the pool; one that cannot
+    // be unlocked is closed instead, which ends its session and so the lock.
+    let unlocked = conn.unlock().await;
+    if unlocked.is_err() {
+        conn.close_on_drop();
+    }
+    drop(conn);
+    outcome?;
+    unlocked?;
+    migrator.run(pool).await?;
+    Ok(())
+}
+
+/// Records the migrations up to `version` as applied, unless they are already: run on every
+/// start of an old database, so an adoption cut short (the process died) completes later.
+async fn adopt<C: Migrate>(
+    conn: &mut C,
+    migrator: &Migrator,
+    version: i64,
+) -> Result<(), sqlx::Error> {
+    conn.ensure_migrations_table().await?;
+    let recorded: HashSet<i64> = conn
+        .list_applied_migrations()
+        .await?
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+    for m in migrator.iter().filter(|m| {
+        m.version <= version
+            && !m.migration_type.is_down_migration()
+            && !recorded.contains(&m.version)
+    }) {
+        // The real checksum with a no-op body: sqlx later verifies the checksum against the
+        // file, which is the one the old runner applied.
+        let stand_in = Migration {
+            sql: Cow::Borrowed(ALREADY_APPLIED),
+            ..m.clone()
+        };
+        conn.apply(&stand_in).await?;
+    }
+    Ok(())
+}

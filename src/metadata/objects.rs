@@ -1,0 +1,360 @@
+//! [`MetadataStore`](super::MetadataStore) (buckets and object versions) for SQLite and
+//! PostgreSQL, from one SQL source (`$N` placeholders, introduced in ascending order, as in
+//! [`super::control`]).
+//!
+//! Statuses are SQL literals rather than bound parameters so that both planners match the
+//! partial indexes when they prepare a statement: a PostgreSQL generic plan cannot prove
+//! `status = $n` implies `status = 'committed'`, and SQLite gets there only by re-preparing the
+//! statement with the bound value on every execution.
+//!
+//! Commits differ in one respect, named by the macro's last argument. SQLite has a
+//! single writer: a commit's statements see every earlier commit and nothing can slip between
+//! them. PostgreSQL replicas write concurrently, so a commit locks its pending row, retires the
+//! committed version and commits its own row; the partial unique index `objects_current`
+//! rejects the loser of a race, which then retries on a fresh snapshot, so the later commit
+//! wins (as in S3).
+
+/// How many times a commit re-runs its retire + commit step after losing a race to a concurrent
+/// commit of the same key. Each lost attempt means another commit succeeded in between, so this
+/// bounds the number of overwrites of one key that may land during a single commit.
+pub(crate) const MAX_COMMIT_ATTEMPTS: u32 = 32;
+
+/// The unique index that admits one committed version per key.
+const CURRENT_INDEX: &str = "objects_current";
+
+/// PostgreSQL `unique_violation`.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Whether `e` is the partial unique index rejecting a second committed version at a key:
+/// a concurrent commit of the same key won the race (PostgreSQL; a single writer never loses).
+pub(crate) fn lost_commit_race(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some(UNIQUE_VIOLATION) && db.constraint() == Some(CURRENT_INDEX)
+        }
+        _ => false,
+    }
+}
+
+/// PostgreSQL `text` cannot hold NUL, so no stored key contains one (the router refuses control
+/// characters in keys, so neither does SQLite's), and binding one to PostgreSQL fails ("invalid
+/// byte sequence"). Lookups by such a key find nothing instead, in both databases.
+pub(crate) fn has_nul(s: &str) -> bool {
+    s.contains('\0')
+}
+
+/// Implements [`MetadataStore`](super::MetadataStore) for a store type on database `$db`
+/// (`sqlx::Sqlite`, `sqlx::Postgres`); `$w` is the pool for writes, `$r` for reads. The last
+/// word says whether commits of one key can run at the same time: `one_writer` (they cannot),
+/// `many_writers` (they can, so they lock their pending row and retry a lost race; see the
+/// module docs).
+macro_rules! impl_object_store {
+    ($ty:ty, $db:ty, $w:ident, $r:ident, one_writer) => {
+        $crate::metadata::objects::impl_object_store!(@impl $ty, $db, $w, $r, false);
+    };
+    ($ty:ty, $db:ty, $w:ident, $r:ident, many_writers) => {
+        $crate::metadata::objects::impl_object_store!(@impl $ty, $db, $w, $r, true);
+    };
+    (@impl $ty:ty, $db:ty, $w:ident, $r:ident, $concurrent:literal) => {
+        const _: () = {
+            use sqlx::{Connection, Row};
+            use $crate::metadata::objects::{MAX_COMMIT_ATTEMPTS, has_nul, lost_commit_race};
+            use $crate::metadata::{
+                CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Sweepable,
+                object_record, prefix_upper_bound, sweepables,
+            };
+
+            const CONCURRENT_WRITERS: bool = $concurrent;
+
+            const OBJECT_COLUMNS: &str = "id, bucket, key, owner, size, sha256, etag, \
+                content_type, checksum_algorithm, checksum_value, committed_at";
+
+            /// One attempt: retire the committed version at (`bucket`, `key`) that this
+            /// statement's snapshot sees, then commit row `id`. Returns the retired ids and
+            /// their total size. With concurrent writers, fails with a unique violation on
+            /// `objects_current` if another commit of the key became visible meanwhile.
+            async fn retire_and_commit(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: &str,
+                bucket: &str,
+                key: &str,
+                info: &CommitInfo,
+                size: i64,
+            ) -> Result<(Vec<String>, i64), sqlx::Error> {
+                let rows = sqlx::query(
+                    "UPDATE objects SET status = 'garbage' \
+                     WHERE bucket = $1 AND key = $2 AND status = 'committed' RETURNING id, size",
+                )
+                .bind(bucket)
+                .bind(key)
+                .fetch_all(&mut **tx)
+                .await?;
+                let mut retired = Vec::with_capacity(rows.len());
+                let mut retired_bytes = 0i64;
+                for r in &rows {
+                    retired.push(r.try_get::<String, _>("id")?);
+                    retired_bytes += r.try_get::<i64, _>("size")?;
+                }
+                let (algo, value) = match &info.checksum {
+                    Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
+                    None => (None, None),
+                };
+                sqlx::query(
+                    "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, etag = $3, \
+                     content_type = $4, checksum_algorithm = $5, checksum_value = $6, \
+                     committed_at = $7, lease_until = NULL WHERE id = $8",
+                )
+                .bind(size)
+                .bind(&info.sha256)
+                .bind(&info.etag)
+                .bind(&info.content_type)
+                .bind(algo)
+                .bind(value)
+                .bind(info.committed_at_ms)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                Ok((retired, retired_bytes))
+            }
+
+            #[async_trait::async_trait]
+            impl MetadataStore for $ty {
+                async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError> {
+                    // Two statements, both on the writer: in PostgreSQL the SELECT takes a fresh
+                    // snapshot, so it also sees a row that a concurrent replica committed while
+                    // the INSERT waited on it.
+                    sqlx::query(
+                        "INSERT INTO buckets (name, created_at) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(name)
+                    .bind(now_ms)
+                    .execute(&self.$w)
+                    .await?;
+                    let created: i64 =
+                        sqlx::query_scalar("SELECT created_at FROM buckets WHERE name = $1")
+                            .bind(name)
+                            .fetch_one(&self.$w)
+                            .await?;
+                    Ok(created)
+                }
+
+                async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError> {
+                    let rows = sqlx::query("SELECT name, created_at FROM buckets ORDER BY name")
+                        .fetch_all(&self.$r)
+                        .await?;
+                    rows.iter()
+                        .map(|r| Ok((r.try_get("name")?, r.try_get("created_at")?)))
+                        .collect()
+                }
+
+                async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError> {
+                    sqlx::query(
+                        "INSERT INTO objects (id, bucket, key, status, owner, created_at, \
+                         lease_until, tenant_id) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)",
+                    )
+                    .bind(&p.id)
+                    .bind(&p.bucket)
+                    .bind(&p.key)
+                    .bind(&p.owner)
+                    .bind(p.created_at_ms)
+                    .bind(p.lease_until_ms)
+                    .bind(&p.tenant_id)
+                    .execute(&self.$w)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError> {
+                    let size =
+                        i64::try_from(info.size).map_err(|_| MetaError::Corrupt("size overflow"))?;
+                    let mut tx = self.$w.begin().await?;
+                    // A pending row whose lease ran out belongs to the sweeper (which may already
+                    // have removed its bytes): committing it would point the key at nothing.
+                    // Concurrent writers also lock the row, keeping a sweeper's purge (or a
+                    // second commit of the same id) out until this transaction ends; they then
+                    // find the row no longer pending. A single writer excludes them anyway.
+                    let lock = if CONCURRENT_WRITERS { " FOR UPDATE" } else { "" };
+                    let target = sqlx::query(&format!(
+                        "SELECT bucket, key FROM objects WHERE id = $1 AND status = 'pending' \
+                         AND lease_until >= $2{lock}"
+                    ))
+                    .bind(id)
+                    .bind(info.committed_at_ms)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(MetaError::PendingGone)?;
+                    let bucket: String = target.try_get("bucket")?;
+                    let key: String = target.try_get("key")?;
+                    let (retired, retired_bytes) = if CONCURRENT_WRITERS {
+                        let mut attempt = 1;
+                        loop {
+                            // A savepoint per attempt: a unique violation aborts only the
+                            // attempt, not the transaction (and its lock on the pending row).
+                            let mut step = tx.begin().await?;
+                            let outcome =
+                                retire_and_commit(&mut step, id, &bucket, &key, info, size).await;
+                            match outcome {
+                                Ok(done) => {
+                                    step.commit().await?;
+                                    break done;
+                                }
+                                Err(e) if attempt < MAX_COMMIT_ATTEMPTS && lost_commit_race(&e) => {
+                                    step.rollback().await?;
+                                    tracing::debug!(
+                                        attempt,
+                                        "concurrent commit of the same key won; retrying"
+                                    );
+                                    attempt += 1;
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                        }
+                    } else {
+                        // Nothing commits between this transaction's statements: there is no race
+                        // to lose, and no savepoint to pay for.
+                        retire_and_commit(&mut tx, id, &bucket, &key, info, size).await?
+                    };
+                    $crate::apply_quota!(
+                        tx,
+                        &info.quota,
+                        size - retired_bytes,
+                        1 - retired.len() as i64
+                    );
+                    tx.commit().await?;
+                    Ok(retired)
+                }
+
+                async fn discard_pending(&self, id: &str) -> Result<(), MetaError> {
+                    sqlx::query("DELETE FROM objects WHERE id = $1 AND status = 'pending'")
+                        .bind(id)
+                        .execute(&self.$w)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError> {
+                    if has_nul(bucket) || has_nul(key) {
+                        return Ok(None);
+                    }
+                    let row = sqlx::query(&format!(
+                        "SELECT {OBJECT_COLUMNS} FROM objects \
+                         WHERE bucket = $1 AND key = $2 AND status = 'committed'"
+                    ))
+                    .bind(bucket)
+                    .bind(key)
+                    .fetch_optional(&self.$r)
+                    .await?;
+                    row.as_ref().map(object_record).transpose()
+                }
+
+                async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError> {
+                    if has_nul(bucket) || has_nul(key) {
+                        return Ok(None);
+                    }
+                    let mut tx = self.$w.begin().await?;
+                    let row = sqlx::query(
+                        "UPDATE objects SET status = 'garbage' \
+                         WHERE bucket = $1 AND key = $2 AND status = 'committed' \
+                         RETURNING id, size, tenant_id",
+                    )
+                    .bind(bucket)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    // The retired object's bytes go back to its tenant's usage.
+                    let tenant: Option<String> = row.try_get("tenant_id")?;
+                    if let Some(t) = tenant {
+                        let size: i64 = row.try_get("size")?;
+                        sqlx::query(
+                            "UPDATE tenant_usage SET bytes = bytes - $1, objects = objects - 1 \
+                             WHERE tenant_id = $2",
+                        )
+                        .bind(size)
+                        .bind(t)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(Some(row.try_get("id")?))
+                }
+
+                async fn purge(&self, id: &str) -> Result<(), MetaError> {
+                    sqlx::query("DELETE FROM objects WHERE id = $1 AND status != 'committed'")
+                        .bind(id)
+                        .execute(&self.$w)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn list(
+                    &self,
+                    bucket: &str,
+                    prefix: &str,
+                    start: &str,
+                    inclusive: bool,
+                    limit: u32,
+                ) -> Result<Vec<ObjectRecord>, MetaError> {
+                    if has_nul(bucket) || has_nul(prefix) {
+                        return Ok(Vec::new());
+                    }
+                    // Client-supplied resume points may hold NUL. No key does, so every key above
+                    // `s + "\0" + rest` is also above `s`, and none equals either: cut there,
+                    // exclusive.
+                    let (start, inclusive) = match start.find('\0') {
+                        Some(nul) => (&start[..nul], false),
+                        None => (start, inclusive),
+                    };
+                    // The scan starts at the larger of the prefix and the resume point (Rust
+                    // compares strings bytewise, like SQLite and the "C" collation of the
+                    // PostgreSQL column).
+                    let (lower, inclusive) = if start >= prefix {
+                        (start, inclusive)
+                    } else {
+                        (prefix, true)
+                    };
+                    let upper = prefix_upper_bound(prefix);
+                    let sql = format!(
+                        "SELECT {OBJECT_COLUMNS} FROM objects \
+                         WHERE bucket = $1 AND status = 'committed' AND key {} $2 {} \
+                         ORDER BY key LIMIT {}",
+                        if inclusive { ">=" } else { ">" },
+                        if upper.is_some() { "AND key < $3" } else { "" },
+                        if upper.is_some() { "$4" } else { "$3" },
+                    );
+                    let mut q = sqlx::query(&sql).bind(bucket).bind(lower);
+                    if let Some(u) = &upper {
+                        q = q.bind(u);
+                    }
+                    let rows = q.bind(i64::from(limit)).fetch_all(&self.$r).await?;
+                    rows.iter().map(object_record).collect()
+                }
+
+                async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {
+                    // The leading `status != 'committed'` repeats the predicate of the partial
+                    // index `objects_sweep` word for word: SQLite uses the index only then.
+                    let rows = sqlx::query(
+                        "SELECT id, bucket FROM objects WHERE status != 'committed' \
+                         AND ((status = 'pending' AND lease_until < $1) OR status = 'garbage') \
+                         LIMIT $2",
+                    )
+                    .bind(now_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$r)
+                    .await?;
+                    sweepables(&rows, "id")
+                }
+
+                async fn ping(&self) -> Result<(), MetaError> {
+                    sqlx::query("SELECT 1").execute(&self.$r).await?;
+                    Ok(())
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_object_store;
