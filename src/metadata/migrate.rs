@@ -11,8 +11,43 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use sqlx::migrate::{Migrate, Migration, Migrator};
+use sqlx::migrate::{Migrate, Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{Database, Executor, Pool, Row};
+
+/// Migrations embedded in the binary (`include_str!`), in version order:
+/// `(version, description, sql)`. `sqlx::migrate!` would embed them the same way but needs
+/// sqlx's `macros` feature, which builds both database drivers (bundled SQLite included) a
+/// second time for the proc-macro host; sqlx's own migrator runs them either way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Embedded(pub &'static [(i64, &'static str, &'static str)]);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>>
+                + Send
+                + 's,
+        >,
+    > {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|&(version, description, sql)| {
+                    Migration::new(
+                        version,
+                        Cow::Borrowed(description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
 
 /// Executed in place of an adopted migration's SQL: its statements ran already, under the old
 /// runner; only sqlx's bookkeeping for it (in sqlx's own words) is wanted.

@@ -16,7 +16,28 @@ use super::MetaError;
 use super::objects::impl_object_store;
 
 /// The schema, from `migrations/postgres/`.
-static MIGRATOR: Migrator = sqlx::migrate!("src/metadata/migrations/postgres");
+const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
+    (
+        1,
+        "objects",
+        include_str!("migrations/postgres/0001_objects.sql"),
+    ),
+    (
+        2,
+        "multipart",
+        include_str!("migrations/postgres/0002_multipart.sql"),
+    ),
+    (
+        3,
+        "control",
+        include_str!("migrations/postgres/0003_control.sql"),
+    ),
+    (
+        4,
+        "quotas",
+        include_str!("migrations/postgres/0004_quotas.sql"),
+    ),
+]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`): a
 /// `schema_migrations` table where this connection creates tables (the first schema of its
@@ -66,7 +87,13 @@ impl PgStore {
             .await?;
         // A plain identifier (checked by the caller): safe to splice.
         let create_schema = schema.map(|s| format!("CREATE SCHEMA IF NOT EXISTS {s}"));
-        super::migrate::run(&pool, &MIGRATOR, create_schema.as_deref(), LEGACY_EXISTS).await?;
+        super::migrate::run(
+            &pool,
+            &Migrator::new(MIGRATIONS).await.map_err(sqlx::Error::from)?,
+            create_schema.as_deref(),
+            LEGACY_EXISTS,
+        )
+        .await?;
         Ok(Self { pool })
     }
 

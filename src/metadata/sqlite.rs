@@ -16,7 +16,28 @@ use super::MetaError;
 use super::objects::impl_object_store;
 
 /// The schema, from `migrations/sqlite/`.
-static MIGRATOR: Migrator = sqlx::migrate!("src/metadata/migrations/sqlite");
+const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
+    (
+        1,
+        "objects",
+        include_str!("migrations/sqlite/0001_objects.sql"),
+    ),
+    (
+        2,
+        "multipart",
+        include_str!("migrations/sqlite/0002_multipart.sql"),
+    ),
+    (
+        3,
+        "control",
+        include_str!("migrations/sqlite/0003_control.sql"),
+    ),
+    (
+        4,
+        "quotas",
+        include_str!("migrations/sqlite/0004_quotas.sql"),
+    ),
+]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`).
 const LEGACY_EXISTS: &str =
@@ -43,7 +64,13 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts.clone())
             .await?;
-        super::migrate::run(&writer, &MIGRATOR, None, LEGACY_EXISTS).await?;
+        super::migrate::run(
+            &writer,
+            &Migrator::new(MIGRATIONS).await.map_err(sqlx::Error::from)?,
+            None,
+            LEGACY_EXISTS,
+        )
+        .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))

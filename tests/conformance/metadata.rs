@@ -1145,16 +1145,16 @@ async fn sqlite_reopen_keeps_records() {
 /// The migrations as that runner applied them: these files, in order, each recorded in
 /// `schema_migrations`.
 const OLD_SQLITE_MIGRATIONS: [&str; 4] = [
-    include_str!("../src/metadata/migrations/sqlite/0001_objects.sql"),
-    include_str!("../src/metadata/migrations/sqlite/0002_multipart.sql"),
-    include_str!("../src/metadata/migrations/sqlite/0003_control.sql"),
-    include_str!("../src/metadata/migrations/sqlite/0004_quotas.sql"),
+    include_str!("../../src/metadata/migrations/sqlite/0001_objects.sql"),
+    include_str!("../../src/metadata/migrations/sqlite/0002_multipart.sql"),
+    include_str!("../../src/metadata/migrations/sqlite/0003_control.sql"),
+    include_str!("../../src/metadata/migrations/sqlite/0004_quotas.sql"),
 ];
 const OLD_POSTGRES_MIGRATIONS: [&str; 4] = [
-    include_str!("../src/metadata/migrations/postgres/0001_objects.sql"),
-    include_str!("../src/metadata/migrations/postgres/0002_multipart.sql"),
-    include_str!("../src/metadata/migrations/postgres/0003_control.sql"),
-    include_str!("../src/metadata/migrations/postgres/0004_quotas.sql"),
+    include_str!("../../src/metadata/migrations/postgres/0001_objects.sql"),
+    include_str!("../../src/metadata/migrations/postgres/0002_multipart.sql"),
+    include_str!("../../src/metadata/migrations/postgres/0003_control.sql"),
+    include_str!("../../src/metadata/migrations/postgres/0004_quotas.sql"),
 ];
 
 /// The statements that leave what the old runner left after applying the first `version`
