@@ -43,6 +43,9 @@ pub async fn handle(
     } else if probe && path == "/readyz" {
         let resp = crate::health::readiness(&state).await;
         (probe_outcome("Ready", resp), crate::s3::error_response)
+    } else if crate::tus::owns(path) {
+        let out = crate::tus::handle(Arc::clone(&state), req, conn, &request_id).await;
+        (out, crate::tus::error_response)
     } else if path.starts_with("/v1/") {
         let out = crate::api::handle(Arc::clone(&state), req, conn, &request_id).await;
         (out, crate::api::error_response)

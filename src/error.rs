@@ -67,6 +67,15 @@ pub enum Error {
     /// A single-use link is being used by another request right now.
     #[error("link in use")]
     LinkInUse,
+    /// A resumable upload is being appended to by another request right now (retry).
+    #[error("upload locked")]
+    UploadLocked,
+    /// A resumable append at an offset other than the upload's; `expected` is the upload's.
+    #[error("offset mismatch")]
+    OffsetMismatch { expected: u64 },
+    /// A resumable upload that was terminated or has expired.
+    #[error("gone")]
+    Gone,
     /// A request body (JSON) that cannot be parsed or has invalid values.
     #[error("invalid json: {0}")]
     InvalidJson(&'static str),
@@ -208,7 +217,9 @@ impl Error {
             | RequestTimeout => StatusCode::BAD_REQUEST,
             NoSuchBucket | NoSuchKey | NoSuchUpload | NotFound => StatusCode::NOT_FOUND,
             Unauthorized => StatusCode::UNAUTHORIZED,
-            LinkInUse | AlreadyExists => StatusCode::CONFLICT,
+            LinkInUse | AlreadyExists | OffsetMismatch { .. } => StatusCode::CONFLICT,
+            UploadLocked => StatusCode::LOCKED,
+            Gone => StatusCode::GONE,
             InvalidJson(_) => StatusCode::BAD_REQUEST,
             BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -246,6 +257,9 @@ impl Error {
             Unauthorized => "Unauthorized",
             NotFound => "NotFound",
             LinkInUse => "Conflict",
+            UploadLocked => "UploadLocked",
+            OffsetMismatch { .. } => "OffsetMismatch",
+            Gone => "Gone",
             AlreadyExists => "AlreadyExists",
             QuotaExceeded => "QuotaExceeded",
             InvalidJson(_) => "InvalidJson",
@@ -303,6 +317,9 @@ impl Error {
             Unauthorized => "Missing or invalid credentials.",
             NotFound => "Not found.",
             LinkInUse => "This upload link is being used by another request.",
+            UploadLocked => "Another request is appending to this upload; retry.",
+            OffsetMismatch { .. } => "The offset does not match the upload's offset.",
+            Gone => "This upload was terminated or has expired.",
             AlreadyExists => "A resource with this name already exists.",
             QuotaExceeded => "The tenant's storage quota would be exceeded.",
             InvalidJson(why) => why,
@@ -361,7 +378,8 @@ impl Error {
             InvalidDigest | BadDigest | ContentSha256Mismatch => "checksum",
             NoSuchBucket | NoSuchKey | NoSuchUpload | NotFound => "not_found",
             Unauthorized => "access_denied",
-            LinkInUse | AlreadyExists => "precondition",
+            LinkInUse | AlreadyExists | UploadLocked | OffsetMismatch { .. } => "precondition",
+            Gone => "not_found",
             QuotaExceeded => "quota",
             InvalidJson(_) => "malformed",
             BucketAlreadyOwnedByYou | PreconditionFailed => "precondition",
@@ -387,7 +405,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             Error::SlowDown(secs) => Some((*secs).max(1)),
-            Error::ServiceUnavailable(_) => Some(1),
+            Error::ServiceUnavailable(_) | Error::UploadLocked => Some(1),
             _ => None,
         }
     }

@@ -79,6 +79,21 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     typed_response(status, "application/json", body)
 }
 
+/// The base URL of this gateway as clients reach it: `public_url` when configured, otherwise
+/// the scheme of the connection and the request's `Host` (which must be a plain host name).
+pub fn base_url(public_url: &str, headers: &http::HeaderMap, conn: ConnInfo) -> Result<String> {
+    if !public_url.is_empty() {
+        return Ok(public_url.trim_end_matches('/').to_string());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or(Error::InvalidRequest("A Host header is required."))?;
+    let scheme = if conn.tls { "https" } else { "http" };
+    Ok(format!("{scheme}://{host}"))
+}
+
 /// A header as UTF-8 text, if present and valid.
 pub fn header_str<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())

@@ -17,7 +17,9 @@
 //! L4 s3/ ─────── S3 plane: router.rs (pure) → auth (parse → key lookup → verify: `Verified`)
 //!                → scope → rate limit → handler (object, multipart, post, bucket) → S3 XML
 //!    api/ ────── JSON control plane: upload links and tokens, files, downloads, versions,
-//!                grants + audit, admin, OpenAPI. Front ends never import each other.
+//!                grants + audit, admin, OpenAPI
+//!    tus/ ────── tus 1.0 resumable uploads over upload::resumable. Front ends never import
+//!                each other.
 //! L3 upload/ ─── the protocol-neutral lifecycle: expectations(bucket) → put (pending row,
 //!                staged write, commit or abort on drop) · link (claim, commit, release) ·
 //!                multipart (store part, complete + assemble) · delete · quota · admit
@@ -76,6 +78,7 @@ pub mod upload;
 // L4 front ends (never import each other)
 pub mod api;
 pub mod s3;
+pub mod tus;
 // L5 server
 pub mod edge;
 pub mod health;

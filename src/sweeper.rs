@@ -49,6 +49,8 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> 
             purged += 1;
         }
     }
+    // Expired resumable uploads: their parts become loose blobs, removed below.
+    purged += crate::upload::resumable::sweep(state).await?;
     loop {
         let due = state
             .meta

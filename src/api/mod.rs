@@ -208,21 +208,7 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> Result
 
 /// The base URL minted links point at: the configured public URL, or what this request came to.
 pub fn base_url(state: &AppState, headers: &http::HeaderMap, conn: ConnInfo) -> Result<String> {
-    if !state.config.api.public_url.is_empty() {
-        return Ok(state
-            .config
-            .api
-            .public_url
-            .trim_end_matches('/')
-            .to_string());
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or(Error::InvalidRequest("A Host header is required."))?;
-    let scheme = if conn.tls { "https" } else { "http" };
-    Ok(format!("{scheme}://{host}"))
+    crate::http::base_url(&state.config.api.public_url, headers, conn)
 }
 
 /// Entry point for `/v1/...` requests.

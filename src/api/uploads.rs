@@ -41,37 +41,13 @@ pub struct CreateUpload {
     /// Upload in this many parts (presigned part URLs plus a completion call) instead of one
     /// PUT. Every part but the last must be at least `s3.min_part_bytes`.
     pub parts: Option<u32>,
+    /// How the bytes are sent: `"put"` (default: one presigned PUT, or `parts`) or `"tus"` (a
+    /// tus upload URL, already created and pinned to this request's size, type and hash;
+    /// resumable, authenticated with the same credential).
+    pub protocol: Option<String>,
 }
 
-/// Longest display name kept.
-pub const MAX_FILENAME: usize = 200;
-
-/// Makes a display name safe to store and to put in a `Content-Disposition`: the last path
-/// segment only, no control or bidi-override characters, no leading dots or hyphens or spaces,
-/// allow-listed characters, capped length. Never used in a key or URL path.
-pub fn sanitize_filename(raw: &str) -> String {
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base
-        .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}'))
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '(' | ')' | '+' | ',') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let trimmed = cleaned
-        .trim_start_matches(['.', '-', ' '])
-        .trim_end_matches(['.', ' ']);
-    let capped: String = trimmed.chars().take(MAX_FILENAME).collect();
-    if capped.is_empty() {
-        "file".to_string()
-    } else {
-        capped
-    }
-}
+pub use crate::upload::{MAX_FILENAME, sanitize_filename};
 
 fn check_metadata(m: &BTreeMap<String, String>) -> Result<String> {
     if m.len() > 32 {
@@ -192,7 +168,23 @@ pub async fn create_upload(
             f
         }
     };
-    let ttl = Duration::from_secs(api.upload_link_ttl_secs);
+    let tus = match req.protocol.as_deref() {
+        None | Some("put") => false,
+        Some("tus") if req.parts.is_some() => {
+            return Err(Error::InvalidJson("parts and protocol tus do not combine."));
+        }
+        Some("tus") if version_of.is_some() => {
+            return Err(Error::InvalidJson("New versions are uploaded with PUT."));
+        }
+        Some("tus") => true,
+        Some(_) => return Err(Error::InvalidJson("protocol is \"put\" or \"tus\".")),
+    };
+    // A resumable upload may take as long as resumable uploads may; a PUT link is short.
+    let ttl = Duration::from_secs(if tus {
+        api.resumable_expiry_secs
+    } else {
+        api.upload_link_ttl_secs
+    });
     let link = UploadLink {
         id: crate::id::random_hex(16),
         tenant_id: who.tenant_id.clone(),
@@ -216,6 +208,33 @@ pub async fn create_upload(
         completed_at_ms: None,
     };
     state.control.insert_link(&link).await?;
+    if tus {
+        let upload = crate::upload::resumable::create(
+            state,
+            who,
+            crate::upload::resumable::NewResumable {
+                length: Some(req.size),
+                content_type: Some(content_type.clone()),
+                filename: file.filename.clone(),
+                metadata: String::new(),
+                sha256: sha256.clone(),
+                concat: crate::metadata::resumable::Concat::None,
+            },
+            Some(&link),
+        )
+        .await?;
+        return Ok(json(
+            StatusCode::CREATED,
+            &serde_json::json!({
+                "upload_id": link.id,
+                "file_id": file.id,
+                "protocol": "tus",
+                "url": format!("{base_url}/v1/tus/{}", upload.id),
+                "headers": { "Tus-Resumable": "1.0.0" },
+                "expires_at": iso8601(crate::clock::from_ms(link.expires_at_ms)),
+            }),
+        ));
+    }
     if let Some(n) = req.parts.filter(|n| *n > 1) {
         return multipart_link(state, &link, n, base_url, ttl, &file.id).await;
     }

@@ -204,6 +204,8 @@ pub struct ApiConfig {
     pub bucket: String,
     pub public_url: String,
     pub upload_link_ttl_secs: u64,
+    /// How long a resumable upload may take from its creation, seconds.
+    pub resumable_expiry_secs: u64,
     pub download_link_ttl_secs: u64,
     pub max_token_ttl_secs: u64,
     pub max_page: u32,
@@ -654,6 +656,9 @@ impl Config {
         let url = &self.api.public_url;
         if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             problems.push("api.public_url must start with https:// or http://".into());
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.api.resumable_expiry_secs) {
+            problems.push("api.resumable_expiry_secs must be 60..=604800".into());
         }
         if self.api.upload_link_ttl_secs == 0
             || self.api.upload_link_ttl_secs > self.s3.max_presign_expiry_secs

@@ -12,6 +12,7 @@ mod migrate;
 pub mod multipart;
 mod objects;
 pub mod postgres;
+pub mod resumable;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -323,7 +324,9 @@ pub trait MultipartStore: Send + Sync + std::fmt::Debug + 'static {
 /// The metadata store. Implementations: SQLite (default), PostgreSQL (at scale), from one SQL
 /// source (`objects.rs`).
 #[async_trait]
-pub trait MetadataStore: MultipartStore + Send + Sync + std::fmt::Debug + 'static {
+pub trait MetadataStore:
+    MultipartStore + resumable::ResumableStore + Send + Sync + std::fmt::Debug + 'static
+{
     /// Records a configured bucket (idempotent); returns its creation time.
     async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError>;
     /// All recorded buckets with creation times, by name.

@@ -271,7 +271,10 @@ macro_rules! impl_multipart_store {
 
                 async fn idle_multipart(&self, before_ms: i64, limit: u32) -> Result<Vec<String>, MetaError> {
                     Ok(sqlx::query_scalar(
-                        "SELECT upload_id FROM multipart_uploads WHERE last_activity < $1 LIMIT $2",
+                        // Resumable uploads keep their bytes as a multipart upload; their own expiry
+                        // (`ResumableStore::expired_resumable`) frees them.
+                        "SELECT upload_id FROM multipart_uploads WHERE last_activity < $1 \
+                         AND owner NOT LIKE 'resumable:%' LIMIT $2",
                     )
                     .bind(before_ms)
                     .bind(i64::from(limit))

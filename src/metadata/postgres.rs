@@ -37,6 +37,11 @@ const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
         "quotas",
         include_str!("migrations/postgres/0004_quotas.sql"),
     ),
+    (
+        5,
+        "resumable",
+        include_str!("migrations/postgres/0005_resumable.sql"),
+    ),
 ]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`): a
@@ -132,3 +137,4 @@ mod tests {
 impl_object_store!(PgStore, sqlx::Postgres, pool, pool, many_writers);
 crate::impl_control_store!(PgStore, sqlx::postgres::PgRow, pool, pool);
 crate::impl_multipart_store!(PgStore, sqlx::postgres::PgRow, pool, pool);
+crate::impl_resumable_store!(PgStore, sqlx::postgres::PgRow, pool, pool);

@@ -37,6 +37,11 @@ const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
         "quotas",
         include_str!("migrations/sqlite/0004_quotas.sql"),
     ),
+    (
+        5,
+        "resumable",
+        include_str!("migrations/sqlite/0005_resumable.sql"),
+    ),
 ]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`).
@@ -83,3 +88,4 @@ impl SqliteStore {
 impl_object_store!(SqliteStore, sqlx::Sqlite, writer, reader, one_writer);
 crate::impl_control_store!(SqliteStore, sqlx::sqlite::SqliteRow, writer, reader);
 crate::impl_multipart_store!(SqliteStore, sqlx::sqlite::SqliteRow, writer, reader);
+crate::impl_resumable_store!(SqliteStore, sqlx::sqlite::SqliteRow, writer, reader);

@@ -231,6 +231,65 @@ pub async fn complete(
         _ => {}
     }
 
+    let etag = assemble_and_commit(
+        state,
+        Assembly {
+            bucket,
+            key,
+            owner: &upload.owner,
+            parts: &chosen,
+            content_type: first_type,
+            tenant,
+            link,
+        },
+        started,
+    )
+    .await?;
+    // The upload is done: its parts become loose blobs, removed now (or by the sweeper).
+    state
+        .meta
+        .remove_multipart(&upload.upload_id, crate::clock::now_ms())
+        .await?;
+    for p in &stored {
+        discard_blob(state, bucket, &p.blob_id).await;
+    }
+    Ok(etag)
+}
+
+/// What [`assemble_and_commit`] makes an object of.
+pub struct Assembly<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub owner: &'a str,
+    /// The parts, in object order.
+    pub parts: &'a [&'a PartRecord],
+    /// The object's type: what its first bytes were checked to be.
+    pub content_type: String,
+    /// The tenant whose quota the object counts against.
+    pub tenant: Option<&'a str>,
+    /// The link the object completes (the size and any pinned SHA-256 are checked).
+    pub link: Option<&'a UploadLink>,
+}
+
+/// Streams `a.parts` into a fresh, invisible object (computing its SHA-256), checks it against
+/// the link, and commits it like a single upload. Returns the object's ETag (a digest of the
+/// part digests, `-N`, the multipart convention). The parts themselves are the caller's to
+/// free. On failure nothing is visible and the assembled bytes are gone.
+pub async fn assemble_and_commit(
+    state: &Arc<AppState>,
+    a: Assembly<'_>,
+    started: std::time::Instant,
+) -> Result<String> {
+    let Assembly {
+        bucket,
+        key,
+        owner,
+        parts: chosen,
+        content_type,
+        tenant,
+        link,
+    } = a;
+    let total: u64 = chosen.iter().map(|p| p.size).sum();
     if let Some(link) = link
         && total != u64::try_from(link.size).unwrap_or(0)
     {
@@ -249,14 +308,14 @@ pub async fn complete(
             id: id.clone(),
             bucket: bucket.to_string(),
             key: key.to_string(),
-            owner: upload.owner.clone(),
+            owner: owner.to_string(),
             created_at_ms: now,
             lease_until_ms: now.saturating_add(state.lease_ms()),
             tenant_id: tenant.map(str::to_string),
         })
         .await?;
     let path = Storage::path_for(bucket, &id);
-    let assembled = assemble(state, bucket, &path, &chosen).await;
+    let assembled = assemble(state, bucket, &path, chosen).await;
     let sha256 = match assembled {
         Ok((sha, size)) if size == total => sha,
         Ok(_) => {
@@ -274,7 +333,7 @@ pub async fn complete(
     };
     // Multipart ETag convention: a digest of the part digests, "-N".
     let mut of_parts = Sha256::new();
-    for p in &chosen {
+    for p in chosen {
         of_parts.update(hex::decode(&p.sha256).unwrap_or_default());
     }
     let etag = format!(
@@ -286,7 +345,7 @@ pub async fn complete(
         size: total,
         sha256: hex::encode(sha256),
         etag: etag.clone(),
-        content_type: first_type,
+        content_type,
         checksum: None,
         committed_at_ms: crate::clock::now_ms(),
         quota: quota.clone(),
@@ -301,14 +360,6 @@ pub async fn complete(
     }
     let retired = commit_object(state, &id, &path, &info, link).await?;
     after_commit(state, bucket, retired, &info, started).await;
-    // The upload is done: its parts become loose blobs, removed now (or by the sweeper).
-    state
-        .meta
-        .remove_multipart(&upload.upload_id, crate::clock::now_ms())
-        .await?;
-    for p in &stored {
-        discard_blob(state, bucket, &p.blob_id).await;
-    }
     Ok(etag)
 }
 

@@ -17,4 +17,5 @@ mod s3_post;
 mod s3_sdk;
 mod s3_security;
 mod storage_faults;
+mod tus;
 mod webhooks;

@@ -1,0 +1,628 @@
+//! Resumable uploads, protocol-neutral: the tus front end (and the IETF draft on the same
+//! resources) translate their requests into these calls.
+//!
+//! - **Create**: a record (creator, length or deferred, declared type, metadata, pinned hash,
+//!   concatenation) and an empty multipart upload with the same id that holds the bytes. The
+//!   upload belongs to its creator; to any other principal it does not exist.
+//! - **Append**: under a lease in the database (one append at a time, across replicas), the
+//!   body streams through the ingest pipe into a new part: the bytes counted against the
+//!   declared length (and the bucket limit, atomically with the other parts), the first bytes
+//!   type-checked, a chunk checksum verified if one was sent. The offset is the sum of the
+//!   stored parts; an append that fails stores nothing and leaves the offset where it was.
+//! - **Complete**: when the last byte arrived, the parts are assembled into a fresh object
+//!   (full SHA-256, checked against a pinned hash) and committed through an upload link, in the
+//!   same transaction as every single-use link (object, file record, token, quota, event).
+//! - **Concatenate**: a final upload is the concatenation of completed partial uploads of the
+//!   same creator; it completes at creation.
+//! - **Terminate / expire**: the parts are freed; the record answers "gone" until it expires.
+
+use std::sync::Arc;
+
+use crate::auth::principal::{Principal, Via};
+use crate::error::{Error, Result};
+use crate::ingest;
+use crate::ingest::checksum::ChecksumAlgorithm;
+use crate::metadata::control::{Claim, FileRecord, FileStatus, LinkStatus, UploadLink};
+use crate::metadata::resumable::{Concat, ResumableStatus, ResumableUpload};
+use crate::metadata::{MultipartUpload, PartRecord};
+use crate::state::AppState;
+
+use super::multipart::{Assembly, all_parts, assemble_and_commit, discard_blob, store_part};
+
+/// The owner recorded on a resumable upload's multipart upload: no S3 principal is called
+/// this, so the S3 plane can never address it.
+pub fn parts_owner(id: &str) -> String {
+    format!("resumable:{id}")
+}
+
+/// The key a principal's resumable uploads are recorded under (`tenant:subject`, or the upload
+/// token's id): the only principal that may use the upload.
+pub fn creator_of(who: &Principal) -> Result<String> {
+    match &who.via {
+        Via::Token(t) => Ok(format!("token:{}", t.id)),
+        Via::ApiKey(_) | Via::Jwt(_) => Ok(format!("{}:{}", who.tenant_id, who.subject)),
+        Via::Admin => Err(Error::AccessDenied("The admin token cannot upload.")),
+    }
+}
+
+/// What a new resumable upload declares.
+#[derive(Debug, Clone)]
+pub struct NewResumable {
+    /// Total length; `None` to defer it.
+    pub length: Option<u64>,
+    /// Declared content type (as sent; normalised here).
+    pub content_type: Option<String>,
+    /// Display name (sanitised by the caller).
+    pub filename: String,
+    /// The protocol's metadata, as the client sent it (echoed back verbatim).
+    pub metadata: String,
+    /// Hex SHA-256 the whole upload must have.
+    pub sha256: Option<String>,
+    pub concat: Concat,
+}
+
+/// The upload `id` as `who` may see it: NotFound for an unknown id or another principal's
+/// upload (the same answer), Gone for a terminated one.
+pub async fn get(state: &AppState, who: &Principal, id: &str) -> Result<ResumableUpload> {
+    let creator = creator_of(who)?;
+    let u = state.meta.resumable(id).await?.ok_or(Error::NotFound)?;
+    if u.creator != creator || u.tenant_id != who.tenant_id {
+        return Err(Error::NotFound);
+    }
+    if u.status == ResumableStatus::Terminated || expired(state, &u) {
+        return Err(Error::Gone);
+    }
+    Ok(u)
+}
+
+/// When the upload expires (ms): its creation plus `api.resumable_expiry_secs`.
+pub fn expires_at_ms(state: &AppState, u: &ResumableUpload) -> i64 {
+    let ttl = i64::try_from(state.config.api.resumable_expiry_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
+    u.created_at_ms.saturating_add(ttl)
+}
+
+fn expired(state: &AppState, u: &ResumableUpload) -> bool {
+    u.status == ResumableStatus::Uploading && expires_at_ms(state, u) < crate::clock::now_ms()
+}
+
+/// Checks what a token may upload, before anything is stored.
+fn token_allows(who: &Principal, content_type: Option<&str>, length: Option<u64>) -> Result<()> {
+    let Via::Token(t) = &who.via else {
+        return Ok(());
+    };
+    if let Some(ct) = content_type
+        && !t.allowed_types.is_empty()
+        && !t.allowed_types.iter().any(|a| a == ct)
+    {
+        return Err(Error::ContentTypeNotAllowed);
+    }
+    if t.uploads_used >= t.max_uploads {
+        return Err(Error::AccessDenied("The upload token is used up."));
+    }
+    let len = i64::try_from(length.unwrap_or(0)).unwrap_or(i64::MAX);
+    if t.bytes_used.saturating_add(len) > t.max_bytes {
+        return Err(Error::EntityTooLarge);
+    }
+    Ok(())
+}
+
+/// Creates a resumable upload for `who` in the control API's bucket. `link`, when given, is a
+/// link minted for this upload (pinning size, type and hash); otherwise one is recorded when
+/// the upload completes.
+pub async fn create(
+    state: &Arc<AppState>,
+    who: &Principal,
+    new: NewResumable,
+    link: Option<&UploadLink>,
+) -> Result<ResumableUpload> {
+    let creator = creator_of(who)?;
+    let bucket = state.config.api.bucket.clone();
+    let bcfg = state.bucket(&bucket)?;
+    let declared_type = match new.content_type.as_deref() {
+        None => None,
+        Some(ct) if crate::mime::is_generic(ct) => None,
+        Some(ct) => Some(
+            crate::mime::normalize(ct)
+                .filter(|t| bcfg.allowed_types.contains(t))
+                .ok_or(Error::ContentTypeNotAllowed)?,
+        ),
+    };
+    let mut length = new.length;
+    let mut partials = Vec::new();
+    if let Concat::Final(ids) = &new.concat {
+        if ids.is_empty() {
+            return Err(Error::InvalidArgument(
+                "A final upload names its partial uploads.",
+            ));
+        }
+        let mut total = 0u64;
+        for pid in ids {
+            let p = state.meta.resumable(pid).await?.ok_or(Error::NotFound)?;
+            if p.creator != creator || p.tenant_id != who.tenant_id {
+                return Err(Error::NotFound);
+            }
+            if p.concat != Concat::Partial || p.status != ResumableStatus::Complete {
+                return Err(Error::InvalidArgument(
+                    "A final upload concatenates completed partial uploads only.",
+                ));
+            }
+            total = total.saturating_add(p.length.unwrap_or(0));
+            partials.push(p);
+        }
+        length = Some(total);
+    }
+    if let Some(n) = length {
+        if n > bcfg.max_object_bytes {
+            return Err(Error::EntityTooLarge);
+        }
+        if n == 0 && new.concat != Concat::Partial {
+            return Err(Error::InvalidArgument(
+                "An upload carries at least one byte.",
+            ));
+        }
+    }
+    if new.concat != Concat::Partial {
+        token_allows(who, declared_type.as_deref(), length)?;
+    }
+    if let Some(l) = link
+        && (Some(u64::try_from(l.size).unwrap_or(0)) != length
+            || declared_type
+                .as_deref()
+                .is_some_and(|t| t != l.content_type))
+    {
+        return Err(Error::InvalidArgument(
+            "The upload does not match the link it was minted for.",
+        ));
+    }
+    let id = crate::id::random_hex(16);
+    let key = match link {
+        Some(l) => l.key.clone(),
+        None => format!(
+            "{}/{}/{}",
+            who.tenant_id,
+            crate::id::random_hex(16),
+            crate::id::random_hex(16)
+        ),
+    };
+    let now = crate::clock::now_ms();
+    let upload = ResumableUpload {
+        id: id.clone(),
+        tenant_id: who.tenant_id.clone(),
+        creator,
+        owner: who.subject.clone(),
+        bucket: bucket.clone(),
+        key: key.clone(),
+        link_id: link.map(|l| l.id.clone()),
+        token_id: match &who.via {
+            Via::Token(t) => Some(t.id.clone()),
+            _ => None,
+        },
+        length,
+        declared_type: declared_type
+            .clone()
+            .or_else(|| link.map(|l| l.content_type.clone())),
+        filename: new.filename,
+        metadata: new.metadata,
+        sha256: new.sha256.or_else(|| link.and_then(|l| l.sha256.clone())),
+        concat: new.concat,
+        status: ResumableStatus::Uploading,
+        locked_until_ms: 0,
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    state
+        .meta
+        .create_multipart(&MultipartUpload {
+            upload_id: id.clone(),
+            bucket,
+            key,
+            owner: parts_owner(&id),
+            content_type: upload.declared_type.clone(),
+            checksum_algorithm: None,
+            created_at_ms: now,
+            last_activity_ms: now,
+        })
+        .await?;
+    state.meta.create_resumable(&upload).await?;
+    if !partials.is_empty() {
+        let mut parts = Vec::new();
+        for p in &partials {
+            parts.extend(all_parts(state, &p.id).await?);
+        }
+        complete(state, &upload, who, &parts, std::time::Instant::now()).await?;
+        // The partials' bytes are in the object now; their records go with the final's.
+        for p in &partials {
+            free_parts(state, &p.id, &p.bucket).await?;
+        }
+        return state.meta.resumable(&id).await?.ok_or(Error::NotFound);
+    }
+    Ok(upload)
+}
+
+/// How many bytes of `u` are stored.
+pub async fn offset(state: &AppState, u: &ResumableUpload) -> Result<u64> {
+    if let Concat::Final(_) = u.concat {
+        // A final upload exists only once it is complete (it completes at creation).
+        return Ok(u.length.unwrap_or(0));
+    }
+    if u.status == ResumableStatus::Complete && u.concat == Concat::None {
+        return Ok(u.length.unwrap_or(0));
+    }
+    Ok(all_parts(state, &u.id).await?.iter().map(|p| p.size).sum())
+}
+
+/// One append: where it starts, what it declares, and its bytes.
+pub struct Append<S> {
+    /// The offset the client says it appends at.
+    pub offset: u64,
+    /// A length declared now (deferred uploads).
+    pub length: Option<u64>,
+    /// The body's declared length, when known (refused early if it cannot fit).
+    pub content_length: Option<u64>,
+    /// A checksum of this body (`Upload-Checksum`).
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
+    /// An MD5 of this body (`Upload-Checksum: md5 …`).
+    pub md5: Option<[u8; 16]>,
+    pub frames: S,
+}
+
+/// What an append achieved.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The upload's offset after it.
+    pub offset: u64,
+    /// The upload after it (length set, completed).
+    pub upload: ResumableUpload,
+}
+
+/// Gives the append lease back if an append ends early (client gone, shutdown).
+struct Lease {
+    state: Arc<AppState>,
+    id: Option<String>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let state = Arc::clone(&self.state);
+            self.state.cleanup.spawn(async move {
+                if let Err(e) = state
+                    .meta
+                    .unlock_resumable(&id, crate::clock::now_ms())
+                    .await
+                {
+                    tracing::warn!(error = %e, "releasing an upload lease failed; it expires");
+                }
+            });
+        }
+    }
+}
+
+/// Appends a body to `u` (see the module docs); completes the upload when its last byte
+/// arrived.
+pub async fn append<S>(
+    state: &Arc<AppState>,
+    who: &Principal,
+    u: &ResumableUpload,
+    a: Append<S>,
+    started: std::time::Instant,
+) -> Result<Appended>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+{
+    if let Concat::Final(_) = u.concat {
+        return Err(Error::AccessDenied("A final upload cannot be appended to."));
+    }
+    if u.status == ResumableStatus::Complete {
+        return Err(Error::InvalidRequest("The upload is complete."));
+    }
+    let bcfg = state.bucket(&u.bucket)?;
+    let server = &state.config.server;
+    // As long as an upload of the largest object may take; a dead holder's lease runs out.
+    let lease_ms = i64::try_from(
+        (bcfg.max_object_bytes / server.min_upload_rate_bytes_per_sec.max(1)
+            + server.upload_deadline_slack_secs)
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
+    let now = crate::clock::now_ms();
+    if !state
+        .meta
+        .lock_resumable(&u.id, now, now.saturating_add(lease_ms))
+        .await?
+    {
+        let fresh = state.meta.resumable(&u.id).await?.ok_or(Error::Gone)?;
+        return Err(match fresh.status {
+            ResumableStatus::Uploading => Error::UploadLocked,
+            ResumableStatus::Complete => Error::InvalidRequest("The upload is complete."),
+            ResumableStatus::Terminated => Error::Gone,
+        });
+    }
+    let mut lease = Lease {
+        state: Arc::clone(state),
+        id: Some(u.id.clone()),
+    };
+    let result = append_locked(state, who, u, a, started).await;
+    lease.id = None;
+    if let Ok(done) = &result
+        && done.upload.status != ResumableStatus::Uploading
+    {
+        return result; // Finishing released the lease.
+    }
+    state
+        .meta
+        .unlock_resumable(&u.id, crate::clock::now_ms())
+        .await?;
+    result
+}
+
+async fn append_locked<S>(
+    state: &Arc<AppState>,
+    who: &Principal,
+    u: &ResumableUpload,
+    a: Append<S>,
+    started: std::time::Instant,
+) -> Result<Appended>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+{
+    let bcfg = state.bucket(&u.bucket)?;
+    let mut upload = u.clone();
+    let mut parts = all_parts(state, &u.id).await?;
+    let current: u64 = parts.iter().map(|p| p.size).sum();
+    if a.offset != current {
+        return Err(Error::OffsetMismatch { expected: current });
+    }
+    if let Some(n) = a.length {
+        match upload.length {
+            Some(l) if l != n => {
+                return Err(Error::InvalidArgument("The upload length cannot change."));
+            }
+            Some(_) => {}
+            None => {
+                if n < current || n > bcfg.max_object_bytes {
+                    return Err(if n > bcfg.max_object_bytes {
+                        Error::EntityTooLarge
+                    } else {
+                        Error::InvalidArgument("The upload length is below its offset.")
+                    });
+                }
+                if upload.concat != Concat::Partial {
+                    token_allows(who, None, Some(n))?;
+                }
+                state
+                    .meta
+                    .set_resumable_length(&u.id, n, crate::clock::now_ms())
+                    .await?;
+                upload.length = Some(n);
+            }
+        }
+    }
+    let total_max = upload.length.unwrap_or(bcfg.max_object_bytes);
+    let remaining = total_max.saturating_sub(current);
+    if a.content_length.is_some_and(|n| n > remaining) {
+        return Err(Error::EntityTooLarge);
+    }
+    let empty = a.content_length == Some(0);
+    let mut offset = current;
+    if !empty && remaining > 0 {
+        // The first bytes of a plain upload are the object's: type-checked as they arrive. A
+        // partial upload's may be mid-file; the final upload checks its first partial's.
+        let first = current == 0 && upload.concat == Concat::None;
+        let mut exp = super::expectations(bcfg, upload.declared_type.clone());
+        exp.max_bytes = remaining;
+        exp.enforce_type = first;
+        exp.checksum = a.checksum;
+        exp.md5 = a.md5;
+        let pipe = ingest::Pipe::new(exp)?;
+        let multipart = state.meta.multipart(&u.id).await?.ok_or(Error::Gone)?;
+        let _permit = super::admit::upload_permit(state, &upload.creator)?;
+        let number = u32::try_from(parts.len() + 1)
+            .map_err(|_| Error::InvalidArgument("Too many appends."))?;
+        let stored = store_part(state, &multipart, number, a.frames, None, pipe, total_max).await?;
+        offset += stored.ingested.size;
+        parts = all_parts(state, &u.id).await?;
+    }
+    state
+        .meta
+        .touch_resumable(&u.id, crate::clock::now_ms())
+        .await?;
+    if upload.length == Some(offset) {
+        complete(state, &upload, who, &parts, started).await?;
+        upload = state.meta.resumable(&u.id).await?.ok_or(Error::Gone)?;
+    }
+    Ok(Appended { offset, upload })
+}
+
+/// Completes `u` whose bytes are `parts`: a partial upload is only marked complete; anything
+/// else is assembled and committed through its link (recorded now if none was minted).
+async fn complete(
+    state: &Arc<AppState>,
+    u: &ResumableUpload,
+    who: &Principal,
+    parts: &[PartRecord],
+    started: std::time::Instant,
+) -> Result<()> {
+    let now = crate::clock::now_ms();
+    if u.concat == Concat::Partial {
+        state
+            .meta
+            .finish_resumable(&u.id, ResumableStatus::Complete, None, now)
+            .await?;
+        return Ok(());
+    }
+    let bcfg = state.bucket(&u.bucket)?;
+    // The object's first bytes are the first part's.
+    let first_type = parts
+        .first()
+        .and_then(|p| p.detected_type.clone())
+        .ok_or(Error::ContentTypeMismatch)?;
+    match &u.declared_type {
+        Some(declared) if *declared != first_type => return Err(Error::ContentTypeMismatch),
+        None if !bcfg.allowed_types.contains(&first_type) => {
+            return Err(Error::ContentTypeNotAllowed);
+        }
+        _ => {}
+    }
+    token_allows(who, Some(&first_type), None)?;
+    let link = match &u.link_id {
+        Some(id) => claim_minted(state, id).await?,
+        None => record_link(state, u, &first_type).await?,
+    };
+    let chosen: Vec<&PartRecord> = parts.iter().collect();
+    let outcome = assemble_and_commit(
+        state,
+        Assembly {
+            bucket: &u.bucket,
+            key: &u.key,
+            owner: &link.owner,
+            parts: &chosen,
+            content_type: first_type,
+            tenant: Some(&u.tenant_id),
+            link: Some(&link),
+        },
+        started,
+    )
+    .await;
+    if let Err(e) = outcome {
+        super::link::release_after_failure(state, &link, &e).await?;
+        return Err(e);
+    }
+    state
+        .meta
+        .finish_resumable(&u.id, ResumableStatus::Complete, Some(&link.id), now)
+        .await?;
+    // The object holds the bytes now; the parts go (or the sweeper takes them).
+    free_parts(state, &u.id, &u.bucket).await
+}
+
+/// Claims the link minted for a resumable upload, for its commit.
+async fn claim_minted(state: &AppState, link_id: &str) -> Result<UploadLink> {
+    let now = crate::clock::now_ms();
+    match state
+        .control
+        .claim_link(link_id, now, now.saturating_add(state.lease_ms()))
+        .await?
+    {
+        Claim::Claimed(l) => Ok(*l),
+        Claim::InProgress => Err(Error::UploadLocked),
+        Claim::Used | Claim::Expired | Claim::Unknown => {
+            Err(Error::AccessDenied("This upload link is no longer valid."))
+        }
+    }
+}
+
+/// Records the file and the link a resumable upload without a minted link completes through,
+/// and claims the link: from here the commit is the one every link upload makes.
+async fn record_link(
+    state: &AppState,
+    u: &ResumableUpload,
+    content_type: &str,
+) -> Result<UploadLink> {
+    let now = crate::clock::now_ms();
+    let file_id = u
+        .key
+        .split('/')
+        .nth(1)
+        .ok_or(Error::internal("resumable key without a file id"))?
+        .to_string();
+    let mut metadata = std::collections::BTreeMap::new();
+    if let Some(token_id) = &u.token_id
+        && let Some(t) = state.control.token(token_id).await?
+    {
+        // Uploads through a token are tagged with the client id it was issued for.
+        metadata.insert("client_id".to_string(), t.client_id);
+    }
+    let size = i64::try_from(u.length.unwrap_or(0)).map_err(|_| Error::EntityTooLarge)?;
+    state
+        .control
+        .insert_file(&FileRecord {
+            id: file_id.clone(),
+            tenant_id: u.tenant_id.clone(),
+            owner: u.owner.clone(),
+            bucket: u.bucket.clone(),
+            filename: u.filename.clone(),
+            metadata: serde_json::to_string(&metadata).map_err(Error::internal)?,
+            status: FileStatus::Pending,
+            current_key: None,
+            content_type: None,
+            size: None,
+            sha256: None,
+            versions: 0,
+            created_at_ms: now,
+            updated_at_ms: now,
+        })
+        .await?;
+    let link = UploadLink {
+        id: crate::id::random_hex(16),
+        tenant_id: u.tenant_id.clone(),
+        owner: u.owner.clone(),
+        file_id,
+        bucket: u.bucket.clone(),
+        key: u.key.clone(),
+        size,
+        content_type: content_type.to_string(),
+        sha256: u.sha256.clone(),
+        token_id: u.token_id.clone(),
+        status: LinkStatus::Pending,
+        expires_at_ms: now.saturating_add(state.lease_ms()),
+        claimed_until_ms: None,
+        created_at_ms: now,
+        completed_at_ms: None,
+    };
+    state.control.insert_link(&link).await?;
+    claim_minted(state, &link.id).await
+}
+
+/// Frees the bytes of resumable upload `id` (its multipart upload and parts).
+async fn free_parts(state: &AppState, id: &str, bucket: &str) -> Result<()> {
+    let parts = all_parts(state, id).await?;
+    state
+        .meta
+        .remove_multipart(id, crate::clock::now_ms())
+        .await?;
+    for p in &parts {
+        discard_blob(state, bucket, &p.blob_id).await;
+    }
+    Ok(())
+}
+
+/// Terminates `u`: its bytes are freed and it answers Gone from now on. A completed upload's
+/// file is not touched (files are deleted through the files API).
+pub async fn terminate(state: &AppState, u: &ResumableUpload) -> Result<()> {
+    if u.status == ResumableStatus::Uploading {
+        state
+            .meta
+            .finish_resumable(
+                &u.id,
+                ResumableStatus::Terminated,
+                None,
+                crate::clock::now_ms(),
+            )
+            .await?;
+        free_parts(state, &u.id, &u.bucket).await?;
+    }
+    Ok(())
+}
+
+/// Removes expired resumable uploads and their bytes, in batches; returns how many.
+pub async fn sweep(state: &AppState) -> Result<usize> {
+    let ttl = i64::try_from(state.config.api.resumable_expiry_secs.saturating_mul(1000))
+        .unwrap_or(i64::MAX);
+    let mut removed = 0;
+    loop {
+        let before = crate::clock::now_ms().saturating_sub(ttl);
+        let due = state.meta.expired_resumable(before, 100).await?;
+        if due.is_empty() {
+            return Ok(removed);
+        }
+        for id in &due {
+            if let Some(u) = state.meta.resumable(id).await? {
+                free_parts(state, id, &u.bucket).await?;
+            }
+            state.meta.delete_resumable(id).await?;
+            removed += 1;
+        }
+    }
+}
