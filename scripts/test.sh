@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit + integration tests (they build the binary too), then the
-# unmodified-client compatibility tests (boto3, aws CLI, rclone, s3cmd) against that binary.
+# unmodified-client compatibility tests (boto3, aws CLI, rclone, s3cmd, tus-js-client, tuspy,
+# Chromium) against that binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
@@ -11,5 +12,7 @@ command -v npm >/dev/null 2>&1 || {
 }
 bash scripts/start-emulators.sh install
 python3 -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
+# Real JavaScript clients (tus-js-client) the compatibility tests drive, from the npm registry.
+npm ci --prefix tests/compat/js --no-audit --no-fund --loglevel=error
 cargo test --all-targets
 python3 -m pytest -q tests/compat
