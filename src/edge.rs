@@ -12,12 +12,8 @@ use std::time::Instant;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::error::Error;
-use crate::http::{Body, ConnInfo, Outcome, text_response};
+use crate::http::{Body, ConnInfo, Outcome, RenderError, text_response};
 use crate::state::AppState;
-
-/// How a front end renders an error: S3 XML or the control API's JSON.
-type RenderError = fn(&Error, &Method, &str) -> Response<Body>;
 
 /// Entry point for every request on the main listener.
 pub async fn handle(
@@ -53,7 +49,13 @@ pub async fn handle(
         let out = crate::s3::handle(Arc::clone(&state), req, conn, &request_id).await;
         (out, crate::s3::error_response)
     };
-    let Outcome { result, op, bucket } = outcome;
+    let Outcome {
+        result,
+        op,
+        bucket,
+        render: own,
+    } = outcome;
+    let render = own.unwrap_or(render);
     let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
@@ -105,5 +107,6 @@ fn probe_outcome(op: &'static str, resp: Response<Body>) -> Outcome {
         result: Ok(resp),
         op,
         bucket: None,
+        render: None,
     }
 }

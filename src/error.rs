@@ -70,9 +70,15 @@ pub enum Error {
     /// A resumable upload is being appended to by another request right now (retry).
     #[error("upload locked")]
     UploadLocked,
-    /// A resumable append at an offset other than the upload's; `expected` is the upload's.
+    /// A resumable append at `provided`, while the upload's offset is `expected`.
     #[error("offset mismatch")]
-    OffsetMismatch { expected: u64 },
+    OffsetMismatch { expected: u64, provided: u64 },
+    /// An append to a resumable upload that is complete already.
+    #[error("upload complete")]
+    UploadComplete,
+    /// A resumable upload's length declared twice, differently (or below what was received).
+    #[error("inconsistent upload length")]
+    InconsistentLength,
     /// A resumable upload that was terminated or has expired.
     #[error("gone")]
     Gone,
@@ -219,6 +225,7 @@ impl Error {
             Unauthorized => StatusCode::UNAUTHORIZED,
             LinkInUse | AlreadyExists | OffsetMismatch { .. } => StatusCode::CONFLICT,
             UploadLocked => StatusCode::LOCKED,
+            UploadComplete | InconsistentLength => StatusCode::BAD_REQUEST,
             Gone => StatusCode::GONE,
             InvalidJson(_) => StatusCode::BAD_REQUEST,
             BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
@@ -258,6 +265,8 @@ impl Error {
             NotFound => "NotFound",
             LinkInUse => "Conflict",
             UploadLocked => "UploadLocked",
+            UploadComplete => "UploadComplete",
+            InconsistentLength => "InconsistentUploadLength",
             OffsetMismatch { .. } => "OffsetMismatch",
             Gone => "Gone",
             AlreadyExists => "AlreadyExists",
@@ -318,6 +327,8 @@ impl Error {
             NotFound => "Not found.",
             LinkInUse => "This upload link is being used by another request.",
             UploadLocked => "Another request is appending to this upload; retry.",
+            UploadComplete => "The upload is complete.",
+            InconsistentLength => "The upload length differs from the one declared before.",
             OffsetMismatch { .. } => "The offset does not match the upload's offset.",
             Gone => "This upload was terminated or has expired.",
             AlreadyExists => "A resource with this name already exists.",
@@ -380,6 +391,7 @@ impl Error {
             Unauthorized => "access_denied",
             LinkInUse | AlreadyExists | UploadLocked | OffsetMismatch { .. } => "precondition",
             Gone => "not_found",
+            UploadComplete | InconsistentLength => "malformed",
             QuotaExceeded => "quota",
             InvalidJson(_) => "malformed",
             BucketAlreadyOwnedByYou | PreconditionFailed => "precondition",

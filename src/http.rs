@@ -34,7 +34,13 @@ pub struct Outcome {
     pub op: &'static str,
     /// The bucket the request named, if any (CORS headers, the access log).
     pub bucket: Option<String>,
+    /// How to render this request's error, when it differs from its front end's usual form
+    /// (a resumable-upload draft client expects problem documents).
+    pub render: Option<RenderError>,
 }
+
+/// How a front end renders an error for a client: the error, the request method, the request id.
+pub type RenderError = fn(&crate::error::Error, &http::Method, &str) -> Response<Body>;
 
 /// A full (buffered) body.
 pub fn full(data: impl Into<Bytes>) -> Body {
@@ -97,6 +103,16 @@ pub fn base_url(public_url: &str, headers: &http::HeaderMap, conn: ConnInfo) -> 
 /// A header as UTF-8 text, if present and valid.
 pub fn header_str<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The exact length of a request body when the framing says it (Content-Length, or a body that
+/// has ended already, such as a request with neither Content-Length nor chunked encoding).
+pub fn known_length(body: &Incoming) -> Option<u64> {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return Some(0);
+    }
+    body.size_hint().exact()
 }
 
 /// The data frames of a request body, as the ingest pipe wants them: a read timeout becomes

@@ -228,6 +228,7 @@ pub async fn handle(
         result,
         op,
         bucket: None,
+        render: None,
     }
 }
 

@@ -52,7 +52,12 @@ pub async fn handle(
     let mut op = "Unknown";
     let mut bucket = None;
     let result = dispatch(state, req, conn, request_id, &mut op, &mut bucket).await;
-    Outcome { result, op, bucket }
+    Outcome {
+        result,
+        op,
+        bucket,
+        render: None,
+    }
 }
 
 async fn dispatch(

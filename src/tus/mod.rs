@@ -21,6 +21,8 @@
 //! content type) and `sha256` (hex, pinned: the assembled upload must have it). Every other key
 //! is kept and echoed, not interpreted.
 
+mod draft;
+
 use std::sync::Arc;
 
 use base64::Engine;
@@ -104,6 +106,25 @@ fn route(method: &Method, path: &str) -> Result<Route> {
     }
 }
 
+/// Which protocol a request speaks on these resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Tus,
+    /// The IETF draft, at this interop version.
+    Draft(u8),
+}
+
+/// The dialect of a request: the IETF draft when it names an interop version we speak.
+fn dialect(h: &HeaderMap) -> Result<Dialect> {
+    match header_str(h, "upload-draft-interop-version").map(str::trim) {
+        None => Ok(Dialect::Tus),
+        Some(v) => match v.parse::<u8>() {
+            Ok(n) if draft::VERSIONS.contains(&n) => Ok(Dialect::Draft(n)),
+            _ => Err(Error::PreconditionFailed),
+        },
+    }
+}
+
 /// Entry point for requests under `/v1/tus`.
 pub async fn handle(
     state: Arc<AppState>,
@@ -112,14 +133,23 @@ pub async fn handle(
     _request_id: &str,
 ) -> Outcome {
     let mut op = "tus.Unknown";
+    let d = dialect(req.headers()).unwrap_or(Dialect::Tus);
     let mut result = dispatch(&state, req, conn, &mut op).await;
-    if let Ok(resp) = &mut result {
+    if d == Dialect::Tus
+        && let Ok(resp) = &mut result
+    {
         common_headers(resp.headers_mut());
     }
+    let render: Option<crate::http::RenderError> = match d {
+        Dialect::Tus => None,
+        Dialect::Draft(6) => Some(draft::error_response_6),
+        Dialect::Draft(_) => Some(draft::error_response_8),
+    };
     Outcome {
         result,
         op,
         bucket: None,
+        render,
     }
 }
 
@@ -141,11 +171,14 @@ async fn dispatch(
     };
     let route = route(&method, parts.uri.path())?;
     *op = route.name();
-    if route == Route::Options {
-        return Ok(options(state));
-    }
-    if header_str(h, "tus-resumable") != Some(VERSION) {
-        return Err(Error::PreconditionFailed);
+    let dialect = dialect(h)?;
+    match (&route, dialect) {
+        (Route::Options, Dialect::Tus) => return Ok(options(state)),
+        (Route::Options, Dialect::Draft(v)) => return Ok(draft::options(state, v)),
+        (_, Dialect::Tus) if header_str(h, "tus-resumable") != Some(VERSION) => {
+            return Err(Error::PreconditionFailed);
+        }
+        _ => {}
     }
     let ip = client_ip(state, h, conn);
     let class = match route {
@@ -166,18 +199,27 @@ async fn dispatch(
     };
     rate_limit(state, class, Some(&key), ip).await?;
     let started = std::time::Instant::now();
-    match route {
-        Route::Options => Ok(options(state)),
-        Route::Create => create(state, &who, h, body, conn, started).await,
-        Route::Head(id) => {
-            let u = resumable::get(state, &who, &id).await?;
-            head(state, &u).await
+    match (route, dialect) {
+        (Route::Options, _) => Ok(options(state)),
+        (Route::Create, Dialect::Tus) => create(state, &who, h, body, conn, started).await,
+        (Route::Create, Dialect::Draft(v)) => {
+            draft::create(state, v, &who, h, body, conn, started).await
         }
-        Route::Append(id) => {
+        (Route::Head(id), d) => {
             let u = resumable::get(state, &who, &id).await?;
-            append(state, &who, &u, h, body, started).await
+            match d {
+                Dialect::Tus => head(state, &u).await,
+                Dialect::Draft(v) => draft::head(state, v, &u).await,
+            }
         }
-        Route::Terminate(id) => {
+        (Route::Append(id), d) => {
+            let u = resumable::get(state, &who, &id).await?;
+            match d {
+                Dialect::Tus => append(state, &who, &u, h, body, started).await,
+                Dialect::Draft(v) => draft::append(state, v, &who, &u, h, body, started).await,
+            }
+        }
+        (Route::Terminate(id), _) => {
             let u = resumable::get(state, &who, &id).await?;
             resumable::terminate(state, &u).await?;
             Ok(status_response(StatusCode::NO_CONTENT))
@@ -244,14 +286,14 @@ pub fn error_response(e: &Error, method: &Method, request_id: &str) -> Response<
     if let Some(secs) = e.retry_after() {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    if let Error::OffsetMismatch { expected } = e {
+    if let Error::OffsetMismatch { expected, .. } = e {
         h.insert("upload-offset", HeaderValue::from(*expected));
     }
     resp
 }
 
 /// A non-negative decimal header (`Upload-Length`, `Upload-Offset`).
-fn number(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
+pub(crate) fn number(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
     match header_str(h, name) {
         None if h.contains_key(name) => Err(Error::InvalidArgument("A length header is invalid.")),
         None => Ok(None),
@@ -460,9 +502,10 @@ async fn create(
             Append {
                 offset: 0,
                 length: None,
-                content_length: number(h, "content-length")?,
+                content_length: crate::http::known_length(&body),
                 checksum: cs,
                 md5,
+                last: false,
                 frames: incoming_frames(body),
             },
             started,
@@ -532,7 +575,7 @@ async fn append(
         number(h, "upload-offset")?.ok_or(Error::InvalidArgument("Upload-Offset is required."))?;
     let length = number(h, "upload-length")?;
     if length.is_some() && u.length.is_some() && length != u.length {
-        return Err(Error::InvalidArgument("The upload length cannot change."));
+        return Err(Error::InconsistentLength);
     }
     let (cs, md5) = upload_checksum(h)?;
     let done = resumable::append(
@@ -542,9 +585,10 @@ async fn append(
         Append {
             offset,
             length,
-            content_length: number(h, "content-length")?,
+            content_length: crate::http::known_length(&body),
             checksum: cs,
             md5,
+            last: false,
             frames: incoming_frames(body),
         },
         started,

@@ -264,6 +264,9 @@ pub struct Append<S> {
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
     /// An MD5 of this body (`Upload-Checksum: md5 …`).
     pub md5: Option<[u8; 16]>,
+    /// This body is the last: the upload's length is its offset after it (the IETF draft's
+    /// `Upload-Complete: ?1`).
+    pub last: bool,
     pub frames: S,
 }
 
@@ -315,7 +318,7 @@ where
         return Err(Error::AccessDenied("A final upload cannot be appended to."));
     }
     if u.status == ResumableStatus::Complete {
-        return Err(Error::InvalidRequest("The upload is complete."));
+        return Err(Error::UploadComplete);
     }
     let bcfg = state.bucket(&u.bucket)?;
     let server = &state.config.server;
@@ -335,7 +338,7 @@ where
         let fresh = state.meta.resumable(&u.id).await?.ok_or(Error::Gone)?;
         return Err(match fresh.status {
             ResumableStatus::Uploading => Error::UploadLocked,
-            ResumableStatus::Complete => Error::InvalidRequest("The upload is complete."),
+            ResumableStatus::Complete => Error::UploadComplete,
             ResumableStatus::Terminated => Error::Gone,
         });
     }
@@ -372,21 +375,21 @@ where
     let mut parts = all_parts(state, &u.id).await?;
     let current: u64 = parts.iter().map(|p| p.size).sum();
     if a.offset != current {
-        return Err(Error::OffsetMismatch { expected: current });
+        return Err(Error::OffsetMismatch {
+            expected: current,
+            provided: a.offset,
+        });
     }
     if let Some(n) = a.length {
         match upload.length {
-            Some(l) if l != n => {
-                return Err(Error::InvalidArgument("The upload length cannot change."));
-            }
+            Some(l) if l != n => return Err(Error::InconsistentLength),
             Some(_) => {}
             None => {
-                if n < current || n > bcfg.max_object_bytes {
-                    return Err(if n > bcfg.max_object_bytes {
-                        Error::EntityTooLarge
-                    } else {
-                        Error::InvalidArgument("The upload length is below its offset.")
-                    });
+                if n > bcfg.max_object_bytes {
+                    return Err(Error::EntityTooLarge);
+                }
+                if n < current {
+                    return Err(Error::InconsistentLength);
                 }
                 if upload.concat != Concat::Partial {
                     token_allows(who, None, Some(n))?;
@@ -428,6 +431,22 @@ where
         .meta
         .touch_resumable(&u.id, crate::clock::now_ms())
         .await?;
+    if a.last {
+        match upload.length {
+            Some(n) if n != offset => return Err(Error::InconsistentLength),
+            Some(_) => {}
+            None => {
+                if upload.concat != Concat::Partial {
+                    token_allows(who, None, Some(offset))?;
+                }
+                state
+                    .meta
+                    .set_resumable_length(&u.id, offset, crate::clock::now_ms())
+                    .await?;
+                upload.length = Some(offset);
+            }
+        }
+    }
     if upload.length == Some(offset) {
         complete(state, &upload, who, &parts, started).await?;
         upload = state.meta.resumable(&u.id).await?.ok_or(Error::Gone)?;
@@ -535,25 +554,28 @@ async fn record_link(
         metadata.insert("client_id".to_string(), t.client_id);
     }
     let size = i64::try_from(u.length.unwrap_or(0)).map_err(|_| Error::EntityTooLarge)?;
-    state
-        .control
-        .insert_file(&FileRecord {
-            id: file_id.clone(),
-            tenant_id: u.tenant_id.clone(),
-            owner: u.owner.clone(),
-            bucket: u.bucket.clone(),
-            filename: u.filename.clone(),
-            metadata: serde_json::to_string(&metadata).map_err(Error::internal)?,
-            status: FileStatus::Pending,
-            current_key: None,
-            content_type: None,
-            size: None,
-            sha256: None,
-            versions: 0,
-            created_at_ms: now,
-            updated_at_ms: now,
-        })
-        .await?;
+    // A completion retried after a failed one reuses the file recorded then.
+    if state.control.file(&file_id).await?.is_none() {
+        state
+            .control
+            .insert_file(&FileRecord {
+                id: file_id.clone(),
+                tenant_id: u.tenant_id.clone(),
+                owner: u.owner.clone(),
+                bucket: u.bucket.clone(),
+                filename: u.filename.clone(),
+                metadata: serde_json::to_string(&metadata).map_err(Error::internal)?,
+                status: FileStatus::Pending,
+                current_key: None,
+                content_type: None,
+                size: None,
+                sha256: None,
+                versions: 0,
+                created_at_ms: now,
+                updated_at_ms: now,
+            })
+            .await?;
+    }
     let link = UploadLink {
         id: crate::id::random_hex(16),
         tenant_id: u.tenant_id.clone(),

@@ -591,3 +591,289 @@ async fn concurrent_appends_to_one_upload_never_interleave() {
     let list = files(&app, &t.api_key).await;
     assert_eq!(list[0]["sha256"], sha256_hex(&data));
 }
+
+/// A request in the IETF draft's dialect at interop version `v`.
+async fn draft(
+    app: &TestApp,
+    v: u8,
+    method: &str,
+    url: &str,
+    bearer: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let url = if url.starts_with("http") {
+        url.to_string()
+    } else {
+        format!("{}{url}", app.endpoint())
+    };
+    let mut h = vec![
+        ("authorization".to_string(), format!("Bearer {bearer}")),
+        ("upload-draft-interop-version".to_string(), v.to_string()),
+    ];
+    for (k, val) in headers {
+        h.push((k.to_string(), val.clone()));
+    }
+    let (s, hm, b) = send(method, &url, &h, body).await;
+    (s, hm, String::from_utf8_lossy(&b).into_owned())
+}
+
+#[tokio::test]
+async fn ietf_draft_interop_6_and_8_careful_creation_appends_and_problem_documents() {
+    let app = spawn_app().await;
+    let t = tenant(&app, "rufh").await;
+    for v in [6u8, 8] {
+        let data = pdf(700_000 + usize::from(v));
+        let digest = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&data));
+        let life = if v == 6 { "expires=" } else { "max-age=" };
+
+        let (s, h, _) = draft(&app, v, "OPTIONS", "/v1/tus/", &t.api_key, &[], Vec::new()).await;
+        assert_eq!(s, 204);
+        assert_eq!(header(&h, "accept-patch"), "application/partial-upload");
+        assert!(header(&h, "upload-limit").contains("max-size=20971520"));
+
+        // Careful creation: no bytes, Upload-Complete: ?0, the representation's type and name.
+        let (s, h, b) = draft(
+            &app,
+            v,
+            "POST",
+            "/v1/tus/",
+            &t.api_key,
+            &[
+                ("upload-complete", "?0".to_string()),
+                ("content-type", "application/pdf".to_string()),
+                (
+                    "content-disposition",
+                    format!("attachment; filename=\"draft{v}.pdf\""),
+                ),
+                ("repr-digest", format!("sha-256=:{digest}:")),
+            ],
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+        assert_eq!(header(&h, "upload-complete"), "?0");
+        assert_eq!(header(&h, "upload-offset"), "0");
+        assert_eq!(header(&h, "upload-draft-interop-version"), v.to_string());
+        assert!(header(&h, "upload-limit").contains(life), "{:?}", h);
+        let url = header(&h, "location").to_string();
+
+        let (s, h, _) = draft(&app, v, "HEAD", &url, &t.api_key, &[], Vec::new()).await;
+        assert_eq!(s, 204);
+        assert_eq!(header(&h, "upload-offset"), "0");
+        assert_eq!(header(&h, "upload-complete"), "?0");
+        assert_eq!(header(&h, "cache-control"), "no-store");
+        assert!(header(&h, "upload-limit").contains(life));
+
+        let append = |offset: usize, complete: bool| {
+            vec![
+                ("content-type", "application/partial-upload".to_string()),
+                ("upload-offset", offset.to_string()),
+                (
+                    "upload-complete",
+                    if complete { "?1" } else { "?0" }.to_string(),
+                ),
+            ]
+        };
+        // An offset mismatch: 409, a problem document naming both offsets.
+        let (s, h, b) = draft(
+            &app,
+            v,
+            "PATCH",
+            &url,
+            &t.api_key,
+            &append(5, false),
+            data[5..9].to_vec(),
+        )
+        .await;
+        assert_eq!(s, 409);
+        assert_eq!(header(&h, "content-type"), "application/problem+json");
+        assert_eq!(header(&h, "upload-offset"), "0");
+        let p: Value = serde_json::from_str(&b).expect("problem");
+        assert!(
+            p["type"]
+                .as_str()
+                .expect("type")
+                .ends_with("#mismatching-upload-offset")
+        );
+        assert_eq!(
+            (p["expected-offset"].as_u64(), p["provided-offset"].as_u64()),
+            (Some(0), Some(5))
+        );
+        // The tus body type is not an append here.
+        let mut wrong = append(0, false);
+        wrong[0].1 = "application/offset+octet-stream".to_string();
+        let (s, _, _) = draft(
+            &app,
+            v,
+            "PATCH",
+            &url,
+            &t.api_key,
+            &wrong,
+            data[..10].to_vec(),
+        )
+        .await;
+        assert_eq!(s, 415);
+
+        let half = data.len() / 2;
+        let (s, h, b) = draft(
+            &app,
+            v,
+            "PATCH",
+            &url,
+            &t.api_key,
+            &append(0, false),
+            data[..half].to_vec(),
+        )
+        .await;
+        assert_eq!(s, 204, "{b}");
+        assert_eq!(header(&h, "upload-offset"), half.to_string());
+        assert_eq!(header(&h, "upload-complete"), "?0");
+        let before = files(&app, &t.api_key).await.len();
+        let (s, h, b) = draft(
+            &app,
+            v,
+            "PATCH",
+            &url,
+            &t.api_key,
+            &append(half, true),
+            data[half..].to_vec(),
+        )
+        .await;
+        assert_eq!(s, 204, "{b}");
+        assert_eq!(header(&h, "upload-complete"), "?1");
+        let list = files(&app, &t.api_key).await;
+        assert_eq!(list.len(), before + 1);
+        let f = list
+            .iter()
+            .find(|f| f["filename"] == format!("draft{v}.pdf"))
+            .expect("file");
+        assert_eq!(f["sha256"], sha256_hex(&data));
+        // Appending to a completed upload: 400, completed-upload.
+        let (s, _, b) = draft(
+            &app,
+            v,
+            "PATCH",
+            &url,
+            &t.api_key,
+            &append(data.len(), true),
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(s, 400);
+        assert!(b.contains("#completed-upload"), "{b}");
+
+        // Optimistic creation with every byte: complete at once.
+        let other = pdf(40_000 + usize::from(v));
+        let (s, h, b) = draft(
+            &app,
+            v,
+            "POST",
+            "/v1/tus/",
+            &t.api_key,
+            &[
+                ("upload-complete", "?1".to_string()),
+                ("content-type", "application/pdf".to_string()),
+            ],
+            other.clone(),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+        assert_eq!(header(&h, "upload-complete"), "?1");
+        assert_eq!(header(&h, "upload-offset"), other.len().to_string());
+
+        // Lengths that disagree: 400, inconsistent-upload-length.
+        let (s, _, b) = draft(
+            &app,
+            v,
+            "POST",
+            "/v1/tus/",
+            &t.api_key,
+            &[
+                ("upload-complete", "?1".to_string()),
+                ("upload-length", "100".to_string()),
+            ],
+            other[..50].to_vec(),
+        )
+        .await;
+        assert_eq!(s, 400);
+        assert!(b.contains("#inconsistent-upload-length"), "{b}");
+
+        // Cancel: 204, then gone.
+        let (_, h, _) = draft(
+            &app,
+            v,
+            "POST",
+            "/v1/tus/",
+            &t.api_key,
+            &[("upload-complete", "?0".to_string())],
+            Vec::new(),
+        )
+        .await;
+        let url = header(&h, "location").to_string();
+        let (s, _, _) = draft(&app, v, "DELETE", &url, &t.api_key, &[], Vec::new()).await;
+        assert_eq!(s, 204);
+        let (s, _, _) = draft(&app, v, "HEAD", &url, &t.api_key, &[], Vec::new()).await;
+        assert_eq!(s, 410);
+
+        // Upload-Complete is required on every interop-8 append; interop 6 reads its absence as ?0.
+        let (_, h, _) = draft(
+            &app,
+            v,
+            "POST",
+            "/v1/tus/",
+            &t.api_key,
+            &[("upload-complete", "?0".to_string())],
+            Vec::new(),
+        )
+        .await;
+        let url = header(&h, "location").to_string();
+        let bare = vec![
+            ("content-type", "application/partial-upload".to_string()),
+            ("upload-offset", "0".to_string()),
+        ];
+        let (s, _, _) = draft(
+            &app,
+            v,
+            "PATCH",
+            &url,
+            &t.api_key,
+            &bare,
+            data[..1000].to_vec(),
+        )
+        .await;
+        assert_eq!(s, if v == 6 { 204 } else { 400 });
+    }
+    // A pinned Repr-Digest the bytes do not have: nothing is committed.
+    let data = pdf(30_000);
+    let wrong = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+    let complete = |list: Vec<Value>| list.iter().filter(|f| f["status"] == "complete").count();
+    let before = complete(files(&app, &t.api_key).await);
+    let (s, _, _) = draft(
+        &app,
+        8,
+        "POST",
+        "/v1/tus/",
+        &t.api_key,
+        &[
+            ("upload-complete", "?1".to_string()),
+            ("repr-digest", format!("sha-256=:{wrong}:")),
+        ],
+        data,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(complete(files(&app, &t.api_key).await), before);
+    // An interop version not spoken: 412.
+    let (s, _, _) = draft(
+        &app,
+        7,
+        "POST",
+        "/v1/tus/",
+        &t.api_key,
+        &[("upload-complete", "?0".to_string())],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 412);
+}
