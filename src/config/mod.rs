@@ -206,6 +206,8 @@ pub struct ApiConfig {
     pub upload_link_ttl_secs: u64,
     /// How long a resumable upload may take from its creation, seconds.
     pub resumable_expiry_secs: u64,
+    /// Most resumable uploads one principal may have unfinished at once.
+    pub max_unfinished_resumable: u32,
     pub download_link_ttl_secs: u64,
     pub max_token_ttl_secs: u64,
     pub max_page: u32,
@@ -656,6 +658,9 @@ impl Config {
         let url = &self.api.public_url;
         if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             problems.push("api.public_url must start with https:// or http://".into());
+        }
+        if self.api.max_unfinished_resumable == 0 {
+            problems.push("api.max_unfinished_resumable must be at least 1".into());
         }
         if !(60..=7 * 24 * 3600).contains(&self.api.resumable_expiry_secs) {
             problems.push("api.resumable_expiry_secs must be 60..=604800".into());

@@ -117,6 +117,8 @@ pub trait ResumableStore: Send + Sync {
     ) -> Result<bool, MetaError>;
     /// Records activity (an append), so the upload does not expire while in use.
     async fn touch_resumable(&self, id: &str, now_ms: i64) -> Result<(), MetaError>;
+    /// How many uploads of `creator` are still uploading.
+    async fn unfinished_resumable(&self, creator: &str) -> Result<u64, MetaError>;
     /// Ids of uploads created before `before_ms` (expired), in any status.
     async fn expired_resumable(&self, before_ms: i64, limit: u32)
     -> Result<Vec<String>, MetaError>;
@@ -324,6 +326,17 @@ macro_rules! impl_resumable_store {
                         .execute(&self.$w)
                         .await?;
                     Ok(())
+                }
+
+                async fn unfinished_resumable(&self, creator: &str) -> Result<u64, MetaError> {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM resumable_uploads \
+                         WHERE creator = $1 AND status = 'uploading'",
+                    )
+                    .bind(creator)
+                    .fetch_one(&self.$w)
+                    .await?;
+                    Ok(u64::try_from(n).unwrap_or(0))
                 }
 
                 async fn expired_resumable(

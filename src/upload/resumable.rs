@@ -117,6 +117,14 @@ pub async fn create(
     link: Option<&UploadLink>,
 ) -> Result<ResumableUpload> {
     let creator = creator_of(who)?;
+    // Each unfinished upload holds parts and a record until it expires: bounded per principal.
+    if state.meta.unfinished_resumable(&creator).await?
+        >= u64::from(state.config.api.max_unfinished_resumable)
+    {
+        return Err(Error::AccessDenied(
+            "Too many unfinished resumable uploads; finish or terminate one first.",
+        ));
+    }
     let bucket = state.config.api.bucket.clone();
     let bcfg = state.bucket(&bucket)?;
     let declared_type = match new.content_type.as_deref() {

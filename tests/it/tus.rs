@@ -877,3 +877,67 @@ async fn ietf_draft_interop_6_and_8_careful_creation_appends_and_problem_documen
     .await;
     assert_eq!(s, 412);
 }
+
+#[tokio::test]
+async fn an_upload_begun_on_one_replica_finishes_on_another() {
+    let url = std::env::var("UPGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let schema = format!("tus_{}", upgate::id::random_hex(6));
+    let shared = tempfile::tempdir().expect("shared store");
+    let cfg = format!(
+        "[metadata]\nurl = {url:?}\nschema = {schema:?}\n[storage.local]\nroot = {:?}\n",
+        shared.path().display().to_string()
+    );
+    let a = spawn_app_with(&cfg).await;
+    let b = spawn_app_with(&cfg).await;
+    let t = tenant(&a, "replicas").await;
+    let data = pdf(1_500_000);
+    let location = create(&a, &t.api_key, data.len(), "").await;
+    let path = location
+        .split_once("/v1/")
+        .map(|(_, p)| format!("/v1/{p}"))
+        .expect("path");
+    let (s, _, _) = patch(&a, &t.api_key, &path, 0, &data[..700_000], &[]).await;
+    assert_eq!(s, 204);
+    // The other replica knows the offset and takes the rest.
+    let (s, h, _) = tus(&b, "HEAD", &path, &t.api_key, &[], Vec::new()).await;
+    assert_eq!(s, 200);
+    assert_eq!(header(&h, "upload-offset"), "700000");
+    let (s, _, b2) = patch(&b, &t.api_key, &path, 700_000, &data[700_000..], &[]).await;
+    assert_eq!(s, 204, "{b2}");
+    let list = files(&a, &t.api_key).await;
+    assert_eq!(list[0]["sha256"], sha256_hex(&data));
+    let id = list[0]["file_id"].as_str().expect("id").to_string();
+    assert_eq!(download(&a, &t.api_key, &id).await, data);
+    a.stop().await;
+    b.stop().await;
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .expect("drop schema");
+}
+
+#[tokio::test]
+async fn unfinished_uploads_per_principal_are_capped() {
+    let app = spawn_app_with("[api]\nmax_unfinished_resumable = 2\n").await;
+    let t = tenant(&app, "tus-cap").await;
+    let first = create(&app, &t.api_key, 1000, "").await;
+    create(&app, &t.api_key, 1000, "").await;
+    let (s, _, b) = tus(
+        &app,
+        "POST",
+        "/v1/tus/",
+        &t.api_key,
+        &[("upload-length", "1000".to_string())],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    // Another principal is not affected; ending one frees a slot.
+    let other = tenant(&app, "tus-cap2").await;
+    create(&app, &other.api_key, 1000, "").await;
+    let (s, _, _) = tus(&app, "DELETE", &first, &t.api_key, &[], Vec::new()).await;
+    assert_eq!(s, 204);
+    create(&app, &t.api_key, 1000, "").await;
+}

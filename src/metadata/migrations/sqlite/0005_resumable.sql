@@ -24,3 +24,4 @@ CREATE TABLE resumable_uploads (
     updated_at      INTEGER NOT NULL
 );
 CREATE INDEX resumable_uploads_age ON resumable_uploads (created_at);
+CREATE INDEX resumable_uploads_creator ON resumable_uploads (creator, status);
