@@ -53,6 +53,15 @@ const OFFSET_STREAM: &str = "application/offset+octet-stream";
 /// Most bytes of an `Upload-Metadata` header (names and values, base64).
 const MAX_METADATA_BYTES: usize = 4096;
 
+/// Every route, as `(method, OpenAPI path template)`; checked against the OpenAPI document.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("options", "/v1/tus/"),
+    ("post", "/v1/tus/"),
+    ("head", "/v1/tus/{id}"),
+    ("patch", "/v1/tus/{id}"),
+    ("delete", "/v1/tus/{id}"),
+];
+
 /// Whether `path` is the tus endpoint's.
 pub fn owns(path: &str) -> bool {
     path == "/v1/tus" || path.starts_with(PREFIX)

@@ -749,6 +749,7 @@ async fn errors_are_json_and_openapi_matches_the_routes() {
     documented.sort();
     let mut implemented: Vec<(String, String)> = upgate::api::ROUTES
         .iter()
+        .chain(upgate::tus::ROUTES)
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     implemented.sort();
