@@ -979,7 +979,7 @@ async fn a_configured_grant_lets_an_auditor_read_and_every_use_is_audited() {
 }
 
 /// A webhook receiver on `port` that records (event header, signature ok, body).
-async fn receiver(
+pub(crate) async fn receiver(
     port: u16,
     secret: &'static str,
 ) -> (

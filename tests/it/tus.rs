@@ -941,3 +941,52 @@ async fn unfinished_uploads_per_principal_are_capped() {
     assert_eq!(s, 204);
     create(&app, &t.api_key, 1000, "").await;
 }
+
+#[tokio::test]
+async fn a_completed_tus_upload_fires_its_webhook_once() {
+    const SECRET: &str = "webhook-secret-tus-0123456789abcdefghijklm";
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let (seen, _rx) = crate::api::receiver(port, SECRET).await;
+    let app = spawn_app_with(&format!(
+        "[webhooks]\npoll_interval_ms = 50\n[[webhooks.endpoints]]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = {SECRET:?}\n"
+    ))
+    .await;
+    let t = tenant(&app, "tus-hook").await;
+    let data = pdf(600_000);
+    let url = create(&app, &t.api_key, data.len(), "").await;
+    for (a, b) in [(0, 300_000), (300_000, data.len())] {
+        let (s, _, _) = patch(&app, &t.api_key, &url, a, &data[a..b], &[]).await;
+        assert_eq!(s, 204);
+    }
+    let file = files(&app, &t.api_key).await[0]["file_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events: Vec<(String, bool, Value)> = seen.lock().expect("l").clone();
+        let done: Vec<_> = events
+            .iter()
+            .filter(|(e, _, p)| e == "upload.completed" && p["file_id"] == file.as_str())
+            .collect();
+        if !done.is_empty() {
+            assert!(done.iter().all(|(_, signed, _)| *signed));
+            assert_eq!(done[0].2["sha256"], sha256_hex(&data));
+            // Give a duplicate the time it would need, then count.
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let n = seen
+                .lock()
+                .expect("l")
+                .iter()
+                .filter(|(e, _, p)| e == "upload.completed" && p["file_id"] == file.as_str())
+                .count();
+            assert_eq!(n, 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no upload.completed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
