@@ -144,6 +144,9 @@ pub enum Error {
     /// The first bytes of the body do not match the declared (or any allowed) type.
     #[error("content does not match its type")]
     ContentTypeMismatch,
+    /// The content would be dangerous to open (PDF active content, …); the reason is fixed text.
+    #[error("content rejected: {0}")]
+    ContentRejected(&'static str),
     /// A POST policy document that is malformed, or whose expiry is too far away.
     #[error("invalid policy document")]
     InvalidPolicyDocument(&'static str),
@@ -233,6 +236,7 @@ impl Error {
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             ContentTypeNotAllowed | ContentTypeMismatch => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ContentRejected(_) => StatusCode::BAD_REQUEST,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             SlowDown(_) | ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -288,6 +292,7 @@ impl Error {
             ContentSha256Mismatch => "XAmzContentSHA256Mismatch",
             ContentTypeNotAllowed => "InvalidContentType",
             ContentTypeMismatch => "ContentTypeMismatch",
+            ContentRejected(_) => "ContentRejected",
             MalformedXml => "MalformedXML",
             InvalidRange => "InvalidRange",
             PreconditionFailed => "PreconditionFailed",
@@ -354,6 +359,9 @@ impl Error {
             }
             ContentTypeNotAllowed => "This content type is not accepted in this bucket.",
             ContentTypeMismatch => "The content does not match an accepted content type.",
+            ContentRejected(_) => {
+                "The content was refused by a content check (active content is not accepted)."
+            }
             MalformedXml => "The XML you provided was not well-formed.",
             InvalidRange => "The requested range is not satisfiable.",
             PreconditionFailed => "At least one of the preconditions you specified did not hold.",
@@ -386,6 +394,7 @@ impl Error {
             EntityTooLarge => "too_large",
             EntityTooSmall | InvalidPart | InvalidPartOrder => "malformed",
             ContentTypeNotAllowed | ContentTypeMismatch => "type",
+            ContentRejected(_) => "content",
             InvalidDigest | BadDigest | ContentSha256Mismatch => "checksum",
             NoSuchBucket | NoSuchKey | NoSuchUpload | NotFound => "not_found",
             Unauthorized => "access_denied",
@@ -408,6 +417,7 @@ impl Error {
     pub fn api_status(&self) -> StatusCode {
         match self {
             Error::EntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::ContentRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::SlowDown(_) => StatusCode::TOO_MANY_REQUESTS,
             other => other.status(),
         }

@@ -34,6 +34,7 @@
 //!                quotas; SQLite and PostgreSQL
 //!    ratelimit/  governor in process + Redis GCRA across replicas, circuit breaker, permits
 //!    events.rs ─ webhook worker: outbox → signed POSTs, backoff + jitter, at-least-once
+//!    scan/ ───── whole-object content checks (PDF active content), streamed
 //!    cors.rs, metrics.rs, telemetry.rs
 //! L0 error.rs ── the one error enum, mapped exhaustively to HTTP status + S3 code (+ /v1)
 //!    config/ ─── embedded documented defaults + file + UPGATE__* env; plain data, every
@@ -69,6 +70,7 @@ pub mod ingest;
 pub mod metadata;
 pub mod metrics;
 pub mod ratelimit;
+pub mod scan;
 pub mod storage;
 pub mod telemetry;
 // L2 state

@@ -262,6 +262,20 @@ pub struct BucketConfig {
     /// Backend holding this bucket's objects (a name from `[storage]`); empty: `storage.backend`.
     #[serde(default)]
     pub backend: String,
+    /// What happens to a PDF with active content (JavaScript, launch actions, embedded files…).
+    #[serde(default)]
+    pub pdf_active_content: PdfPolicy,
+}
+
+/// `buckets.NAME.pdf_active_content`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PdfPolicy {
+    /// Refuse it (the default): nothing is stored.
+    #[default]
+    Reject,
+    /// Store it as it is (for buckets whose readers never open files, e.g. archives).
+    Allow,
 }
 
 /// What the rate limiter does while the shared store (Redis) cannot be reached.

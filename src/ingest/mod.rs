@@ -54,6 +54,9 @@ pub struct Expectations {
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
     /// A checksum announced for the aws-chunked trailer.
     pub trailer_checksum: Option<ChecksumAlgorithm>,
+    /// Whole-object content checks to run on the body (`None` for a body that is only a piece
+    /// of an object, such as a multipart part: its object is inspected when assembled).
+    pub checks: Option<crate::scan::Policy>,
 }
 
 /// What the pipe established about a body that passed every check.
@@ -81,6 +84,8 @@ pub struct Pipe {
     content_type: Option<&'static str>,
     /// Whether the type decision was made (the prefix was flushed).
     decided: bool,
+    /// The content check of the sniffed type, fed every byte after the decision.
+    inspector: Option<crate::scan::Inspector>,
 }
 
 impl Pipe {
@@ -112,6 +117,7 @@ impl Pipe {
             prefix_len: 0,
             content_type: None,
             decided: false,
+            inspector: None,
         })
     }
 
@@ -137,6 +143,9 @@ impl Pipe {
             c.update(&piece);
         }
         if self.decided {
+            if let Some(i) = &mut self.inspector {
+                i.push(&piece);
+            }
             return staging.write(piece).await.map_err(Error::from);
         }
         self.prefix_len += piece.len();
@@ -144,6 +153,9 @@ impl Pipe {
         if self.prefix_len >= sniff::SNIFF_LEN {
             self.decide_type()?;
             for p in std::mem::take(&mut self.prefix) {
+                if let Some(i) = &mut self.inspector {
+                    i.push(&p);
+                }
                 staging.write(p).await?;
             }
         }
@@ -181,6 +193,11 @@ impl Pipe {
         }
         self.content_type = Some(sniffed);
         self.decided = true;
+        self.inspector = self
+            .exp
+            .checks
+            .as_ref()
+            .and_then(|p| crate::scan::Inspector::for_object(p, sniffed));
         Ok(())
     }
 
@@ -190,6 +207,9 @@ impl Pipe {
         if !self.decided {
             self.decide_type()?;
             for p in std::mem::take(&mut self.prefix) {
+                if let Some(i) = &mut self.inspector {
+                    i.push(&p);
+                }
                 staging.write(p).await?;
             }
         }
@@ -213,6 +233,8 @@ impl Pipe {
         {
             return Err(Error::BadDigest);
         }
+        // Integrity first (a corrupt body is a transport problem), then the content's verdict.
+        let verdict = self.inspector.take().map(crate::scan::Inspector::finish);
         let checksum = match self.checksum {
             Some(c) => {
                 let alg = c.algorithm();
@@ -229,6 +251,9 @@ impl Pipe {
             }
             None => None,
         };
+        if let Some(Err(refusal)) = verdict {
+            return Err(Error::ContentRejected(refusal.reason));
+        }
         Ok(Ingested {
             size: self.size,
             sha256,

@@ -315,7 +315,10 @@ pub async fn assemble_and_commit(
         })
         .await?;
     let path = Storage::path_for(bucket, &id);
-    let assembled = assemble(state, bucket, &path, chosen).await;
+    let bcfg = state.bucket(bucket)?;
+    let inspector =
+        crate::scan::Inspector::for_object(&crate::scan::Policy::of(bcfg), &content_type);
+    let assembled = assemble(state, bucket, &path, chosen, inspector).await;
     let sha256 = match assembled {
         Ok((sha, size)) if size == total => sha,
         Ok(_) => {
@@ -370,6 +373,7 @@ async fn assemble(
     bucket: &str,
     path: &object_store::path::Path,
     parts: &[&PartRecord],
+    mut inspector: Option<crate::scan::Inspector>,
 ) -> Result<([u8; 32], u64)> {
     let mut staging = state.storage.begin(path).await?;
     let mut sha = Sha256::new();
@@ -385,6 +389,9 @@ async fn assemble(
             let chunk = chunk?;
             sha.update(&chunk);
             part_sha.update(&chunk);
+            if let Some(i) = &mut inspector {
+                i.push(&chunk);
+            }
             size += chunk.len() as u64;
             staging.write(chunk).await?;
         }
@@ -395,6 +402,11 @@ async fn assemble(
                 "a stored part changed since it was uploaded",
             ));
         }
+    }
+    // The whole object's content check, before anything is published.
+    if let Some(Err(refusal)) = inspector.map(crate::scan::Inspector::finish) {
+        staging.abort().await;
+        return Err(Error::ContentRejected(refusal.reason));
     }
     staging.commit().await?;
     Ok((sha.finalize().into(), size))

@@ -157,7 +157,9 @@ pub async fn spawn_app() -> TestApp {
 
 /// A minimal PDF-looking body of `len` bytes (magic + deterministic filler).
 pub fn pdf(len: usize) -> Vec<u8> {
-    let mut v = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
+    // The filler is the data of a stream, as binary is in real PDFs (so that the active-content
+    // check, which reads every byte outside streams, sees no random names).
+    let mut v = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n1 0 obj\n<< /Length 0 >>\nstream\n".to_vec();
     let mut x: u32 = 0x1234_5678;
     while v.len() < len {
         x ^= x << 13;

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! L0 values      clock config error http id mime net
-//! L1 mechanisms  auth cors events ingest metadata metrics ratelimit storage telemetry
+//! L1 mechanisms  auth cors events ingest metadata metrics ratelimit scan storage telemetry
 //! L2 state       state
 //! L3 upload      upload
 //! L4 front ends  api s3 tus        (never each other)
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "clock" | "config" | "error" | "http" | "id" | "mime" | "net" => 0,
-        "auth" | "cors" | "events" | "ingest" | "metadata" | "metrics" | "ratelimit"
+        "auth" | "cors" | "events" | "ingest" | "metadata" | "metrics" | "ratelimit" | "scan"
         | "storage" | "telemetry" => 1,
         "state" => 2,
         "upload" | "quota" => 3,

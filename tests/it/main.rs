@@ -8,6 +8,7 @@ mod common;
 
 mod api;
 mod cli;
+mod content;
 mod layers;
 mod limits;
 mod ops;

@@ -80,32 +80,7 @@ fn signed_form(
 }
 
 fn soon() -> String {
-    let t = SystemTime::now() + Duration::from_secs(600);
-    // RFC 3339 via httpdate is not available; build from amz-style parts.
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("t")
-        .as_secs();
-    let (day, _) = {
-        let z = (secs / 86_400) as i64 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let y = yoe + era * 400;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = if m <= 2 { y + 1 } else { y };
-        (format!("{y:04}-{m:02}-{d:02}"), ())
-    };
-    let rem = secs % 86_400;
-    format!(
-        "{day}T{:02}:{:02}:{:02}.000Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    upgate::clock::iso8601(SystemTime::now() + Duration::from_secs(600))
 }
 
 /// Encodes a multipart/form-data body: fields in order, then the file.
@@ -534,5 +509,33 @@ async fn cors_preflight_and_response_headers_follow_the_bucket_rules() {
     assert_eq!(status, 201);
     assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(h["access-control-expose-headers"], "ETag");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_form_upload_of_an_active_pdf_is_refused_and_stores_nothing() {
+    let app = spawn_app().await;
+    let form = with(
+        signed_form(standard_conditions(), &soon(), SECRET_KEY),
+        &[
+            ("key", "user/${filename}"),
+            ("Content-Type", "application/pdf"),
+            ("success_action_status", "201"),
+        ],
+    );
+    let mut body = b"%PDF-1.7\n1 0 obj << /Type /Catalog /OpenAction << /S /Launch /F (cmd.exe) >> >> endobj\n".to_vec();
+    body.extend_from_slice(&pdf(20_000));
+    let (status, _, resp) = post(&app, &form, &body).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(resp.contains("<Code>ContentRejected</Code>"), "{resp}");
+    assert!(
+        app.state
+            .meta
+            .current(BUCKET, "user/scan.pdf")
+            .await
+            .expect("m")
+            .is_none()
+    );
+    assert!(app.object_files().is_empty());
     app.stop().await;
 }

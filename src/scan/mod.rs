@@ -1,0 +1,63 @@
+//! Content checks that need the whole body: what a file would do when opened, beyond what its
+//! first bytes say. An [`Inspector`] is fed the bytes of a whole object in order, as they stream
+//! (through the ingest pipe for a single upload, through assembly for a multipart or resumable
+//! one), and gives its verdict at the end, before anything is committed.
+
+pub mod pdf;
+
+use crate::config::{BucketConfig, PdfPolicy};
+
+/// Why content was refused: a short, fixed reason (for the error, events, metrics and logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+}
+
+/// What a bucket asks the content checks to do (copied from its config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub pdf_active_content: PdfPolicy,
+}
+
+impl Policy {
+    /// The policy of `bucket`.
+    pub fn of(bucket: &BucketConfig) -> Self {
+        Self {
+            pdf_active_content: bucket.pdf_active_content,
+        }
+    }
+}
+
+/// The inspector of one object, chosen by its sniffed type and the bucket's policy.
+#[derive(Debug)]
+pub enum Inspector {
+    /// PDF active content (`pdf_active_content = "reject"`).
+    Pdf(Box<pdf::PdfScanner>),
+}
+
+impl Inspector {
+    /// The inspector an object of `content_type` needs under `policy`, if any.
+    pub fn for_object(policy: &Policy, content_type: &str) -> Option<Self> {
+        match (content_type, policy.pdf_active_content) {
+            (crate::mime::PDF, PdfPolicy::Reject) => Some(Inspector::Pdf(Box::default())),
+            _ => None,
+        }
+    }
+
+    /// The next bytes of the object.
+    pub fn push(&mut self, data: &[u8]) {
+        match self {
+            Inspector::Pdf(s) => s.push(data),
+        }
+    }
+
+    /// The verdict, once every byte was pushed.
+    pub fn finish(self) -> Result<(), Refusal> {
+        match self {
+            Inspector::Pdf(s) => match s.finish().first() {
+                None => Ok(()),
+                Some(f) => Err(Refusal { reason: f.reason() }),
+            },
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Content checks before commit, on every way in: a PDF with active content is refused on
+//! S3 PUT, a single-use link, S3 multipart and tus (the POST form case is in `s3_post`), and
+//! leaves nothing behind; a clean PDF passes; a bucket that allows active content stores it.
+
+use std::io::Write;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use serde_json::{Value, json};
+use upgate::api::admin::create_tenant;
+
+use crate::common::{BUCKET, TestApp, pdf, send, sha256_hex, spawn_app, spawn_app_with};
+
+/// A PDF of about `len` bytes whose catalog runs JavaScript on open.
+fn js_pdf(len: usize) -> Vec<u8> {
+    let mut v = b"%PDF-1.7\n1 0 obj << /Type /Catalog /OpenAction 2 0 R >> endobj\n\
+                  2 0 obj << /S /JavaScript /JS (app.alert\\(1\\)) >> endobj\n"
+        .to_vec();
+    v.extend_from_slice(&pdf(len)[9..]);
+    v
+}
+
+/// A PDF whose only active name is hex-escaped.
+fn escaped_pdf(len: usize) -> Vec<u8> {
+    let mut v = b"%PDF-1.7\n1 0 obj << /S /J#61vaScript /J#53 (x) >> endobj\n".to_vec();
+    v.extend_from_slice(&pdf(len)[9..]);
+    v
+}
+
+/// A PDF 1.5 file that keeps a /Launch action inside a compressed object stream.
+fn objstm_pdf(len: usize) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b"1 0 2 40 << /Type /Catalog /OpenAction 2 0 R >> << /S /Launch /F (calc.exe) >>")
+        .expect("deflate");
+    let inner = e.finish().expect("deflate");
+    let mut v = format!(
+        "%PDF-1.5\n3 0 obj << /Type /ObjStm /N 2 /First 8 /Filter /FlateDecode /Length {} >>\nstream\n",
+        inner.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(&inner);
+    v.extend_from_slice(b"\nendstream\nendobj\n");
+    v.extend_from_slice(&pdf(len)[9..]);
+    v
+}
+
+#[tokio::test]
+async fn an_active_pdf_is_refused_on_put_and_a_clean_one_stored() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    for (key, body) in [
+        ("a/js.pdf", js_pdf(50_000)),
+        ("a/escaped.pdf", escaped_pdf(50_000)),
+        ("a/objstm.pdf", objstm_pdf(50_000)),
+    ] {
+        let err = s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .content_type("application/pdf")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect_err(key);
+        let code = err.into_service_error().meta().code().map(str::to_string);
+        assert_eq!(code.as_deref(), Some("ContentRejected"), "{key}");
+        assert!(
+            s3.head_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .is_err(),
+            "{key} visible"
+        );
+    }
+    assert!(app.object_files().is_empty(), "{:?}", app.object_files());
+    // Words in text, and names inside a page's content stream, are not active content.
+    let mut clean = b"%PDF-1.7\n1 0 obj << /Title (On JavaScript and Launch) /Length 24 >>\n\
+                      stream\nBT /JS 12 Tf /AA Do ET\nendstream\nendobj\n"
+        .to_vec();
+    clean.extend_from_slice(&pdf(40_000)[9..]);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("a/clean.pdf")
+        .body(ByteStream::from(clean.clone()))
+        .send()
+        .await
+        .expect("clean");
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "a/clean.pdf")
+        .await
+        .expect("m")
+        .expect("stored");
+    assert_eq!(rec.sha256, sha256_hex(&clean));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_active_pdf_is_refused_through_multipart_assembly() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    // The active part is the second one: only the assembled object shows it.
+    let mut body = pdf(5 * 1024 * 1024);
+    body.extend_from_slice(&objstm_pdf(300_000));
+    let key = "mp/active.pdf";
+    let up = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .content_type("application/pdf")
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("id");
+    let (a, b) = body.split_at(5 * 1024 * 1024);
+    let mut parts = Vec::new();
+    for (n, chunk) in [(1, a), (2, b)] {
+        let r = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .expect("part");
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(r.e_tag().expect("etag"))
+                .build(),
+        );
+    }
+    let err = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("active");
+    let code = err.into_service_error().meta().code().map(str::to_string);
+    assert_eq!(code.as_deref(), Some("ContentRejected"));
+    assert!(
+        s3.head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .is_err()
+    );
+    app.stop().await;
+}
+
+async fn api(app: &TestApp, key: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let (s, _, b) = send(
+        method,
+        &format!("{}{path}", app.endpoint()),
+        &[("authorization".to_string(), format!("Bearer {key}"))],
+        serde_json::to_vec(&body).expect("json"),
+    )
+    .await;
+    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_active_pdf_is_refused_through_a_link_and_tus_and_the_failure_is_recorded() {
+    let app = spawn_app().await;
+    let t = create_tenant(app.state.control.as_ref(), "content")
+        .await
+        .expect("tenant");
+    let body = escaped_pdf(80_000);
+    let (s, link) = api(
+        &app,
+        &t.api_key,
+        "POST",
+        "/v1/uploads",
+        json!({"filename": "x.pdf", "content_type": "application/pdf", "size": body.len()}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let headers: Vec<(String, String)> = link["headers"]
+        .as_object()
+        .expect("h")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("s").to_string()))
+        .collect();
+    let (s, _, b) = send(
+        "PUT",
+        link["url"].as_str().expect("url"),
+        &headers,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&b).contains("ContentRejected"));
+    let (_, st) = api(
+        &app,
+        &t.api_key,
+        "GET",
+        &format!("/v1/uploads/{}", link["upload_id"].as_str().expect("id")),
+        Value::Null,
+    )
+    .await;
+    assert_ne!(st["status"], "complete");
+
+    // tus: refused when the last byte arrived (the check sees the whole object).
+    let auth = |extra: &[(&str, String)]| {
+        let mut h = vec![
+            ("authorization".to_string(), format!("Bearer {}", t.api_key)),
+            ("tus-resumable".to_string(), "1.0.0".to_string()),
+        ];
+        h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        h
+    };
+    let body = js_pdf(200_000);
+    let (s, h, _) = send(
+        "POST",
+        &format!("{}/v1/tus/", app.endpoint()),
+        &auth(&[("upload-length", body.len().to_string())]),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let url = h["location"].to_str().expect("loc").to_string();
+    let patch = |off: usize| {
+        auth(&[
+            ("upload-offset", off.to_string()),
+            (
+                "content-type",
+                "application/offset+octet-stream".to_string(),
+            ),
+        ])
+    };
+    let (s, _, _) = send("PATCH", &url, &patch(0), body[..100_000].to_vec()).await;
+    assert_eq!(s, 204);
+    let (s, _, b) = send("PATCH", &url, &patch(100_000), body[100_000..].to_vec()).await;
+    assert_eq!(s, 422, "{}", String::from_utf8_lossy(&b));
+    let (_, files) = api(&app, &t.api_key, "GET", "/v1/files", Value::Null).await;
+    assert!(
+        files["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .all(|f| f["status"] != "complete"),
+        "{files}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bucket_may_allow_active_pdfs() {
+    let app = spawn_app_with(
+        "[buckets.uploads]\nmax_object_bytes = 20971520\nallowed_types = [\"application/pdf\"]\n\
+         etag = \"auto\"\npdf_active_content = \"allow\"\n",
+    )
+    .await;
+    let body = js_pdf(30_000);
+    app.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("allowed.pdf")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect("allowed");
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "allowed.pdf")
+        .await
+        .expect("m")
+        .expect("stored");
+    assert_eq!(rec.sha256, sha256_hex(&body));
+    app.stop().await;
+}
