@@ -47,6 +47,7 @@ pub struct CreateUpload {
     pub protocol: Option<String>,
 }
 
+use crate::upload::names;
 pub use crate::upload::{MAX_FILENAME, sanitize_filename};
 
 fn check_metadata(m: &BTreeMap<String, String>) -> Result<String> {
@@ -153,7 +154,12 @@ pub async fn create_upload(
                 tenant_id: who.tenant_id.clone(),
                 owner: who.subject.clone(),
                 bucket: api.bucket.clone(),
-                filename: sanitize_filename(req.filename.as_deref().unwrap_or("file")),
+                filename: names::file_name(
+                    bcfg,
+                    api.filename_extension,
+                    req.filename.as_deref().unwrap_or("file"),
+                    &content_type,
+                )?,
                 metadata: meta,
                 status: FileStatus::Pending,
                 current_key: None,
@@ -610,7 +616,7 @@ mod tests {
             ("a.php ", "a.php"),
             ("..%2f..%2fetc%2fpasswd", "_2f.._2fetc_2fpasswd"),
             ("..\\..\\x", "x"),
-            ("CON.pdf", "CON.pdf"),
+            ("CON.pdf", "_CON.pdf"),
             ("report\u{202E}fdp.exe", "reportfdp.exe"),
             ("-rf.pdf", "rf.pdf"),
             ("../../etc/passwd", "passwd"),

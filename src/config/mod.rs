@@ -208,6 +208,8 @@ pub struct ApiConfig {
     pub resumable_expiry_secs: u64,
     /// Most resumable uploads one principal may have unfinished at once.
     pub max_unfinished_resumable: u32,
+    /// What happens to a display name whose extension disagrees with the file's type.
+    pub filename_extension: ExtensionPolicy,
     pub download_link_ttl_secs: u64,
     pub max_token_ttl_secs: u64,
     pub max_page: u32,
@@ -265,6 +267,20 @@ pub struct BucketConfig {
     /// What happens to a PDF with active content (JavaScript, launch actions, embedded files…).
     #[serde(default)]
     pub pdf_active_content: PdfPolicy,
+    /// File-name extensions accepted in display names (case-insensitive); empty: any.
+    #[serde(default)]
+    pub allowed_extensions: Vec<String>,
+}
+
+/// `api.filename_extension`: a display name whose extension disagrees with the file's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtensionPolicy {
+    /// Give it the type's extension (`invoice.exe` holding a PDF is stored as `invoice.pdf`).
+    #[default]
+    Fix,
+    /// Refuse the upload when its link is minted.
+    Reject,
 }
 
 /// `buckets.NAME.pdf_active_content`.

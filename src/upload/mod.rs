@@ -21,6 +21,7 @@ pub mod admit;
 pub mod delete;
 pub mod link;
 pub mod multipart;
+pub mod names;
 pub mod put;
 pub mod quota;
 pub mod resumable;
@@ -28,6 +29,7 @@ pub mod resumable;
 use crate::config::{BucketConfig, EtagMode};
 use crate::error::{Error, Result};
 use crate::ingest::Expectations;
+pub use names::{MAX_FILENAME, sanitize_filename};
 
 /// Longest key accepted, in bytes (S3's limit).
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -45,36 +47,6 @@ pub fn validate_key(key: &str) -> Result<()> {
         return Err(Error::InvalidObjectName);
     }
     Ok(())
-}
-
-/// Longest display name kept.
-pub const MAX_FILENAME: usize = 200;
-
-/// Makes a display name safe to store and to put in a `Content-Disposition`: the last path
-/// segment only, no control or bidi-override characters, no leading dots or hyphens or spaces,
-/// allow-listed characters, capped length. Never used in a key or URL path.
-pub fn sanitize_filename(raw: &str) -> String {
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base
-        .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}'))
-        .map(|c| {
-            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '(' | ')' | '+' | ',') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let trimmed = cleaned
-        .trim_start_matches(['.', '-', ' '])
-        .trim_end_matches(['.', ' ']);
-    let capped: String = trimmed.chars().take(MAX_FILENAME).collect();
-    if capped.is_empty() {
-        "file".to_string()
-    } else {
-        capped
-    }
 }
 
 /// What the ingest pipe enforces for an upload into `bucket`: its byte limit, its allowed

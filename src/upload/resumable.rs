@@ -173,6 +173,14 @@ pub async fn create(
     if new.concat != Concat::Partial {
         token_allows(who, declared_type.as_deref(), length)?;
     }
+    // With the type declared, the name is checked now (a refusal under the `reject` policy
+    // comes before any byte is sent).
+    let filename = match &declared_type {
+        Some(t) => {
+            super::names::file_name(bcfg, state.config.api.filename_extension, &new.filename, t)?
+        }
+        None => super::names::sanitize_filename(&new.filename),
+    };
     if let Some(l) = link
         && (Some(u64::try_from(l.size).unwrap_or(0)) != length
             || declared_type
@@ -210,7 +218,7 @@ pub async fn create(
         declared_type: declared_type
             .clone()
             .or_else(|| link.map(|l| l.content_type.clone())),
-        filename: new.filename,
+        filename,
         metadata: new.metadata,
         sha256: new.sha256.or_else(|| link.and_then(|l| l.sha256.clone())),
         concat: new.concat,
@@ -573,7 +581,13 @@ async fn record_link(
                 tenant_id: u.tenant_id.clone(),
                 owner: u.owner.clone(),
                 bucket: u.bucket.clone(),
-                filename: u.filename.clone(),
+                // The type is known now: the name gets an extension that agrees with it.
+                filename: super::names::file_name(
+                    state.bucket(&u.bucket)?,
+                    crate::config::ExtensionPolicy::Fix,
+                    &u.filename,
+                    content_type,
+                )?,
                 metadata: serde_json::to_string(&metadata).map_err(Error::internal)?,
                 status: FileStatus::Pending,
                 current_key: None,

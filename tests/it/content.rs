@@ -283,3 +283,91 @@ async fn a_bucket_may_allow_active_pdfs() {
     assert_eq!(rec.sha256, sha256_hex(&body));
     app.stop().await;
 }
+
+/// Mints a link for `filename` and uploads `body` through it; returns the file id.
+async fn upload_named(app: &TestApp, key: &str, filename: &str, body: &[u8]) -> (u16, Value) {
+    let (s, link) = api(
+        app,
+        key,
+        "POST",
+        "/v1/uploads",
+        json!({"filename": filename, "content_type": "application/pdf", "size": body.len()}),
+    )
+    .await;
+    if s != 201 {
+        return (s, link);
+    }
+    let headers: Vec<(String, String)> = link["headers"]
+        .as_object()
+        .expect("h")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("s").to_string()))
+        .collect();
+    let (s, _, _) = send(
+        "PUT",
+        link["url"].as_str().expect("url"),
+        &headers,
+        body.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    (201, link)
+}
+
+#[tokio::test]
+async fn downloads_carry_the_extension_of_the_type_the_bytes_are() {
+    let app = spawn_app().await;
+    let t = create_tenant(app.state.control.as_ref(), "names")
+        .await
+        .expect("tenant");
+    let body = pdf(10_000);
+    for (raw, want) in [
+        ("invoice.exe", "invoice.pdf"),
+        ("x.pdf.exe", "x.pdf"),
+        ("C:\\Windows\\system32\\calc.exe", "calc.pdf"),
+        ("invoice\u{202E}fdp.exe", "invoicefdp.pdf"),
+        ("page.html", "page.pdf"),
+        ("re\u{301}sume\u{301}.pdf", "résumé.pdf"),
+    ] {
+        let (s, link) = upload_named(&app, &t.api_key, raw, &body).await;
+        assert_eq!(s, 201, "{raw:?}");
+        let file = link["file_id"].as_str().expect("id");
+        let (s, dl) = api(
+            &app,
+            &t.api_key,
+            "POST",
+            &format!("/v1/files/{file}/download-url"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let (s, h, got) = send("GET", dl["url"].as_str().expect("url"), &[], Vec::new()).await;
+        assert_eq!(s, 200);
+        assert_eq!(got, body);
+        let cd = h["content-disposition"].to_str().expect("cd").to_string();
+        let encoded =
+            percent_encoding::utf8_percent_encode(want, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        assert!(cd.ends_with(&format!("UTF-8''{encoded}")), "{raw:?}: {cd}");
+        assert!(!cd.to_ascii_lowercase().contains(".exe"), "{cd}");
+    }
+    app.stop().await;
+
+    // Under the reject policy, and with an extension allow-list, such names are refused at
+    // mint time.
+    let app = spawn_app_with(
+        "[api]\nfilename_extension = \"reject\"\n[buckets.uploads]\nmax_object_bytes = 20971520\n\
+         allowed_types = [\"application/pdf\"]\netag = \"auto\"\nallowed_extensions = [\"pdf\", \"txt\"]\n",
+    )
+    .await;
+    let t = create_tenant(app.state.control.as_ref(), "names2")
+        .await
+        .expect("tenant");
+    let (s, v) = upload_named(&app, &t.api_key, "invoice.exe", &body).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = upload_named(&app, &t.api_key, "invoice.docx", &body).await;
+    assert_eq!(s, 400);
+    let (s, _) = upload_named(&app, &t.api_key, "invoice.pdf", &body).await;
+    assert_eq!(s, 201);
+    app.stop().await;
+}
