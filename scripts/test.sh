@@ -11,6 +11,12 @@ command -v npm >/dev/null 2>&1 || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 }
 bash scripts/start-emulators.sh install
+# ClamAV's daemon and its test files for the malware-scan tests (the tests start clamd
+# themselves, with a signature database they build).
+if [ ! -x /usr/sbin/clamd ] || [ ! -d /usr/share/clamav-testfiles ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon clamav-testfiles >/dev/null
+fi
 python3 -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
 # Real JavaScript clients (tus-js-client) the compatibility tests drive, from the npm registry.
 npm ci --prefix tests/compat/js --no-audit --no-fund --loglevel=error

@@ -107,6 +107,17 @@ impl App {
         };
         let credentials =
             Credentials::new(&root, link_keys, jwt, admin_token, Arc::clone(&control));
+        let clamd = if config.scan.clamd.is_empty() {
+            None
+        } else {
+            let address = crate::scan::clamd::Address::parse(&config.scan.clamd)
+                .map_err(|e| StartError::Setup(format!("scan.clamd: {e}")))?;
+            Some(Arc::new(crate::scan::clamd::Clamd::new(
+                address,
+                Duration::from_secs(config.scan.timeout_secs),
+                config.scan.max_concurrent,
+            )))
+        };
         let tls = if config.tls.enabled {
             Some(Arc::new(TlsState::new(&config.tls)?))
         } else {
@@ -132,6 +143,7 @@ impl App {
                 meta,
                 control,
                 credentials,
+                clamd,
                 limiter,
                 auth_policy,
                 metrics,
@@ -231,6 +243,11 @@ pub fn load_config(
 pub fn check_config(config: &Config) -> Result<(), ConfigError> {
     let mut problems = config.webhooks.problems();
     problems.extend(crate::storage::problems(&config.storage));
+    if !config.scan.clamd.is_empty()
+        && let Err(e) = crate::scan::clamd::Address::parse(&config.scan.clamd)
+    {
+        problems.push(format!("scan.clamd: {e}"));
+    }
     if problems.is_empty() {
         Ok(())
     } else {

@@ -31,6 +31,16 @@ pub async fn readiness(state: &AppState) -> Response<Body> {
     // Redis only carries rate-limit counters: with failure_mode "local" the gateway serves on
     // local limits without it, so it is reported but does not make the replica unready.
     let mut ready = db && storage;
+    // The malware scanner: buckets that require a scan refuse every upload without it.
+    if let Some(clamd) = &state.clamd {
+        let up = matches!(
+            tokio::time::timeout(PROBE_TIMEOUT, clamd.ping()).await,
+            Ok(Ok(()))
+        );
+        state.metrics.dependency("clamd", up);
+        checks["clamd"] = word(up).into();
+        ready &= up;
+    }
     if let Some(redis) = state.limiter.redis_healthy() {
         state.metrics.dependency("redis", redis);
         checks["redis"] = word(redis).into();

@@ -58,6 +58,12 @@ pub struct Metrics {
     backend_latency: Family<OpLabel, Histogram>,
     dependency_up: Family<DepLabel, Gauge>,
     rate_limited: Family<LimitLabel, Counter>,
+    scans: Family<VerdictLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: &'static str,
 }
 
 impl Default for Metrics {
@@ -152,8 +158,15 @@ impl Metrics {
             "Requests refused by a rate limit, by route class and limit dimension",
             rate_limited.clone(),
         );
+        let scans = Family::<VerdictLabel, Counter>::default();
+        registry.register(
+            "malware_scans",
+            "Malware scans by verdict (clean, infected, error)",
+            scans.clone(),
+        );
         Self {
             registry,
+            scans,
             requests,
             duration,
             bytes_in,
@@ -176,6 +189,11 @@ impl Metrics {
         self.duration
             .get_or_create(&OpLabel { op })
             .observe(seconds);
+    }
+
+    /// Records a malware scan's verdict.
+    pub fn scan(&self, verdict: &'static str) {
+        self.scans.get_or_create(&VerdictLabel { verdict }).inc();
     }
 
     /// Records a rejected request.

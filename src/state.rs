@@ -67,6 +67,8 @@ pub struct AppState {
     pub control: Arc<dyn ControlStore>,
     /// Access keys, link keys, JWT verifier, admin token.
     pub credentials: Credentials,
+    /// The malware scanner, if one is configured.
+    pub clamd: Option<Arc<crate::scan::clamd::Clamd>>,
     /// Request rates and upload concurrency (in process, and across replicas via Redis).
     pub limiter: Arc<RateLimiter>,
     pub auth_policy: AuthPolicy,

@@ -47,6 +47,8 @@ pub struct Config {
     pub log: LogConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
+    /// `[scan]`: the malware scanner.
+    pub scan: ScanConfig,
     /// Buckets by name.
     pub buckets: BTreeMap<String, BucketConfig>,
 }
@@ -270,6 +272,32 @@ pub struct BucketConfig {
     /// File-name extensions accepted in display names (case-insensitive); empty: any.
     #[serde(default)]
     pub allowed_extensions: Vec<String>,
+    /// Whether every object is scanned for malware (by `[scan] clamd`) before it is committed.
+    #[serde(default)]
+    pub scan: ScanMode,
+}
+
+/// `buckets.NAME.scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMode {
+    /// No malware scan.
+    #[default]
+    Off,
+    /// Every object is scanned; no verdict (scanner down, slow, size refused) refuses it.
+    Required,
+}
+
+/// `[scan]`: the malware scanner (ClamAV's clamd).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanConfig {
+    /// `tcp://HOST:PORT` or `unix:///PATH`; empty: no scanner.
+    pub clamd: String,
+    /// Most seconds one scan may take, waiting for a slot included.
+    pub timeout_secs: u64,
+    /// Most scans at once (clamd has a thread pool of its own).
+    pub max_concurrent: usize,
 }
 
 /// `api.filename_extension`: a display name whose extension disagrees with the file's type.
@@ -547,6 +575,7 @@ impl Config {
         let log = section::<LogConfig>(&mut root, "log", problems);
         let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);
         let redis = section::<RedisConfig>(&mut root, "redis", problems);
+        let scan = section::<ScanConfig>(&mut root, "scan", problems);
         let mut buckets = BTreeMap::new();
         match root.remove("buckets") {
             Some(Value::Table(t)) => {
@@ -582,11 +611,22 @@ impl Config {
             log: log?,
             ratelimit: ratelimit?,
             redis: redis?,
+            scan: scan?,
             buckets,
         })
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
+        if self.scan.timeout_secs == 0 || self.scan.max_concurrent == 0 {
+            problems.push("scan.timeout_secs and scan.max_concurrent must be at least 1".into());
+        }
+        for (name, b) in &self.buckets {
+            if b.scan == ScanMode::Required && self.scan.clamd.is_empty() {
+                problems.push(format!(
+                    "buckets.{name}.scan = \"required\" needs a scanner: set scan.clamd"
+                ));
+            }
+        }
         if self.quotas.warn_percent == 0 || self.quotas.warn_percent > 100 {
             problems.push("quotas.warn_percent must be 1..=100".into());
         }

@@ -3,6 +3,7 @@
 //! (through the ingest pipe for a single upload, through assembly for a multipart or resumable
 //! one), and gives its verdict at the end, before anything is committed.
 
+pub mod clamd;
 pub mod pdf;
 
 use crate::config::{BucketConfig, PdfPolicy};

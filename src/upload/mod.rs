@@ -20,6 +20,7 @@
 pub mod admit;
 pub mod delete;
 pub mod link;
+pub mod malware;
 pub mod multipart;
 pub mod names;
 pub mod put;

@@ -334,6 +334,11 @@ pub async fn assemble_and_commit(
             return Err(e);
         }
     };
+    if let Err(e) = super::malware::check(state, bcfg, &path).await {
+        let _ = state.storage.delete(&path).await;
+        let _ = state.meta.discard_pending(&id).await;
+        return Err(e);
+    }
     // Multipart ETag convention: a digest of the part digests, "-N".
     let mut of_parts = Sha256::new();
     for p in chosen {

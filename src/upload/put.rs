@@ -175,6 +175,13 @@ where
         }
     };
     staging.commit().await?;
+    if let Err(e) = super::malware::check(state, state.bucket(bucket)?, &path).await {
+        // Published at a path nothing points to: removed now, with the pending row.
+        let _ = state.storage.delete(&path).await;
+        let _ = state.meta.discard_pending(&id).await;
+        guard.disarm();
+        return Err(e);
+    }
     let etag = etag_for(&ingested);
     let info = CommitInfo {
         size: ingested.size,

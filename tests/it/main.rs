@@ -11,6 +11,7 @@ mod cli;
 mod content;
 mod layers;
 mod limits;
+mod malware;
 mod ops;
 mod ratelimit;
 mod s3_multipart;
