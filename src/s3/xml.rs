@@ -1,9 +1,10 @@
 //! S3 XML bodies: the response documents upgate writes and the two request documents it reads.
 //!
-//! Writers build strings by hand: the documents are small and fixed in shape, and a hand-written
-//! writer keeps every byte visible. Every text value passes through [`escape`]. Every document starts
-//! with `<?xml version="1.0" encoding="UTF-8"?>` and, like AWS S3, puts the namespace
-//! [`S3_NAMESPACE`] on its root element, except `<Error>`, which AWS sends without one.
+//! Writers describe each document as `Serialize` types whose fields are its elements in S3's
+//! order, and quick-xml's serializer writes them. Text is escaped exactly as [`escape`] does:
+//! quick-xml writes the five predefined entities, `Xml10` the rest. Every document starts with
+//! `<?xml version="1.0" encoding="UTF-8"?>` and, like AWS S3, puts the namespace [`S3_NAMESPACE`]
+//! on its root element, except `<Error>`, which AWS sends without one.
 //!
 //! Parsers ([`parse_delete`], [`parse_complete_multipart`]) read hostile input, so they:
 //! * refuse any `<!DOCTYPE>` (so no internal subset, no entity definitions, no expansion) and resolve
@@ -25,6 +26,9 @@ use std::time::SystemTime;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::se::EmptyElementHandling::{self, Expanded, SelfClosed};
+use quick_xml::se::QuoteLevel;
+use serde::Serialize;
 
 use crate::ingest::checksum::ChecksumAlgorithm;
 
@@ -65,17 +69,27 @@ pub enum XmlError {
 ///
 /// Borrows when nothing needs escaping.
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(needs_escape) {
-        return Cow::Borrowed(s);
+    // The same two steps the writers take: quick-xml's entities (its `QuoteLevel::Full`), then
+    // the references and replacements of `Xml10`.
+    let entities = quick_xml::escape::escape(s);
+    if !entities.contains(needs_reference) {
+        return entities;
     }
-    let mut out = String::with_capacity(s.len() + s.len() / 4 + 8);
+    let mut out = String::with_capacity(entities.len() + 16);
+    push_references(&mut out, &entities);
+    Cow::Owned(out)
+}
+
+/// What quick-xml writes raw but [`escape`] does not: see [`push_references`].
+fn needs_reference(c: char) -> bool {
+    c < ' ' || matches!(c, '\u{7F}'..='\u{9F}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// Appends `s` with tab, line feed, carriage return and the C1 controls as character references,
+/// and the characters XML 1.0 cannot carry as U+FFFD. Leaves `&` alone: `s` is already escaped.
+fn push_references(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
             '\t' | '\n' | '\r' | '\u{7F}'..='\u{9F}' => {
                 // Writing to a String cannot fail.
                 let _ = write!(out, "&#x{:X};", u32::from(c));
@@ -84,11 +98,6 @@ pub fn escape(s: &str) -> Cow<'_, str> {
             c => out.push(c),
         }
     }
-    Cow::Owned(out)
-}
-
-fn needs_escape(c: char) -> bool {
-    matches!(c, '&' | '<' | '>' | '"' | '\'' | '\u{7F}'..='\u{9F}') || c < ' ' || !is_xml_char(c)
 }
 
 /// XML 1.0 `Char`: `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`.
@@ -103,44 +112,110 @@ pub use crate::clock::iso8601;
 // Writers
 // ---------------------------------------------------------------------------------------------------
 
-/// Appends `<name>escaped value</name>`.
-fn push_elem(out: &mut String, name: &str, value: &str) {
-    out.push('<');
-    out.push_str(name);
-    out.push('>');
-    out.push_str(&escape(value));
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
+/// Where the serializer writes. quick-xml escapes the five specials in text and attribute values
+/// but leaves control characters raw, so this finishes [`escape`]'s work on everything written.
+/// That is safe for the markup too: names are ASCII constants and no markup has a control
+/// character in it.
+struct Xml10<'a>(&'a mut String);
+
+impl std::fmt::Write for Xml10<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        // A byte test first, since this sees every byte of every document: the characters
+        // `needs_reference` picks are ASCII controls, or encoded with a lead byte C2 (U+0080–U+009F)
+        // or EF (U+FFFE, U+FFFF).
+        let suspect = s.as_bytes().chunks(64).any(|chunk| {
+            chunk.iter().fold(false, |found, &b| {
+                found | (b < 0x20) | (b == 0x7F) | (b == 0xC2) | (b == 0xEF)
+            })
+        });
+        if suspect && s.contains(needs_reference) {
+            push_references(self.0, s);
+        } else {
+            self.0.push_str(s);
+        }
+        Ok(())
+    }
 }
 
-/// Appends `<name>"escaped etag"</name>`, quotes written as `&quot;` as S3 does.
-fn push_etag(out: &mut String, name: &str, etag: &str) {
-    out.push('<');
-    out.push_str(name);
-    out.push_str(">&quot;");
-    out.push_str(&escape(etag));
-    out.push_str("&quot;</");
-    out.push_str(name);
-    out.push('>');
-}
-
-fn push_display(out: &mut String, name: &str, value: impl std::fmt::Display) {
-    // Writing to a String cannot fail.
-    let _ = write!(out, "<{name}>{value}</{name}>");
-}
-
-fn open_root(name: &str) -> String {
-    let mut out = String::with_capacity(512);
+/// The declaration followed by `doc`, whose serde name is the root element. Empty elements are
+/// written `<Name></Name>`, as upgate always has, unless `empty` says otherwise.
+fn document<T: Serialize>(doc: &T, empty: EmptyElementHandling, entries: usize) -> String {
+    // Room for about `entries` listing entries up front: measurably faster for long listings
+    // than growing to size.
+    let mut out = String::with_capacity(entries.saturating_mul(256).saturating_add(512));
     out.push_str(DECLARATION);
-    let _ = write!(out, "<{name} xmlns=\"{S3_NAMESPACE}\">");
-    out
+    let mut sink = Xml10(&mut out);
+    let mut ser = quick_xml::se::Serializer::new(&mut sink);
+    // Full: quotes and apostrophes as entities too, as S3 writes ETags (`&quot;…&quot;`).
+    ser.set_quote_level(QuoteLevel::Full)
+        .empty_element_handling(empty);
+    match doc.serialize(ser) {
+        Ok(_) => out,
+        Err(e) => {
+            // Whether serialization fails depends only on a document's types (names, kinds of
+            // value), never on the values, and the tests write every document: this is a bug.
+            // Answer with a whole document rather than a cut-off one.
+            tracing::error!(error = %e, "S3 XML document could not be serialized");
+            INTERNAL_ERROR.to_owned()
+        }
+    }
 }
 
-fn close(out: &mut String, name: &str) {
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
+/// S3's `InternalError` document, for a response that could not be written.
+const INTERNAL_ERROR: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\
+    <Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message>\
+    </Error>";
+
+/// A time as [`iso8601`], for `serialize_with`.
+fn timestamp<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&iso8601(*t))
+}
+
+/// An ETag given without quotes, written with them (as `&quot;`, like all quotes), as S3 does.
+fn quoted<S: serde::Serializer>(etag: &&str, s: S) -> Result<S::Ok, S::Error> {
+    // Not `format!`: this runs for every entry of a listing, and the formatting machinery
+    // costs more than the copy.
+    let mut q = String::with_capacity(etag.len() + 2);
+    q.push('"');
+    q.push_str(etag);
+    q.push('"');
+    s.serialize_str(&q)
+}
+
+/// The items of an iterator, serialized as a sequence (repeated elements) when written. Lets a
+/// listing make each entry, with its encoded key, as it is written rather than all up front.
+struct Seq<I>(I);
+
+impl<I> Serialize for Seq<I>
+where
+    I: Iterator + Clone,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
+}
+
+/// `Some((name, value))` as `<name>value</name>` if `name` is one of
+/// [`ChecksumAlgorithm::xml_element`]; anything else is not written, since it would be an arbitrary
+/// element name in our output. For `$value` fields, where quick-xml writes an enum variant as an
+/// element named after the variant.
+fn checksum<S: serde::Serializer>(c: &Option<(&str, &str)>, s: S) -> Result<S::Ok, S::Error> {
+    match c.and_then(|(name, value)| Some((ChecksumAlgorithm::from_xml_element(name)?, value))) {
+        Some((alg, value)) => {
+            s.serialize_newtype_variant("Checksum", alg as u32, alg.xml_element(), value)
+        }
+        None => s.serialize_none(),
+    }
+}
+
+/// S3's owner block, written for both `Initiator` and `Owner`.
+#[derive(Serialize)]
+struct Owner<'a> {
+    #[serde(rename = "ID")]
+    id: &'a str,
+    #[serde(rename = "DisplayName")]
+    display_name: &'a str,
 }
 
 /// An S3 error document:
@@ -148,60 +223,79 @@ fn close(out: &mut String, name: &str) {
 /// without a namespace, as AWS sends it. All four values are escaped; `Resource` is written even
 /// when empty.
 pub fn error(code: &str, message: &str, resource: &str, request_id: &str) -> String {
-    let mut out = String::with_capacity(256);
-    out.push_str(DECLARATION);
-    out.push_str("<Error>");
-    push_elem(&mut out, "Code", code);
-    push_elem(&mut out, "Message", message);
-    push_elem(&mut out, "Resource", resource);
-    push_elem(&mut out, "RequestId", request_id);
-    out.push_str("</Error>");
-    out
+    #[derive(Serialize)]
+    #[serde(rename = "Error", rename_all = "PascalCase")]
+    struct Doc<'a> {
+        code: &'a str,
+        message: &'a str,
+        resource: &'a str,
+        request_id: &'a str,
+    }
+    let doc = Doc {
+        code,
+        message,
+        resource,
+        request_id,
+    };
+    document(&doc, Expanded, 0)
 }
 
-/// One bucket in a `ListBuckets` response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One bucket in a `ListBuckets` response. Fields are serialized as the `<Bucket>` element, in
+/// their order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct BucketEntry<'a> {
     /// Bucket name.
     pub name: &'a str,
     /// Creation time, written as [`iso8601`].
+    #[serde(rename = "CreationDate", serialize_with = "timestamp")]
     pub created: SystemTime,
 }
 
 /// A `ListBuckets` (`GET /`) response: `ListAllMyBucketsResult` with the owner and the buckets in
 /// the order given.
 pub fn list_buckets(owner_id: &str, owner_name: &str, buckets: &[BucketEntry<'_>]) -> String {
-    const ROOT: &str = "ListAllMyBucketsResult";
-    let mut out = open_root(ROOT);
-    out.push_str("<Owner>");
-    push_elem(&mut out, "ID", owner_id);
-    push_elem(&mut out, "DisplayName", owner_name);
-    out.push_str("</Owner><Buckets>");
-    for b in buckets {
-        out.push_str("<Bucket>");
-        push_elem(&mut out, "Name", b.name);
-        push_elem(&mut out, "CreationDate", &iso8601(b.created));
-        out.push_str("</Bucket>");
+    #[derive(Serialize)]
+    #[serde(rename = "ListAllMyBucketsResult", rename_all = "PascalCase")]
+    struct Doc<'a> {
+        #[serde(rename = "@xmlns")]
+        xmlns: &'static str,
+        owner: Owner<'a>,
+        buckets: Buckets<'a>,
     }
-    out.push_str("</Buckets>");
-    close(&mut out, ROOT);
-    out
+    #[derive(Serialize)]
+    struct Buckets<'a> {
+        #[serde(rename = "Bucket")]
+        bucket: &'a [BucketEntry<'a>],
+    }
+    let doc = Doc {
+        xmlns: S3_NAMESPACE,
+        owner: Owner {
+            id: owner_id,
+            display_name: owner_name,
+        },
+        buckets: Buckets { bucket: buckets },
+    };
+    document(&doc, Expanded, buckets.len())
 }
 
 /// A `GetBucketLocation` response. As S3 does, `us-east-1` (and an empty region) is written as an
 /// empty `<LocationConstraint/>`, which clients read as the classic region.
 pub fn location(region: &str) -> String {
-    let mut out = String::with_capacity(128);
-    out.push_str(DECLARATION);
-    let _ = write!(out, "<LocationConstraint xmlns=\"{S3_NAMESPACE}\"");
-    if region.is_empty() || region == "us-east-1" {
-        out.push_str("/>");
-    } else {
-        out.push('>');
-        out.push_str(&escape(region));
-        out.push_str("</LocationConstraint>");
+    #[derive(Serialize)]
+    #[serde(rename = "LocationConstraint")]
+    struct Doc<'a> {
+        #[serde(rename = "@xmlns")]
+        xmlns: &'static str,
+        #[serde(rename = "$text", skip_serializing_if = "Option::is_none")]
+        region: Option<&'a str>,
     }
-    out
+    let region = Some(region).filter(|r| !r.is_empty() && *r != "us-east-1");
+    let doc = Doc {
+        xmlns: S3_NAMESPACE,
+        region,
+    };
+    document(&doc, SelfClosed, 0)
 }
 
 /// One object in a listing.
@@ -262,30 +356,103 @@ const S3_URL_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'/');
 
+/// `ListBucketResult`, both versions: each leaves out the fields the other has. `C` and `P` are
+/// the `Contents` and `CommonPrefixes` sequences.
+#[derive(Serialize)]
+#[serde(rename = "ListBucketResult", rename_all = "PascalCase")]
+struct ListBucketResult<'a, C, P> {
+    #[serde(rename = "@xmlns")]
+    xmlns: &'static str,
+    name: &'a str,
+    prefix: Cow<'a, str>,
+    /// V1 only, where it is always written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marker: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_marker: Option<Cow<'a, str>>,
+    /// V2 only, where it is always written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_count: Option<usize>,
+    max_keys: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delimiter: Option<Cow<'a, str>>,
+    is_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    continuation_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_continuation_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_after: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding_type: Option<&'static str>,
+    contents: C,
+    common_prefixes: P,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Contents<'a> {
+    key: Cow<'a, str>,
+    #[serde(serialize_with = "timestamp")]
+    last_modified: SystemTime,
+    #[serde(rename = "ETag", serialize_with = "quoted")]
+    etag: &'a str,
+    size: u64,
+    storage_class: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CommonPrefix<'a> {
+    prefix: Cow<'a, str>,
+}
+
+/// The fields both listing versions share, from `l`; the version-specific ones are left `None`.
+fn list_common<'a>(
+    l: &'a ListV2<'a>,
+) -> ListBucketResult<'a, impl Serialize + 'a, impl Serialize + 'a> {
+    let enc = move |s| list_encode(l, s);
+    let contents = l.contents.iter().map(move |o| Contents {
+        key: enc(o.key),
+        last_modified: o.last_modified,
+        etag: o.etag,
+        size: o.size,
+        storage_class: o.storage_class,
+    });
+    let common_prefixes = l
+        .common_prefixes
+        .iter()
+        .map(move |p| CommonPrefix { prefix: enc(p) });
+    ListBucketResult {
+        xmlns: S3_NAMESPACE,
+        name: l.bucket,
+        prefix: enc(l.prefix),
+        marker: None,
+        next_marker: None,
+        key_count: None,
+        max_keys: l.max_keys,
+        delimiter: l.delimiter.map(enc),
+        is_truncated: l.is_truncated,
+        continuation_token: None,
+        next_continuation_token: None,
+        start_after: None,
+        encoding_type: l.url_encode.then_some("url"),
+        contents: Seq(contents),
+        common_prefixes: Seq(common_prefixes),
+    }
+}
+
 /// A `ListObjectsV2` response (`ListBucketResult`). `KeyCount` is the number of contents plus the
 /// number of common prefixes, as S3 counts it.
 pub fn list_objects_v2(l: &ListV2<'_>) -> String {
-    let mut out = open_root(LIST_ROOT);
-    push_elem(&mut out, "Name", l.bucket);
-    push_elem(&mut out, "Prefix", &list_encode(l, l.prefix));
-    let key_count = l.contents.len().saturating_add(l.common_prefixes.len());
-    push_display(&mut out, "KeyCount", key_count);
-    push_display(&mut out, "MaxKeys", l.max_keys);
-    if let Some(d) = l.delimiter {
-        push_elem(&mut out, "Delimiter", &list_encode(l, d));
-    }
-    push_display(&mut out, "IsTruncated", l.is_truncated);
-    if let Some(t) = l.continuation_token {
-        push_elem(&mut out, "ContinuationToken", t);
-    }
-    if let Some(t) = l.next_continuation_token {
-        push_elem(&mut out, "NextContinuationToken", t);
-    }
-    if let Some(s) = l.start_after {
-        push_elem(&mut out, "StartAfter", &list_encode(l, s));
-    }
-    push_list_entries(&mut out, l);
-    out
+    let doc = ListBucketResult {
+        key_count: Some(l.contents.len().saturating_add(l.common_prefixes.len())),
+        continuation_token: l.continuation_token,
+        next_continuation_token: l.next_continuation_token,
+        start_after: l.start_after.map(|s| list_encode(l, s)),
+        ..list_common(l)
+    };
+    document(&doc, Expanded, l.contents.len() + l.common_prefixes.len())
 }
 
 /// A `ListObjects` (version 1) response (`ListBucketResult`), from the same listing as
@@ -297,23 +464,13 @@ pub fn list_objects_v2(l: &ListV2<'_>) -> String {
 /// continuation-token fields of `l` are ignored. Under `url_encode`, `Marker` and `NextMarker` are
 /// percent-encoded along with the fields listed on [`ListV2::url_encode`].
 pub fn list_objects_v1(l: &ListV2<'_>, marker: &str, next_marker: Option<&str>) -> String {
-    let mut out = open_root(LIST_ROOT);
-    push_elem(&mut out, "Name", l.bucket);
-    push_elem(&mut out, "Prefix", &list_encode(l, l.prefix));
-    push_elem(&mut out, "Marker", &list_encode(l, marker));
-    if let Some(m) = next_marker {
-        push_elem(&mut out, "NextMarker", &list_encode(l, m));
-    }
-    push_display(&mut out, "MaxKeys", l.max_keys);
-    if let Some(d) = l.delimiter {
-        push_elem(&mut out, "Delimiter", &list_encode(l, d));
-    }
-    push_display(&mut out, "IsTruncated", l.is_truncated);
-    push_list_entries(&mut out, l);
-    out
+    let doc = ListBucketResult {
+        marker: Some(list_encode(l, marker)),
+        next_marker: next_marker.map(|m| list_encode(l, m)),
+        ..list_common(l)
+    };
+    document(&doc, Expanded, l.contents.len() + l.common_prefixes.len())
 }
-
-const LIST_ROOT: &str = "ListBucketResult";
 
 /// `s` as a listing writes it: percent-encoded under `encoding-type=url`, as is otherwise.
 fn list_encode<'s>(l: &ListV2<'_>, s: &'s str) -> Cow<'s, str> {
@@ -322,28 +479,6 @@ fn list_encode<'s>(l: &ListV2<'_>, s: &'s str) -> Cow<'s, str> {
     } else {
         Cow::Borrowed(s)
     }
-}
-
-/// The tail both listing versions share: `EncodingType`, contents, common prefixes, root end.
-fn push_list_entries(out: &mut String, l: &ListV2<'_>) {
-    if l.url_encode {
-        out.push_str("<EncodingType>url</EncodingType>");
-    }
-    for o in l.contents {
-        out.push_str("<Contents>");
-        push_elem(out, "Key", &list_encode(l, o.key));
-        push_elem(out, "LastModified", &iso8601(o.last_modified));
-        push_etag(out, "ETag", o.etag);
-        push_display(out, "Size", o.size);
-        push_elem(out, "StorageClass", o.storage_class);
-        out.push_str("</Contents>");
-    }
-    for p in l.common_prefixes {
-        out.push_str("<CommonPrefixes>");
-        push_elem(out, "Prefix", &list_encode(l, p));
-        out.push_str("</CommonPrefixes>");
-    }
-    close(out, LIST_ROOT);
 }
 
 /// A parsed `DeleteObjects` (`POST /bucket?delete`) request body.
@@ -435,15 +570,17 @@ fn parse_bool(s: &str) -> Result<bool, XmlError> {
     }
 }
 
-/// A key S3 reports as deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A key S3 reports as deleted. Serialized as the `<Deleted>` element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct DeletedEntry<'a> {
     /// The key as the client sent it.
     pub key: &'a str,
 }
 
-/// A key S3 could not delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A key S3 could not delete. Fields are serialized as the `<Error>` element, in their order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct DeleteErrorEntry<'a> {
     /// The key as the client sent it.
     pub key: &'a str,
@@ -460,35 +597,42 @@ pub fn delete_result(
     deleted: &[DeletedEntry<'_>],
     errors: &[DeleteErrorEntry<'_>],
 ) -> String {
-    const ROOT: &str = "DeleteResult";
-    let mut out = open_root(ROOT);
-    if !quiet {
-        for d in deleted {
-            out.push_str("<Deleted>");
-            push_elem(&mut out, "Key", d.key);
-            out.push_str("</Deleted>");
-        }
+    #[derive(Serialize)]
+    #[serde(rename = "DeleteResult")]
+    struct Doc<'a> {
+        #[serde(rename = "@xmlns")]
+        xmlns: &'static str,
+        #[serde(rename = "Deleted")]
+        deleted: &'a [DeletedEntry<'a>],
+        #[serde(rename = "Error")]
+        errors: &'a [DeleteErrorEntry<'a>],
     }
-    for e in errors {
-        out.push_str("<Error>");
-        push_elem(&mut out, "Key", e.key);
-        push_elem(&mut out, "Code", e.code);
-        push_elem(&mut out, "Message", e.message);
-        out.push_str("</Error>");
-    }
-    close(&mut out, ROOT);
-    out
+    let doc = Doc {
+        xmlns: S3_NAMESPACE,
+        deleted: if quiet { &[] } else { deleted },
+        errors,
+    };
+    document(&doc, Expanded, deleted.len() + errors.len())
 }
 
 /// A `CreateMultipartUpload` response (`InitiateMultipartUploadResult`).
 pub fn initiate_multipart(bucket: &str, key: &str, upload_id: &str) -> String {
-    const ROOT: &str = "InitiateMultipartUploadResult";
-    let mut out = open_root(ROOT);
-    push_elem(&mut out, "Bucket", bucket);
-    push_elem(&mut out, "Key", key);
-    push_elem(&mut out, "UploadId", upload_id);
-    close(&mut out, ROOT);
-    out
+    #[derive(Serialize)]
+    #[serde(rename = "InitiateMultipartUploadResult", rename_all = "PascalCase")]
+    struct Doc<'a> {
+        #[serde(rename = "@xmlns")]
+        xmlns: &'static str,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+    }
+    let doc = Doc {
+        xmlns: S3_NAMESPACE,
+        bucket,
+        key,
+        upload_id,
+    };
+    document(&doc, Expanded, 0)
 }
 
 /// A `CompleteMultipartUpload` response (`CompleteMultipartUploadResult`).
@@ -504,30 +648,46 @@ pub fn complete_multipart(
     etag: &str,
     checksum: Option<(&str, &str)>,
 ) -> String {
-    const ROOT: &str = "CompleteMultipartUploadResult";
-    let mut out = open_root(ROOT);
-    push_elem(&mut out, "Location", location);
-    push_elem(&mut out, "Bucket", bucket);
-    push_elem(&mut out, "Key", key);
-    push_etag(&mut out, "ETag", etag);
-    if let Some((name, value)) = checksum
-        && let Some(alg) = ChecksumAlgorithm::from_xml_element(name)
-    {
-        push_elem(&mut out, alg.xml_element(), value);
+    #[derive(Serialize)]
+    #[serde(rename = "CompleteMultipartUploadResult", rename_all = "PascalCase")]
+    struct Doc<'a> {
+        #[serde(rename = "@xmlns")]
+        xmlns: &'static str,
+        location: &'a str,
+        bucket: &'a str,
+        key: &'a str,
+        #[serde(rename = "ETag", serialize_with = "quoted")]
+        etag: &'a str,
+        // `self::`: the parameter `checksum` shadows the function here.
+        #[serde(rename = "$value", serialize_with = "self::checksum")]
+        checksum: Option<(&'a str, &'a str)>,
     }
-    close(&mut out, ROOT);
-    out
+    let doc = Doc {
+        xmlns: S3_NAMESPACE,
+        location,
+        bucket,
+        key,
+        etag,
+        checksum,
+    };
+    document(&doc, Expanded, 0)
 }
 
-/// One stored part, as ListParts reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One stored part, as ListParts reports it. Fields are serialized as the `<Part>` element, in
+/// their order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct PartEntry<'a> {
     pub part_number: u32,
+    #[serde(serialize_with = "timestamp")]
     pub last_modified: SystemTime,
     /// Without quotes.
+    #[serde(rename = "ETag", serialize_with = "quoted")]
     pub etag: &'a str,
     pub size: u64,
-    /// `(element name, base64 value)`, e.g. `("ChecksumCRC32", "...")`.
+    /// `(element name, base64 value)`, e.g. `("ChecksumCRC32", "...")`; written only if the name
+    /// is one of [`ChecksumAlgorithm::xml_element`].
+    #[serde(rename = "$value", serialize_with = "checksum")]
     pub checksum: Option<(&'a str, &'a str)>,
 }
 
@@ -548,43 +708,47 @@ pub struct ListPartsResult<'a> {
 
 /// ListParts body.
 pub fn list_parts(l: &ListPartsResult<'_>) -> String {
-    let mut out = open_root("ListPartsResult");
-    push_elem(&mut out, "Bucket", l.bucket);
-    push_elem(&mut out, "Key", l.key);
-    push_elem(&mut out, "UploadId", l.upload_id);
-    for who in ["Initiator", "Owner"] {
-        out.push('<');
-        out.push_str(who);
-        out.push('>');
-        push_elem(&mut out, "ID", l.owner);
-        push_elem(&mut out, "DisplayName", l.owner);
-        close(&mut out, who);
+    #[derive(Serialize)]
+    #[serde(rename = "ListPartsResult", rename_all = "PascalCase")]
+    struct Doc<'a> {
+        #[serde(rename = "@xmlns")]
+        xmlns: &'static str,
+        bucket: &'a str,
+        key: &'a str,
+        upload_id: &'a str,
+        initiator: Owner<'a>,
+        owner: Owner<'a>,
+        storage_class: &'static str,
+        part_number_marker: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_part_number_marker: Option<u32>,
+        max_parts: u32,
+        is_truncated: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        checksum_algorithm: Option<&'a str>,
+        #[serde(rename = "Part")]
+        parts: &'a [PartEntry<'a>],
     }
-    push_elem(&mut out, "StorageClass", "STANDARD");
-    push_display(&mut out, "PartNumberMarker", l.part_number_marker);
-    if let Some(n) = l.next_part_number_marker {
-        push_display(&mut out, "NextPartNumberMarker", n);
-    }
-    push_display(&mut out, "MaxParts", l.max_parts);
-    push_display(&mut out, "IsTruncated", l.is_truncated);
-    if let Some(a) = l.checksum_algorithm {
-        push_elem(&mut out, "ChecksumAlgorithm", a);
-    }
-    for p in l.parts {
-        out.push_str("<Part>");
-        push_display(&mut out, "PartNumber", p.part_number);
-        push_elem(&mut out, "LastModified", &iso8601(p.last_modified));
-        push_etag(&mut out, "ETag", p.etag);
-        push_display(&mut out, "Size", p.size);
-        if let Some((name, value)) = p.checksum
-            && crate::ingest::checksum::ChecksumAlgorithm::from_xml_element(name).is_some()
-        {
-            push_elem(&mut out, name, value);
-        }
-        out.push_str("</Part>");
-    }
-    close(&mut out, "ListPartsResult");
-    out
+    let owner = || Owner {
+        id: l.owner,
+        display_name: l.owner,
+    };
+    let doc = Doc {
+        xmlns: S3_NAMESPACE,
+        bucket: l.bucket,
+        key: l.key,
+        upload_id: l.upload_id,
+        initiator: owner(),
+        owner: owner(),
+        storage_class: "STANDARD",
+        part_number_marker: l.part_number_marker,
+        next_part_number_marker: l.next_part_number_marker,
+        max_parts: l.max_parts,
+        is_truncated: l.is_truncated,
+        checksum_algorithm: l.checksum_algorithm,
+        parts: l.parts,
+    };
+    document(&doc, Expanded, l.parts.len())
 }
 
 /// One open upload, as ListMultipartUploads reports it.
@@ -611,35 +775,63 @@ pub struct ListUploadsResult<'a> {
 
 /// ListMultipartUploads body.
 pub fn list_uploads(l: &ListUploadsResult<'_>) -> String {
-    let mut out = open_root("ListMultipartUploadsResult");
-    push_elem(&mut out, "Bucket", l.bucket);
-    push_elem(&mut out, "KeyMarker", l.key_marker);
-    push_elem(&mut out, "UploadIdMarker", l.upload_id_marker);
-    if let Some((k, u)) = l.next_markers {
-        push_elem(&mut out, "NextKeyMarker", k);
-        push_elem(&mut out, "NextUploadIdMarker", u);
+    #[derive(Serialize)]
+    #[serde(rename = "ListMultipartUploadsResult", rename_all = "PascalCase")]
+    struct Doc<'a> {
+        #[serde(rename = "@xmlns")]
+        xmlns: &'static str,
+        bucket: &'a str,
+        key_marker: &'a str,
+        upload_id_marker: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_key_marker: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_upload_id_marker: Option<&'a str>,
+        prefix: &'a str,
+        max_uploads: u32,
+        is_truncated: bool,
+        #[serde(rename = "Upload")]
+        uploads: Vec<Upload<'a>>,
     }
-    push_elem(&mut out, "Prefix", l.prefix);
-    push_display(&mut out, "MaxUploads", l.max_uploads);
-    push_display(&mut out, "IsTruncated", l.is_truncated);
-    for u in l.uploads {
-        out.push_str("<Upload>");
-        push_elem(&mut out, "Key", u.key);
-        push_elem(&mut out, "UploadId", u.upload_id);
-        for who in ["Initiator", "Owner"] {
-            out.push('<');
-            out.push_str(who);
-            out.push('>');
-            push_elem(&mut out, "ID", u.owner);
-            push_elem(&mut out, "DisplayName", u.owner);
-            close(&mut out, who);
-        }
-        push_elem(&mut out, "StorageClass", "STANDARD");
-        push_elem(&mut out, "Initiated", &iso8601(u.initiated));
-        out.push_str("</Upload>");
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Upload<'a> {
+        key: &'a str,
+        upload_id: &'a str,
+        initiator: Owner<'a>,
+        owner: Owner<'a>,
+        storage_class: &'static str,
+        #[serde(serialize_with = "timestamp")]
+        initiated: SystemTime,
     }
-    close(&mut out, "ListMultipartUploadsResult");
-    out
+    let owner = |id| Owner {
+        id,
+        display_name: id,
+    };
+    let doc = Doc {
+        xmlns: S3_NAMESPACE,
+        bucket: l.bucket,
+        key_marker: l.key_marker,
+        upload_id_marker: l.upload_id_marker,
+        next_key_marker: l.next_markers.map(|(k, _)| k),
+        next_upload_id_marker: l.next_markers.map(|(_, u)| u),
+        prefix: l.prefix,
+        max_uploads: l.max_uploads,
+        is_truncated: l.is_truncated,
+        uploads: l
+            .uploads
+            .iter()
+            .map(|u| Upload {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiator: owner(u.owner),
+                owner: owner(u.owner),
+                storage_class: "STANDARD",
+                initiated: u.initiated,
+            })
+            .collect(),
+    };
+    document(&doc, Expanded, l.uploads.len())
 }
 
 /// One `<Part>` of a `CompleteMultipartUpload` request.
@@ -1539,6 +1731,107 @@ mod tests {
         assert!(none.ends_with("<ETag>&quot;e&quot;</ETag></CompleteMultipartUploadResult>"));
         let bogus = complete_multipart("l", "b", "k", "e", Some(("x><script", "v")));
         assert_eq!(bogus, none);
+    }
+
+    /// The `Initiator` and `Owner` content for the owner `owner&id`.
+    const OWNER: &str = "<ID>owner&amp;id</ID><DisplayName>owner&amp;id</DisplayName>";
+
+    #[test]
+    fn list_parts_writes_fields_in_s3_order_and_only_known_checksums() {
+        let parts = [
+            PartEntry {
+                part_number: 2,
+                last_modified: aws_doc_time(),
+                etag: "7778aef83f66abc1fa1e8477f296d394",
+                size: 10_485_760,
+                checksum: Some(("ChecksumCRC32", "i9aeUg==")),
+            },
+            PartEntry {
+                part_number: 3,
+                last_modified: aws_doc_time() + Duration::from_millis(1500),
+                etag: "aaaa18db4cc2f85cedef654fccc4a4x8",
+                size: 1,
+                checksum: Some(("x><script", "v")),
+            },
+        ];
+        let mut l = ListPartsResult {
+            bucket: "example-bucket",
+            key: "example-object",
+            upload_id: "XXBsb2FkIElEIGZvciBlbHZpbmcncyVcdS1tb3ZpZS5tMnRzEEEwbG9hZA",
+            owner: "owner&id",
+            part_number_marker: 1,
+            next_part_number_marker: Some(3),
+            max_parts: 2,
+            is_truncated: true,
+            checksum_algorithm: Some("CRC32"),
+            parts: &parts,
+        };
+        assert_eq!(
+            list_parts(&l),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListPartsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <Bucket>example-bucket</Bucket><Key>example-object</Key>\
+                 <UploadId>XXBsb2FkIElEIGZvciBlbHZpbmcncyVcdS1tb3ZpZS5tMnRzEEEwbG9hZA</UploadId>\
+                 <Initiator>{OWNER}</Initiator><Owner>{OWNER}</Owner><StorageClass>STANDARD</StorageClass>\
+                 <PartNumberMarker>1</PartNumberMarker><NextPartNumberMarker>3</NextPartNumberMarker>\
+                 <MaxParts>2</MaxParts><IsTruncated>true</IsTruncated><ChecksumAlgorithm>CRC32</ChecksumAlgorithm>\
+                 <Part><PartNumber>2</PartNumber><LastModified>2009-10-12T17:50:30.000Z</LastModified>\
+                 <ETag>&quot;7778aef83f66abc1fa1e8477f296d394&quot;</ETag><Size>10485760</Size>\
+                 <ChecksumCRC32>i9aeUg==</ChecksumCRC32></Part>\
+                 <Part><PartNumber>3</PartNumber><LastModified>2009-10-12T17:50:31.500Z</LastModified>\
+                 <ETag>&quot;aaaa18db4cc2f85cedef654fccc4a4x8&quot;</ETag><Size>1</Size></Part>\
+                 </ListPartsResult>"
+            )
+        );
+        l.next_part_number_marker = None;
+        l.checksum_algorithm = None;
+        l.parts = &[];
+        assert!(list_parts(&l).ends_with(
+            "<PartNumberMarker>1</PartNumberMarker><MaxParts>2</MaxParts>\
+             <IsTruncated>true</IsTruncated></ListPartsResult>"
+        ));
+    }
+
+    #[test]
+    fn list_uploads_writes_fields_in_s3_order() {
+        let uploads = [UploadEntry {
+            key: "my-divisor",
+            upload_id: "XMgbGlrZSBlbHZpbmcncyBub3QgaGF2aW5nIG11Y2ggbHVjaw",
+            owner: "owner&id",
+            initiated: aws_doc_time(),
+        }];
+        let mut l = ListUploadsResult {
+            bucket: "bucket",
+            prefix: "",
+            key_marker: "",
+            upload_id_marker: "",
+            next_markers: Some((
+                "my-movie.m2ts",
+                "VXBsb2FkIElEIGZvciBkYXZpZCdzIG1vdmllIHVwbG9hZA",
+            )),
+            max_uploads: 1,
+            is_truncated: true,
+            uploads: &uploads,
+        };
+        assert_eq!(
+            list_uploads(&l),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListMultipartUploadsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <Bucket>bucket</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>\
+                 <NextKeyMarker>my-movie.m2ts</NextKeyMarker>\
+                 <NextUploadIdMarker>VXBsb2FkIElEIGZvciBkYXZpZCdzIG1vdmllIHVwbG9hZA</NextUploadIdMarker>\
+                 <Prefix></Prefix><MaxUploads>1</MaxUploads><IsTruncated>true</IsTruncated>\
+                 <Upload><Key>my-divisor</Key><UploadId>XMgbGlrZSBlbHZpbmcncyBub3QgaGF2aW5nIG11Y2ggbHVjaw</UploadId>\
+                 <Initiator>{OWNER}</Initiator><Owner>{OWNER}</Owner><StorageClass>STANDARD</StorageClass>\
+                 <Initiated>2009-10-12T17:50:30.000Z</Initiated></Upload></ListMultipartUploadsResult>"
+            )
+        );
+        l.next_markers = None;
+        l.uploads = &[];
+        assert!(list_uploads(&l).ends_with(
+            "<UploadIdMarker></UploadIdMarker><Prefix></Prefix><MaxUploads>1</MaxUploads>\
+             <IsTruncated>true</IsTruncated></ListMultipartUploadsResult>"
+        ));
     }
 
     /// The request body from the AWS CompleteMultipartUpload documentation.
