@@ -275,6 +275,13 @@ pub struct BucketConfig {
     /// Whether every object is scanned for malware (by `[scan] clamd`) before it is committed.
     #[serde(default)]
     pub scan: ScanMode,
+    /// Most pixels (width × height) an image's header may declare.
+    #[serde(default = "default_max_image_pixels")]
+    pub max_image_pixels: u64,
+}
+
+fn default_max_image_pixels() -> u64 {
+    100_000_000
 }
 
 /// `buckets.NAME.scan`.

@@ -4,6 +4,7 @@
 //! one), and gives its verdict at the end, before anything is committed.
 
 pub mod clamd;
+pub mod image;
 pub mod pdf;
 
 use crate::config::{BucketConfig, PdfPolicy};
@@ -18,6 +19,8 @@ pub struct Refusal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     pub pdf_active_content: PdfPolicy,
+    /// Most pixels an image may declare (width × height).
+    pub max_image_pixels: u64,
 }
 
 impl Policy {
@@ -25,6 +28,7 @@ impl Policy {
     pub fn of(bucket: &BucketConfig) -> Self {
         Self {
             pdf_active_content: bucket.pdf_active_content,
+            max_image_pixels: bucket.max_image_pixels,
         }
     }
 }
@@ -34,13 +38,34 @@ impl Policy {
 pub enum Inspector {
     /// PDF active content (`pdf_active_content = "reject"`).
     Pdf(Box<pdf::PdfScanner>),
+    /// Image dimensions against the bucket's pixel limit (decompression bombs).
+    Image(image::ImageScanner),
 }
 
 impl Inspector {
     /// The inspector an object of `content_type` needs under `policy`, if any.
     pub fn for_object(policy: &Policy, content_type: &str) -> Option<Self> {
+        // The canonical name, which lives as long as the program.
+        let content_type: &'static str = crate::mime::known_types()
+            .iter()
+            .copied()
+            .find(|k| *k == content_type)?;
         match (content_type, policy.pdf_active_content) {
             (crate::mime::PDF, PdfPolicy::Reject) => Some(Inspector::Pdf(Box::default())),
+            (
+                t @ (crate::mime::PNG
+                | crate::mime::JPEG
+                | crate::mime::GIF
+                | crate::mime::WEBP
+                | crate::mime::TIFF
+                | crate::mime::BMP
+                | crate::mime::HEIC
+                | crate::mime::AVIF),
+                _,
+            ) => Some(Inspector::Image(image::ImageScanner::new(
+                t,
+                policy.max_image_pixels,
+            ))),
             _ => None,
         }
     }
@@ -49,6 +74,7 @@ impl Inspector {
     pub fn push(&mut self, data: &[u8]) {
         match self {
             Inspector::Pdf(s) => s.push(data),
+            Inspector::Image(s) => s.push(data),
         }
     }
 
@@ -59,6 +85,7 @@ impl Inspector {
                 None => Ok(()),
                 Some(f) => Err(Refusal { reason: f.reason() }),
             },
+            Inspector::Image(s) => s.finish().map_err(|f| Refusal { reason: f.reason() }),
         }
     }
 }

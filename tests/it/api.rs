@@ -681,7 +681,8 @@ async fn file_listing_filters_and_paginates() {
         } else {
             "image/png"
         };
-        let body = json!({"filename": format!("doc-{i}.bin"), "content_type": ct, "size": data.len(), "metadata": {"batch": if i < 4 {"a"} else {"b"}}});
+        let ext = if i % 2 == 0 { "pdf" } else { "png" };
+        let body = json!({"filename": format!("doc-{i}.{ext}"), "content_type": ct, "size": data.len(), "metadata": {"batch": if i < 4 {"a"} else {"b"}}});
         let (_, link) = call(&app, "POST", "/v1/uploads", &t.api_key, Some(body)).await;
         assert_eq!(upload(&link, data).await.0, 200);
     }
@@ -702,7 +703,10 @@ async fn file_listing_filters_and_paginates() {
             None => break,
         }
     }
-    let mut expected: Vec<String> = (0..7).rev().map(|i| format!("doc-{i}.bin")).collect();
+    let mut expected: Vec<String> = (0..7)
+        .rev()
+        .map(|i| format!("doc-{i}.{}", if i % 2 == 0 { "pdf" } else { "png" }))
+        .collect();
     expected.dedup();
     assert_eq!(seen.len(), 7);
     assert_eq!(seen, expected, "newest first, each once");

@@ -371,3 +371,57 @@ async fn downloads_carry_the_extension_of_the_type_the_bytes_are() {
     assert_eq!(s, 201);
     app.stop().await;
 }
+
+/// A PNG whose header declares `w` × `h` pixels, padded to `len` bytes.
+fn png_of(w: u32, h: u32, len: usize) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    v.extend_from_slice(&w.to_be_bytes());
+    v.extend_from_slice(&h.to_be_bytes());
+    v.extend_from_slice(&[8, 6, 0, 0, 0]);
+    v.resize(len, 0);
+    v
+}
+
+#[tokio::test]
+async fn decompression_bombs_are_refused_from_the_header() {
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    // 100,000 × 100,000 pixels in a 4 KiB file: refused before anything decodes it.
+    let err = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("img/bomb.png")
+        .content_type("image/png")
+        .body(ByteStream::from(png_of(100_000, 100_000, 4096)))
+        .send()
+        .await
+        .expect_err("bomb");
+    let code = err.into_service_error().meta().code().map(str::to_string);
+    assert_eq!(code.as_deref(), Some("ContentRejected"));
+    // A JPEG whose start-of-frame declares 65,535 × 65,535.
+    let mut jpeg = vec![
+        0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03,
+    ];
+    jpeg.resize(2048, 0);
+    let err = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("img/bomb.jpg")
+        .content_type("image/jpeg")
+        .body(ByteStream::from(jpeg))
+        .send()
+        .await
+        .expect_err("jpeg bomb");
+    let code = err.into_service_error().meta().code().map(str::to_string);
+    assert_eq!(code.as_deref(), Some("ContentRejected"));
+    assert!(app.object_files().is_empty());
+    // An ordinary photo's dimensions pass.
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("img/photo.png")
+        .body(ByteStream::from(png_of(4032, 3024, 10_000)))
+        .send()
+        .await
+        .expect("photo");
+    app.stop().await;
+}
