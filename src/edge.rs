@@ -55,13 +55,16 @@ pub async fn handle(
         bucket,
         render: own,
     } = outcome;
-    let render = own.unwrap_or(render);
+
     let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
             e.log_cause(&request_id);
             state.metrics.rejection(&e);
-            render(&e, &method, &request_id)
+            match &own {
+                Some(r) => r(&e, &method, &request_id),
+                None => render(&e, &method, &request_id),
+            }
         }
     };
     let hsts = state.config.tls.hsts_max_age_secs;

@@ -35,12 +35,15 @@ pub struct Outcome {
     /// The bucket the request named, if any (CORS headers, the access log).
     pub bucket: Option<String>,
     /// How to render this request's error, when it differs from its front end's usual form
-    /// (a resumable-upload draft client expects problem documents).
-    pub render: Option<RenderError>,
+    /// (a resumable-upload draft client expects problem documents and its limits).
+    pub render: Option<CustomRender>,
 }
 
+/// A renderer made for one request (it may carry what the request learnt, such as limits).
+pub type CustomRender = Box<dyn Fn(&Error, &http::Method, &str) -> Response<Body> + Send + Sync>;
+
 /// How a front end renders an error for a client: the error, the request method, the request id.
-pub type RenderError = fn(&crate::error::Error, &http::Method, &str) -> Response<Body>;
+pub type RenderError = fn(&Error, &http::Method, &str) -> Response<Body>;
 
 /// A full (buffered) body.
 pub fn full(data: impl Into<Bytes>) -> Body {

@@ -22,8 +22,9 @@
 //!                each other.
 //! L3 upload/ ─── the protocol-neutral lifecycle: expectations(bucket) → put (pending row,
 //!                staged write, commit or abort on drop) · link (claim, commit, release) ·
-//!                multipart (store part, complete + assemble) · delete · quota · admit
-//!                (rate limits, upload permits)
+//!                multipart (store part, complete + assemble) · resumable (tus/IETF state
+//!                over multipart parts) · malware (scan before commit) · names (display
+//!                names) · delete · quota · admit (rate limits, upload permits)
 //! L2 state.rs ── AppState: the handles every front end shares (no behaviour)
 //! L1 auth/ ───── SigV4/SigV2, POST policy, credentials (keys, link keys, principals, JWT)
 //!    ingest/ ─── the streaming pipe: [aws-chunked decode + chunk signatures] → byte limit →
@@ -34,7 +35,8 @@
 //!                quotas; SQLite and PostgreSQL
 //!    ratelimit/  governor in process + Redis GCRA across replicas, circuit breaker, permits
 //!    events.rs ─ webhook worker: outbox → signed POSTs, backoff + jitter, at-least-once
-//!    scan/ ───── whole-object content checks (PDF active content), streamed
+//!    scan/ ───── content checks: PDF active content and image bombs (streamed through the
+//!                pipe or the assembly), clamd malware scanning
 //!    cors.rs, metrics.rs, telemetry.rs
 //! L0 error.rs ── the one error enum, mapped exhaustively to HTTP status + S3 code (+ /v1)
 //!    config/ ─── embedded documented defaults + file + UPGATE__* env; plain data, every

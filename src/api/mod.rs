@@ -5,8 +5,8 @@
 //! atomically and commits); upgate records completion itself — there is no "confirm upload"
 //! call that would trust the client. Owners then list, read, version and delete their files.
 //!
-//! Flow of one request: [`route`] (pure) → [`principal::authenticate`] → handler → JSON. Errors
-//! are JSON `{"error": {"code", "message", "request_id"}}` with HTTP conventions (401, 404, 409,
+//! Flow of one request: [`route`] (pure) → `upload::admit::bearer` (authenticate, rate limit)
+//! → handler → JSON. Errors are JSON `{"error": {"code", "message", "request_id"}}` with HTTP conventions (401, 404, 409,
 //! 413, 415, 429). "Not found" and "not yours" are the same answer.
 
 pub mod admin;
@@ -20,13 +20,12 @@ use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::auth::principal::{self, Via};
 use crate::error::{Error, Result};
 pub use crate::http::json;
 use crate::http::{Body, ConnInfo, Outcome, full};
 use crate::ratelimit::RouteClass;
 use crate::state::AppState;
-use crate::upload::admit::{client_ip, rate_limit};
+use crate::upload::admit::bearer;
 
 /// The OpenAPI 3 description of this API (served at `/v1/openapi.json`).
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -249,25 +248,20 @@ async fn dispatch(
         );
         return Ok(r);
     }
-    let ip = client_ip(state, &parts.headers, conn);
     let class = match &route {
         ApiRoute::CreateUpload | ApiRoute::CreateVersion(_) => RouteClass::Mint,
         ApiRoute::DownloadUrl(_) => RouteClass::Download,
         _ => RouteClass::S3Read,
     };
-    let who = match principal::authenticate(&state.credentials, &parts.headers).await {
-        Ok(w) => w,
-        Err(e) => {
-            rate_limit(state, class, None, ip).await?;
-            return Err(e);
-        }
-    };
     // Token holders exchange tokens for links: their own (tighter) class, keyed by the token.
-    let (class, key) = match &who.via {
-        Via::Token(t) => (RouteClass::TokenExchange, format!("token:{}", t.id)),
-        _ => (class, format!("{}:{}", who.tenant_id, who.subject)),
-    };
-    rate_limit(state, class, Some(&key), ip).await?;
+    let who = bearer(
+        state,
+        &parts.headers,
+        conn,
+        class,
+        Some(RouteClass::TokenExchange),
+    )
+    .await?;
     let query = parts.uri.query();
     match route {
         ApiRoute::OpenApi => Err(Error::NotFound),

@@ -59,7 +59,7 @@ fn sf_bool(b: bool) -> HeaderValue {
 
 /// `Upload-Limit`: the most bytes an upload may have and how long it has left; the lifetime
 /// key is `expires` in interop 6 and `max-age` in 8.
-fn limit(state: &AppState, version: u8, u: Option<&ResumableUpload>) -> Option<HeaderValue> {
+pub fn limit(state: &AppState, version: u8, u: Option<&ResumableUpload>) -> Option<HeaderValue> {
     let max = state
         .config
         .bucket(&state.config.api.bucket)?
@@ -296,7 +296,13 @@ pub async fn append(
 
 /// Errors as a draft client reads them: the draft's own kinds as problem documents, anything
 /// else with its status and a one-line text.
-fn error_response(version: u8, e: &Error, method: &Method, request_id: &str) -> Response<Body> {
+pub fn error_response(
+    version: u8,
+    limit: Option<HeaderValue>,
+    e: &Error,
+    method: &Method,
+    request_id: &str,
+) -> Response<Body> {
     let problem = match e {
         Error::OffsetMismatch { expected, provided } => Some(serde_json::json!({
             "type": MISMATCHING_OFFSET,
@@ -335,6 +341,11 @@ fn error_response(version: u8, e: &Error, method: &Method, request_id: &str) -> 
         h.insert("upload-offset", HeaderValue::from(*expected));
         h.insert("upload-complete", sf_bool(false));
     }
+    if matches!(e, Error::EntityTooLarge)
+        && let Some(v) = limit
+    {
+        h.insert("upload-limit", v);
+    }
     if matches!(e, Error::Unauthorized) {
         h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
@@ -342,16 +353,6 @@ fn error_response(version: u8, e: &Error, method: &Method, request_id: &str) -> 
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
-}
-
-/// [`error_response`] for interop version 6.
-pub fn error_response_6(e: &Error, method: &Method, request_id: &str) -> Response<Body> {
-    error_response(6, e, method, request_id)
-}
-
-/// [`error_response`] for interop version 8.
-pub fn error_response_8(e: &Error, method: &Method, request_id: &str) -> Response<Body> {
-    error_response(8, e, method, request_id)
 }
 
 #[cfg(test)]

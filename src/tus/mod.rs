@@ -29,14 +29,14 @@ use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::auth::principal::{self, Principal, Via};
+use crate::auth::principal::Principal;
 use crate::error::{Error, Result};
 use crate::http::{Body, ConnInfo, Outcome, full, header_str, incoming_frames, status_response};
 use crate::ingest::checksum::{self, ChecksumAlgorithm};
 use crate::metadata::resumable::{Concat, ResumableStatus, ResumableUpload};
 use crate::ratelimit::RouteClass;
 use crate::state::AppState;
-use crate::upload::admit::{client_ip, rate_limit};
+use crate::upload::admit::bearer;
 use crate::upload::resumable::{self, Append, NewResumable};
 
 /// The path prefix of the tus endpoint.
@@ -149,10 +149,15 @@ pub async fn handle(
     {
         common_headers(resp.headers_mut());
     }
-    let render: Option<crate::http::RenderError> = match d {
+    let render: Option<crate::http::CustomRender> = match d {
         Dialect::Tus => None,
-        Dialect::Draft(6) => Some(draft::error_response_6),
-        Dialect::Draft(_) => Some(draft::error_response_8),
+        Dialect::Draft(v) => {
+            // The limits go on a 413 too; worked out now, while the state is at hand.
+            let limit = draft::limit(&state, v, None);
+            Some(Box::new(move |e: &Error, m: &Method, id: &str| {
+                draft::error_response(v, limit.clone(), e, m, id)
+            }))
+        }
     };
     Outcome {
         result,
@@ -189,24 +194,12 @@ async fn dispatch(
         }
         _ => {}
     }
-    let ip = client_ip(state, h, conn);
     let class = match route {
         Route::Create => RouteClass::Mint,
         Route::Head(_) => RouteClass::S3Read,
         _ => RouteClass::S3Write,
     };
-    let who = match principal::authenticate(&state.credentials, h).await {
-        Ok(w) => w,
-        Err(e) => {
-            rate_limit(state, class, None, ip).await?;
-            return Err(e);
-        }
-    };
-    let key = match &who.via {
-        Via::Token(t) => format!("token:{}", t.id),
-        _ => format!("{}:{}", who.tenant_id, who.subject),
-    };
-    rate_limit(state, class, Some(&key), ip).await?;
+    let who = bearer(state, h, conn, class, None).await?;
     let started = std::time::Instant::now();
     match (route, dialect) {
         (Route::Options, _) => Ok(options(state)),

@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use crate::auth::principal::{self, Principal, Via};
 use crate::error::{Error, Result};
 use crate::http::ConnInfo;
 use crate::ratelimit::{RouteClass, UploadPermit};
@@ -44,4 +45,41 @@ pub fn upload_permit(state: &AppState, principal: &str) -> Result<UploadPermit> 
         state.metrics.rate_limited(l.class, l.dimension);
         Error::from(l)
     })
+}
+
+/// The key a control-plane principal is counted (and its resumable uploads recorded) under:
+/// `token:<id>` for an upload token, `tenant:subject` otherwise.
+pub fn principal_key(who: &Principal) -> String {
+    match &who.via {
+        Via::Token(t) => format!("token:{}", t.id),
+        _ => format!("{}:{}", who.tenant_id, who.subject),
+    }
+}
+
+/// Authenticates a control-plane bearer (API key, JWT, upload token, admin token) and charges
+/// the rate limit of `class` (`token_class` instead for upload tokens, when given): to the
+/// address and the global budget when the credential fails — never to the principal it
+/// claims, which would let anyone drain a victim's limit — and to the principal as well when it
+/// holds.
+pub async fn bearer(
+    state: &AppState,
+    headers: &http::HeaderMap,
+    conn: ConnInfo,
+    class: RouteClass,
+    token_class: Option<RouteClass>,
+) -> Result<Principal> {
+    let ip = client_ip(state, headers, conn);
+    let who = match principal::authenticate(&state.credentials, headers).await {
+        Ok(w) => w,
+        Err(e) => {
+            rate_limit(state, class, None, ip).await?;
+            return Err(e);
+        }
+    };
+    let class = match (&who.via, token_class) {
+        (Via::Token(_), Some(c)) => c,
+        _ => class,
+    };
+    rate_limit(state, class, Some(&principal_key(&who)), ip).await?;
+    Ok(who)
 }

@@ -35,13 +35,12 @@ pub fn parts_owner(id: &str) -> String {
     format!("resumable:{id}")
 }
 
-/// The key a principal's resumable uploads are recorded under (`tenant:subject`, or the upload
-/// token's id): the only principal that may use the upload.
+/// The key a principal's resumable uploads are recorded under (see
+/// [`super::admit::principal_key`]): the only principal that may use the upload.
 pub fn creator_of(who: &Principal) -> Result<String> {
     match &who.via {
-        Via::Token(t) => Ok(format!("token:{}", t.id)),
-        Via::ApiKey(_) | Via::Jwt(_) => Ok(format!("{}:{}", who.tenant_id, who.subject)),
         Via::Admin => Err(Error::AccessDenied("The admin token cannot upload.")),
+        Via::Token(_) | Via::ApiKey(_) | Via::Jwt(_) => Ok(super::admit::principal_key(who)),
     }
 }
 

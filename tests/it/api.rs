@@ -733,6 +733,22 @@ async fn file_listing_filters_and_paginates() {
     )
     .await;
     assert_eq!(count(&v), 0);
+    // Impossible dates are a 400, not a silently shifted filter.
+    for bad in [
+        "2026-02-31T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+    ] {
+        let (s, v) = call(
+            &app,
+            "GET",
+            &format!("/v1/files?created_after={bad}"),
+            &t.api_key,
+            None,
+        )
+        .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
     app.stop().await;
 }
 

@@ -539,3 +539,27 @@ async fn a_form_upload_of_an_active_pdf_is_refused_and_stores_nothing() {
     assert!(app.object_files().is_empty());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_policy_expiring_on_an_impossible_date_is_malformed() {
+    let app = spawn_app().await;
+    let form = with(
+        signed_form(
+            standard_conditions(),
+            "2099-02-31T12:00:00.000Z",
+            SECRET_KEY,
+        ),
+        &[
+            ("key", "user/${filename}"),
+            ("Content-Type", "application/pdf"),
+            ("success_action_status", "201"),
+        ],
+    );
+    let (status, _, resp) = post(&app, &form, &pdf(20_000)).await;
+    assert_eq!(status, 400, "{resp}");
+    assert!(
+        resp.contains("<Code>InvalidPolicyDocument</Code>"),
+        "{resp}"
+    );
+    app.stop().await;
+}

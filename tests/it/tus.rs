@@ -485,8 +485,24 @@ async fn upload_tokens_and_minted_tus_links_are_bound_to_their_creator() {
     let link: Value = serde_json::from_slice(&b).expect("j");
     let url = link["url"].as_str().expect("url").to_string();
     assert!(url.contains("/v1/tus/"));
-    // The issuing app's key is another principal: 404.
+    // The issuing app's key, or another token of the same app, is another principal: 404.
     let (s, _, _) = tus(&app, "HEAD", &url, &t.api_key, &[], Vec::new()).await;
+    assert_eq!(s, 404);
+    let (s, _, b) = send(
+        "POST",
+        &format!("{}/v1/upload-tokens", app.endpoint()),
+        &auth,
+        serde_json::to_vec(&json!({"client_id": "c-10"})).expect("j"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let other_token = serde_json::from_slice::<Value>(&b).expect("j")["token"]
+        .as_str()
+        .expect("t")
+        .to_string();
+    let (s, _, _) = tus(&app, "HEAD", &url, &other_token, &[], Vec::new()).await;
+    assert_eq!(s, 404);
+    let (s, _, _) = patch(&app, &other_token, &url, 0, &data, &[]).await;
     assert_eq!(s, 404);
     let (s, h, _) = tus(&app, "HEAD", &url, &token, &[], Vec::new()).await;
     assert_eq!(s, 200);
@@ -864,6 +880,25 @@ async fn ietf_draft_interop_6_and_8_careful_creation_appends_and_problem_documen
     .await;
     assert_eq!(s, 400);
     assert_eq!(complete(files(&app, &t.api_key).await), before);
+    // Over the limit: 413, with the limits.
+    let (s, h, _) = draft(
+        &app,
+        8,
+        "POST",
+        "/v1/tus/",
+        &t.api_key,
+        &[
+            ("upload-complete", "?0".to_string()),
+            ("upload-length", (21 * 1024 * 1024).to_string()),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 413);
+    assert!(
+        header(&h, "upload-limit").contains("max-size=20971520"),
+        "{h:?}"
+    );
     // An interop version not spoken: 412.
     let (s, _, _) = draft(
         &app,
