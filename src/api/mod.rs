@@ -6,8 +6,8 @@
 //! call that would trust the client. Owners then list, read, version and delete their files.
 //!
 //! Flow of one request: [`route`] (pure) → `upload::admit::bearer` (authenticate, rate limit)
-//! → handler → JSON. Errors are JSON `{"error": {"code", "message", "request_id"}}` with HTTP conventions (401, 404, 409,
-//! 413, 415, 429). "Not found" and "not yours" are the same answer.
+//! → handler → JSON. Errors are JSON `{"error": {"code", "message", "request_id"}}` with HTTP
+//! conventions (401, 404, 409, 413, 415, 429). "Not found" and "not yours" are the same answer.
 
 pub mod admin;
 pub mod files;

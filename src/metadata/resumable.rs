@@ -115,8 +115,6 @@ pub trait ResumableStore: Send + Sync {
         link_id: Option<&str>,
         now_ms: i64,
     ) -> Result<bool, MetaError>;
-    /// Records activity (an append), so the upload does not expire while in use.
-    async fn touch_resumable(&self, id: &str, now_ms: i64) -> Result<(), MetaError>;
     /// How many uploads of `creator` are still uploading.
     async fn unfinished_resumable(&self, creator: &str) -> Result<u64, MetaError>;
     /// Ids of uploads created before `before_ms` (expired), in any status.
@@ -317,15 +315,6 @@ macro_rules! impl_resumable_store {
                     .await?
                     .rows_affected();
                     Ok(n == 1)
-                }
-
-                async fn touch_resumable(&self, id: &str, now_ms: i64) -> Result<(), MetaError> {
-                    sqlx::query("UPDATE resumable_uploads SET updated_at = $1 WHERE id = $2")
-                        .bind(now_ms)
-                        .bind(id)
-                        .execute(&self.$w)
-                        .await?;
-                    Ok(())
                 }
 
                 async fn unfinished_resumable(&self, creator: &str) -> Result<u64, MetaError> {

@@ -7,46 +7,11 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::ingest::{self, aws_chunked::Decoder};
-use crate::metadata::CommitInfo;
-use crate::metadata::control::{
-    AuditEntry, Claim, FileStatus, LinkStatus, OutboxEvent, UploadLink,
-};
+use crate::metadata::control::{AuditEntry, Claim, FileStatus, LinkStatus, UploadLink};
 use crate::state::AppState;
 
+use super::event::link_event;
 use super::put::{Committed, Target, ingest_and_commit};
-
-/// A webhook event about an upload link.
-pub fn link_event(
-    link: &UploadLink,
-    event: &str,
-    info: Option<&CommitInfo>,
-    failure: Option<&Error>,
-) -> OutboxEvent {
-    let now = crate::clock::now_ms();
-    let mut payload = serde_json::json!({
-        "event": event,
-        "upload_id": link.id,
-        "file_id": link.file_id,
-        "tenant_id": link.tenant_id,
-        "at": crate::clock::iso8601(crate::clock::from_ms(now)),
-    });
-    if let Some(i) = info {
-        payload["size"] = i.size.into();
-        payload["sha256"] = i.sha256.clone().into();
-        payload["content_type"] = i.content_type.clone().into();
-    }
-    if let Some(e) = failure {
-        payload["reason"] = e.code().into();
-    }
-    OutboxEvent {
-        id: crate::id::random_hex(16),
-        tenant_id: link.tenant_id.clone(),
-        event: event.to_string(),
-        payload: payload.to_string(),
-        created_at_ms: now,
-        attempts: 0,
-    }
-}
 
 /// Gives a claimed link back if the upload attempt ends without committing (failure, client
 /// gone, shutdown), and reports the failure; a retry may use the link until it expires.

@@ -19,6 +19,7 @@
 
 pub mod admit;
 pub mod delete;
+pub mod event;
 pub mod link;
 pub mod malware;
 pub mod multipart;

@@ -19,7 +19,7 @@ use crate::storage::Storage;
 
 pub use super::admit::upload_permit;
 use super::delete::remove_versions;
-use super::link::link_event;
+use super::event::link_event;
 
 /// Removes a pending row if the upload future is dropped before it commits or aborts (client
 /// disconnect, shutdown). The staging write cleans itself up the same way.

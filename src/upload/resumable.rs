@@ -444,10 +444,6 @@ where
         offset += stored.ingested.size;
         parts = all_parts(state, &u.id).await?;
     }
-    state
-        .meta
-        .touch_resumable(&u.id, crate::clock::now_ms())
-        .await?;
     if a.last {
         match upload.length {
             Some(n) if n != offset => return Err(Error::InconsistentLength),
