@@ -12,6 +12,8 @@ pub const TIFF: &str = "image/tiff";
 pub const BMP: &str = "image/bmp";
 pub const HEIC: &str = "image/heic";
 pub const AVIF: &str = "image/avif";
+pub const TEXT: &str = "text/plain";
+pub const CSV: &str = "text/csv";
 
 const KNOWN: &[&str] = &[PDF, PNG, JPEG, GIF, WEBP, TIFF, BMP, HEIC, AVIF];
 
@@ -22,6 +24,17 @@ const KNOWN: &[&str] = &[PDF, PNG, JPEG, GIF, WEBP, TIFF, BMP, HEIC, AVIF];
 /// to trust the declared header.
 pub fn known_types() -> &'static [&'static str] {
     KNOWN
+}
+
+/// Text types: no magic bytes to sniff, so they are accepted only when declared, and then every
+/// byte is checked to be text (`crate::scan::text`).
+pub fn text_types() -> &'static [&'static str] {
+    &[TEXT, CSV]
+}
+
+/// Whether a bucket may accept `t`: a sniffable type or a text type.
+pub fn is_accepted(t: &str) -> bool {
+    known_types().contains(&t) || text_types().contains(&t)
 }
 
 /// Normalises a declared `Content-Type` to the form [`sniff`] returns.

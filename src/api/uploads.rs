@@ -108,6 +108,9 @@ pub async fn create_upload(
     if req.size > bcfg.max_object_bytes {
         return Err(Error::EntityTooLarge);
     }
+    if req.size < bcfg.min_object_bytes {
+        return Err(Error::EntityTooSmall);
+    }
     let sha256 = req.sha256.as_deref().map(hex_sha256).transpose()?;
     let metadata = check_metadata(&req.metadata.unwrap_or_default())?;
     let size = i64::try_from(req.size).map_err(|_| Error::EntityTooLarge)?;

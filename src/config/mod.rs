@@ -278,6 +278,9 @@ pub struct BucketConfig {
     /// Most pixels (width × height) an image's header may declare.
     #[serde(default = "default_max_image_pixels")]
     pub max_image_pixels: u64,
+    /// Smallest object accepted, in bytes (0: any).
+    #[serde(default)]
+    pub min_object_bytes: u64,
 }
 
 fn default_max_image_pixels() -> u64 {
@@ -780,12 +783,18 @@ impl Config {
                 problems.push(format!("buckets.{name}.allowed_types must not be empty"));
             }
             for t in &b.allowed_types {
-                if !mime::known_types().contains(&t.as_str()) {
+                if !mime::is_accepted(t) {
                     problems.push(format!(
-                        "buckets.{name}.allowed_types: {t:?} is not a type upgate can verify (known: {})",
-                        mime::known_types().join(", ")
+                        "buckets.{name}.allowed_types: {t:?} is not a type upgate can verify (known: {}, {})",
+                        mime::known_types().join(", "),
+                        mime::text_types().join(", ")
                     ));
                 }
+            }
+            if b.min_object_bytes > b.max_object_bytes {
+                problems.push(format!(
+                    "buckets.{name}.min_object_bytes must not exceed max_object_bytes"
+                ));
             }
         }
     }

@@ -124,8 +124,10 @@ pub async fn upload_part(
     let mut base =
         crate::upload::expectations(bcfg, first.then(|| upload.content_type.clone()).flatten());
     base.enforce_type = first;
-    // A part is a piece of the object: its content is checked whole, when assembled.
+    // A part is a piece of the object: its content and its size are checked whole, when
+    // assembled.
     base.checks = None;
+    base.min_bytes = 0;
     let BodyPlan { decoder, exp } = plan_body(
         h,
         ctx.verified.into_payload(),

@@ -326,7 +326,7 @@ pub async fn post_object(
     let max_bytes = bcfg.max_object_bytes.min(allowed.length.1);
     let exp = Expectations {
         max_bytes,
-        min_bytes: allowed.length.0,
+        min_bytes: allowed.length.0.max(bcfg.min_object_bytes),
         ..crate::upload::expectations(bcfg, declared_type)
     };
     let pipe = ingest::Pipe::new(exp)?;

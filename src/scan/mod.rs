@@ -1,11 +1,12 @@
 //! Content checks that need the whole body: what a file would do when opened, beyond what its
-//! first bytes say. An [`Inspector`] is fed the bytes of a whole object in order, as they stream
+//! first bytes say (PDF active content, image dimensions, text that is really text). An [`Inspector`] is fed the bytes of a whole object in order, as they stream
 //! (through the ingest pipe for a single upload, through assembly for a multipart or resumable
 //! one), and gives its verdict at the end, before anything is committed.
 
 pub mod clamd;
 pub mod image;
 pub mod pdf;
+pub mod text;
 
 use crate::config::{BucketConfig, PdfPolicy};
 
@@ -40,6 +41,8 @@ pub enum Inspector {
     Pdf(Box<pdf::PdfScanner>),
     /// Image dimensions against the bucket's pixel limit (decompression bombs).
     Image(image::ImageScanner),
+    /// A declared text type: every byte must be text.
+    Text(text::TextScanner),
 }
 
 impl Inspector {
@@ -48,10 +51,14 @@ impl Inspector {
         // The canonical name, which lives as long as the program.
         let content_type: &'static str = crate::mime::known_types()
             .iter()
+            .chain(crate::mime::text_types())
             .copied()
             .find(|k| *k == content_type)?;
         match (content_type, policy.pdf_active_content) {
             (crate::mime::PDF, PdfPolicy::Reject) => Some(Inspector::Pdf(Box::default())),
+            (crate::mime::TEXT | crate::mime::CSV, _) => {
+                Some(Inspector::Text(text::TextScanner::new()))
+            }
             (
                 t @ (crate::mime::PNG
                 | crate::mime::JPEG
@@ -75,6 +82,7 @@ impl Inspector {
         match self {
             Inspector::Pdf(s) => s.push(data),
             Inspector::Image(s) => s.push(data),
+            Inspector::Text(s) => s.push(data),
         }
     }
 
@@ -86,6 +94,7 @@ impl Inspector {
                 Some(f) => Err(Refusal { reason: f.reason() }),
             },
             Inspector::Image(s) => s.finish().map_err(|f| Refusal { reason: f.reason() }),
+            Inspector::Text(s) => s.finish().map_err(|f| Refusal { reason: f.reason() }),
         }
     }
 }

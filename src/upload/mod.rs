@@ -63,6 +63,7 @@ pub fn expectations(bucket: &BucketConfig, declared_type: Option<String>) -> Exp
         declared_type,
         enforce_type: true,
         want_md5: bucket.etag == EtagMode::Md5,
+        min_bytes: bucket.min_object_bytes,
         checks: Some(crate::scan::Policy::of(bucket)),
         ..Default::default()
     }

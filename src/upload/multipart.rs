@@ -295,6 +295,9 @@ pub async fn assemble_and_commit(
     {
         return Err(Error::IncompleteBody);
     }
+    if total < state.bucket(bucket)?.min_object_bytes {
+        return Err(Error::EntityTooSmall);
+    }
     // Assemble into a fresh, invisible object; commit like a PUT.
     let quota = match tenant {
         Some(t) => Some(super::quota::quota_for(state, t).await?),

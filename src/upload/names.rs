@@ -105,6 +105,8 @@ pub fn extensions_of(content_type: &str) -> &'static [&'static str] {
         crate::mime::BMP => &["bmp"],
         crate::mime::HEIC => &["heic", "heif"],
         crate::mime::AVIF => &["avif"],
+        crate::mime::TEXT => &["txt", "text"],
+        crate::mime::CSV => &["csv"],
         _ => &[],
     }
 }

@@ -431,8 +431,10 @@ where
         let mut exp = super::expectations(bcfg, upload.declared_type.clone());
         exp.max_bytes = remaining;
         exp.enforce_type = first;
-        // An append is a piece of the object: its content is checked whole, when assembled.
+        // An append is a piece of the object: its content and its size are checked whole,
+        // when assembled.
         exp.checks = None;
+        exp.min_bytes = 0;
         exp.checksum = a.checksum;
         exp.md5 = a.md5;
         let pipe = ingest::Pipe::new(exp)?;

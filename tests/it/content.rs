@@ -425,3 +425,82 @@ async fn decompression_bombs_are_refused_from_the_header() {
         .expect("photo");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_text_only_bucket_takes_half_a_kilobyte_to_two_of_real_text() {
+    // Seed 001's bucket: .txt only, 0.5 KB to 2 KB.
+    let app = spawn_app_with(
+        "[buckets.uploads]\nmax_object_bytes = 2048\nmin_object_bytes = 512\n\
+         allowed_types = [\"text/plain\"]\netag = \"auto\"\nallowed_extensions = [\"txt\"]\n",
+    )
+    .await;
+    let s3 = app.s3();
+    let put = |key: &'static str, ct: &'static str, body: Vec<u8>| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .content_type(ct)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    e.into_service_error()
+                        .meta()
+                        .code()
+                        .unwrap_or("")
+                        .to_string()
+                })
+        }
+    };
+    let line = "Zoë's note: fine UTF-8 text, tabs\tand\r\nline ends.\n";
+    let text = line.repeat(1000 / line.len() + 1).into_bytes();
+    assert_eq!(
+        put("t/ok.txt", "text/plain; charset=utf-8", text.clone()).await,
+        Ok(())
+    );
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "t/ok.txt")
+        .await
+        .expect("m")
+        .expect("stored");
+    assert_eq!(rec.content_type, "text/plain");
+    assert_eq!(rec.sha256, sha256_hex(&text));
+    // Too small, too large.
+    assert_eq!(
+        put("t/small.txt", "text/plain", b"too short".to_vec()).await,
+        Err("EntityTooSmall".to_string())
+    );
+    assert_eq!(
+        put("t/big.txt", "text/plain", vec![b'a'; 3000]).await,
+        Err("EntityTooLarge".to_string())
+    );
+    // Binary dressed as text: a NUL byte, invalid UTF-8, or a PDF's magic.
+    let mut nul = text.clone();
+    nul[700] = 0;
+    assert_eq!(
+        put("t/nul.txt", "text/plain", nul).await,
+        Err("ContentRejected".to_string())
+    );
+    let mut latin1 = text.clone();
+    latin1[600] = 0xE9;
+    assert_eq!(
+        put("t/latin1.txt", "text/plain", latin1).await,
+        Err("ContentRejected".to_string())
+    );
+    assert_eq!(
+        put("t/pdf.txt", "text/plain", pdf(1000)).await,
+        Err("ContentTypeMismatch".to_string())
+    );
+    // Text has no magic: undeclared, it is not accepted.
+    assert_eq!(
+        put("t/undeclared.txt", "application/octet-stream", text.clone()).await,
+        Err("ContentTypeMismatch".to_string())
+    );
+    assert_eq!(app.object_files().len(), 1);
+    app.stop().await;
+}
