@@ -281,6 +281,21 @@ pub struct BucketConfig {
     /// Smallest object accepted, in bytes (0: any).
     #[serde(default)]
     pub min_object_bytes: u64,
+    /// Whether types are checked (`checked`) or the bucket holds opaque data (`any`).
+    #[serde(default)]
+    pub types: TypesMode,
+}
+
+/// `buckets.NAME.types`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypesMode {
+    /// The declared type must be allowed and match the first bytes (the default).
+    #[default]
+    Checked,
+    /// Opaque data: no sniffing, the declared type is stored as given (octet-stream when none),
+    /// every other check still runs, and downloads are always attachments in a sandbox.
+    Any,
 }
 
 fn default_max_image_pixels() -> u64 {
@@ -779,7 +794,7 @@ impl Config {
                     problems.push(format!("buckets.{name}.cors[{i}]: {p}"));
                 }
             }
-            if b.allowed_types.is_empty() {
+            if b.allowed_types.is_empty() && b.types == TypesMode::Checked {
                 problems.push(format!("buckets.{name}.allowed_types must not be empty"));
             }
             for t in &b.allowed_types {

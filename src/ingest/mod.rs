@@ -171,6 +171,11 @@ impl Pipe {
             }
             self.content_type = sniff::sniff(&head);
             self.decided = true;
+            // Unchecked types still get the content checks of what the bytes are.
+            self.inspector = match (&self.exp.checks, self.content_type) {
+                (Some(p), Some(t)) => crate::scan::Inspector::for_object(p, t),
+                _ => None,
+            };
             return Ok(());
         }
         let mut head = Vec::with_capacity(sniff::SNIFF_LEN);

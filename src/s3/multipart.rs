@@ -55,8 +55,14 @@ async fn owned_upload(
 pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>> {
     let bcfg = ctx.state.bucket(bucket)?;
     let h = &ctx.parts.headers;
-    let content_type = declared_type(h)?;
+    let opaque = bcfg.types == crate::config::TypesMode::Any;
+    let content_type = if opaque {
+        Some(crate::upload::opaque_type(header_str(h, "content-type")))
+    } else {
+        declared_type(h)?
+    };
     if let Some(t) = &content_type
+        && !opaque
         && !bcfg.allowed_types.contains(t)
     {
         return Err(Error::ContentTypeNotAllowed);
@@ -121,9 +127,13 @@ pub async fn upload_part(
     let first = part_number == 1;
     // Part 1's first bytes are the object's: type-checked on arrival. Later parts start
     // mid-file; their sniffed type is only recorded (completion checks the first listed part).
-    let mut base =
-        crate::upload::expectations(bcfg, first.then(|| upload.content_type.clone()).flatten());
-    base.enforce_type = first;
+    let opaque = bcfg.types == crate::config::TypesMode::Any;
+    let mut base = if opaque {
+        crate::upload::expectations(bcfg, None)
+    } else {
+        crate::upload::expectations(bcfg, first.then(|| upload.content_type.clone()).flatten())
+    };
+    base.enforce_type = first && !opaque;
     // A part is a piece of the object: its content and its size are checked whole, when
     // assembled.
     base.checks = None;

@@ -192,7 +192,13 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     }
     refuse_client_encryption(h)?;
     let owner = ctx.verified.access_key_id().to_string();
-    let base = crate::upload::expectations(bcfg, declared_type(h)?);
+    let opaque = bcfg.types == crate::config::TypesMode::Any;
+    let base = if opaque {
+        crate::upload::expectations(bcfg, None)
+    } else {
+        crate::upload::expectations(bcfg, declared_type(h)?)
+    };
+    let stored_type = opaque.then(|| crate::upload::opaque_type(header_str(h, "content-type")));
     let BodyPlan { decoder, exp } = plan_body(
         h,
         ctx.verified.into_payload(),
@@ -211,6 +217,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
             owner: &owner,
             link: None,
             tenant: crate::upload::quota::tenant_of_scope(ctx.scope.as_deref()),
+            stored_type,
         },
         incoming_frames(body),
         decoder,
@@ -434,6 +441,18 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<
         rh.insert(header::CONTENT_TYPE, v);
     }
     apply_overrides(ctx, bcfg, rh)?;
+    if bcfg.types == crate::config::TypesMode::Any {
+        // Opaque data is never rendered: whatever it is (HTML, SVG, script), a browser saves
+        // it, and a sandbox keeps it from running should it be shown anyway.
+        rh.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+        rh.insert(
+            "content-security-policy",
+            HeaderValue::from_static("sandbox; default-src 'none'"),
+        );
+    }
 
     let range = match header_str(h, "range") {
         Some(r) => parse_range(r, rec.size)?,

@@ -318,7 +318,10 @@ pub async fn post_object(
     )?;
 
     // 4. The file, through the pipe.
+    let opaque = bcfg.types == crate::config::TypesMode::Any;
+    let stored_type = opaque.then(|| crate::upload::opaque_type(fields.field("content-type")));
     let declared_type = match fields.field("content-type") {
+        _ if opaque => None,
         None => None,
         Some(ct) if sniff::is_generic(ct) => None,
         Some(ct) => Some(sniff::normalize(ct).ok_or(Error::ContentTypeNotAllowed)?),
@@ -340,6 +343,7 @@ pub async fn post_object(
             owner: verified.access_key_id(),
             link: None,
             tenant: crate::upload::quota::tenant_of_scope(scope.as_deref()),
+            stored_type,
         },
         frames,
         None,

@@ -97,6 +97,7 @@ impl LinkGuard {
                 owner: &link.owner,
                 link: Some(&link),
                 tenant: Some(&link.tenant_id),
+                stored_type: None,
             },
             frames,
             decoder,

@@ -57,6 +57,18 @@ pub fn validate_key(key: &str) -> Result<()> {
 /// expectations; callers narrow it (a link pins size and type, a later multipart part skips
 /// the type check) and add what their protocol declared (lengths, digests, checksums).
 pub fn expectations(bucket: &BucketConfig, declared_type: Option<String>) -> Expectations {
+    if bucket.types == crate::config::TypesMode::Any {
+        // Opaque data: the type is not checked (what the bytes are still picks the content
+        // checks, below).
+        return Expectations {
+            max_bytes: bucket.max_object_bytes,
+            min_bytes: bucket.min_object_bytes,
+            enforce_type: false,
+            want_md5: bucket.etag == EtagMode::Md5,
+            checks: Some(crate::scan::Policy::of(bucket)),
+            ..Default::default()
+        };
+    }
     Expectations {
         max_bytes: bucket.max_object_bytes,
         allowed_types: bucket.allowed_types.clone(),
@@ -66,6 +78,21 @@ pub fn expectations(bucket: &BucketConfig, declared_type: Option<String>) -> Exp
         min_bytes: bucket.min_object_bytes,
         checks: Some(crate::scan::Policy::of(bucket)),
         ..Default::default()
+    }
+}
+
+/// The type an object of an opaque (`types = "any"`) bucket is stored with: the declared one
+/// as given (when it is a plausible header value), or `application/octet-stream`.
+pub fn opaque_type(declared: Option<&str>) -> String {
+    match declared.map(str::trim) {
+        Some(t)
+            if !t.is_empty()
+                && t.len() <= 256
+                && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+        {
+            t.to_string()
+        }
+        _ => "application/octet-stream".to_string(),
     }
 }
 

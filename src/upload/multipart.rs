@@ -218,18 +218,27 @@ pub async fn complete(
     if total > bcfg.max_object_bytes {
         return Err(Error::EntityTooLarge);
     }
-    // The object's first bytes are the first listed part's.
-    let first_type = chosen
-        .first()
-        .and_then(|p| p.detected_type.clone())
-        .ok_or(Error::ContentTypeMismatch)?;
-    match &upload.content_type {
-        Some(declared) if *declared != first_type => return Err(Error::ContentTypeMismatch),
-        None if !bcfg.allowed_types.contains(&first_type) => {
-            return Err(Error::ContentTypeNotAllowed);
+    // The object's first bytes are the first listed part's (an opaque bucket stores the
+    // declared type unchecked).
+    let first_type = if bcfg.types == crate::config::TypesMode::Any {
+        upload
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".to_string())
+    } else {
+        let sniffed = chosen
+            .first()
+            .and_then(|p| p.detected_type.clone())
+            .ok_or(Error::ContentTypeMismatch)?;
+        match &upload.content_type {
+            Some(declared) if *declared != sniffed => return Err(Error::ContentTypeMismatch),
+            None if !bcfg.allowed_types.contains(&sniffed) => {
+                return Err(Error::ContentTypeNotAllowed);
+            }
+            _ => {}
         }
-        _ => {}
-    }
+        sniffed
+    };
 
     let etag = assemble_and_commit(
         state,
@@ -319,8 +328,13 @@ pub async fn assemble_and_commit(
         .await?;
     let path = Storage::path_for(bucket, &id);
     let bcfg = state.bucket(bucket)?;
-    let inspector =
-        crate::scan::Inspector::for_object(&crate::scan::Policy::of(bcfg), &content_type);
+    // The content checks follow what the first bytes are (in an opaque bucket the stored type
+    // is only what the client declared).
+    let inspect_as = chosen
+        .first()
+        .and_then(|p| p.detected_type.clone())
+        .unwrap_or_else(|| content_type.clone());
+    let inspector = crate::scan::Inspector::for_object(&crate::scan::Policy::of(bcfg), &inspect_as);
     let assembled = assemble(state, bucket, &path, chosen, inspector).await;
     let sha256 = match assembled {
         Ok((sha, size)) if size == total => sha,

@@ -106,6 +106,8 @@ pub struct Target<'a> {
     pub link: Option<&'a UploadLink>,
     /// The tenant whose quota the object counts against.
     pub tenant: Option<&'a str>,
+    /// The type to store instead of the sniffed one (opaque buckets: the declared type).
+    pub stored_type: Option<String>,
 }
 
 /// A committed upload.
@@ -136,6 +138,7 @@ where
         owner,
         link,
         tenant,
+        stored_type,
     } = target;
     let quota = match tenant {
         Some(t) => Some(super::quota::quota_for(state, t).await?),
@@ -187,10 +190,13 @@ where
         size: ingested.size,
         sha256: hex::encode(ingested.sha256),
         etag: etag.clone(),
-        content_type: ingested
-            .content_type
-            .ok_or(Error::ContentTypeMismatch)?
-            .to_string(),
+        content_type: match stored_type {
+            Some(t) => t,
+            None => ingested
+                .content_type
+                .ok_or(Error::ContentTypeMismatch)?
+                .to_string(),
+        },
         checksum: ingested
             .checksum
             .as_ref()

@@ -504,3 +504,98 @@ async fn a_text_only_bucket_takes_half_a_kilobyte_to_two_of_real_text() {
     assert_eq!(app.object_files().len(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_opaque_bucket_stores_any_type_and_serves_it_as_a_sandboxed_attachment() {
+    let app = spawn_app_with(
+        "[buckets.uploads]\nmax_object_bytes = 100000\nallowed_types = []\netag = \"auto\"\n\
+         types = \"any\"\n",
+    )
+    .await;
+    let s3 = app.s3();
+    let html = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("o/page.html")
+        .content_type("text/html")
+        .body(ByteStream::from(html.clone()))
+        .send()
+        .await
+        .expect("html stored");
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("o/blob")
+        .body(ByteStream::from(vec![7u8; 5000]))
+        .send()
+        .await
+        .expect("untyped stored");
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "o/blob")
+        .await
+        .expect("m")
+        .expect("stored");
+    assert_eq!(rec.content_type, "application/octet-stream");
+    let got = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("o/page.html")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.content_type(), Some("text/html"));
+    assert_eq!(got.content_disposition(), Some("attachment"));
+    let body = got.body.collect().await.expect("body").into_bytes();
+    assert_eq!(body.as_ref(), html.as_slice());
+    // Through a presigned GET a browser would follow: the headers that keep it from rendering.
+    let url = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("o/page.html")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                60,
+            ))
+            .expect("cfg"),
+        )
+        .await
+        .expect("presign");
+    let (s, h, _) = send("GET", url.uri(), &[], Vec::new()).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["content-disposition"], "attachment");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("sandbox")
+    );
+    // Every other check still runs: the size limit, and the checks of what the bytes are.
+    let err = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("o/big")
+        .body(ByteStream::from(vec![1u8; 100_001]))
+        .send()
+        .await
+        .expect_err("too big");
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("EntityTooLarge")
+    );
+    let err = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("o/active.bin")
+        .content_type("application/octet-stream")
+        .body(ByteStream::from(js_pdf(20_000)))
+        .send()
+        .await
+        .expect_err("active pdf");
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ContentRejected")
+    );
+    app.stop().await;
+}
