@@ -40,6 +40,8 @@ pub const MAX_INFLATED: u64 = 64 << 20;
 /// Longest name kept (the PDF limit is 127 bytes).
 const MAX_NAME: usize = 127;
 const ENDSTREAM: &[u8] = b"endstream";
+/// Bytes of stream data remembered to recognise an object header in it.
+const TAIL: usize = 32;
 
 /// Why a PDF was found active or uninspectable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -501,15 +503,29 @@ impl PdfScanner {
 
     /// Scans the next piece of the file.
     pub fn push(&mut self, data: &[u8]) {
-        for &b in data {
+        let mut i = 0;
+        while i < data.len() {
+            // Plain stream data (images, fonts, page contents) is most of a PDF: skip to the next
+            // byte that could begin `endstream` or end an object header, in bulk.
+            if self.objstm.is_none() && self.outer.state == (Lex::Stream { matched: 0 }) {
+                let rest = &data[i..];
+                let skip = rest
+                    .iter()
+                    .position(|&b| b == b'e' || b == b'j')
+                    .unwrap_or(rest.len());
+                if skip > 0 {
+                    self.keep_tail(&rest[..skip]);
+                    i += skip;
+                    continue;
+                }
+            }
+            let b = data[i];
+            i += 1;
             let in_stream = matches!(self.outer.state, Lex::Stream { .. });
             if !in_stream {
                 self.names.push(b, &mut self.findings);
             } else {
-                if self.tail.len() == 32 {
-                    self.tail.remove(0);
-                }
-                self.tail.push(b);
+                self.keep_tail(&[b]);
                 if b == b'j' && object_header(&self.tail) {
                     // Not stream data after all: an object a reader finds by its offset.
                     self.outer.state = Lex::Normal;
@@ -552,6 +568,16 @@ impl PdfScanner {
                     }
                 }
             }
+        }
+    }
+
+    /// Remembers the last bytes of stream data (an object header is at most 32 bytes long).
+    fn keep_tail(&mut self, bytes: &[u8]) {
+        let take = bytes.len().min(TAIL);
+        self.tail.extend_from_slice(&bytes[bytes.len() - take..]);
+        if self.tail.len() > 2 * TAIL {
+            let cut = self.tail.len() - TAIL;
+            self.tail.drain(..cut);
         }
     }
 
