@@ -401,7 +401,7 @@ pub async fn complete_upload(
     if req.parts.is_empty() || req.parts.len() > state.config.s3.max_parts as usize {
         return Err(Error::InvalidJson("parts must list the uploaded parts."));
     }
-    crate::upload::link::claim_for_completion(state, &link).await?;
+    crate::upload::link::claim_for_completion(state, &link.id).await?;
     let listed: Vec<PartRef> = req
         .parts
         .into_iter()

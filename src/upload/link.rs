@@ -198,15 +198,16 @@ pub async fn completable(
     Ok(link)
 }
 
-/// Claims `link` for one completion attempt (a concurrent attempt gets LinkInUse).
-pub async fn claim_for_completion(state: &AppState, link: &UploadLink) -> Result<()> {
+/// Claims link `link_id` for one completion attempt and returns it as claimed (a concurrent
+/// attempt gets LinkInUse; a used or expired link AccessDenied).
+pub async fn claim_for_completion(state: &AppState, link_id: &str) -> Result<UploadLink> {
     let now = crate::clock::now_ms();
     match state
         .control
-        .claim_link(&link.id, now, now.saturating_add(state.lease_ms()))
+        .claim_link(link_id, now, now.saturating_add(state.lease_ms()))
         .await?
     {
-        Claim::Claimed(_) => Ok(()),
+        Claim::Claimed(l) => Ok(*l),
         Claim::InProgress => Err(Error::LinkInUse),
         Claim::Used | Claim::Expired | Claim::Unknown => {
             Err(Error::AccessDenied("This upload link is no longer valid."))

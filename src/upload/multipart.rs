@@ -21,7 +21,7 @@ use crate::ingest::aws_chunked::Decoder;
 use crate::ingest::checksum::{self};
 use crate::ingest::{self, Ingested};
 use crate::metadata::control::UploadLink;
-use crate::metadata::{CommitInfo, MultipartUpload, NewPending, PartRecord};
+use crate::metadata::{CommitInfo, MultipartUpload, PartRecord};
 use crate::state::AppState;
 use crate::storage::Storage;
 
@@ -312,20 +312,7 @@ pub async fn assemble_and_commit(
         Some(t) => Some(super::quota::quota_for(state, t).await?),
         None => None,
     };
-    let id = crate::id::object_id();
-    let now = crate::clock::now_ms();
-    state
-        .meta
-        .insert_pending(&NewPending {
-            id: id.clone(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            owner: owner.to_string(),
-            created_at_ms: now,
-            lease_until_ms: now.saturating_add(state.lease_ms()),
-            tenant_id: tenant.map(str::to_string),
-        })
-        .await?;
+    let id = super::put::insert_pending(state, bucket, key, owner, tenant).await?;
     let path = Storage::path_for(bucket, &id);
     let bcfg = state.bucket(bucket)?;
     // The content checks follow what the first bytes are (in an opaque bucket the stored type

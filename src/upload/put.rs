@@ -145,21 +145,7 @@ where
         None => None,
     };
     let _inflight = state.metrics.upload_started();
-    let id = crate::id::object_id();
-    let now = crate::clock::now_ms();
-    let lease = state.lease_ms();
-    state
-        .meta
-        .insert_pending(&NewPending {
-            id: id.clone(),
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            owner: owner.to_string(),
-            created_at_ms: now,
-            lease_until_ms: now.saturating_add(lease),
-            tenant_id: tenant.map(str::to_string),
-        })
-        .await?;
+    let id = insert_pending(state, bucket, key, owner, tenant).await?;
     let mut guard = PendingGuard {
         state: Arc::clone(state),
         bucket: bucket.to_string(),
@@ -208,6 +194,32 @@ where
     guard.disarm();
     after_commit(state, bucket, retired, &info, started).await;
     Ok(Committed { ingested, etag })
+}
+
+/// Records a pending row for a new object at `bucket`/`key` (leased, so that the sweeper finds
+/// it if this process dies before the commit) and returns its id, the object's storage id.
+pub async fn insert_pending(
+    state: &AppState,
+    bucket: &str,
+    key: &str,
+    owner: &str,
+    tenant: Option<&str>,
+) -> Result<String> {
+    let id = crate::id::object_id();
+    let now = crate::clock::now_ms();
+    state
+        .meta
+        .insert_pending(&NewPending {
+            id: id.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            owner: owner.to_string(),
+            created_at_ms: now,
+            lease_until_ms: now.saturating_add(state.lease_ms()),
+            tenant_id: tenant.map(str::to_string),
+        })
+        .await?;
+    Ok(id)
 }
 
 /// Commits the pending row `id` with `info` — through `link` when given (object, link, file

@@ -22,7 +22,7 @@ use crate::auth::principal::{Principal, Via};
 use crate::error::{Error, Result};
 use crate::ingest;
 use crate::ingest::checksum::ChecksumAlgorithm;
-use crate::metadata::control::{Claim, FileRecord, FileStatus, LinkStatus, UploadLink};
+use crate::metadata::control::{FileRecord, FileStatus, LinkStatus, UploadLink};
 use crate::metadata::resumable::{Concat, ResumableStatus, ResumableUpload};
 use crate::metadata::{MultipartUpload, PartRecord};
 use crate::state::AppState;
@@ -531,20 +531,15 @@ async fn complete(
     free_parts(state, &u.id, &u.bucket).await
 }
 
-/// Claims the link minted for a resumable upload, for its commit.
+/// Claims the link a resumable upload commits through (a concurrent completion: 423, which tus
+/// clients retry).
 async fn claim_minted(state: &AppState, link_id: &str) -> Result<UploadLink> {
-    let now = crate::clock::now_ms();
-    match state
-        .control
-        .claim_link(link_id, now, now.saturating_add(state.lease_ms()))
-        .await?
-    {
-        Claim::Claimed(l) => Ok(*l),
-        Claim::InProgress => Err(Error::UploadLocked),
-        Claim::Used | Claim::Expired | Claim::Unknown => {
-            Err(Error::AccessDenied("This upload link is no longer valid."))
-        }
-    }
+    super::link::claim_for_completion(state, link_id)
+        .await
+        .map_err(|e| match e {
+            Error::LinkInUse => Error::UploadLocked,
+            other => other,
+        })
 }
 
 /// Records the file and the link a resumable upload without a minted link completes through,
