@@ -969,6 +969,30 @@ fn apply_env(root: &mut Table, path: &str, raw: &str, problems: &mut Vec<String>
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_file_that_defines_buckets_defines_the_whole_set_from_the_default_template() {
+        let c = Config::from_layers(
+            Some("[buckets.docs]\nmax_object_bytes = 1000\n"),
+            Vec::new(),
+        )
+        .expect("config");
+        assert_eq!(c.buckets.keys().collect::<Vec<_>>(), ["docs"]);
+        let docs = &c.buckets["docs"];
+        assert_eq!(docs.max_object_bytes, 1000);
+        let defaults = Config::from_layers(None, Vec::new()).expect("defaults");
+        assert_eq!(
+            docs.allowed_types,
+            defaults.buckets["uploads"].allowed_types
+        );
+        assert_eq!(c.api.bucket, "docs");
+        // Any other section changes only the keys it sets.
+        let c = Config::from_layers(Some("[server]\nmax_connections = 7\n"), Vec::new())
+            .expect("config");
+        assert_eq!(c.server.max_connections, 7);
+        assert_eq!(c.server.listen, defaults.server.listen);
+        assert_eq!(c.buckets.keys().collect::<Vec<_>>(), ["uploads"]);
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
