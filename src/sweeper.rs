@@ -10,12 +10,11 @@ use std::time::Duration;
 use crate::state::AppState;
 use crate::storage::Storage;
 
-/// How often the sweeper wakes.
-pub const INTERVAL: Duration = Duration::from_secs(60);
-
-/// Runs forever, sweeping every [`INTERVAL`] (the first pass one interval after start).
+/// Runs forever, sweeping every `metadata.sweep_interval_secs` (the first pass one interval
+/// after start).
 pub async fn run(state: Arc<AppState>) {
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
+    let every = Duration::from_secs(state.config.metadata.sweep_interval_secs.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         tick.tick().await;
         if let Err(e) = sweep_once(&state).await {

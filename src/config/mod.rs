@@ -189,6 +189,8 @@ pub struct MetadataConfig {
     pub url: String,
     pub schema: String,
     pub pending_lease_secs: u64,
+    /// Seconds between two passes of the sweeper.
+    pub sweep_interval_secs: u64,
 }
 
 /// A read grant (`[[api.grants]]`).
@@ -738,6 +740,9 @@ impl Config {
             }
         }
         self.validate_ratelimit(problems);
+        if !(1..=3600).contains(&self.metadata.sweep_interval_secs) {
+            problems.push("metadata.sweep_interval_secs must be 1..=3600".into());
+        }
         if self.s3.max_parts == 0 || self.s3.max_parts > 10_000 {
             problems.push("s3.max_parts must be 1..=10000".into());
         }

@@ -1025,3 +1025,30 @@ async fn a_completed_tus_upload_fires_its_webhook_once() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn the_sweeper_runs_on_its_configured_interval() {
+    let app =
+        spawn_app_with("[metadata]\nsweep_interval_secs = 1\n[api]\nresumable_expiry_secs = 60\n")
+            .await;
+    let t = tenant(&app, "tus-sweep").await;
+    let url = create(&app, &t.api_key, 10_000, "").await;
+    let id = url.rsplit('/').next().expect("id").to_string();
+    let mut u = app
+        .state
+        .meta
+        .resumable(&id)
+        .await
+        .expect("db")
+        .expect("row");
+    u.created_at_ms -= 61_000;
+    app.state.meta.delete_resumable(&id).await.expect("delete");
+    app.state.meta.create_resumable(&u).await.expect("reinsert");
+    // No explicit sweep: the background pass removes it within a few intervals.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.state.meta.resumable(&id).await.expect("db").is_some() {
+        assert!(std::time::Instant::now() < deadline, "not swept");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
