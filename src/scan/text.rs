@@ -44,14 +44,22 @@ impl TextScanner {
         if self.finding.is_some() || data.is_empty() {
             return;
         }
-        let mut buf = std::mem::take(&mut self.carry);
-        buf.extend_from_slice(data);
-        let mut bytes: &[u8] = &buf;
+        // Only a character (or byte-order mark) cut by the last piece is copied, joined with this
+        // one; otherwise the piece is read where it is.
+        let joined;
+        let mut bytes: &[u8] = if self.carry.is_empty() {
+            data
+        } else {
+            let mut buf = std::mem::take(&mut self.carry);
+            buf.extend_from_slice(data);
+            joined = buf;
+            &joined
+        };
         if !self.started {
             const BOM: &[u8] = b"\xEF\xBB\xBF";
             if bytes.len() < BOM.len() && BOM.starts_with(bytes) {
                 // Maybe a byte-order mark cut short: wait for the rest.
-                self.carry = buf;
+                self.carry = bytes.to_vec();
                 return;
             }
             self.started = true;
