@@ -103,6 +103,15 @@ pub fn base_url(public_url: &str, headers: &http::HeaderMap, conn: ConnInfo) -> 
     Ok(format!("{scheme}://{host}"))
 }
 
+/// A non-negative decimal integer written as digits only (no sign, no spaces, nothing else), as
+/// length and offset headers must be; `None` otherwise or when it does not fit a `u64`.
+pub fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// A header as UTF-8 text, if present and valid.
 pub fn header_str<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())

@@ -121,15 +121,7 @@ pub async fn create_upload(
                     "An upload token cannot create versions.",
                 ));
             }
-            if !t.allowed_types.is_empty() && !t.allowed_types.contains(&content_type) {
-                return Err(Error::ContentTypeNotAllowed);
-            }
-            if t.uploads_used >= t.max_uploads {
-                return Err(Error::AccessDenied("The upload token is used up."));
-            }
-            if t.bytes_used.saturating_add(size) > t.max_bytes {
-                return Err(Error::EntityTooLarge);
-            }
+            crate::upload::admit::token_allows(who, Some(&content_type), Some(req.size))?;
             Some(t.id.clone())
         }
         _ => None,

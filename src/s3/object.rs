@@ -42,17 +42,12 @@ fn header_checksum(h: &HeaderMap) -> Result<Option<(ChecksumAlgorithm, Vec<u8>)>
 fn parse_len(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
     match h.get(name) {
         None => Ok(None),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| Error::InvalidArgument("invalid length header"))?;
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::InvalidArgument("invalid length header"));
-            }
-            s.parse()
-                .map(Some)
-                .map_err(|_| Error::InvalidArgument("invalid length header"))
-        }
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(crate::http::parse_decimal)
+            .map(Some)
+            .ok_or(Error::InvalidArgument("invalid length header")),
     }
 }
 

@@ -299,15 +299,9 @@ pub(crate) fn number(h: &HeaderMap, name: &str) -> Result<Option<u64>> {
     match header_str(h, name) {
         None if h.contains_key(name) => Err(Error::InvalidArgument("A length header is invalid.")),
         None => Ok(None),
-        Some(v) => {
-            let v = v.trim();
-            if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::InvalidArgument("A length header is invalid."));
-            }
-            v.parse()
-                .map(Some)
-                .map_err(|_| Error::InvalidArgument("A length header is invalid."))
-        }
+        Some(v) => crate::http::parse_decimal(v.trim())
+            .map(Some)
+            .ok_or(Error::InvalidArgument("A length header is invalid.")),
     }
 }
 

@@ -83,3 +83,29 @@ pub async fn bearer(
     rate_limit(state, class, Some(&principal_key(&who)), ip).await?;
     Ok(who)
 }
+
+/// Checks what an upload token still allows (its types, uploads and bytes), before anything is
+/// stored; `length` is the upload's size when known. Other principals are not limited here.
+pub fn token_allows(
+    who: &Principal,
+    content_type: Option<&str>,
+    length: Option<u64>,
+) -> Result<()> {
+    let Via::Token(t) = &who.via else {
+        return Ok(());
+    };
+    if let Some(ct) = content_type
+        && !t.allowed_types.is_empty()
+        && !t.allowed_types.iter().any(|a| a == ct)
+    {
+        return Err(Error::ContentTypeNotAllowed);
+    }
+    if t.uploads_used >= t.max_uploads {
+        return Err(Error::AccessDenied("The upload token is used up."));
+    }
+    let len = i64::try_from(length.unwrap_or(0)).unwrap_or(i64::MAX);
+    if t.bytes_used.saturating_add(len) > t.max_bytes {
+        return Err(Error::EntityTooLarge);
+    }
+    Ok(())
+}

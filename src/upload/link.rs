@@ -138,17 +138,12 @@ pub async fn claim(
     )
     .unwrap_or(i64::MAX);
     let now = crate::clock::now_ms();
-    let link = match state
-        .control
-        .claim_link(link_id, now, now.saturating_add(deadline_ms))
-        .await?
-    {
-        Claim::Claimed(l) => *l,
-        Claim::InProgress => return Err(Error::LinkInUse),
-        Claim::Used | Claim::Expired | Claim::Unknown => {
-            return Err(Error::AccessDenied("This upload link is no longer valid."));
-        }
-    };
+    let link = claimed(
+        state
+            .control
+            .claim_link(link_id, now, now.saturating_add(deadline_ms))
+            .await?,
+    )?;
     let mut guard = LinkGuard {
         state: Arc::clone(state),
         link: Some(link),
@@ -202,11 +197,17 @@ pub async fn completable(
 /// attempt gets LinkInUse; a used or expired link AccessDenied).
 pub async fn claim_for_completion(state: &AppState, link_id: &str) -> Result<UploadLink> {
     let now = crate::clock::now_ms();
-    match state
-        .control
-        .claim_link(link_id, now, now.saturating_add(state.lease_ms()))
-        .await?
-    {
+    claimed(
+        state
+            .control
+            .claim_link(link_id, now, now.saturating_add(state.lease_ms()))
+            .await?,
+    )
+}
+
+/// What a claim attempt means for the request that made it.
+fn claimed(c: Claim) -> Result<UploadLink> {
+    match c {
         Claim::Claimed(l) => Ok(*l),
         Claim::InProgress => Err(Error::LinkInUse),
         Claim::Used | Claim::Expired | Claim::Unknown => {

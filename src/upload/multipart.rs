@@ -304,7 +304,8 @@ pub async fn assemble_and_commit(
     {
         return Err(Error::IncompleteBody);
     }
-    if total < state.bucket(bucket)?.min_object_bytes {
+    let bcfg = state.bucket(bucket)?;
+    if total < bcfg.min_object_bytes {
         return Err(Error::EntityTooSmall);
     }
     // Assemble into a fresh, invisible object; commit like a PUT.
@@ -314,7 +315,6 @@ pub async fn assemble_and_commit(
     };
     let id = super::put::insert_pending(state, bucket, key, owner, tenant).await?;
     let path = Storage::path_for(bucket, &id);
-    let bcfg = state.bucket(bucket)?;
     // The content checks follow what the first bytes are (in an opaque bucket the stored type
     // is only what the client declared).
     let inspect_as = chosen

@@ -76,34 +76,16 @@ pub async fn get(state: &AppState, who: &Principal, id: &str) -> Result<Resumabl
 
 /// When the upload expires (ms): its creation plus `api.resumable_expiry_secs`.
 pub fn expires_at_ms(state: &AppState, u: &ResumableUpload) -> i64 {
-    let ttl = i64::try_from(state.config.api.resumable_expiry_secs.saturating_mul(1000))
-        .unwrap_or(i64::MAX);
-    u.created_at_ms.saturating_add(ttl)
+    u.created_at_ms.saturating_add(lifetime_ms(state))
+}
+
+/// How long a resumable upload may take, in milliseconds (`api.resumable_expiry_secs`).
+fn lifetime_ms(state: &AppState) -> i64 {
+    i64::try_from(state.config.api.resumable_expiry_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
 fn expired(state: &AppState, u: &ResumableUpload) -> bool {
     u.status == ResumableStatus::Uploading && expires_at_ms(state, u) < crate::clock::now_ms()
-}
-
-/// Checks what a token may upload, before anything is stored.
-fn token_allows(who: &Principal, content_type: Option<&str>, length: Option<u64>) -> Result<()> {
-    let Via::Token(t) = &who.via else {
-        return Ok(());
-    };
-    if let Some(ct) = content_type
-        && !t.allowed_types.is_empty()
-        && !t.allowed_types.iter().any(|a| a == ct)
-    {
-        return Err(Error::ContentTypeNotAllowed);
-    }
-    if t.uploads_used >= t.max_uploads {
-        return Err(Error::AccessDenied("The upload token is used up."));
-    }
-    let len = i64::try_from(length.unwrap_or(0)).unwrap_or(i64::MAX);
-    if t.bytes_used.saturating_add(len) > t.max_bytes {
-        return Err(Error::EntityTooLarge);
-    }
-    Ok(())
 }
 
 /// Creates a resumable upload for `who` in the control API's bucket. `link`, when given, is a
@@ -170,7 +152,7 @@ pub async fn create(
         }
     }
     if new.concat != Concat::Partial {
-        token_allows(who, declared_type.as_deref(), length)?;
+        super::admit::token_allows(who, declared_type.as_deref(), length)?;
     }
     // With the type declared, the name is checked now (a refusal under the `reject` policy
     // comes before any byte is sent).
@@ -407,7 +389,7 @@ where
                     return Err(Error::InconsistentLength);
                 }
                 if upload.concat != Concat::Partial {
-                    token_allows(who, None, Some(n))?;
+                    super::admit::token_allows(who, None, Some(n))?;
                 }
                 state
                     .meta
@@ -452,7 +434,7 @@ where
             Some(_) => {}
             None => {
                 if upload.concat != Concat::Partial {
-                    token_allows(who, None, Some(offset))?;
+                    super::admit::token_allows(who, None, Some(offset))?;
                 }
                 state
                     .meta
@@ -499,7 +481,7 @@ async fn complete(
         }
         _ => {}
     }
-    token_allows(who, Some(&first_type), None)?;
+    super::admit::token_allows(who, Some(&first_type), None)?;
     let link = match &u.link_id {
         Some(id) => claim_minted(state, id).await?,
         None => record_link(state, u, &first_type).await?,
@@ -646,8 +628,7 @@ pub async fn terminate(state: &AppState, u: &ResumableUpload) -> Result<()> {
 
 /// Removes expired resumable uploads and their bytes, in batches; returns how many.
 pub async fn sweep(state: &AppState) -> Result<usize> {
-    let ttl = i64::try_from(state.config.api.resumable_expiry_secs.saturating_mul(1000))
-        .unwrap_or(i64::MAX);
+    let ttl = lifetime_ms(state);
     let mut removed = 0;
     loop {
         let before = crate::clock::now_ms().saturating_sub(ttl);

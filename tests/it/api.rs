@@ -14,7 +14,7 @@ fn status_of<E>(
     e.raw_response().map(|r| r.status().as_u16())
 }
 
-async fn tenant(app: &TestApp, name: &str) -> NewTenant {
+pub(crate) async fn tenant(app: &TestApp, name: &str) -> NewTenant {
     create_tenant(app.state.control.as_ref(), name)
         .await
         .expect("tenant")
