@@ -2,26 +2,22 @@
 //! names, the guarantees of a PUT (limit, type at the first bytes, pinned hash, nothing
 //! visible before the last byte), concatenation, termination, expiry and a gateway restart.
 
+use crate::api::tenant;
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::Digest;
-use upgate::api::admin::{NewTenant, create_tenant};
 
 use crate::common::{TestApp, pdf, send, sha256_hex, spawn_app, spawn_app_in, spawn_app_with};
-
-async fn tenant(app: &TestApp, name: &str) -> NewTenant {
-    create_tenant(app.state.control.as_ref(), name)
-        .await
-        .expect("tenant")
-}
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-/// A tus request: (status, headers, body text).
-async fn tus(
+/// A request with a bearer and the protocol header `protocol` (tus's `Tus-Resumable`, or the
+/// draft's interop version); `headers` add to or replace them. Returns (status, headers, body text).
+async fn request(
     app: &TestApp,
+    protocol: (&str, String),
     method: &str,
     url: &str,
     bearer: &str,
@@ -35,7 +31,7 @@ async fn tus(
     };
     let mut h = vec![
         ("authorization".to_string(), format!("Bearer {bearer}")),
-        ("tus-resumable".to_string(), "1.0.0".to_string()),
+        (protocol.0.to_string(), protocol.1),
     ];
     for (k, v) in headers {
         h.retain(|(name, _)| name != k);
@@ -43,6 +39,19 @@ async fn tus(
     }
     let (s, hm, b) = send(method, &url, &h, body).await;
     (s, hm, String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A tus request.
+async fn tus(
+    app: &TestApp,
+    method: &str,
+    url: &str,
+    bearer: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let protocol = ("tus-resumable", "1.0.0".to_string());
+    request(app, protocol, method, url, bearer, headers, body).await
 }
 
 fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
@@ -618,20 +627,8 @@ async fn draft(
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> (u16, reqwest::header::HeaderMap, String) {
-    let url = if url.starts_with("http") {
-        url.to_string()
-    } else {
-        format!("{}{url}", app.endpoint())
-    };
-    let mut h = vec![
-        ("authorization".to_string(), format!("Bearer {bearer}")),
-        ("upload-draft-interop-version".to_string(), v.to_string()),
-    ];
-    for (k, val) in headers {
-        h.push((k.to_string(), val.clone()));
-    }
-    let (s, hm, b) = send(method, &url, &h, body).await;
-    (s, hm, String::from_utf8_lossy(&b).into_owned())
+    let protocol = ("upload-draft-interop-version", v.to_string());
+    request(app, protocol, method, url, bearer, headers, body).await
 }
 
 #[tokio::test]
