@@ -17,6 +17,11 @@ if [ ! -x /usr/sbin/clamd ] || [ ! -d /usr/share/clamav-testfiles ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon clamav-testfiles >/dev/null
 fi
+# exiftool: the oracle of the image-metadata tests (what a reader of the stored file can see).
+command -v exiftool >/dev/null 2>&1 || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libimage-exiftool-perl >/dev/null
+}
 python3 -m pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
 # Real JavaScript clients (tus-js-client) the compatibility tests drive, from the npm registry.
 npm ci --prefix tests/compat/js --no-audit --no-fund --loglevel=error

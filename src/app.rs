@@ -149,6 +149,7 @@ impl App {
                 metrics,
                 cleanup: Arc::new(CleanupTracker::default()),
                 bucket_created,
+                rewrites: tokio::sync::Semaphore::new(crate::state::MAX_REWRITES),
             }),
             listener,
             admin,

@@ -59,6 +59,7 @@ pub struct Metrics {
     dependency_up: Family<DepLabel, Gauge>,
     rate_limited: Family<LimitLabel, Counter>,
     scans: Family<VerdictLabel, Counter>,
+    content: Family<VerdictLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,9 +165,17 @@ impl Metrics {
             "Malware scans by verdict (clean, infected, error)",
             scans.clone(),
         );
+        let content = Family::<VerdictLabel, Counter>::default();
+        registry.register(
+            "content_verdicts",
+            "Content checks by outcome: refused for a reason (the reason), or accepted and \
+             stored as uploaded (clean), disarmed or stripped of metadata",
+            content.clone(),
+        );
         Self {
             registry,
             scans,
+            content,
             requests,
             duration,
             bytes_in,
@@ -194,6 +203,11 @@ impl Metrics {
     /// Records a malware scan's verdict.
     pub fn scan(&self, verdict: &'static str) {
         self.scans.get_or_create(&VerdictLabel { verdict }).inc();
+    }
+
+    /// Records a content verdict: `clean`, `disarmed`, `stripped`, or a refusal's reason.
+    pub fn content_verdict(&self, verdict: &'static str) {
+        self.content.get_or_create(&VerdictLabel { verdict }).inc();
     }
 
     /// Records a rejected request.

@@ -14,6 +14,9 @@ pub const HEIC: &str = "image/heic";
 pub const AVIF: &str = "image/avif";
 pub const TEXT: &str = "text/plain";
 pub const CSV: &str = "text/csv";
+pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
 
 const KNOWN: &[&str] = &[PDF, PNG, JPEG, GIF, WEBP, TIFF, BMP, HEIC, AVIF];
 
@@ -32,9 +35,22 @@ pub fn text_types() -> &'static [&'static str] {
     &[TEXT, CSV]
 }
 
-/// Whether a bucket may accept `t`: a sniffable type or a text type.
+/// Office Open XML types: a zip container whose first bytes say only "zip", so they are
+/// accepted only when declared, and then the container is checked to hold the declared format
+/// (`crate::scan::office`).
+pub fn office_types() -> &'static [&'static str] {
+    &[DOCX, XLSX, PPTX]
+}
+
+/// Types recognised only when declared (their first bytes cannot tell them apart): text and
+/// Office Open XML.
+pub fn declared_only_types() -> impl Iterator<Item = &'static str> {
+    text_types().iter().chain(office_types()).copied()
+}
+
+/// Whether a bucket may accept `t`: a sniffable type, a text type or an Office Open XML type.
 pub fn is_accepted(t: &str) -> bool {
-    known_types().contains(&t) || text_types().contains(&t)
+    known_types().contains(&t) || declared_only_types().any(|d| d == t)
 }
 
 /// Normalises a declared `Content-Type` to the form [`sniff`] returns.

@@ -77,7 +77,13 @@ pub struct AppState {
     pub cleanup: Arc<CleanupTracker>,
     /// Creation time (ms) of each configured bucket.
     pub bucket_created: HashMap<String, i64>,
+    /// Objects whose stored bytes are being rewritten at once (a PDF disarmed, an image's
+    /// metadata removed): each is held in memory while it is, so this bounds that memory.
+    pub rewrites: tokio::sync::Semaphore,
 }
+
+/// How many objects may be rewritten at once ([`AppState::rewrites`]).
+pub const MAX_REWRITES: usize = 4;
 
 impl AppState {
     /// The secret for an in-memory access key, if the key exists.

@@ -89,9 +89,16 @@ pub fn file_json(f: &FileRecord) -> serde_json::Value {
         "sha256": f.sha256,
         "versions": f.versions,
         "metadata": metadata,
+        "scan": verdict_json(f.scan.as_deref()),
         "created_at": iso8601(crate::clock::from_ms(f.created_at_ms)),
         "updated_at": iso8601(crate::clock::from_ms(f.updated_at_ms)),
     })
+}
+
+/// A recorded content verdict as JSON (`null` when none was recorded).
+pub fn verdict_json(scan: Option<&str>) -> serde_json::Value {
+    scan.and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 fn parse_time(s: &str) -> Result<i64> {

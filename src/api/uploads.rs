@@ -164,6 +164,7 @@ pub async fn create_upload(
                 versions: 0,
                 created_at_ms: now,
                 updated_at_ms: now,
+                scan: None,
             };
             state.control.insert_file(&f).await?;
             f
@@ -462,7 +463,9 @@ pub async fn get_upload(
         && let Some(obj) = state.meta.current(&link.bucket, &link.key).await?
     {
         out["sha256"] = obj.sha256.into();
+        out["size"] = obj.size.into();
         out["content_type"] = obj.content_type.into();
+        out["scan"] = files::verdict_json(obj.scan.as_deref());
         out["completed_at"] = iso8601(crate::clock::from_ms(obj.committed_at_ms)).into();
     }
     Ok(json(StatusCode::OK, &out))

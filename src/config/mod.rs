@@ -286,6 +286,17 @@ pub struct BucketConfig {
     /// Whether types are checked (`checked`) or the bucket holds opaque data (`any`).
     #[serde(default)]
     pub types: TypesMode,
+    /// Whether EXIF, XMP, GPS and other metadata blocks are removed from JPEG, PNG and WebP
+    /// images before they are stored (the pixels and the visual orientation stay).
+    #[serde(default = "default_true")]
+    pub strip_image_metadata: bool,
+    /// Whether Office documents may carry macros (`vbaProject.bin`) or ActiveX controls.
+    #[serde(default)]
+    pub allow_macros: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `buckets.NAME.types`.
@@ -345,6 +356,9 @@ pub enum PdfPolicy {
     /// Refuse it (the default): nothing is stored.
     #[default]
     Reject,
+    /// Store it with every active name neutralised in place (no byte moves); refused when the
+    /// names are where they cannot be changed in place (compressed object streams, encryption).
+    Disarm,
     /// Store it as it is (for buckets whose readers never open files, e.g. archives).
     Allow,
 }
@@ -807,7 +821,7 @@ impl Config {
                     problems.push(format!(
                         "buckets.{name}.allowed_types: {t:?} is not a type upgate can verify (known: {}, {})",
                         mime::known_types().join(", "),
-                        mime::text_types().join(", ")
+                        mime::declared_only_types().collect::<Vec<_>>().join(", ")
                     ));
                 }
             }

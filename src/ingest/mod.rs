@@ -70,6 +70,8 @@ pub struct Ingested {
     pub content_type: Option<&'static str>,
     /// The verified client checksum, if one was sent.
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
+    /// The content check that ran and passed, if one did.
+    pub passed: Option<crate::scan::Passed>,
 }
 
 /// The per-upload pipe state (see module docs).
@@ -188,12 +190,16 @@ impl Pipe {
         }
         let sniffed = match sniff::sniff(&head) {
             Some(s) => s,
-            // Text has no magic: a declared text type stands, and the text check reads every byte.
+            // Text has no magic, and an Office document's only says "zip": a declared type of
+            // either kind stands, and its content check reads every byte.
             None => self
                 .exp
                 .declared_type
                 .as_deref()
-                .and_then(|d| crate::mime::text_types().iter().copied().find(|t| *t == d))
+                .and_then(|d| crate::mime::declared_only_types().find(|t| *t == d))
+                .filter(|t| {
+                    !crate::mime::office_types().contains(t) || head.starts_with(b"PK\x03\x04")
+                })
                 .ok_or(Error::ContentTypeMismatch)?,
         };
         match &self.exp.declared_type {
@@ -265,15 +271,18 @@ impl Pipe {
             }
             None => None,
         };
-        if let Some(Err(refusal)) = verdict {
-            return Err(Error::ContentRejected(refusal.reason));
-        }
+        let passed = match verdict {
+            Some(Err(refusal)) => return Err(Error::ContentRejected(refusal.reason)),
+            Some(Ok(passed)) => Some(passed),
+            None => None,
+        };
         Ok(Ingested {
             size: self.size,
             sha256,
             md5,
             content_type: self.content_type,
             checksum,
+            passed,
         })
     }
 }

@@ -122,6 +122,8 @@ pub struct FileRecord {
     pub versions: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The current version's content verdict (JSON, see `crate::upload::verdict::Verdict`).
+    pub scan: Option<String>,
 }
 
 /// Upload link lifecycle.
@@ -374,6 +376,7 @@ macro_rules! impl_control_store {
                     versions: row.try_get("versions")?,
                     created_at_ms: row.try_get("created_at")?,
                     updated_at_ms: row.try_get("updated_at")?,
+                    scan: row.try_get("scan")?,
                 })
             }
 
@@ -420,7 +423,7 @@ macro_rules! impl_control_store {
             }
 
             const FILE_COLS: &str = "id, tenant_id, owner, bucket, filename, metadata, status, \
-                current_key, content_type, size, sha256, versions, created_at, updated_at";
+                current_key, content_type, size, sha256, versions, created_at, updated_at, scan";
             const LINK_COLS: &str = "id, tenant_id, owner, file_id, bucket, key, size, \
                 content_type, sha256, token_id, status, expires_at, claimed_until, created_at, \
                 completed_at";
@@ -630,7 +633,7 @@ macro_rules! impl_control_store {
                 async fn insert_file(&self, f: &FileRecord) -> Result<(), MetaError> {
                     sqlx::query(&format!(
                         "INSERT INTO files ({FILE_COLS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                     ))
                     .bind(&f.id)
                     .bind(&f.tenant_id)
@@ -646,6 +649,7 @@ macro_rules! impl_control_store {
                     .bind(f.versions)
                     .bind(f.created_at_ms)
                     .bind(f.updated_at_ms)
+                    .bind(&f.scan)
                     .execute(&self.$w)
                     .await?;
                     Ok(())
@@ -891,7 +895,7 @@ macro_rules! impl_control_store {
                     let n = sqlx::query(
                         "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, \
                          etag = $3, content_type = $4, checksum_algorithm = $5, \
-                         checksum_value = $6, committed_at = $7, lease_until = NULL \
+                         checksum_value = $6, committed_at = $7, lease_until = NULL, scan = $9 \
                          WHERE id = $8 AND status = 'pending' AND lease_until >= $7",
                     )
                     .bind(size)
@@ -902,6 +906,7 @@ macro_rules! impl_control_store {
                     .bind(value)
                     .bind(o.committed_at_ms)
                     .bind(&c.object_id)
+                    .bind(&o.scan)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -911,7 +916,7 @@ macro_rules! impl_control_store {
                     sqlx::query(
                         "UPDATE files SET status = 'complete', current_key = $1, \
                          content_type = $2, size = $3, sha256 = $4, versions = versions + 1, \
-                         updated_at = $5 WHERE id = $6 AND status != 'deleted'",
+                         updated_at = $5, scan = $7 WHERE id = $6 AND status != 'deleted'",
                     )
                     .bind(&link.key)
                     .bind(&o.content_type)
@@ -919,6 +924,7 @@ macro_rules! impl_control_store {
                     .bind(&o.sha256)
                     .bind(o.committed_at_ms)
                     .bind(&link.file_id)
+                    .bind(&o.scan)
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(

@@ -119,6 +119,8 @@ pub struct CommitInfo {
     pub committed_at_ms: i64,
     /// The tenant quota to hold the commit to (usage is updated in the same transaction).
     pub quota: Option<Quota>,
+    /// The content verdict (JSON: which checks ran, what was changed in the stored bytes).
+    pub scan: Option<String>,
 }
 
 /// A tenant's limits at commit time (`i64::MAX`: unlimited).
@@ -175,6 +177,8 @@ pub struct ObjectRecord {
     pub content_type: String,
     pub checksum: Option<(String, String)>,
     pub committed_at_ms: i64,
+    /// The content verdict recorded at commit (JSON), if any.
+    pub scan: Option<String>,
 }
 
 /// One `objects` row as a record: the columns are the same in both databases.
@@ -199,6 +203,7 @@ where
         content_type: row.try_get("content_type")?,
         checksum: algo.zip(value),
         committed_at_ms: row.try_get("committed_at")?,
+        scan: row.try_get("scan")?,
     })
 }
 

@@ -67,7 +67,7 @@ macro_rules! impl_object_store {
             const CONCURRENT_WRITERS: bool = $concurrent;
 
             const OBJECT_COLUMNS: &str = "id, bucket, key, owner, size, sha256, etag, \
-                content_type, checksum_algorithm, checksum_value, committed_at";
+                content_type, checksum_algorithm, checksum_value, committed_at, scan";
 
             /// One attempt: retire the committed version at (`bucket`, `key`) that this
             /// statement's snapshot sees, then commit row `id`. Returns the retired ids and
@@ -102,7 +102,7 @@ macro_rules! impl_object_store {
                 sqlx::query(
                     "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, etag = $3, \
                      content_type = $4, checksum_algorithm = $5, checksum_value = $6, \
-                     committed_at = $7, lease_until = NULL WHERE id = $8",
+                     committed_at = $7, lease_until = NULL, scan = $9 WHERE id = $8",
                 )
                 .bind(size)
                 .bind(&info.sha256)
@@ -112,6 +112,7 @@ macro_rules! impl_object_store {
                 .bind(value)
                 .bind(info.committed_at_ms)
                 .bind(id)
+                .bind(&info.scan)
                 .execute(&mut **tx)
                 .await?;
                 Ok((retired, retired_bytes))

@@ -42,6 +42,11 @@ const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
         "resumable",
         include_str!("migrations/postgres/0005_resumable.sql"),
     ),
+    (
+        6,
+        "scan verdicts",
+        include_str!("migrations/postgres/0006_scan_verdicts.sql"),
+    ),
 ]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`): a

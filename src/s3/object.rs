@@ -204,7 +204,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     let pipe = ingest::Pipe::new(exp)?;
     let _permit = upload_permit(&state, &owner)?;
 
-    let Committed { ingested, etag } = ingest_and_commit(
+    let Committed { ingested, etag, .. } = ingest_and_commit(
         &state,
         Target {
             bucket,

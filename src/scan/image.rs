@@ -43,6 +43,16 @@ impl ImageScanner {
         }
     }
 
+    /// The canonical type this scanner reads.
+    pub fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+
+    /// The leading bytes kept (at most [`HEADER_WINDOW`]).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
     pub fn push(&mut self, data: &[u8]) {
         let room = HEADER_WINDOW.saturating_sub(self.head.len());
         self.head.extend_from_slice(&data[..room.min(data.len())]);

@@ -5,7 +5,9 @@
 
 pub mod clamd;
 pub mod image;
+pub mod office;
 pub mod pdf;
+pub mod strip;
 pub mod text;
 
 use crate::config::{BucketConfig, PdfPolicy};
@@ -22,6 +24,10 @@ pub struct Policy {
     pub pdf_active_content: PdfPolicy,
     /// Most pixels an image may declare (width × height).
     pub max_image_pixels: u64,
+    /// Whether image metadata is removed before the image is stored.
+    pub strip_image_metadata: bool,
+    /// Whether Office documents may carry macros.
+    pub allow_macros: bool,
 }
 
 impl Policy {
@@ -30,19 +36,52 @@ impl Policy {
         Self {
             pdf_active_content: bucket.pdf_active_content,
             max_image_pixels: bucket.max_image_pixels,
+            strip_image_metadata: bucket.strip_image_metadata,
+            allow_macros: bucket.allow_macros,
         }
     }
+}
+
+/// What changes the stored bytes of an accepted object need (applied to the staged object
+/// before its commit, see `crate::upload::rewrite`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// A PDF's active names, neutralised in place ([`pdf::disarm`]).
+    Disarm {
+        spans: Vec<pdf::Span>,
+        names: Vec<&'static str>,
+    },
+    /// An image's metadata blocks, removed ([`strip::strip`]).
+    StripImage { content_type: &'static str },
+}
+
+/// A passed content check: which one ran, and what the stored bytes still need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passed {
+    /// `pdf`, `image`, `text` or `office`.
+    pub check: &'static str,
+    pub rewrite: Option<Rewrite>,
 }
 
 /// The inspector of one object, chosen by its sniffed type and the bucket's policy.
 #[derive(Debug)]
 pub enum Inspector {
-    /// PDF active content (`pdf_active_content = "reject"`).
-    Pdf(Box<pdf::PdfScanner>),
-    /// Image dimensions against the bucket's pixel limit (decompression bombs).
-    Image(image::ImageScanner),
+    /// PDF active content (`pdf_active_content = "reject"` or `"disarm"`).
+    Pdf {
+        scanner: Box<pdf::PdfScanner>,
+        policy: PdfPolicy,
+    },
+    /// Image dimensions against the bucket's pixel limit (decompression bombs), and whether
+    /// the image carries metadata to remove.
+    Image {
+        scanner: image::ImageScanner,
+        strip: bool,
+        png: strip::PngChunks,
+    },
     /// A declared text type: every byte must be text.
     Text(text::TextScanner),
+    /// A declared Office Open XML type: the container, its format, macros and bombs.
+    Office(office::OfficeScanner),
 }
 
 impl Inspector {
@@ -51,14 +90,21 @@ impl Inspector {
         // The canonical name, which lives as long as the program.
         let content_type: &'static str = crate::mime::known_types()
             .iter()
-            .chain(crate::mime::text_types())
             .copied()
+            .chain(crate::mime::declared_only_types())
             .find(|k| *k == content_type)?;
         match (content_type, policy.pdf_active_content) {
-            (crate::mime::PDF, PdfPolicy::Reject) => Some(Inspector::Pdf(Box::default())),
+            (crate::mime::PDF, PdfPolicy::Allow) => None,
+            (crate::mime::PDF, p) => Some(Inspector::Pdf {
+                scanner: Box::default(),
+                policy: p,
+            }),
             (crate::mime::TEXT | crate::mime::CSV, _) => {
                 Some(Inspector::Text(text::TextScanner::new()))
             }
+            (t @ (crate::mime::DOCX | crate::mime::XLSX | crate::mime::PPTX), _) => Some(
+                Inspector::Office(office::OfficeScanner::new(t, policy.allow_macros)),
+            ),
             (
                 t @ (crate::mime::PNG
                 | crate::mime::JPEG
@@ -69,10 +115,11 @@ impl Inspector {
                 | crate::mime::HEIC
                 | crate::mime::AVIF),
                 _,
-            ) => Some(Inspector::Image(image::ImageScanner::new(
-                t,
-                policy.max_image_pixels,
-            ))),
+            ) => Some(Inspector::Image {
+                scanner: image::ImageScanner::new(t, policy.max_image_pixels),
+                strip: policy.strip_image_metadata && strip::supported(t),
+                png: strip::PngChunks::default(),
+            }),
             _ => None,
         }
     }
@@ -80,21 +127,77 @@ impl Inspector {
     /// The next bytes of the object.
     pub fn push(&mut self, data: &[u8]) {
         match self {
-            Inspector::Pdf(s) => s.push(data),
-            Inspector::Image(s) => s.push(data),
+            Inspector::Pdf { scanner, .. } => scanner.push(data),
+            Inspector::Image {
+                scanner,
+                strip,
+                png,
+            } => {
+                scanner.push(data);
+                if *strip && scanner.content_type() == crate::mime::PNG {
+                    png.push(data);
+                }
+            }
             Inspector::Text(s) => s.push(data),
+            Inspector::Office(s) => s.push(data),
         }
     }
 
     /// The verdict, once every byte was pushed.
-    pub fn finish(self) -> Result<(), Refusal> {
+    pub fn finish(self) -> Result<Passed, Refusal> {
         match self {
-            Inspector::Pdf(s) => match s.finish().first() {
-                None => Ok(()),
-                Some(f) => Err(Refusal { reason: f.reason() }),
-            },
-            Inspector::Image(s) => s.finish().map_err(|f| Refusal { reason: f.reason() }),
-            Inspector::Text(s) => s.finish().map_err(|f| Refusal { reason: f.reason() }),
+            Inspector::Pdf { scanner, policy } => {
+                let report = scanner.report();
+                let Some(first) = report.findings.first() else {
+                    return Ok(Passed {
+                        check: "pdf",
+                        rewrite: None,
+                    });
+                };
+                if policy != PdfPolicy::Disarm || !report.disarmable() {
+                    return Err(Refusal {
+                        reason: first.reason(),
+                    });
+                }
+                let names = report.findings.iter().map(pdf::Finding::reason).collect();
+                Ok(Passed {
+                    check: "pdf",
+                    rewrite: Some(Rewrite::Disarm {
+                        spans: report.spans,
+                        names,
+                    }),
+                })
+            }
+            Inspector::Image {
+                scanner,
+                strip,
+                png,
+            } => {
+                let t = scanner.content_type();
+                let has_metadata =
+                    strip && (png.found || strip::header_has_metadata(t, scanner.head()));
+                scanner
+                    .finish()
+                    .map_err(|f| Refusal { reason: f.reason() })?;
+                Ok(Passed {
+                    check: "image",
+                    rewrite: has_metadata.then_some(Rewrite::StripImage { content_type: t }),
+                })
+            }
+            Inspector::Text(s) => {
+                s.finish().map_err(|f| Refusal { reason: f.reason() })?;
+                Ok(Passed {
+                    check: "text",
+                    rewrite: None,
+                })
+            }
+            Inspector::Office(s) => {
+                s.finish().map_err(|f| Refusal { reason: f.reason() })?;
+                Ok(Passed {
+                    check: "office",
+                    rewrite: None,
+                })
+            }
         }
     }
 }

@@ -385,11 +385,27 @@ struct Names {
     /// Pending `#xx` digits, and the value so far.
     hex: u8,
     hex_value: u8,
+    /// Where the current name's bytes begin (after the `/`), and how many raw bytes it has.
+    start: u64,
+    raw: u32,
+    /// Active names found, as spans of raw bytes (only meaningful for the file's own bytes).
+    spans: Vec<Span>,
+}
+
+/// Raw bytes of one active name in the file: offset of its first byte after `/`, and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: u64,
+    pub len: u32,
 }
 
 impl Names {
-    fn push(&mut self, b: u8, findings: &mut Vec<Finding>) {
+    /// The next byte, at offset `at` of its byte sequence.
+    fn push(&mut self, b: u8, at: u64, findings: &mut Vec<Finding>) {
         if let Some(name) = &mut self.name {
+            if !is_space(b) && !is_delimiter(b) {
+                self.raw = self.raw.saturating_add(1);
+            }
             if self.hex > 0 {
                 if let Some(v) = hex_value(b) {
                     self.hex_value = self.hex_value * 16 + v;
@@ -416,6 +432,8 @@ impl Names {
         }
         if b == b'/' {
             self.name = Some(Vec::new());
+            self.start = at + 1;
+            self.raw = 0;
         }
     }
 
@@ -425,6 +443,10 @@ impl Names {
         if let Ok(n) = std::str::from_utf8(&name) {
             if let Some(active) = ACTIVE_NAMES.iter().find(|a| **a == n) {
                 findings.push(Finding::Active(active));
+                self.spans.push(Span {
+                    start: self.start,
+                    len: self.raw,
+                });
             }
             if n == "Encrypt" {
                 findings.push(Finding::Encrypted);
@@ -480,6 +502,33 @@ pub struct PdfScanner {
     pending: Vec<u8>,
     inflated: u64,
     findings: Vec<Finding>,
+    /// Bytes of the file pushed before the current piece.
+    offset: u64,
+    /// Whether an active name was found inside an object stream (compressed: it cannot be
+    /// disarmed in place).
+    compressed_active: bool,
+}
+
+/// What the scan of a whole file found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Every finding, in the order found (empty: not active).
+    pub findings: Vec<Finding>,
+    /// Where the active names are in the file's own bytes (outside object streams).
+    pub spans: Vec<Span>,
+    /// An active name sat inside a compressed object stream.
+    pub compressed_active: bool,
+}
+
+impl Report {
+    /// Whether every finding is an active name that [`disarm`] can neutralise in place.
+    pub fn disarmable(&self) -> bool {
+        !self.compressed_active
+            && self
+                .findings
+                .iter()
+                .all(|f| matches!(f, Finding::Active(_)))
+    }
 }
 
 impl Default for PdfScanner {
@@ -498,6 +547,8 @@ impl PdfScanner {
             pending: Vec::new(),
             inflated: 0,
             findings: Vec::new(),
+            offset: 0,
+            compressed_active: false,
         }
     }
 
@@ -523,7 +574,8 @@ impl PdfScanner {
             i += 1;
             let in_stream = matches!(self.outer.state, Lex::Stream { .. });
             if !in_stream {
-                self.names.push(b, &mut self.findings);
+                let at = self.offset + (i as u64 - 1);
+                self.names.push(b, at, &mut self.findings);
             } else {
                 self.keep_tail(&[b]);
                 if b == b'j' && object_header(&self.tail) {
@@ -564,11 +616,13 @@ impl PdfScanner {
                         self.inflate();
                         if let Some(mut s) = self.objstm.take() {
                             s.names.done(&mut self.findings);
+                            self.compressed_active |= !s.names.spans.is_empty();
                         }
                     }
                 }
             }
         }
+        self.offset += data.len() as u64;
     }
 
     /// Remembers the last bytes of stream data (an object header is at most 32 bytes long).
@@ -612,7 +666,7 @@ impl PdfScanner {
                 break;
             }
             for &b in &out[..made] {
-                s.names.push(b, &mut self.findings);
+                s.names.push(b, 0, &mut self.findings);
             }
             match status {
                 Ok(Status::StreamEnd) => s.done = true,
@@ -629,8 +683,16 @@ impl PdfScanner {
     }
 
     /// The end of the file: every finding, in the order found (empty: not active).
-    pub fn finish(mut self) -> Vec<Finding> {
+    pub fn finish(self) -> Vec<Finding> {
+        self.report().findings
+    }
+
+    /// The end of the file: the findings, and where the active names are.
+    pub fn report(mut self) -> Report {
         self.inflate();
+        if let Some(s) = &self.objstm {
+            self.compressed_active |= !s.names.spans.is_empty();
+        }
         self.outer.finish();
         self.names.done(&mut self.findings);
         let mut seen = Vec::new();
@@ -639,8 +701,52 @@ impl PdfScanner {
                 seen.push(f);
             }
         }
-        seen
+        Report {
+            findings: seen,
+            spans: self.names.spans,
+            compressed_active: self.compressed_active,
+        }
     }
+}
+
+/// Neutralises the active names at `spans` in `file` without moving a byte: every letter of
+/// each name has its case flipped (names are case-sensitive, so `/JavaScript` becomes
+/// `/jAVAsCRIPT`, which no reader acts on). A letter written as a `#xx` escape is flipped by
+/// rewriting the escape's first digit (`#4A` → `#6A`), so escapes cannot hide a letter from it.
+/// Returns how many names were changed.
+pub fn disarm(file: &mut [u8], spans: &[Span]) -> usize {
+    let mut changed = 0;
+    for span in spans {
+        let Ok(start) = usize::try_from(span.start) else {
+            continue;
+        };
+        let end = start.saturating_add(span.len as usize).min(file.len());
+        let Some(name) = file.get_mut(start..end) else {
+            continue;
+        };
+        let mut i = 0;
+        while i < name.len() {
+            if name[i] == b'#'
+                && let (Some(h), Some(l)) = (
+                    name.get(i + 1).copied().and_then(hex_value),
+                    name.get(i + 2).copied().and_then(hex_value),
+                )
+            {
+                let decoded = h * 16 + l;
+                if decoded.is_ascii_alphabetic() {
+                    name[i + 1] = b"0123456789ABCDEF"[usize::from((decoded ^ 0x20) >> 4)];
+                }
+                i += 3;
+                continue;
+            }
+            if name[i].is_ascii_alphabetic() {
+                name[i] ^= 0x20;
+            }
+            i += 1;
+        }
+        changed += 1;
+    }
+    changed
 }
 
 #[cfg(test)]
@@ -750,5 +856,56 @@ mod tests {
         }
         // A longer name that starts with one is another name.
         assert_eq!(scan(&[b"<< /JSX 1 /AAB 2 >>"]), vec![]);
+    }
+
+    fn report(pieces: &[&[u8]]) -> Report {
+        let mut s = PdfScanner::new();
+        for p in pieces {
+            s.push(p);
+        }
+        s.report()
+    }
+
+    #[test]
+    fn disarm_neutralises_every_active_name_in_place() {
+        let pdf = b"%PDF-1.7\n1 0 obj << /Type /Catalog /OpenAction 2 0 R /AA 3 0 R >> endobj\n\
+                    2 0 obj << /S /J#61vaScript /JS (app.alert\\(1\\)) >> endobj\n\
+                    3 0 obj << /S /#4A#53 /Length 9 >>\nstream\n/JS /Launch\nendstream endobj\n";
+        // Found the same way whatever the pieces, with the same spans.
+        let whole = report(&[pdf]);
+        assert_eq!(whole.findings.len(), 4, "{:?}", whole.findings);
+        assert!(whole.disarmable());
+        for i in (1..pdf.len()).step_by(5) {
+            assert_eq!(report(&[&pdf[..i], &pdf[i..]]), whole, "split at {i}");
+        }
+        let mut out = pdf.to_vec();
+        assert_eq!(disarm(&mut out, &whole.spans), 5);
+        assert_eq!(out.len(), pdf.len(), "no byte moved");
+        assert_eq!(scan(&[&out]), vec![], "{}", String::from_utf8_lossy(&out));
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("/oPENaCTION 2 0 R /aa 3 0 R"), "{text}");
+        assert!(text.contains("/j#41VAsCRIPT /js (app"), "{text}");
+        assert!(text.contains("/#6A#73 "), "{text}");
+        // Stream data is not touched; every byte outside the names is the same.
+        assert!(text.contains("stream\n/JS /Launch\nendstream"), "{text}");
+        let changed: usize = pdf.iter().zip(&out).filter(|(a, b)| a != b).count();
+        assert_eq!(changed, "OpenAction".len() + 2 + 10 + 2 + 2, "{text}");
+    }
+
+    #[test]
+    fn names_in_object_streams_and_encryption_are_not_disarmable() {
+        let inner = deflate(b"1 0 << /S /Launch >>");
+        let mut pdf =
+            b"%PDF-1.5\n5 0 obj << /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length "
+                .to_vec();
+        pdf.extend_from_slice(inner.len().to_string().as_bytes());
+        pdf.extend_from_slice(b" >>\nstream\r\n");
+        pdf.extend_from_slice(&inner);
+        pdf.extend_from_slice(b"\nendstream\nendobj\n%%EOF\n");
+        let r = report(&[&pdf]);
+        assert!(r.compressed_active && !r.disarmable(), "{r:?}");
+        let encrypted = b"%PDF-1.7\ntrailer << /Encrypt 9 0 R /OpenAction 2 0 R >>\n";
+        let r = report(&[encrypted]);
+        assert!(!r.disarmable(), "{r:?}");
     }
 }

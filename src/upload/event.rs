@@ -24,6 +24,13 @@ pub fn link_event(
         payload["size"] = i.size.into();
         payload["sha256"] = i.sha256.clone().into();
         payload["content_type"] = i.content_type.clone().into();
+        if let Some(v) = i
+            .scan
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        {
+            payload["scan"] = v;
+        }
     }
     if let Some(e) = failure {
         payload["reason"] = e.code().into();

@@ -27,6 +27,7 @@ pub mod names;
 pub mod put;
 pub mod quota;
 pub mod resumable;
+pub mod verdict;
 
 use crate::config::{BucketConfig, EtagMode};
 use crate::error::{Error, Result};

@@ -323,8 +323,8 @@ pub async fn assemble_and_commit(
         .unwrap_or_else(|| content_type.clone());
     let inspector = crate::scan::Inspector::for_object(&crate::scan::Policy::of(bcfg), &inspect_as);
     let assembled = assemble(state, bucket, &path, chosen, inspector).await;
-    let sha256 = match assembled {
-        Ok((sha, size)) if size == total => sha,
+    let (sha256, passed) = match assembled {
+        Ok((sha, size, passed)) if size == total => (sha, passed),
         Ok(_) => {
             let _ = state.storage.delete(&path).await;
             let _ = state.meta.discard_pending(&id).await;
@@ -335,14 +335,30 @@ pub async fn assemble_and_commit(
         Err(e) => {
             let _ = state.storage.remove_staging(&path).await;
             let _ = state.meta.discard_pending(&id).await;
+            super::verdict::count_refusal(state, &e);
             return Err(e);
         }
     };
-    if let Err(e) = super::malware::check(state, bcfg, &path).await {
+    // A SHA-256 pinned by the link is of the bytes as uploaded.
+    if let Some(link) = link
+        && let Some(want) = &link.sha256
+        && *want != hex::encode(sha256)
+    {
         let _ = state.storage.delete(&path).await;
         let _ = state.meta.discard_pending(&id).await;
-        return Err(e);
+        return Err(Error::ContentSha256Mismatch);
     }
+    let typed = bcfg.types != crate::config::TypesMode::Any;
+    let finalized = match super::verdict::finalize(state, bcfg, &path, passed.as_ref(), typed).await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = state.storage.delete(&path).await;
+            let _ = state.meta.discard_pending(&id).await;
+            super::verdict::count_refusal(state, &e);
+            return Err(e);
+        }
+    };
     // Multipart ETag convention: a digest of the part digests, "-N".
     let mut of_parts = Sha256::new();
     for p in chosen {
@@ -353,37 +369,34 @@ pub async fn assemble_and_commit(
         hex::encode(&of_parts.finalize()[..16]),
         chosen.len()
     );
+    let (size, sha256) = match finalized.stored {
+        Some(s) => (s.size, s.sha256),
+        None => (total, sha256),
+    };
     let info = CommitInfo {
-        size: total,
+        size,
         sha256: hex::encode(sha256),
         etag: etag.clone(),
         content_type,
         checksum: None,
         committed_at_ms: crate::clock::now_ms(),
         quota: quota.clone(),
+        scan: Some(finalized.verdict.to_json()),
     };
-    if let Some(link) = link
-        && let Some(want) = &link.sha256
-        && *want != info.sha256
-    {
-        let _ = state.storage.delete(&path).await;
-        let _ = state.meta.discard_pending(&id).await;
-        return Err(Error::ContentSha256Mismatch);
-    }
     let retired = commit_object(state, &id, &path, &info, link).await?;
     after_commit(state, bucket, retired, &info, started).await;
     Ok(etag)
 }
 
 /// Streams the parts, in order, into a staged object at `path` and publishes it. Returns the
-/// SHA-256 and size of what was written.
+/// SHA-256 and size of what was written, and the content check that passed.
 async fn assemble(
     state: &AppState,
     bucket: &str,
     path: &object_store::path::Path,
     parts: &[&PartRecord],
     mut inspector: Option<crate::scan::Inspector>,
-) -> Result<([u8; 32], u64)> {
+) -> Result<([u8; 32], u64, Option<crate::scan::Passed>)> {
     let mut staging = state.storage.begin(path).await?;
     let mut sha = Sha256::new();
     let mut size = 0u64;
@@ -413,10 +426,14 @@ async fn assemble(
         }
     }
     // The whole object's content check, before anything is published.
-    if let Some(Err(refusal)) = inspector.map(crate::scan::Inspector::finish) {
-        staging.abort().await;
-        return Err(Error::ContentRejected(refusal.reason));
-    }
+    let passed = match inspector.map(crate::scan::Inspector::finish) {
+        Some(Err(refusal)) => {
+            staging.abort().await;
+            return Err(Error::ContentRejected(refusal.reason));
+        }
+        Some(Ok(passed)) => Some(passed),
+        None => None,
+    };
     staging.commit().await?;
-    Ok((sha.finalize().into(), size))
+    Ok((sha.finalize().into(), size, passed))
 }

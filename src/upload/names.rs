@@ -107,6 +107,9 @@ pub fn extensions_of(content_type: &str) -> &'static [&'static str] {
         crate::mime::AVIF => &["avif"],
         crate::mime::TEXT => &["txt", "text"],
         crate::mime::CSV => &["csv"],
+        crate::mime::DOCX => &["docx"],
+        crate::mime::XLSX => &["xlsx"],
+        crate::mime::PPTX => &["pptx"],
         _ => &[],
     }
 }

@@ -112,8 +112,11 @@ pub struct Target<'a> {
 
 /// A committed upload.
 pub struct Committed {
+    /// What arrived (its digests are of the bytes as uploaded).
     pub ingested: Ingested,
     pub etag: String,
+    /// The record as committed (size and SHA-256 of the bytes as stored).
+    pub info: CommitInfo,
 }
 
 /// The single-object upload path shared by PutObject and POST Object: a pending row, an
@@ -160,21 +163,43 @@ where
             staging.abort().await;
             state.meta.discard_pending(&id).await?;
             guard.disarm();
+            super::verdict::count_refusal(state, &e);
             return Err(e);
         }
     };
     staging.commit().await?;
-    if let Err(e) = super::malware::check(state, state.bucket(bucket)?, &path).await {
-        // Published at a path nothing points to: removed now, with the pending row.
-        let _ = state.storage.delete(&path).await;
-        let _ = state.meta.discard_pending(&id).await;
-        guard.disarm();
-        return Err(e);
-    }
-    let etag = etag_for(&ingested);
+    let typed = stored_type.is_none();
+    let finalized = super::verdict::finalize(
+        state,
+        state.bucket(bucket)?,
+        &path,
+        ingested.passed.as_ref(),
+        typed,
+    )
+    .await;
+    let finalized = match finalized {
+        Ok(f) => f,
+        Err(e) => {
+            // Published at a path nothing points to: removed now, with the pending row.
+            let _ = state.storage.delete(&path).await;
+            let _ = state.meta.discard_pending(&id).await;
+            guard.disarm();
+            super::verdict::count_refusal(state, &e);
+            return Err(e);
+        }
+    };
+    let (size, sha256, etag) = match finalized.stored {
+        None => (ingested.size, ingested.sha256, etag_for(&ingested)),
+        // Rewritten bytes: their own digest, and a tag that does not pretend to be an MD5.
+        Some(s) => (
+            s.size,
+            s.sha256,
+            format!("{}-1", hex::encode(&s.sha256[..16])),
+        ),
+    };
     let info = CommitInfo {
-        size: ingested.size,
-        sha256: hex::encode(ingested.sha256),
+        size,
+        sha256: hex::encode(sha256),
         etag: etag.clone(),
         content_type: match stored_type {
             Some(t) => t,
@@ -183,17 +208,24 @@ where
                 .ok_or(Error::ContentTypeMismatch)?
                 .to_string(),
         },
+        // A client checksum is of the bytes as uploaded: kept only if those are stored.
         checksum: ingested
             .checksum
             .as_ref()
+            .filter(|_| finalized.stored.is_none())
             .map(|(a, v)| (a.header_name().to_string(), checksum::encode_b64(v))),
         committed_at_ms: crate::clock::now_ms(),
         quota: quota.clone(),
+        scan: Some(finalized.verdict.to_json()),
     };
     let retired = commit_object(state, &id, &path, &info, link).await?;
     guard.disarm();
     after_commit(state, bucket, retired, &info, started).await;
-    Ok(Committed { ingested, etag })
+    Ok(Committed {
+        ingested,
+        etag,
+        info,
+    })
 }
 
 /// Records a pending row for a new object at `bucket`/`key` (leased, so that the sweeper finds

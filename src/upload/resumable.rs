@@ -571,6 +571,7 @@ async fn record_link(
                 versions: 0,
                 created_at_ms: now,
                 updated_at_ms: now,
+                scan: None,
             })
             .await?;
     }

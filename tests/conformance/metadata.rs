@@ -193,6 +193,7 @@ fn info(n: u64) -> CommitInfo {
         checksum: Some(("CRC32".to_owned(), format!("crc{n}=="))),
         committed_at_ms: T0 + n as i64,
         quota: None,
+        scan: Some(format!(r#"{{"result":"clean","n":{n}}}"#)),
     }
 }
 
@@ -208,6 +209,7 @@ fn expected(p: &NewPending, i: &CommitInfo) -> ObjectRecord {
         content_type: i.content_type.clone(),
         checksum: i.checksum.clone(),
         committed_at_ms: i.committed_at_ms,
+        scan: i.scan.clone(),
     }
 }
 
@@ -330,6 +332,7 @@ async fn commit_round_trips_every_field(s: Store) {
         checksum: Some(("CRC64NVME".to_owned(), "AAAAAAAAAAA=".to_owned())),
         committed_at_ms: T0 + 42,
         quota: None,
+        scan: Some(r#"{"result":"disarmed","changes":["disarmed JavaScript"]}"#.to_owned()),
     };
     let without = NewPending {
         owner: "AKIDOTHEROWNER000002".to_owned(),
@@ -339,6 +342,7 @@ async fn commit_round_trips_every_field(s: Store) {
         size: i64::MAX as u64,
         checksum: None,
         content_type: "application/octet-stream".to_owned(),
+        scan: None,
         ..info(9)
     };
     let empty = pending("empty", BUCKET, "dir/empty");

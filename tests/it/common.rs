@@ -155,6 +155,83 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with("").await
 }
 
+/// Reads `key` of the test bucket back whole through the SDK.
+pub async fn get_bytes(app: &TestApp, key: &str) -> Vec<u8> {
+    let got = app
+        .s3()
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("get");
+    got.body
+        .collect()
+        .await
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// Uploads `parts` (in order) as one S3 multipart upload of `key` and completes it: the ETag, or
+/// the S3 error code of the completion.
+pub async fn multipart_put(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    content_type: &str,
+    parts: &[&[u8]],
+) -> Result<String, String> {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let up = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .content_type(content_type)
+        .send()
+        .await
+        .expect("create");
+    let id = up.upload_id().expect("id");
+    let mut done = Vec::new();
+    for (n, chunk) in (1..).zip(parts) {
+        let r = s3
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .expect("part");
+        done.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(r.e_tag().expect("etag"))
+                .build(),
+        );
+    }
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|o| o.e_tag().unwrap_or_default().to_string())
+        .map_err(|e| {
+            e.into_service_error()
+                .meta()
+                .code()
+                .unwrap_or("?")
+                .to_string()
+        })
+}
+
 /// A minimal PDF-looking body of `len` bytes (magic + deterministic filler).
 pub fn pdf(len: usize) -> Vec<u8> {
     // The filler is the data of a stream, as binary is in real PDFs (so that the active-content

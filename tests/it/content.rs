@@ -5,14 +5,15 @@
 use std::io::Write;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use serde_json::{Value, json};
 use upgate::api::admin::create_tenant;
 
-use crate::common::{BUCKET, TestApp, pdf, send, sha256_hex, spawn_app, spawn_app_with};
+use crate::common::{
+    BUCKET, TestApp, multipart_put, pdf, send, sha256_hex, spawn_app, spawn_app_with,
+};
 
 /// A PDF of about `len` bytes whose catalog runs JavaScript on open.
-fn js_pdf(len: usize) -> Vec<u8> {
+pub(crate) fn js_pdf(len: usize) -> Vec<u8> {
     let mut v = b"%PDF-1.7\n1 0 obj << /Type /Catalog /OpenAction 2 0 R >> endobj\n\
                   2 0 obj << /S /JavaScript /JS (app.alert\\(1\\)) >> endobj\n"
         .to_vec();
@@ -28,7 +29,7 @@ fn escaped_pdf(len: usize) -> Vec<u8> {
 }
 
 /// A PDF 1.5 file that keeps a /Launch action inside a compressed object stream.
-fn objstm_pdf(len: usize) -> Vec<u8> {
+pub(crate) fn objstm_pdf(len: usize) -> Vec<u8> {
     let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(b"1 0 2 40 << /Type /Catalog /OpenAction 2 0 R >> << /S /Launch /F (calc.exe) >>")
         .expect("deflate");
@@ -106,50 +107,11 @@ async fn an_active_pdf_is_refused_through_multipart_assembly() {
     let mut body = pdf(5 * 1024 * 1024);
     body.extend_from_slice(&objstm_pdf(300_000));
     let key = "mp/active.pdf";
-    let up = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .content_type("application/pdf")
-        .send()
-        .await
-        .expect("create");
-    let id = up.upload_id().expect("id");
     let (a, b) = body.split_at(5 * 1024 * 1024);
-    let mut parts = Vec::new();
-    for (n, chunk) in [(1, a), (2, b)] {
-        let r = s3
-            .upload_part()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(id)
-            .part_number(n)
-            .body(ByteStream::from(chunk.to_vec()))
-            .send()
-            .await
-            .expect("part");
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(r.e_tag().expect("etag"))
-                .build(),
-        );
-    }
-    let err = s3
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
+    let code = multipart_put(&s3, key, "application/pdf", &[a, b])
         .await
         .expect_err("active");
-    let code = err.into_service_error().meta().code().map(str::to_string);
-    assert_eq!(code.as_deref(), Some("ContentRejected"));
+    assert_eq!(code, "ContentRejected");
     assert!(
         s3.head_object()
             .bucket(BUCKET)
@@ -161,7 +123,25 @@ async fn an_active_pdf_is_refused_through_multipart_assembly() {
     app.stop().await;
 }
 
-async fn api(app: &TestApp, key: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+/// Uploads `body` through a minted link (its URL and headers): the status and the reply body.
+pub(crate) async fn put_through(link: &Value, body: Vec<u8>) -> (u16, Vec<u8>) {
+    let headers: Vec<(String, String)> = link["headers"]
+        .as_object()
+        .expect("h")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("s").to_string()))
+        .collect();
+    let (s, _, b) = send("PUT", link["url"].as_str().expect("url"), &headers, body).await;
+    (s, b)
+}
+
+pub(crate) async fn api(
+    app: &TestApp,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let (s, _, b) = send(
         method,
         &format!("{}{path}", app.endpoint()),
@@ -188,19 +168,7 @@ async fn an_active_pdf_is_refused_through_a_link_and_tus_and_the_failure_is_reco
     )
     .await;
     assert_eq!(s, 201);
-    let headers: Vec<(String, String)> = link["headers"]
-        .as_object()
-        .expect("h")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().expect("s").to_string()))
-        .collect();
-    let (s, _, b) = send(
-        "PUT",
-        link["url"].as_str().expect("url"),
-        &headers,
-        body.clone(),
-    )
-    .await;
+    let (s, b) = put_through(&link, body.clone()).await;
     assert_eq!(s, 400);
     assert!(String::from_utf8_lossy(&b).contains("ContentRejected"));
     let (_, st) = api(
@@ -297,19 +265,7 @@ async fn upload_named(app: &TestApp, key: &str, filename: &str, body: &[u8]) -> 
     if s != 201 {
         return (s, link);
     }
-    let headers: Vec<(String, String)> = link["headers"]
-        .as_object()
-        .expect("h")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().expect("s").to_string()))
-        .collect();
-    let (s, _, _) = send(
-        "PUT",
-        link["url"].as_str().expect("url"),
-        &headers,
-        body.to_vec(),
-    )
-    .await;
+    let (s, _) = put_through(&link, body.to_vec()).await;
     assert_eq!(s, 200);
     (201, link)
 }

@@ -9,6 +9,7 @@ mod common;
 mod api;
 mod cli;
 mod content;
+mod content_rewrite;
 mod layers;
 mod limits;
 mod malware;

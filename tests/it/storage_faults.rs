@@ -160,16 +160,8 @@ async fn assert_works_again(app: &TestApp, key: &str, len: usize) {
     let body = pdf(len);
     let reply = put(app, key, body.clone(), &[], |_| {}).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let got = app
-        .s3()
-        .get_object()
-        .bucket(BUCKET)
-        .key(key)
-        .send()
-        .await
-        .expect("get");
-    let bytes = got.body.collect().await.expect("body").into_bytes();
-    assert!(bytes.as_ref() == body.as_slice(), "read back differs");
+    let bytes = crate::common::get_bytes(app, key).await;
+    assert!(bytes == body, "read back differs");
     app.s3()
         .delete_object()
         .bucket(BUCKET)

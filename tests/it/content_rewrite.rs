@@ -1,0 +1,525 @@
+//! Content checks that change or judge the stored bytes, end to end: a PDF disarmed in place
+//! (S3 PUT, a link with a pinned hash, multipart, tus), image metadata removed (exiftool is the
+//! oracle, a JPEG decoder proves the pixels unchanged), and Office documents checked for their
+//! format, macros and zip bombs. The verdict is on the record and in the API.
+
+use std::io::{Cursor, Write};
+use std::process::Command;
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{Value, json};
+use upgate::api::admin::create_tenant;
+
+use crate::common::{
+    BUCKET, TestApp, get_bytes, multipart_put, pdf, send, sha256_hex, spawn_app, spawn_app_with,
+};
+use crate::content::{api, js_pdf, objstm_pdf, put_through};
+
+fn verdict(rec: &upgate::metadata::ObjectRecord) -> Value {
+    serde_json::from_str(rec.scan.as_deref().expect("a verdict is recorded")).expect("json")
+}
+
+fn active_names(body: &[u8]) -> Vec<upgate::scan::pdf::Finding> {
+    let mut s = upgate::scan::pdf::PdfScanner::new();
+    s.push(body);
+    s.finish()
+}
+
+/// Mints a link for `body` (its SHA-256 pinned) and uploads through it.
+async fn through_link(app: &TestApp, key: &str, name: &str, ct: &str, body: &[u8]) -> Value {
+    let (s, link) = api(
+        app,
+        key,
+        "POST",
+        "/v1/uploads",
+        json!({"filename": name, "content_type": ct, "size": body.len(),
+               "sha256": sha256_hex(body)}),
+    )
+    .await;
+    assert_eq!(s, 201, "{link}");
+    let (s, b) = put_through(&link, body.to_vec()).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let (s, st) = api(
+        app,
+        key,
+        "GET",
+        &format!("/v1/uploads/{}", link["upload_id"].as_str().expect("id")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(st["status"], "complete", "{st}");
+    st
+}
+
+#[tokio::test]
+async fn a_disarm_bucket_stores_active_pdfs_neutralised_in_place_on_every_way_in() {
+    let app = spawn_app_with(
+        "[buckets.uploads]\nmax_object_bytes = 20971520\nallowed_types = [\"application/pdf\"]\n\
+         etag = \"auto\"\npdf_active_content = \"disarm\"\n",
+    )
+    .await;
+    let s3 = app.s3();
+    let body = js_pdf(60_000);
+    assert!(!active_names(&body).is_empty());
+
+    // S3 PUT.
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("d/put.pdf")
+        .content_type("application/pdf")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect("disarmed, stored");
+    let stored = get_bytes(&app, "d/put.pdf").await;
+    assert_eq!(stored.len(), body.len(), "no byte moved");
+    assert_ne!(stored, body);
+    assert_eq!(active_names(&stored), vec![], "nothing active is stored");
+    let differing = body.iter().zip(&stored).filter(|(a, b)| a != b).count();
+    assert!(differing <= "OpenActionJavaScriptJS".len(), "{differing}");
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "d/put.pdf")
+        .await
+        .expect("m")
+        .expect("stored");
+    assert_eq!(
+        rec.sha256,
+        sha256_hex(&stored),
+        "the record is of the stored bytes"
+    );
+    let v = verdict(&rec);
+    assert_eq!(v["result"], "disarmed", "{v}");
+    assert_eq!(v["checks"], json!(["type", "pdf"]), "{v}");
+    for name in ["OpenAction", "JavaScript", "JS"] {
+        assert!(
+            v["changes"]
+                .as_array()
+                .expect("changes")
+                .contains(&json!(format!("disarmed {name}"))),
+            "{name}: {v}"
+        );
+    }
+
+    // A name inside a compressed object stream cannot be changed in place: refused.
+    let err = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("d/objstm.pdf")
+        .body(ByteStream::from(objstm_pdf(40_000)))
+        .send()
+        .await
+        .expect_err("not disarmable");
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ContentRejected")
+    );
+    assert!(
+        app.state
+            .meta
+            .current(BUCKET, "d/objstm.pdf")
+            .await
+            .expect("m")
+            .is_none()
+    );
+
+    // A link whose SHA-256 was pinned to the uploaded bytes: the pin is checked against what
+    // arrived, the record says what is stored.
+    let t = create_tenant(app.state.control.as_ref(), "disarm")
+        .await
+        .expect("tenant");
+    let st = through_link(&app, &t.api_key, "report.pdf", "application/pdf", &body).await;
+    assert_eq!(st["scan"]["result"], "disarmed", "{st}");
+    assert_ne!(st["sha256"], sha256_hex(&body));
+    let (_, file) = api(
+        &app,
+        &t.api_key,
+        "GET",
+        &format!("/v1/files/{}", st["file_id"].as_str().expect("id")),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(file["scan"]["result"], "disarmed", "{file}");
+    assert_eq!(file["sha256"], st["sha256"]);
+    assert_eq!(file["size"], json!(body.len()));
+
+    // S3 multipart: the active names are in the second part.
+    let mut big = pdf(5 * 1024 * 1024);
+    big.extend_from_slice(&js_pdf(100_000));
+    let key = "d/multipart.pdf";
+    let (a, b) = big.split_at(5 * 1024 * 1024);
+    multipart_put(&s3, key, "application/pdf", &[a, b])
+        .await
+        .expect("disarmed, assembled");
+    let stored = get_bytes(&app, key).await;
+    assert_eq!(stored.len(), big.len());
+    assert_eq!(active_names(&stored), vec![]);
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, key)
+        .await
+        .expect("m")
+        .expect("stored");
+    assert_eq!(rec.sha256, sha256_hex(&stored));
+    assert_eq!(verdict(&rec)["result"], "disarmed");
+
+    // tus.
+    let h = |extra: &[(&str, String)]| {
+        let mut h = vec![
+            ("authorization".to_string(), format!("Bearer {}", t.api_key)),
+            ("tus-resumable".to_string(), "1.0.0".to_string()),
+        ];
+        h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        h
+    };
+    let (s, created, _) = send(
+        "POST",
+        &format!("{}/v1/tus/", app.endpoint()),
+        &h(&[("upload-length", body.len().to_string())]),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let url = created["location"].to_str().expect("loc").to_string();
+    let (s, _, b) = send(
+        "PATCH",
+        &url,
+        &h(&[
+            ("upload-offset", "0".to_string()),
+            (
+                "content-type",
+                "application/offset+octet-stream".to_string(),
+            ),
+        ]),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, 204, "{}", String::from_utf8_lossy(&b));
+    let (_, files) = api(&app, &t.api_key, "GET", "/v1/files", Value::Null).await;
+    let done: Vec<&Value> = files["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter(|f| f["status"] == "complete")
+        .collect();
+    assert_eq!(done.len(), 2, "{files}");
+    assert!(
+        done.iter().all(|f| f["scan"]["result"] == "disarmed"),
+        "{files}"
+    );
+    app.stop().await;
+}
+
+/// A real 64 × 48 baseline JPEG (a gradient), encoded in process.
+fn jpeg_image() -> Vec<u8> {
+    let (w, h) = (64u16, 48u16);
+    let mut rgb = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            rgb.extend_from_slice(&[(x * 4) as u8, (y * 5) as u8, ((x + y) * 2) as u8]);
+        }
+    }
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+        .expect("encode");
+    out
+}
+
+fn pixels(jpeg: &[u8]) -> Vec<u8> {
+    jpeg_decoder::Decoder::new(Cursor::new(jpeg))
+        .decode()
+        .expect("decodes")
+}
+
+/// exiftool's view of a file: every tag, by group, numeric values.
+fn exif_tags(dir: &std::path::Path, name: &str, bytes: &[u8]) -> serde_json::Map<String, Value> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    let out = Command::new("exiftool")
+        .args(["-j", "-a", "-G1", "-n"])
+        .arg(&path)
+        .output()
+        .expect("exiftool runs (Debian libimage-exiftool-perl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    v[0].as_object().expect("tags").clone()
+}
+
+/// A JPEG with GPS, camera, XMP and comment metadata written by exiftool, rotated 90°.
+fn tagged_jpeg(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("tagged.jpg");
+    std::fs::write(&path, jpeg_image()).expect("write");
+    let status = Command::new("exiftool")
+        .args([
+            "-q",
+            "-overwrite_original",
+            "-GPSLatitude=48.8584",
+            "-GPSLatitudeRef=N",
+            "-GPSLongitude=2.2945",
+            "-GPSLongitudeRef=E",
+            "-Make=TestCam",
+            "-SerialNumber=SN-12345",
+            "-XMP-dc:Creator=Someone Private",
+            "-Comment=shot at home",
+            "-Orientation#=6",
+        ])
+        .arg(&path)
+        .status()
+        .expect("exiftool runs");
+    assert!(status.success());
+    std::fs::read(&path).expect("read")
+}
+
+fn has_private_tags(tags: &serde_json::Map<String, Value>) -> Vec<String> {
+    tags.iter()
+        .filter(|(k, v)| {
+            k.contains("GPS")
+                || k.ends_with(":Make")
+                || k.ends_with(":SerialNumber")
+                || k.ends_with(":Creator")
+                || k.ends_with(":Comment")
+                || v.as_str().is_some_and(|s| s.contains("Someone Private"))
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn image_metadata_is_removed_with_the_pixels_and_orientation_kept() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let tagged = tagged_jpeg(dir.path());
+    let before = exif_tags(dir.path(), "before.jpg", &tagged);
+    let private = has_private_tags(&before);
+    assert!(
+        private.iter().any(|t| t.contains("GPSLatitude")),
+        "{private:?}"
+    );
+    assert!(
+        private.len() >= 5,
+        "the oracle sees what was written: {private:?}"
+    );
+
+    let app = spawn_app().await;
+    app.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("photos/a.jpg")
+        .content_type("image/jpeg")
+        .body(ByteStream::from(tagged.clone()))
+        .send()
+        .await
+        .expect("stored");
+    let stored = get_bytes(&app, "photos/a.jpg").await;
+    let after = exif_tags(dir.path(), "after.jpg", &stored);
+    assert_eq!(has_private_tags(&after), Vec::<String>::new(), "{after:?}");
+    assert_eq!(after.get("IFD0:Orientation"), Some(&json!(6)), "{after:?}");
+    assert_eq!(pixels(&stored), pixels(&tagged), "the same pixels");
+    assert!(stored.len() < tagged.len());
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "photos/a.jpg")
+        .await
+        .expect("m")
+        .expect("stored");
+    assert_eq!(rec.sha256, sha256_hex(&stored));
+    assert_eq!(rec.size, stored.len() as u64);
+    let v = verdict(&rec);
+    assert_eq!(v["result"], "stripped", "{v}");
+    for removed in [
+        "removed exif",
+        "removed gps",
+        "removed xmp",
+        "removed comment",
+    ] {
+        assert!(
+            v["changes"]
+                .as_array()
+                .expect("c")
+                .contains(&json!(removed)),
+            "{removed}: {v}"
+        );
+    }
+
+    // Through a link with a pinned hash: the record and the API show the stored bytes.
+    let t = create_tenant(app.state.control.as_ref(), "photos")
+        .await
+        .expect("tenant");
+    let st = through_link(&app, &t.api_key, "holiday.jpg", "image/jpeg", &tagged).await;
+    assert_eq!(st["scan"]["result"], "stripped", "{st}");
+    assert_eq!(st["sha256"], sha256_hex(&stored), "{st}");
+
+    // An image without metadata is stored as it came.
+    let plain = jpeg_image();
+    app.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("photos/plain.jpg")
+        .body(ByteStream::from(plain.clone()))
+        .send()
+        .await
+        .expect("stored");
+    assert_eq!(get_bytes(&app, "photos/plain.jpg").await, plain);
+    app.stop().await;
+
+    // A bucket that keeps metadata keeps it.
+    let app = spawn_app_with(
+        "[buckets.uploads]\nmax_object_bytes = 20971520\nallowed_types = [\"image/jpeg\"]\n\
+         etag = \"auto\"\nstrip_image_metadata = false\n",
+    )
+    .await;
+    app.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("kept.jpg")
+        .body(ByteStream::from(tagged.clone()))
+        .send()
+        .await
+        .expect("stored");
+    assert_eq!(get_bytes(&app, "kept.jpg").await, tagged);
+    app.stop().await;
+}
+
+const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, opts).expect("entry");
+        w.write_all(data).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+fn docx(extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let types = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
+<Default Extension="xml" ContentType="application/xml"/>
+<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>
+</Types>"#;
+    let mut entries: Vec<(&str, &[u8])> = vec![
+        ("[Content_Types].xml", types),
+        ("word/document.xml", b"<w:document><w:body/></w:document>"),
+    ];
+    entries.extend_from_slice(extra);
+    zip_of(&entries)
+}
+
+#[tokio::test]
+async fn office_documents_must_be_what_they_say_without_macros_or_bombs() {
+    let app = spawn_app_with(&format!(
+        "[buckets.uploads]\nmax_object_bytes = 20971520\n\
+         allowed_types = [\"application/pdf\", \"{DOCX}\", \"{XLSX}\"]\netag = \"auto\"\n"
+    ))
+    .await;
+    let s3 = app.s3();
+    let put = |key: &'static str, ct: &'static str, body: Vec<u8>| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .content_type(ct)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| {
+                    e.into_service_error()
+                        .meta()
+                        .code()
+                        .unwrap_or("?")
+                        .to_string()
+                })
+        }
+    };
+    let clean = docx(&[]);
+    put("o/letter.docx", DOCX, clean.clone())
+        .await
+        .expect("a clean docx");
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "o/letter.docx")
+        .await
+        .expect("m")
+        .expect("stored");
+    assert_eq!(rec.content_type, DOCX);
+    assert_eq!(verdict(&rec)["checks"], json!(["type", "office"]));
+
+    let zeros = vec![0u8; 6 << 20];
+    for (key, ct, body) in [
+        (
+            "o/macro.docx",
+            DOCX,
+            docx(&[("word/vbaProject.bin", b"\xd0\xcf\x11\xe0 macro")]),
+        ),
+        (
+            "o/bomb.docx",
+            DOCX,
+            docx(&[("word/media/zeros.bin", &zeros)]),
+        ),
+        ("o/wrong.xlsx", XLSX, clean.clone()),
+        (
+            "o/notzip.docx",
+            DOCX,
+            b"PK\x03\x04 but not a zip at all".to_vec(),
+        ),
+    ] {
+        assert_eq!(
+            put(key, ct, body).await.expect_err(key),
+            "ContentRejected",
+            "{key}"
+        );
+        assert!(
+            app.state
+                .meta
+                .current(BUCKET, key)
+                .await
+                .expect("m")
+                .is_none()
+        );
+    }
+    // Not a zip at all: its first bytes do not match the declared type.
+    assert_eq!(
+        put("o/fake.docx", DOCX, pdf(3000)).await.expect_err("pdf"),
+        "ContentTypeMismatch"
+    );
+    // Through a link too.
+    let t = create_tenant(app.state.control.as_ref(), "office")
+        .await
+        .expect("tenant");
+    let st = through_link(&app, &t.api_key, "letter.docx", DOCX, &clean).await;
+    assert_eq!(st["scan"]["checks"], json!(["type", "office"]), "{st}");
+    app.stop().await;
+
+    // A bucket may allow macros.
+    let app = spawn_app_with(&format!(
+        "[buckets.uploads]\nmax_object_bytes = 20971520\nallowed_types = [\"{DOCX}\"]\n\
+         etag = \"auto\"\nallow_macros = true\n"
+    ))
+    .await;
+    app.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("macro.docx")
+        .content_type(DOCX)
+        .body(ByteStream::from(docx(&[(
+            "word/vbaProject.bin",
+            b"\xd0\xcf\x11\xe0 macro",
+        )])))
+        .send()
+        .await
+        .expect("allowed");
+    app.stop().await;
+}
