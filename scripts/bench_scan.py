@@ -4,11 +4,12 @@ by side in one run on one gateway (the machine is shared: compare ratios, not ab
 
     python3 scripts/bench_scan.py [--bin target/release/upgate] [--runs 10] [--clamd]
 
-Three buckets on one gateway: `off` (PDF active-content check off, no malware scan), `checks`
-(the PDF check on) and, with --clamd, `clamd` (the PDF check and a ClamAV scan; clamd is started
-here with a one-signature database). A 2 MiB PDF and a 2 MiB JPEG are PUT through presigned URLs
-into each bucket in turn; the script prints the median time per bucket and the ratios to `off`.
-The image header check always runs (it reads the first bytes only).
+Three buckets on one gateway: `off` (PDF active-content check off, image metadata kept, no
+malware scan), `checks` (the PDF check on, image metadata removed: the JPEG carries EXIF with a
+GPS block, so every upload is rewritten) and, with --clamd, `clamd` (those and a ClamAV scan;
+clamd is started here with a one-signature database). A 2 MiB PDF and a 2 MiB JPEG are PUT
+through presigned URLs into each bucket in turn; the script prints the median time per bucket
+and the ratios to `off`. The image header check always runs (it reads the first bytes only).
 """
 import argparse
 import hashlib
@@ -16,6 +17,7 @@ import os
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import tempfile
 import time
@@ -40,11 +42,28 @@ def pdf(size, seed):
     return (head + block * (size // len(block) + 1))[:size]
 
 
+def exif_app1():
+    """An APP1 EXIF segment (little-endian TIFF) with a camera make and a GPS block."""
+    make = b"BenchCam\0"
+    ifd0 = struct.pack("<H", 2)
+    ifd0 += struct.pack("<HHII", 0x010F, 2, len(make), 38)  # Make, ASCII, at offset 38
+    ifd0 += struct.pack("<HHII", 0x8825, 4, 1, 38 + len(make))  # GPS IFD pointer
+    ifd0 += struct.pack("<I", 0)
+    gps = struct.pack("<H", 1) + struct.pack("<HHII", 0x0001, 2, 2, ord("N")) + struct.pack("<I", 0)
+    tiff = b"II*\0" + struct.pack("<I", 8) + ifd0 + make + gps
+    body = b"Exif\0\0" + tiff
+    return b"\xFF\xE1" + struct.pack(">H", len(body) + 2) + body
+
+
 def jpeg(size, seed):
+    """A 2 MiB JPEG container: JFIF, EXIF with GPS, frame, one scan of entropy-coded-looking bytes
+    (no markers inside), end marker. The metadata check and removal edit containers only."""
     head = bytes([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10]) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    head += exif_app1()
     head += bytes([0xFF, 0xC0, 0x00, 0x11, 0x08, 0x0B, 0xB8, 0x0F, 0xA0, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1])
-    block = hashlib.sha256(str(seed).encode()).digest() * 2048
-    return (head + block * (size // len(block) + 1))[:size]
+    head += bytes([0xFF, 0xDA, 0x00, 0x0C, 0x03, 1, 0x00, 2, 0x11, 3, 0x11, 0x00, 0x3F, 0x00])
+    block = hashlib.sha256(str(seed).encode()).digest().replace(b"\xFF", b"\xFE") * 2048
+    return (head + block * (size // len(block) + 1))[:size - 2] + b"\xFF\xD9"
 
 
 def start_clamd(work):
@@ -78,7 +97,8 @@ def main():
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="upgate-bench-scan-")
     clamd = None
-    buckets = {"off": 'pdf_active_content = "allow"', "checks": 'pdf_active_content = "reject"'}
+    buckets = {"off": 'pdf_active_content = "allow"\nstrip_image_metadata = false',
+               "checks": 'pdf_active_content = "reject"'}
     cfg = '[api]\nbucket = "off"\n'
     if a.clamd:
         clamd, cport = start_clamd(work)
@@ -123,6 +143,11 @@ def main():
                     dt = time.perf_counter() - t0
                     if r.status_code != 200:
                         raise SystemExit(f"{b} {kind}: {r.status_code} {r.text[:200]}")
+                    if i == 0 and kind == "jpeg":
+                        stored = s3.get_object(Bucket=b, Key=key)["Body"].read()
+                        stripped = b"Exif" not in stored[:4096]
+                        if stripped != (b != "off"):
+                            raise SystemExit(f"{b}: metadata {'removed' if stripped else 'kept'}")
                     if i > 0:
                         times[(kind, b)].append(dt)
         for kind in ("pdf", "jpeg"):

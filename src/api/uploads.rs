@@ -20,7 +20,6 @@ use crate::auth::principal::{Principal, Via, hash_secret};
 use crate::clock::iso8601;
 use crate::error::{Error, Result};
 use crate::http::Body;
-use crate::ingest::sniff;
 use crate::metadata::control::{FileRecord, FileStatus, LinkStatus, UploadLink, UploadToken};
 use crate::state::AppState;
 use crate::upload::multipart::PartRef;
@@ -99,9 +98,7 @@ pub async fn create_upload(
         .config
         .bucket(&api.bucket)
         .ok_or(Error::NoSuchBucket)?;
-    let content_type = sniff::normalize(&req.content_type)
-        .filter(|t| bcfg.allowed_types.contains(t))
-        .ok_or(Error::ContentTypeNotAllowed)?;
+    let content_type = crate::upload::declared_type_for(bcfg, &req.content_type)?;
     if req.size == 0 {
         return Err(Error::InvalidJson("size must be at least 1."));
     }
@@ -529,10 +526,7 @@ pub async fn create_token(
         Some(types) => {
             let mut out = Vec::new();
             for t in types {
-                let n = sniff::normalize(&t)
-                    .filter(|n| bcfg.allowed_types.contains(n))
-                    .ok_or(Error::ContentTypeNotAllowed)?;
-                out.push(n);
+                out.push(crate::upload::declared_type_for(bcfg, &t)?);
             }
             out
         }

@@ -293,6 +293,10 @@ pub struct BucketConfig {
     /// Whether Office documents may carry macros (`vbaProject.bin`) or ActiveX controls.
     #[serde(default)]
     pub allow_macros: bool,
+    /// Whether the bytes of an upload a content check refused (malware, active content, a
+    /// bomb…) are kept for the operator in the bucket's quarantine area instead of removed.
+    #[serde(default)]
+    pub quarantine: bool,
 }
 
 fn default_true() -> bool {

@@ -362,7 +362,9 @@ fn preconditions(h: &HeaderMap, rec: &ObjectRecord) -> Result<Option<StatusCode>
 /// Response-header overrides S3 allows on signed GETs. Every query parameter is covered by
 /// the signature, so these were chosen by a key holder; the content type may still only be
 /// one the bucket accepts (or octet-stream), so a link cannot turn a file into HTML.
-fn apply_overrides(ctx: &Ctx, bcfg: &BucketConfig, h: &mut HeaderMap) -> Result<()> {
+/// The `response-*` overrides of a GET. A type override must be one the bucket allows, the
+/// object's own type (`stored`), or `application/octet-stream`.
+fn apply_overrides(ctx: &Ctx, bcfg: &BucketConfig, stored: &str, h: &mut HeaderMap) -> Result<()> {
     let pairs = [
         ("response-cache-control", header::CACHE_CONTROL),
         ("response-content-disposition", header::CONTENT_DISPOSITION),
@@ -380,7 +382,8 @@ fn apply_overrides(ctx: &Ctx, bcfg: &BucketConfig, h: &mut HeaderMap) -> Result<
     if let Some(ct) = ctx.query.get("response-content-type")? {
         let norm =
             sniff::normalize(ct).ok_or(Error::InvalidArgument("invalid response-content-type"))?;
-        if norm != "application/octet-stream" && !bcfg.allowed_types.contains(&norm) {
+        let own = sniff::normalize(stored).is_some_and(|s| s == norm);
+        if norm != "application/octet-stream" && !own && !bcfg.allowed_types.contains(&norm) {
             return Err(Error::InvalidArgument(
                 "response-content-type is not allowed",
             ));
@@ -435,14 +438,25 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<
     if let Ok(v) = HeaderValue::from_str(&rec.content_type) {
         rh.insert(header::CONTENT_TYPE, v);
     }
-    apply_overrides(ctx, bcfg, rh)?;
+    apply_overrides(ctx, bcfg, &rec.content_type, rh)?;
     if bcfg.types == crate::config::TypesMode::Any {
         // Opaque data is never rendered: whatever it is (HTML, SVG, script), a browser saves
-        // it, and a sandbox keeps it from running should it be shown anyway.
-        rh.insert(
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("attachment"),
-        );
+        // it, and a sandbox keeps it from running should it be shown anyway. An attachment
+        // disposition asked for (with a file name) stays; anything else becomes one.
+        let attachment = rh
+            .get(header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("attachment")
+            });
+        if !attachment {
+            rh.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment"),
+            );
+        }
         rh.insert(
             "content-security-policy",
             HeaderValue::from_static("sandbox; default-src 'none'"),

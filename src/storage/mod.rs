@@ -262,6 +262,29 @@ impl Storage {
         Path::from(format!("{bucket}/{fan}/{id}"))
     }
 
+    /// Where the refused bytes of object id `id` are kept in a bucket that quarantines them:
+    /// beside the bucket's objects, under a prefix no key maps to (objects are found through
+    /// their metadata rows, never by listing), so only the operator reaches them.
+    pub fn quarantine_path_for(bucket: &str, id: &str) -> Path {
+        Path::from(format!("{bucket}/_quarantine/{id}"))
+    }
+
+    /// Moves the bytes at `from` to `to` (paths of the same bucket, so of the same backend).
+    pub async fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        let started = Instant::now();
+        let r = self.backend(from).store.rename(from, to).await;
+        self.observe("rename", started, &r);
+        r.map_err(StorageError::from)
+    }
+
+    /// Writes a small object whole (a note beside quarantined bytes).
+    pub async fn put_small(&self, path: &Path, data: Bytes) -> Result<(), StorageError> {
+        let started = Instant::now();
+        let r = self.backend(path).store.put(path, data.into()).await;
+        self.observe("put", started, &r);
+        r.map(|_| ()).map_err(StorageError::from)
+    }
+
     /// Starts a hidden, abortable write at `path`.
     pub async fn begin(&self, path: &Path) -> Result<Staging, StorageError> {
         let started = Instant::now();

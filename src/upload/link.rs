@@ -97,7 +97,9 @@ impl LinkGuard {
                 owner: &link.owner,
                 link: Some(&link),
                 tenant: Some(&link.tenant_id),
-                stored_type: None,
+                // An opaque bucket stores the type the link was minted for.
+                stored_type: (state.bucket(&link.bucket)?.types == crate::config::TypesMode::Any)
+                    .then(|| link.content_type.clone()),
             },
             frames,
             decoder,

@@ -97,6 +97,18 @@ pub fn opaque_type(declared: Option<&str>) -> String {
     }
 }
 
+/// The type a client declared for an upload into `bucket`, as the upload will be held to it:
+/// normalised and one the bucket allows when types are checked; as given (or
+/// `application/octet-stream`) in an opaque bucket.
+pub fn declared_type_for(bucket: &BucketConfig, declared: &str) -> Result<String> {
+    if bucket.types == crate::config::TypesMode::Any {
+        return Ok(opaque_type(Some(declared)));
+    }
+    crate::mime::normalize(declared)
+        .filter(|t| bucket.allowed_types.contains(t))
+        .ok_or(Error::ContentTypeNotAllowed)
+}
+
 /// The expectations for an upload through a link that pins `size` and `content_type`.
 pub fn link_expectations(bucket: &BucketConfig, size: u64, content_type: &str) -> Expectations {
     Expectations {

@@ -323,6 +323,12 @@ pub async fn assemble_and_commit(
         .unwrap_or_else(|| content_type.clone());
     let inspector = crate::scan::Inspector::for_object(&crate::scan::Policy::of(bcfg), &inspect_as);
     let assembled = assemble(state, bucket, &path, chosen, inspector).await;
+    let refused = super::verdict::Refused {
+        bucket,
+        key,
+        owner,
+        id: &id,
+    };
     let (sha256, passed) = match assembled {
         Ok((sha, size, passed)) if size == total => (sha, passed),
         Ok(_) => {
@@ -333,7 +339,13 @@ pub async fn assemble_and_commit(
             ));
         }
         Err(e) => {
-            let _ = state.storage.remove_staging(&path).await;
+            // A content check's refusal comes with the assembled bytes published (to be
+            // quarantined or removed); any other failure left a staged write at most.
+            if matches!(e, Error::ContentRejected(_)) {
+                super::verdict::dispose(state, &refused, &path, &e).await;
+            } else {
+                let _ = state.storage.remove_staging(&path).await;
+            }
             let _ = state.meta.discard_pending(&id).await;
             super::verdict::count_refusal(state, &e);
             return Err(e);
@@ -353,7 +365,7 @@ pub async fn assemble_and_commit(
     {
         Ok(f) => f,
         Err(e) => {
-            let _ = state.storage.delete(&path).await;
+            super::verdict::dispose(state, &refused, &path, &e).await;
             let _ = state.meta.discard_pending(&id).await;
             super::verdict::count_refusal(state, &e);
             return Err(e);
@@ -426,14 +438,11 @@ async fn assemble(
         }
     }
     // The whole object's content check, before anything is published.
-    let passed = match inspector.map(crate::scan::Inspector::finish) {
-        Some(Err(refusal)) => {
-            staging.abort().await;
-            return Err(Error::ContentRejected(refusal.reason));
-        }
-        Some(Ok(passed)) => Some(passed),
-        None => None,
-    };
+    // Published before the verdict: a refused object's bytes are the caller's to quarantine
+    // or remove (nothing points to them).
     staging.commit().await?;
-    Ok((sha.finalize().into(), size, passed))
+    match inspector.map(crate::scan::Inspector::finish) {
+        Some(Err(refusal)) => Err(Error::ContentRejected(refusal.reason)),
+        passed => Ok((sha.finalize().into(), size, passed.and_then(Result::ok))),
+    }
 }

@@ -20,6 +20,7 @@ use crate::storage::Storage;
 pub use super::admit::upload_permit;
 use super::delete::remove_versions;
 use super::event::link_event;
+use super::verdict::{Refused, dispose};
 
 /// Removes a pending row if the upload future is dropped before it commits or aborts (client
 /// disconnect, shutdown). The staging write cleans itself up the same way.
@@ -160,7 +161,21 @@ where
     let ingested = match outcome {
         Ok(i) => i,
         Err(e) => {
-            staging.abort().await;
+            let refused = Refused {
+                bucket,
+                key,
+                owner,
+                id: &id,
+            };
+            // Bytes a content check refused may be kept for the operator (the body arrived
+            // whole); anything else goes.
+            if matches!(e, Error::ContentRejected(_)) && state.bucket(bucket)?.quarantine {
+                if staging.commit().await.is_ok() {
+                    dispose(state, &refused, &path, &e).await;
+                }
+            } else {
+                staging.abort().await;
+            }
             state.meta.discard_pending(&id).await?;
             guard.disarm();
             super::verdict::count_refusal(state, &e);
@@ -180,8 +195,15 @@ where
     let finalized = match finalized {
         Ok(f) => f,
         Err(e) => {
-            // Published at a path nothing points to: removed now, with the pending row.
-            let _ = state.storage.delete(&path).await;
+            // Published at a path nothing points to: removed (or quarantined) now, with the
+            // pending row.
+            let refused = Refused {
+                bucket,
+                key,
+                owner,
+                id: &id,
+            };
+            dispose(state, &refused, &path, &e).await;
             let _ = state.meta.discard_pending(&id).await;
             guard.disarm();
             super::verdict::count_refusal(state, &e);

@@ -111,11 +111,7 @@ pub async fn create(
     let declared_type = match new.content_type.as_deref() {
         None => None,
         Some(ct) if crate::mime::is_generic(ct) => None,
-        Some(ct) => Some(
-            crate::mime::normalize(ct)
-                .filter(|t| bcfg.allowed_types.contains(t))
-                .ok_or(Error::ContentTypeNotAllowed)?,
-        ),
+        Some(ct) => Some(super::declared_type_for(bcfg, ct)?),
     };
     let mut length = new.length;
     let mut partials = Vec::new();
@@ -412,7 +408,8 @@ where
         let first = current == 0 && upload.concat == Concat::None;
         let mut exp = super::expectations(bcfg, upload.declared_type.clone());
         exp.max_bytes = remaining;
-        exp.enforce_type = first;
+        // (An opaque bucket checks no type at all.)
+        exp.enforce_type = first && bcfg.types == crate::config::TypesMode::Checked;
         // An append is a piece of the object: its content and its size are checked whole,
         // when assembled.
         exp.checks = None;
@@ -469,18 +466,24 @@ async fn complete(
         return Ok(());
     }
     let bcfg = state.bucket(&u.bucket)?;
-    // The object's first bytes are the first part's.
-    let first_type = parts
-        .first()
-        .and_then(|p| p.detected_type.clone())
-        .ok_or(Error::ContentTypeMismatch)?;
-    match &u.declared_type {
-        Some(declared) if *declared != first_type => return Err(Error::ContentTypeMismatch),
-        None if !bcfg.allowed_types.contains(&first_type) => {
-            return Err(Error::ContentTypeNotAllowed);
+    let first_type = if bcfg.types == crate::config::TypesMode::Any {
+        // Opaque data: stored as declared (the content checks still follow the bytes).
+        super::opaque_type(u.declared_type.as_deref())
+    } else {
+        // The object's first bytes are the first part's.
+        let sniffed = parts
+            .first()
+            .and_then(|p| p.detected_type.clone())
+            .ok_or(Error::ContentTypeMismatch)?;
+        match &u.declared_type {
+            Some(declared) if *declared != sniffed => return Err(Error::ContentTypeMismatch),
+            None if !bcfg.allowed_types.contains(&sniffed) => {
+                return Err(Error::ContentTypeNotAllowed);
+            }
+            _ => {}
         }
-        _ => {}
-    }
+        sniffed
+    };
     super::admit::token_allows(who, Some(&first_type), None)?;
     let link = match &u.link_id {
         Some(id) => claim_minted(state, id).await?,

@@ -123,6 +123,63 @@ pub async fn finalize(
     })
 }
 
+/// Who and what a refused upload was (for the note beside quarantined bytes).
+pub struct Refused<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub owner: &'a str,
+    pub id: &'a str,
+}
+
+/// The bytes of a refused upload, published at `path`: moved to the bucket's quarantine area
+/// with a note when the refusal is a content check's and the bucket keeps them, removed
+/// otherwise. Failures are logged (the sweeper has no pointer to them either way).
+pub async fn dispose(
+    state: &AppState,
+    r: &Refused<'_>,
+    path: &object_store::path::Path,
+    e: &Error,
+) {
+    let keep = matches!(e, Error::ContentRejected(_))
+        && state.bucket(r.bucket).is_ok_and(|b| b.quarantine);
+    if keep {
+        let to = crate::storage::Storage::quarantine_path_for(r.bucket, r.id);
+        let note = serde_json::json!({
+            "reason": match e { Error::ContentRejected(why) => *why, _ => "" },
+            "bucket": r.bucket,
+            "key": r.key,
+            "owner": r.owner,
+            "refused_at": crate::clock::iso8601(crate::clock::from_ms(crate::clock::now_ms())),
+        });
+        let note_path = object_store::path::Path::from(format!("{to}.json"));
+        let moved = state.storage.rename(path, &to).await;
+        let noted = state
+            .storage
+            .put_small(&note_path, Bytes::from(note.to_string()))
+            .await;
+        match (moved, noted) {
+            (Ok(()), Ok(())) => {
+                tracing::warn!(
+                    object = r.id,
+                    bucket = r.bucket,
+                    "refused upload quarantined"
+                );
+                return;
+            }
+            (m, n) => {
+                tracing::warn!(
+                    moved = m.is_ok(),
+                    noted = n.is_ok(),
+                    "quarantine failed; removing"
+                );
+            }
+        }
+    }
+    if let Err(err) = state.storage.delete(path).await {
+        tracing::warn!(error = %err, "removing refused bytes failed");
+    }
+}
+
 /// Counts a refusal by a content check (malware included) under its reason.
 pub fn count_refusal(state: &AppState, e: &Error) {
     if let Error::ContentRejected(reason) = e {

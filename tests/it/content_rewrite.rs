@@ -523,3 +523,197 @@ async fn office_documents_must_be_what_they_say_without_macros_or_bombs() {
         .expect("allowed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_opaque_bucket_takes_any_type_through_links_and_tus_too() {
+    let app = spawn_app_with(
+        "[buckets.uploads]\nmax_object_bytes = 100000\nallowed_types = []\netag = \"auto\"\n\
+         types = \"any\"\n",
+    )
+    .await;
+    let t = create_tenant(app.state.control.as_ref(), "opaque")
+        .await
+        .expect("tenant");
+    let html = b"<html><script>alert(1)</script></html>".to_vec();
+    let st = through_link(&app, &t.api_key, "page.html", "text/html", &html).await;
+    assert_eq!(st["content_type"], "text/html", "{st}");
+    assert_eq!(
+        st["scan"]["checks"],
+        json!([]),
+        "no type check in an opaque bucket: {st}"
+    );
+    let (_, file) = api(
+        &app,
+        &t.api_key,
+        "GET",
+        &format!("/v1/files/{}", st["file_id"].as_str().expect("id")),
+        Value::Null,
+    )
+    .await;
+    // A download link serves it as a sandboxed attachment, never inline.
+    let (s, dl) = api(
+        &app,
+        &t.api_key,
+        "POST",
+        &format!(
+            "/v1/files/{}/download-url",
+            file["file_id"].as_str().expect("id")
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{dl}");
+    let (s, h, b) = send("GET", dl["url"].as_str().expect("url"), &[], Vec::new()).await;
+    assert_eq!(s, 200, "{dl} {}", String::from_utf8_lossy(&b));
+    assert_eq!(b, html);
+    assert!(
+        h["content-disposition"]
+            .to_str()
+            .expect("cd")
+            .starts_with("attachment"),
+        "{h:?}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+
+    // tus, with a declared type the bytes do not show; and an active PDF is still refused.
+    let tus = |extra: &[(&str, String)]| {
+        let mut h = vec![
+            ("authorization".to_string(), format!("Bearer {}", t.api_key)),
+            ("tus-resumable".to_string(), "1.0.0".to_string()),
+        ];
+        h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        h
+    };
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    for (body, ok) in [(vec![9u8; 3000], true), (js_pdf(20_000), false)] {
+        let (s, created, _) = send(
+            "POST",
+            &format!("{}/v1/tus/", app.endpoint()),
+            &tus(&[
+                ("upload-length", body.len().to_string()),
+                (
+                    "upload-metadata",
+                    format!(
+                        "filename {},filetype {}",
+                        b64("data.bin"),
+                        b64("application/x-telemetry")
+                    ),
+                ),
+            ]),
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(s, 201);
+        let url = created["location"].to_str().expect("loc").to_string();
+        let (s, _, b) = send(
+            "PATCH",
+            &url,
+            &tus(&[
+                ("upload-offset", "0".to_string()),
+                (
+                    "content-type",
+                    "application/offset+octet-stream".to_string(),
+                ),
+            ]),
+            body,
+        )
+        .await;
+        assert_eq!(s == 204, ok, "{s} {}", String::from_utf8_lossy(&b));
+    }
+    let (_, files) = api(&app, &t.api_key, "GET", "/v1/files", Value::Null).await;
+    let types: Vec<&str> = files["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter(|f| f["status"] == "complete")
+        .filter_map(|f| f["content_type"].as_str())
+        .collect();
+    assert!(types.contains(&"application/x-telemetry"), "{files}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_quarantine_bucket_keeps_refused_bytes_where_only_the_operator_reaches_them() {
+    let app = spawn_app_with(
+        "[buckets.uploads]\nmax_object_bytes = 20971520\nallowed_types = [\"application/pdf\"]\n\
+         etag = \"auto\"\nquarantine = true\n",
+    )
+    .await;
+    let s3 = app.s3();
+    let body = js_pdf(30_000);
+    let err = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("q/active.pdf")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ContentRejected")
+    );
+    let mut big = pdf(5 * 1024 * 1024);
+    big.extend_from_slice(&objstm_pdf(50_000));
+    let (a, b) = big.split_at(5 * 1024 * 1024);
+    let code = multipart_put(&s3, "q/active-mp.pdf", "application/pdf", &[a, b])
+        .await
+        .expect_err("refused");
+    assert_eq!(code, "ContentRejected");
+    // Not visible, and no key reaches the quarantine area.
+    for key in ["q/active.pdf", "q/active-mp.pdf", "_quarantine"] {
+        assert!(
+            s3.head_object()
+                .bucket(BUCKET)
+                .key(key)
+                .send()
+                .await
+                .is_err(),
+            "{key}"
+        );
+    }
+    let mut kept: Vec<(Vec<u8>, Value)> = Vec::new();
+    for f in app.object_files() {
+        let name = f.to_string_lossy().to_string();
+        if name.contains("/_quarantine/") && !name.ends_with(".json") {
+            let note: Value =
+                serde_json::from_slice(&std::fs::read(format!("{name}.json")).expect("note"))
+                    .expect("json");
+            kept.push((std::fs::read(&f).expect("bytes"), note));
+        }
+    }
+    kept.sort_by_key(|(b, _)| b.len());
+    assert_eq!(kept.len(), 2, "{:?}", app.object_files());
+    assert_eq!(kept[0].0, body);
+    assert_eq!(kept[0].1["key"], "q/active.pdf");
+    assert_eq!(kept[0].1["reason"], "OpenAction");
+    assert_eq!(kept[1].0, big);
+    assert_eq!(kept[1].1["key"], "q/active-mp.pdf");
+    assert_eq!(kept[1].1["reason"], "OpenAction");
+    // Failures that are not a content check's leave nothing, quarantine or not.
+    let err = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("q/png.pdf")
+        .content_type("application/pdf")
+        .body(ByteStream::from(
+            b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR....".to_vec(),
+        ))
+        .send()
+        .await
+        .expect_err("mismatch");
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ContentTypeMismatch")
+    );
+    let files = app.object_files();
+    let quarantined = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("_quarantine"))
+        .count();
+    assert_eq!(quarantined, 4, "{files:?}");
+    app.stop().await;
+}
