@@ -182,37 +182,12 @@ async fn an_active_pdf_is_refused_through_a_link_and_tus_and_the_failure_is_reco
     assert_ne!(st["status"], "complete");
 
     // tus: refused when the last byte arrived (the check sees the whole object).
-    let auth = |extra: &[(&str, String)]| {
-        let mut h = vec![
-            ("authorization".to_string(), format!("Bearer {}", t.api_key)),
-            ("tus-resumable".to_string(), "1.0.0".to_string()),
-        ];
-        h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        h
-    };
     let body = js_pdf(200_000);
-    let (s, h, _) = send(
-        "POST",
-        &format!("{}/v1/tus/", app.endpoint()),
-        &auth(&[("upload-length", body.len().to_string())]),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 201);
-    let url = h["location"].to_str().expect("loc").to_string();
-    let patch = |off: usize| {
-        auth(&[
-            ("upload-offset", off.to_string()),
-            (
-                "content-type",
-                "application/offset+octet-stream".to_string(),
-            ),
-        ])
-    };
-    let (s, _, _) = send("PATCH", &url, &patch(0), body[..100_000].to_vec()).await;
+    let url = crate::tus::create(&app, &t.api_key, body.len(), "").await;
+    let (s, _, _) = crate::tus::patch(&app, &t.api_key, &url, 0, &body[..100_000], &[]).await;
     assert_eq!(s, 204);
-    let (s, _, b) = send("PATCH", &url, &patch(100_000), body[100_000..].to_vec()).await;
-    assert_eq!(s, 422, "{}", String::from_utf8_lossy(&b));
+    let (s, _, b) = crate::tus::patch(&app, &t.api_key, &url, 100_000, &body[100_000..], &[]).await;
+    assert_eq!(s, 422, "{b}");
     let (_, files) = api(&app, &t.api_key, "GET", "/v1/files", Value::Null).await;
     assert!(
         files["files"]

@@ -14,6 +14,7 @@ use crate::common::{
     BUCKET, TestApp, get_bytes, multipart_put, pdf, send, sha256_hex, spawn_app, spawn_app_with,
 };
 use crate::content::{api, js_pdf, objstm_pdf, put_through};
+use crate::tus;
 
 fn verdict(rec: &upgate::metadata::ObjectRecord) -> Value {
     serde_json::from_str(rec.scan.as_deref().expect("a verdict is recorded")).expect("json")
@@ -167,37 +168,9 @@ async fn a_disarm_bucket_stores_active_pdfs_neutralised_in_place_on_every_way_in
     assert_eq!(verdict(&rec)["result"], "disarmed");
 
     // tus.
-    let h = |extra: &[(&str, String)]| {
-        let mut h = vec![
-            ("authorization".to_string(), format!("Bearer {}", t.api_key)),
-            ("tus-resumable".to_string(), "1.0.0".to_string()),
-        ];
-        h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        h
-    };
-    let (s, created, _) = send(
-        "POST",
-        &format!("{}/v1/tus/", app.endpoint()),
-        &h(&[("upload-length", body.len().to_string())]),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(s, 201);
-    let url = created["location"].to_str().expect("loc").to_string();
-    let (s, _, b) = send(
-        "PATCH",
-        &url,
-        &h(&[
-            ("upload-offset", "0".to_string()),
-            (
-                "content-type",
-                "application/offset+octet-stream".to_string(),
-            ),
-        ]),
-        body.clone(),
-    )
-    .await;
-    assert_eq!(s, 204, "{}", String::from_utf8_lossy(&b));
+    let url = tus::create(&app, &t.api_key, body.len(), "").await;
+    let (s, _, b) = tus::patch(&app, &t.api_key, &url, 0, &body, &[]).await;
+    assert_eq!(s, 204, "{b}");
     let (_, files) = api(&app, &t.api_key, "GET", "/v1/files", Value::Null).await;
     let done: Vec<&Value> = files["files"]
         .as_array()
@@ -576,52 +549,15 @@ async fn an_opaque_bucket_takes_any_type_through_links_and_tus_too() {
     assert_eq!(h["x-content-type-options"], "nosniff");
 
     // tus, with a declared type the bytes do not show; and an active PDF is still refused.
-    let tus = |extra: &[(&str, String)]| {
-        let mut h = vec![
-            ("authorization".to_string(), format!("Bearer {}", t.api_key)),
-            ("tus-resumable".to_string(), "1.0.0".to_string()),
-        ];
-        h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        h
-    };
-    let b64 = |s: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(s)
-    };
+    let meta = format!(
+        "filename {},filetype {}",
+        tus::b64("data.bin"),
+        tus::b64("application/x-telemetry")
+    );
     for (body, ok) in [(vec![9u8; 3000], true), (js_pdf(20_000), false)] {
-        let (s, created, _) = send(
-            "POST",
-            &format!("{}/v1/tus/", app.endpoint()),
-            &tus(&[
-                ("upload-length", body.len().to_string()),
-                (
-                    "upload-metadata",
-                    format!(
-                        "filename {},filetype {}",
-                        b64("data.bin"),
-                        b64("application/x-telemetry")
-                    ),
-                ),
-            ]),
-            Vec::new(),
-        )
-        .await;
-        assert_eq!(s, 201);
-        let url = created["location"].to_str().expect("loc").to_string();
-        let (s, _, b) = send(
-            "PATCH",
-            &url,
-            &tus(&[
-                ("upload-offset", "0".to_string()),
-                (
-                    "content-type",
-                    "application/offset+octet-stream".to_string(),
-                ),
-            ]),
-            body,
-        )
-        .await;
-        assert_eq!(s == 204, ok, "{s} {}", String::from_utf8_lossy(&b));
+        let url = tus::create(&app, &t.api_key, body.len(), &meta).await;
+        let (s, _, b) = tus::patch(&app, &t.api_key, &url, 0, &body, &[]).await;
+        assert_eq!(s == 204, ok, "{s} {b}");
     }
     let (_, files) = api(&app, &t.api_key, "GET", "/v1/files", Value::Null).await;
     let types: Vec<&str> = files["files"]

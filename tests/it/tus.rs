@@ -9,7 +9,7 @@ use sha2::Digest;
 
 use crate::common::{TestApp, pdf, send, sha256_hex, spawn_app, spawn_app_in, spawn_app_with};
 
-fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
@@ -59,7 +59,7 @@ fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
 }
 
 /// Creates an upload of `len` bytes; returns its URL.
-async fn create(app: &TestApp, bearer: &str, len: usize, meta: &str) -> String {
+pub(crate) async fn create(app: &TestApp, bearer: &str, len: usize, meta: &str) -> String {
     let (s, h, b) = tus(
         app,
         "POST",
@@ -79,7 +79,7 @@ async fn create(app: &TestApp, bearer: &str, len: usize, meta: &str) -> String {
     header(&h, "location").to_string()
 }
 
-async fn patch(
+pub(crate) async fn patch(
     app: &TestApp,
     bearer: &str,
     url: &str,
@@ -98,7 +98,7 @@ async fn patch(
     tus(app, "PATCH", url, bearer, &headers, body.to_vec()).await
 }
 
-async fn files(app: &TestApp, bearer: &str) -> Vec<Value> {
+pub(crate) async fn files(app: &TestApp, bearer: &str) -> Vec<Value> {
     let (s, _, b) = send(
         "GET",
         &format!("{}/v1/files", app.endpoint()),
