@@ -60,6 +60,7 @@ pub struct Metrics {
     rate_limited: Family<LimitLabel, Counter>,
     scans: Family<VerdictLabel, Counter>,
     content: Family<VerdictLabel, Counter>,
+    closed: Family<ReasonLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -172,10 +173,19 @@ impl Metrics {
              stored as uploaded (clean), disarmed or stripped of metadata",
             content.clone(),
         );
+        let closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_closed_by_server",
+            "Connections the server closed on its own, by reason: silent (no request within the \
+             header timeout), idle (no request in flight for the idle timeout), shed (closed to \
+             make room when the connection table was nearly full)",
+            closed.clone(),
+        );
         Self {
             registry,
             scans,
             content,
+            closed,
             requests,
             duration,
             bytes_in,
@@ -208,6 +218,11 @@ impl Metrics {
     /// Records a content verdict: `clean`, `disarmed`, `stripped`, or a refusal's reason.
     pub fn content_verdict(&self, verdict: &'static str) {
         self.content.get_or_create(&VerdictLabel { verdict }).inc();
+    }
+
+    /// Records a connection the server closed: `silent`, `idle` or `shed`.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.closed.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// Records a rejected request.

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -15,7 +16,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::config::ServerConfig;
 use crate::http::{Body, ConnInfo, full};
@@ -66,6 +67,91 @@ impl Drop for IpSlot {
     }
 }
 
+/// One open connection, as the accept loop and its own task see it.
+#[derive(Debug)]
+struct Conn {
+    accepted: Instant,
+    /// Requests in flight (a response counts until its body is sent).
+    active: AtomicUsize,
+    /// Whether any request arrived.
+    spoke: AtomicBool,
+    /// When the last request finished, in ms after `accepted`.
+    idle_since_ms: AtomicU64,
+    /// Asked to close (shed) by the accept loop.
+    shed: AtomicBool,
+    close: Notify,
+}
+
+/// Marks a request in flight on its connection until dropped.
+struct Busy(Arc<Conn>);
+
+impl Conn {
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.spoke.store(true, Ordering::Release);
+        self.active.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(self))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let ms = u64::try_from(self.0.accepted.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.idle_since_ms.store(ms, Ordering::Release);
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The open connections, so that the accept loop can shed idle ones when the table fills.
+#[derive(Debug, Default)]
+struct Connections {
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, Arc<Conn>>>,
+}
+
+impl Connections {
+    fn register(&self) -> (u64, Arc<Conn>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            accepted: Instant::now(),
+            active: AtomicUsize::new(0),
+            spoke: AtomicBool::new(false),
+            idle_since_ms: AtomicU64::new(0),
+            shed: AtomicBool::new(false),
+            close: Notify::new(),
+        });
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id, Arc::clone(&conn));
+        }
+        (id, conn)
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&id);
+        }
+    }
+
+    /// Asks one connection with no request in flight to close: one that never sent a request
+    /// before one that did, the oldest first. Returns whether there was one.
+    fn shed_one(&self) -> bool {
+        let Ok(open) = self.open.lock() else {
+            return false;
+        };
+        let victim = open
+            .values()
+            .filter(|c| c.active.load(Ordering::Acquire) == 0 && !c.shed.load(Ordering::Acquire))
+            .min_by_key(|c| (c.spoke.load(Ordering::Acquire), c.accepted));
+        match victim {
+            Some(c) => {
+                c.shed.store(true, Ordering::Release);
+                c.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 fn builder(cfg: &ServerConfig) -> Builder<TokioExecutor> {
     let mut b = Builder::new(TokioExecutor::new());
     b.http1()
@@ -81,29 +167,89 @@ fn builder(cfg: &ServerConfig) -> Builder<TokioExecutor> {
         .initial_connection_window_size(cfg.http2_connection_window_bytes)
         .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(Some(64))
-        .max_local_error_reset_streams(Some(256));
+        .max_local_error_reset_streams(Some(256))
+        // Pings find a peer that went away; the idle timeout closes one that stays silent.
+        .keep_alive_interval(Some(Duration::from_secs(cfg.idle_timeout_secs)))
+        .keep_alive_timeout(Duration::from_secs(cfg.header_read_timeout_secs));
     b
 }
 
-/// Serves one connection (plain or TLS) until it ends or the drain deadline passes.
+/// Serves one connection (plain or TLS) until it ends, the drain deadline passes, or the
+/// server closes it: no request within the header timeout from the accept (`silent`), no
+/// request in flight for the idle timeout (`idle`), or shed to make room (`shed`).
 async fn run_connection<IO>(
     io: IO,
     info: ConnInfo,
     state: Arc<AppState>,
     watcher: hyper_util::server::graceful::Watcher,
+    conn: Arc<Conn>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let b = builder(&state.config.server);
-    let _open = state.metrics.connection_opened();
+    let cfg = &state.config.server;
+    let b = builder(cfg);
+    let header_timeout = Duration::from_secs(cfg.header_read_timeout_secs);
+    let idle_timeout = Duration::from_secs(cfg.idle_timeout_secs);
+    let metrics = Arc::clone(&state.metrics);
+    let _open = metrics.connection_opened();
+    let tracked = Arc::clone(&conn);
     let service = service_fn(move |req| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, std::convert::Infallible>(crate::edge::handle(state, req, info).await) }
+        let busy = tracked.begin();
+        async move {
+            let resp = crate::edge::handle(state, req, info).await;
+            // In flight until the body is sent: a long download is never idle.
+            let resp = resp.map(|body| {
+                use http_body_util::BodyExt;
+                body.map_frame(move |f| {
+                    let _ = &busy;
+                    f
+                })
+                .boxed_unsync()
+            });
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     });
-    let conn = b.serve_connection(TokioIo::new(io), service).into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "connection ended with error");
-    }
+    let served = watcher.watch(b.serve_connection(TokioIo::new(io), service).into_owned());
+    tokio::pin!(served);
+    let silent = tokio::time::sleep(header_timeout);
+    tokio::pin!(silent);
+    let mut heard = false;
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle);
+    let reason = loop {
+        tokio::select! {
+            r = &mut served => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with error");
+                }
+                return;
+            }
+            () = conn.close.notified() => break "shed",
+            () = &mut silent, if !heard => {
+                if !conn.spoke.load(Ordering::Acquire) {
+                    break "silent";
+                }
+                heard = true;
+            }
+            () = &mut idle => {
+                let since = Duration::from_millis(conn.idle_since_ms.load(Ordering::Acquire));
+                let quiet = conn.accepted.elapsed().saturating_sub(since);
+                if conn.active.load(Ordering::Acquire) == 0 && quiet >= idle_timeout {
+                    break "idle";
+                }
+                let due = if conn.active.load(Ordering::Acquire) == 0 {
+                    idle_timeout.saturating_sub(quiet)
+                } else {
+                    idle_timeout
+                };
+                idle.as_mut().reset(tokio::time::Instant::now() + due);
+            }
+        }
+    };
+    // Dropping the connection closes its socket (nothing is in flight on it).
+    metrics.connection_closed(reason);
+    tracing::debug!(peer = %info.peer, reason, "connection closed by the server");
 }
 
 /// Accepts connections until `shutdown` resolves, then waits up to `grace` for open
@@ -118,6 +264,9 @@ pub async fn serve(
 ) {
     let cfg = state.config.server.clone();
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let open = Arc::new(Connections::default());
+    // Below this many free slots, idle connections are shed to make room for new ones.
+    let reserve = (cfg.max_connections / 16).max(1);
     let per_ip = Arc::new(PerIpLimiter::default());
     let handshake_timeout = Duration::from_secs(state.config.tls.handshake_timeout_secs);
     let graceful = GracefulShutdown::new();
@@ -125,8 +274,13 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
-        // Wait for a free slot first: under a flood, excess connections queue in the kernel
-        // backlog instead of consuming memory here.
+        // A nearly full table makes room: a connection with nothing in flight (one that never
+        // spoke first) closes, so that a client that speaks gets a slot.
+        if permits.available_permits() < reserve {
+            open.shed_one();
+        }
+        // Wait for a free slot first: under a flood of busy connections, excess connections
+        // queue in the kernel backlog instead of consuming memory here.
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => match p {
                 Ok(p) => p,
@@ -155,20 +309,28 @@ pub async fn serve(
         let state = Arc::clone(&state);
         let watcher = graceful.watcher();
         let acceptor = tls.as_ref().map(|t| t.acceptor());
+        let (id, conn) = open.register();
+        let registry = Arc::clone(&open);
         connections.spawn(async move {
             let _held = (permit, slot);
             match acceptor {
-                None => run_connection(stream, ConnInfo { peer, tls: false }, state, watcher).await,
+                None => {
+                    let info = ConnInfo { peer, tls: false };
+                    run_connection(stream, info, state, watcher, conn).await
+                }
                 Some(acceptor) => {
+                    // The handshake has its own timeout; the header timeout starts after it.
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            run_connection(s, ConnInfo { peer, tls: true }, state, watcher).await
+                            let info = ConnInfo { peer, tls: true };
+                            run_connection(s, info, state, watcher, conn).await
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "tls handshake failed"),
                         Err(_) => tracing::debug!("tls handshake timed out"),
                     }
                 }
             }
+            registry.remove(id);
         });
     }
     drop(listener);

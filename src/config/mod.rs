@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_connections: usize,
     pub header_read_timeout_secs: u64,
+    /// Seconds a connection may sit with no request in flight before it is closed.
+    pub idle_timeout_secs: u64,
     pub body_idle_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
     pub max_connections_per_ip: usize,
@@ -677,6 +679,9 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             problems.push("server.max_connections must be at least 1".into());
+        }
+        if self.server.idle_timeout_secs == 0 {
+            problems.push("server.idle_timeout_secs must be at least 1".into());
         }
         if self.server.header_read_timeout_secs == 0 {
             problems.push("server.header_read_timeout_secs must be at least 1".into());

@@ -1143,6 +1143,12 @@ async fn webhooks_are_signed_and_survive_a_gateway_restart() {
         .expect("c");
     assert_eq!(completed.2["file_id"], file.as_str());
     assert_eq!(completed.2["size"], 1200);
+    // The content verdict travels with it.
+    assert_eq!(completed.2["scan"]["result"], "clean", "{:?}", completed.2);
+    assert_eq!(
+        completed.2["scan"]["checks"],
+        serde_json::json!(["type", "pdf"])
+    );
     // No filename, e-mail or secret in the payloads.
     assert!(
         !serde_json::to_string(&got.iter().map(|g| &g.2).collect::<Vec<_>>())

@@ -191,6 +191,141 @@ async fn connections_per_address_are_capped() {
     app.stop().await;
 }
 
+/// Opens `n` TCP connections to `app` from loopback address 127.0.0.`host` that send nothing.
+async fn silent_connections(app: &TestApp, host: u8, n: usize) -> Vec<TcpStream> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(std::net::SocketAddr::from(([127, 0, 0, host], 0)))
+            .expect("bind");
+        out.push(sock.connect(app.addr).await.expect("connect"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_connections_locks_out_no_one_and_is_closed_at_the_header_timeout() {
+    // 17 addresses, each under its cap, together holding far more connections than there are
+    // slots, none of them sending a byte; and an HTTP/2 connection that only sends its preface.
+    let app = spawn_app_with(
+        "[server]
+max_connections = 200
+max_connections_per_ip = 30
+header_read_timeout_secs = 3
+",
+    )
+    .await;
+    let mut flood = Vec::new();
+    for host in 2..19u8 {
+        flood.extend(silent_connections(&app, host, 25).await);
+    }
+    assert_eq!(flood.len(), 425);
+    let mut h2 = TcpStream::connect(app.addr).await.expect("connect");
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("preface");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let flood_started = Instant::now();
+
+    // A client that speaks is served at once.
+    let started = Instant::now();
+    let put = app
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("flood/ok.pdf")
+        .body(ByteStream::from(pdf(50_000)))
+        .send();
+    tokio::time::timeout(Duration::from_secs(5), put)
+        .await
+        .expect("answered")
+        .expect("stored");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // Every silent connection is closed by the header timeout (3 s from its accept), the
+    // HTTP/2 one that opened no stream too.
+    let (_, closed) = read_all(&mut h2, Duration::from_secs(5)).await;
+    assert!(closed, "an HTTP/2 connection without a stream stayed open");
+    let mut open = 0;
+    for s in &mut flood {
+        let left = Duration::from_secs(8).saturating_sub(flood_started.elapsed());
+        let (_, closed) = read_all(s, left.max(Duration::from_millis(50))).await;
+        if !closed {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 0, "silent connections still open");
+    let admin = app.admin.expect("admin listener");
+    let (_, metrics) = get_text(&format!("http://{admin}/metrics")).await;
+    let count = |reason: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("upgate_connections_closed_by_server_total")
+                    && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count("shed") >= 1.0, "{metrics}");
+    assert!(count("shed") + count("silent") >= 425.0, "{metrics}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
+    let app = spawn_app_with(
+        "[server]
+idle_timeout_secs = 1
+",
+    )
+    .await;
+    let mut idle = TcpStream::connect(app.addr).await.expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("w");
+    let started = Instant::now();
+    let (resp, closed) = read_all(&mut idle, Duration::from_secs(4)).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(closed, "idle keep-alive connection still open");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    // An upload that takes longer than the idle timeout is in flight, not idle.
+    let body = pdf(400_000);
+    let mut busy = TcpStream::connect(app.addr).await.expect("connect");
+    let host = app.addr.to_string();
+    let url = presign_url(
+        "PUT",
+        &format!("{}/{BUCKET}/idle/slow.pdf", app.endpoint()),
+        &[("host", &host)],
+        Duration::from_secs(300),
+        SystemTime::now(),
+    );
+    let path = &url[app.endpoint().len()..];
+    busy.write_all(
+        format!(
+            "PUT {path} HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n\r\n",
+            app.addr,
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("head");
+    for chunk in body.chunks(100_000) {
+        busy.write_all(chunk).await.expect("body");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    let (resp, _) = read_all(&mut busy, Duration::from_secs(3)).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn request_smuggling_corpus_is_refused() {
     // T-H5: each is answered 400 (or the connection is closed) and never desyncs into a second
