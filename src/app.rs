@@ -150,6 +150,7 @@ impl App {
                 cleanup: Arc::new(CleanupTracker::default()),
                 bucket_created,
                 rewrites: tokio::sync::Semaphore::new(crate::state::MAX_REWRITES),
+                readiness: tokio::sync::Mutex::new(None),
             }),
             listener,
             admin,

@@ -80,7 +80,14 @@ pub struct AppState {
     /// Objects whose stored bytes are being rewritten at once (a PDF disarmed, an image's
     /// metadata removed): each is held in memory while it is, so this bounds that memory.
     pub rewrites: tokio::sync::Semaphore,
+    /// The last readiness answer (when, ready, body), reused for [`READINESS_TTL`]: a probe
+    /// storm costs the dependencies one probe round per interval, and concurrent probes wait
+    /// for the one in progress.
+    pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool, String)>>,
 }
+
+/// How long a readiness answer is reused ([`AppState::readiness`]).
+pub const READINESS_TTL: Duration = Duration::from_secs(1);
 
 /// How many objects may be rewritten at once ([`AppState::rewrites`]).
 pub const MAX_REWRITES: usize = 4;

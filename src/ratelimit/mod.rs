@@ -469,6 +469,14 @@ impl RateLimiter {
         self.shared.as_ref().map(|s| s.healthy())
     }
 
+    /// `None` without Redis; otherwise whether Redis answers a `PING` now.
+    pub async fn redis_ping(&self) -> Option<bool> {
+        match &self.shared {
+            Some(s) => Some(s.ping().await),
+            None => None,
+        }
+    }
+
     /// Forgets every in-process key whose limit has fully refilled, then releases the memory.
     /// Runs every `retain_interval_secs` on its own; public for tests and for an on-demand sweep.
     pub fn retain_recent(&self) {

@@ -265,6 +265,27 @@ impl Shared {
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Asks Redis itself (`PING`, within the decision timeout): readiness must not trust the
+    /// last decision, which may be minutes old. A failed ping drops the connection and starts a
+    /// reconnect, as a failed decision does.
+    pub(crate) async fn ping(self: &Arc<Self>) -> bool {
+        let Some(mut conn) = self.connection() else {
+            self.spawn_connect();
+            return false;
+        };
+        let cmd = redis::cmd("PING");
+        let asked = cmd.query_async::<String>(&mut conn);
+        match tokio::time::timeout(self.timeout, asked).await {
+            Ok(Ok(_)) => true,
+            _ => {
+                self.drop_connection();
+                self.breaker.open();
+                self.spawn_connect();
+                false
+            }
+        }
+    }
+
     /// Starts a background (re)connect unless one is running. Never waits.
     pub(crate) fn spawn_connect(self: &Arc<Self>) {
         if self

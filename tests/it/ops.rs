@@ -117,6 +117,51 @@ async fn probes_report_each_dependency() {
 }
 
 #[tokio::test]
+async fn readiness_asks_redis_itself_and_follows_the_failure_mode() {
+    let mut redis = RedisProc::start();
+    let closed = spawn_app_with(&format!(
+        "[ratelimit]\nfailure_mode = \"closed\"\n[redis]\nurl = \"{}\"\n",
+        redis.url()
+    ))
+    .await;
+    let local = spawn_app_with(&format!(
+        "[ratelimit]\nfailure_mode = \"local\"\n[redis]\nurl = \"{}\"\n",
+        redis.url()
+    ))
+    .await;
+    let ready = |app: &TestApp| {
+        let url = format!("{}/readyz", app.endpoint());
+        async move {
+            let (s, body) = get_text(&url).await;
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            (s, v["checks"]["redis"].as_str().unwrap_or("").to_string())
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready(&closed).await != (200, "ok".to_string()) {
+        assert!(Instant::now() < deadline, "never ready with redis up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Redis goes away while no request makes a rate-limit decision: readiness still sees it.
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(ready(&closed).await, (503, "unavailable".to_string()));
+    // Serving on local limits does not need Redis: reported, still ready.
+    assert_eq!(ready(&local).await, (200, "unavailable".to_string()));
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ready(&closed).await != (200, "ok".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "never ready again after redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    closed.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test]
 async fn too_many_or_too_large_headers_get_431() {
     // T-H4.
     let app = spawn_app().await;
