@@ -10,6 +10,7 @@ mod api;
 mod cli;
 mod content;
 mod content_rewrite;
+mod h2_abuse;
 mod layers;
 mod limits;
 mod malware;
