@@ -414,6 +414,8 @@ pub struct RateLimitConfig {
     pub trusted_proxies: Vec<String>,
     pub retain_interval_secs: u64,
     pub max_concurrent_uploads_per_principal: usize,
+    /// Most milliseconds an upload waits for one of its principal's slots (then 503 SlowDown).
+    pub upload_slot_wait_ms: u64,
     pub upload_bytes_per_sec: u64,
     pub mint: ClassLimits,
     pub s3_write: ClassLimits,

@@ -239,7 +239,8 @@ impl ClassShared {
 }
 
 /// In-flight uploads per hashed principal; an entry exists only while its count is positive.
-type UploadCounts = Arc<Mutex<HashMap<u64, usize>>>;
+/// Upload slots in use per principal (by hash), and the signal that one was freed.
+type UploadCounts = Arc<(Mutex<HashMap<u64, usize>>, tokio::sync::Notify)>;
 
 /// The rate limiter of one gateway process. Cheap to share (`Arc`); all methods take `&self`.
 pub struct RateLimiter {
@@ -250,6 +251,8 @@ pub struct RateLimiter {
     trusted: Vec<Cidr>,
     hasher: std::hash::RandomState,
     uploads: UploadCounts,
+    /// How long an upload waits for one of its principal's slots before it is refused.
+    upload_wait: Duration,
     max_uploads: usize,
     bandwidth: Option<u64>,
     retain_interval: Duration,
@@ -346,6 +349,7 @@ impl RateLimiter {
             hasher: std::hash::RandomState::new(),
             uploads: Arc::default(),
             max_uploads: cfg.max_concurrent_uploads_per_principal,
+            upload_wait: Duration::from_millis(cfg.upload_slot_wait_ms),
             bandwidth: (cfg.upload_bytes_per_sec > 0).then_some(cfg.upload_bytes_per_sec),
             retain_interval: Duration::from_secs(cfg.retain_interval_secs.max(1)),
             local_decisions: Default::default(),
@@ -523,41 +527,59 @@ impl RateLimiter {
     }
 
     /// Takes one of `principal`'s upload slots on this replica, capped by
-    /// `max_concurrent_uploads_per_principal` (0: no cap). Hold the permit for the whole
-    /// upload; dropping it frees the slot.
-    pub fn upload_permit(&self, principal: &str) -> Result<UploadPermit, Limited> {
-        self.upload_permit_with_cap(principal, self.max_uploads)
+    /// `max_concurrent_uploads_per_principal` (0: no cap), waiting up to `upload_slot_wait_ms`
+    /// for one to be freed: a burst a little over the cap (an SDK's thread pool) queues briefly
+    /// instead of failing. Hold the permit for the whole upload; dropping it frees the slot.
+    pub async fn upload_permit(&self, principal: &str) -> Result<UploadPermit, Limited> {
+        self.upload_permit_with_cap(principal, self.max_uploads, self.upload_wait)
+            .await
     }
 
-    /// As [`RateLimiter::upload_permit`] with an explicit cap, e.g. 1 for a single-use upload
-    /// token. `cap = 0` means no cap (and no bookkeeping).
-    pub fn upload_permit_with_cap(
+    /// As [`RateLimiter::upload_permit`] with an explicit cap and wait. `cap = 0` means no cap
+    /// (and no bookkeeping).
+    pub async fn upload_permit_with_cap(
         &self,
         principal: &str,
         cap: usize,
+        wait: Duration,
     ) -> Result<UploadPermit, Limited> {
         if cap == 0 {
             return Ok(UploadPermit { slot: None });
         }
         let key = self.hasher.hash_one(principal);
-        let mut counts = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(key).or_insert(0);
-        if *n >= cap {
-            return Err(Limited {
-                retry_after: Duration::from_secs(1),
-                class: RouteClass::S3Write,
-                dimension: Dimension::Principal,
-            });
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before the attempt, so a slot freed in between is not missed.
+            let freed = self.uploads.1.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut counts = self.uploads.0.lock().unwrap_or_else(|p| p.into_inner());
+                let n = counts.entry(key).or_insert(0);
+                if *n < cap {
+                    *n += 1;
+                    return Ok(UploadPermit {
+                        slot: Some((Arc::clone(&self.uploads), key)),
+                    });
+                }
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(Limited {
+                    retry_after: Duration::from_secs(1),
+                    class: RouteClass::S3Write,
+                    dimension: Dimension::Principal,
+                });
+            }
         }
-        *n += 1;
-        Ok(UploadPermit {
-            slot: Some((Arc::clone(&self.uploads), key)),
-        })
     }
 
     /// Principals that currently hold at least one upload permit.
     pub fn uploads_tracked(&self) -> usize {
-        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.uploads
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// The per-upload bandwidth cap in bytes per second (`upload_bytes_per_sec`), if set.
@@ -580,14 +602,18 @@ pub struct UploadPermit {
 
 impl Drop for UploadPermit {
     fn drop(&mut self) {
-        if let Some((counts, key)) = self.slot.take() {
-            let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(n) = counts.get_mut(&key) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    counts.remove(&key);
+        if let Some((uploads, key)) = self.slot.take() {
+            {
+                let mut counts = uploads.0.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = counts.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        counts.remove(&key);
+                    }
                 }
             }
+            // Every waiter looks again (they may wait for other principals' slots).
+            uploads.1.notify_waiters();
         }
     }
 }

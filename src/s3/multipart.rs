@@ -157,7 +157,7 @@ pub async fn upload_part(
         ));
     }
     let pipe = ingest::Pipe::new(exp)?;
-    let _permit = crate::upload::put::upload_permit(&state, &upload.owner)?;
+    let _permit = crate::upload::put::upload_permit(&state, &upload.owner).await?;
 
     let StoredPart {
         etag,

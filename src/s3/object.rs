@@ -202,7 +202,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     )?;
     // Everything knowable before the body is checked here, before a byte is read.
     let pipe = ingest::Pipe::new(exp)?;
-    let _permit = upload_permit(&state, &owner)?;
+    let _permit = upload_permit(&state, &owner).await?;
 
     let Committed { ingested, etag, .. } = ingest_and_commit(
         &state,

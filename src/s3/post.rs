@@ -333,7 +333,7 @@ pub async fn post_object(
         ..crate::upload::expectations(bcfg, declared_type)
     };
     let pipe = ingest::Pipe::new(exp)?;
-    let _permit = crate::upload::admit::upload_permit(&state, verified.access_key_id())?;
+    let _permit = crate::upload::admit::upload_permit(&state, verified.access_key_id()).await?;
     let frames = Box::pin(file.map(|r| r.map_err(multer_error)));
     let Committed { etag, .. } = ingest_and_commit(
         &state,

@@ -40,8 +40,8 @@ pub async fn rate_limit(
 }
 
 /// Holds one of the principal's concurrent-upload slots for the duration of an upload.
-pub fn upload_permit(state: &AppState, principal: &str) -> Result<UploadPermit> {
-    state.limiter.upload_permit(principal).map_err(|l| {
+pub async fn upload_permit(state: &AppState, principal: &str) -> Result<UploadPermit> {
+    state.limiter.upload_permit(principal).await.map_err(|l| {
         state.metrics.rate_limited(l.class, l.dimension);
         Error::from(l)
     })

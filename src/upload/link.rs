@@ -88,6 +88,7 @@ impl LinkGuard {
         let size = u64::try_from(link.size).map_err(|_| Error::internal("negative link size"))?;
         let _permit =
             super::admit::upload_permit(state, &format!("{}:{}", link.tenant_id, link.owner))
+                .await
                 .map_err(|e| self.fail(e))?;
         let outcome = ingest_and_commit(
             state,

@@ -418,7 +418,7 @@ where
         exp.md5 = a.md5;
         let pipe = ingest::Pipe::new(exp)?;
         let multipart = state.meta.multipart(&u.id).await?.ok_or(Error::Gone)?;
-        let _permit = super::admit::upload_permit(state, &upload.creator)?;
+        let _permit = super::admit::upload_permit(state, &upload.creator).await?;
         let number = u32::try_from(parts.len() + 1)
             .map_err(|_| Error::InvalidArgument("Too many appends."))?;
         let stored = store_part(state, &multipart, number, a.frames, None, pipe, total_max).await?;

@@ -160,6 +160,122 @@ async fn concurrent_uploads_are_capped_per_principal() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_key_upload_cap_answers_retry_after_and_the_sdk_retry_gets_through() {
+    // 32 threads of one SDK client on one key, 3 uploads each, against the default cap of 16
+    // uploads at once per principal: some attempts are refused, every upload succeeds.
+    let _serial = SERIAL.lock().await;
+    let app = Arc::new(spawn_app().await);
+    let body = pdf(2 << 20);
+    let mut tasks = Vec::new();
+    // What `aws_config::load_defaults` gives every SDK user: standard retries, 3 attempts (a
+    // client built from `Config::builder()` alone has none).
+    let conf = app
+        .s3()
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard())
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    for t in 0..32 {
+        let s3 = s3.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..3 {
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key(format!("cap/{t}/{n}.pdf"))
+                    .body(body.clone().into())
+                    .send()
+                    .await
+                    .map_err(|e| format!("{:?}", e.into_service_error().meta().code()))?;
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.expect("task") {
+            failed.push(e);
+        }
+    }
+    eprintln!("took {:?}, failed {failed:?}", started.elapsed());
+    let admin = app.admin.expect("admin");
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let count = |status: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "upgate_requests_total{{op=\"PutObject\",status=\"{status}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    eprintln!(
+        "PutObject answers: {} × 200, {} × 503",
+        count("200"),
+        count("503")
+    );
+    assert!(
+        failed.is_empty(),
+        "every upload succeeds with the SDK's default retry: {failed:?}"
+    );
+    // A refusal carries Retry-After (what the SDKs' backoff honours).
+    let url = format!("{}/{BUCKET}/cap/held.pdf", app.endpoint());
+    let host = app.addr.to_string();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let signed = sign_headers(
+            "PUT",
+            &url,
+            &[("host", &host), ("content-length", "100000")],
+            Payload::Unsigned,
+            SystemTime::now(),
+            SECRET_KEY,
+        );
+        let mut head = format!(
+            "PUT /{BUCKET}/cap/held.pdf HTTP/1.1\r\nhost: {host}\r\ncontent-length: 100000\r\n"
+        );
+        for (k, v) in &signed {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut s = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        s.write_all(head.as_bytes()).await.expect("head");
+        s.write_all(&pdf(10_000)).await.expect("part");
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signed = sign_headers(
+        "PUT",
+        &format!("{}/{BUCKET}/cap/17th.pdf", app.endpoint()),
+        &[("host", &host)],
+        Payload::Unsigned,
+        SystemTime::now(),
+        SECRET_KEY,
+    );
+    let (status, headers, _) = send(
+        "PUT",
+        &format!("{}/{BUCKET}/cap/17th.pdf", app.endpoint()),
+        &signed,
+        pdf(1000),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert!(headers.get("retry-after").is_some(), "{headers:?}");
+    drop(held);
+}
+
 /// Drives `HEAD`-like signed requests through every app for `window`, counting successes.
 async fn drive(apps: &[Arc<TestApp>], window: Duration) -> (u64, u64, Duration) {
     let ok = Arc::new(AtomicU64::new(0));

@@ -426,30 +426,57 @@ async fn ipv6_is_keyed_by_64_and_retain_recent_bounds_memory() {
 
 #[tokio::test]
 async fn upload_permits_cap_and_release() {
-    let cfg = config("[ratelimit]\nmax_concurrent_uploads_per_principal = 2");
+    let cfg =
+        config("[ratelimit]\nmax_concurrent_uploads_per_principal = 2\nupload_slot_wait_ms = 300");
     let l = limiter(&cfg);
-    let a1 = l.upload_permit("token-a").expect("first");
-    let a2 = l.upload_permit("token-a").expect("second");
+    let a1 = l.upload_permit("token-a").await.expect("first");
+    let a2 = l.upload_permit("token-a").await.expect("second");
+    let started = std::time::Instant::now();
     let e = l
         .upload_permit("token-a")
+        .await
         .expect_err("third is over the cap");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "it waited for a slot first"
+    );
     assert_eq!(e.dimension, Dimension::Principal);
     assert_eq!(e.retry_after_secs(), 1);
     let b = l
         .upload_permit("token-b")
+        .await
         .expect("other principals are unaffected");
     assert_eq!(l.uploads_tracked(), 2);
+    // A waiting upload gets the slot the moment one is freed.
+    let waiter = {
+        let l = Arc::clone(&l);
+        tokio::spawn(async move { l.upload_permit("token-a").await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
     drop(a1);
-    let a3 = l.upload_permit("token-a").expect("slot released on drop");
+    waiter
+        .await
+        .expect("task")
+        .expect("slot handed over on drop");
+    let a3 = l
+        .upload_permit("token-a")
+        .await
+        .expect("slot released on drop");
     drop((a2, a3, b));
     assert_eq!(l.uploads_tracked(), 0, "entries removed at zero");
     // Single-use tokens: cap 1. Cap 0: no cap and no bookkeeping.
-    let t = l.upload_permit_with_cap("tok", 1).expect("one");
-    assert!(l.upload_permit_with_cap("tok", 1).is_err());
+    let none = Duration::ZERO;
+    let t = l.upload_permit_with_cap("tok", 1, none).await.expect("one");
+    assert!(l.upload_permit_with_cap("tok", 1, none).await.is_err());
     drop(t);
-    let many: Vec<_> = (0..100)
-        .map(|_| l.upload_permit_with_cap("x", 0).expect("uncapped"))
-        .collect();
+    let mut many = Vec::new();
+    for _ in 0..100 {
+        many.push(
+            l.upload_permit_with_cap("x", 0, none)
+                .await
+                .expect("uncapped"),
+        );
+    }
     assert_eq!(l.uploads_tracked(), 0);
     drop(many);
     // Bandwidth: off by default, on when configured.
