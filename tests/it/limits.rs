@@ -110,12 +110,10 @@ async fn the_control_api_answers_429() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_uploads_are_capped_per_principal() {
-    // T-H7: a principal holding its slot cannot open another upload until it finishes.
-    let _serial = SERIAL.lock().await;
-    let app = spawn_app_with("[ratelimit]\nmax_concurrent_uploads_per_principal = 1\n").await;
-    let url = format!("{}/{BUCKET}/held.pdf", app.endpoint());
+/// Starts a signed PUT of `key` (100,000 bytes declared, 10,000 sent) and leaves it open,
+/// holding one of the root key's upload slots.
+async fn hold_upload(app: &TestApp, key: &str) -> tokio::net::TcpStream {
+    let url = format!("{}/{BUCKET}/{key}", app.endpoint());
     let host = app.addr.to_string();
     let signed = sign_headers(
         "PUT",
@@ -126,7 +124,7 @@ async fn concurrent_uploads_are_capped_per_principal() {
         SECRET_KEY,
     );
     let mut head =
-        format!("PUT /{BUCKET}/held.pdf HTTP/1.1\r\nhost: {host}\r\ncontent-length: 100000\r\n");
+        format!("PUT /{BUCKET}/{key} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 100000\r\n");
     for (k, v) in &signed {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -136,6 +134,15 @@ async fn concurrent_uploads_are_capped_per_principal() {
         .expect("connect");
     held.write_all(head.as_bytes()).await.expect("head");
     held.write_all(&pdf(10_000)).await.expect("part");
+    held
+}
+
+#[tokio::test]
+async fn concurrent_uploads_are_capped_per_principal() {
+    // T-H7: a principal holding its slot cannot open another upload until it finishes.
+    let _serial = SERIAL.lock().await;
+    let app = spawn_app_with("[ratelimit]\nmax_concurrent_uploads_per_principal = 1\n").await;
+    let held = hold_upload(&app, "held.pdf").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let err = app
         .s3()
@@ -229,31 +236,10 @@ async fn the_per_key_upload_cap_answers_retry_after_and_the_sdk_retry_gets_throu
         "every upload succeeds with the SDK's default retry: {failed:?}"
     );
     // A refusal carries Retry-After (what the SDKs' backoff honours).
-    let url = format!("{}/{BUCKET}/cap/held.pdf", app.endpoint());
     let host = app.addr.to_string();
     let mut held = Vec::new();
-    for _ in 0..16 {
-        let signed = sign_headers(
-            "PUT",
-            &url,
-            &[("host", &host), ("content-length", "100000")],
-            Payload::Unsigned,
-            SystemTime::now(),
-            SECRET_KEY,
-        );
-        let mut head = format!(
-            "PUT /{BUCKET}/cap/held.pdf HTTP/1.1\r\nhost: {host}\r\ncontent-length: 100000\r\n"
-        );
-        for (k, v) in &signed {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut s = tokio::net::TcpStream::connect(app.addr)
-            .await
-            .expect("connect");
-        s.write_all(head.as_bytes()).await.expect("head");
-        s.write_all(&pdf(10_000)).await.expect("part");
-        held.push(s);
+    for n in 0..16 {
+        held.push(hold_upload(&app, &format!("cap/held-{n}.pdf")).await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signed = sign_headers(
