@@ -15,6 +15,9 @@ pub enum ImageFinding {
     TooManyPixels,
     /// No dimensions in the header window.
     NoDimensions,
+    /// HTML, SVG or script markup in the header window: a polyglot that a browser sniffing
+    /// the bytes (or a viewer served it under another type) would run.
+    Markup,
 }
 
 impl ImageFinding {
@@ -22,6 +25,7 @@ impl ImageFinding {
         match self {
             ImageFinding::TooManyPixels => "image dimensions too large",
             ImageFinding::NoDimensions => "image dimensions not found",
+            ImageFinding::Markup => "image with embedded markup",
         }
     }
 }
@@ -59,6 +63,9 @@ impl ImageScanner {
     }
 
     pub fn finish(self) -> Result<(), ImageFinding> {
+        if has_markup(&self.head) {
+            return Err(ImageFinding::Markup);
+        }
         let (w, h) = dimensions(self.content_type, &self.head).ok_or(ImageFinding::NoDimensions)?;
         let pixels = u64::from(w) * u64::from(h);
         if w == 0 || h == 0 || pixels > self.max_pixels {
@@ -66,6 +73,37 @@ impl ImageScanner {
         }
         Ok(())
     }
+}
+
+/// Tags that make a file a web page or a script to a browser. XML itself is not among them
+/// (XMP metadata is an XML packet); the tags are matched case-insensitively.
+const MARKUP: [&[u8]; 7] = [
+    b"<script",
+    b"<html",
+    b"<svg",
+    b"<!doctype html",
+    b"<body",
+    b"<iframe",
+    b"javascript:",
+];
+
+/// Whether `head` holds any of [`MARKUP`].
+fn has_markup(head: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(i) = head[at..]
+        .iter()
+        .position(|&b| b == b'<' || b == b'j' || b == b'J')
+    {
+        let rest = &head[at + i..];
+        if MARKUP
+            .iter()
+            .any(|m| rest.len() >= m.len() && rest[..m.len()].eq_ignore_ascii_case(m))
+        {
+            return true;
+        }
+        at += i + 1;
+    }
+    false
 }
 
 fn be16(b: &[u8], i: usize) -> Option<u32> {
@@ -300,5 +338,28 @@ mod tests {
             judge(crate::mime::JPEG, &[0xFF, 0xD8, 0xFF, 0xDA], 100_000_000),
             Err(ImageFinding::NoDimensions)
         );
+    }
+
+    #[test]
+    fn markup_in_an_image_is_refused_wherever_the_header_window_has_it() {
+        // A GIF whose header is also an SVG document (the GIF/JS polyglot shape), a PNG with
+        // a script in a text chunk, HTML after a JPEG's first bytes; any case.
+        let mut gif = b"GIF89a\x20\x00\x10\x00\x00\0\0".to_vec();
+        gif.extend_from_slice(b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>");
+        let mut with_script = png(10, 10);
+        with_script.extend_from_slice(b"\0\0\0\x20tEXtComment\0<ScRiPt>alert(1)</script>");
+        let mut html = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\0".to_vec();
+        html.extend_from_slice(b"<!DOCTYPE HTML><p>hi");
+        for (ct, b) in [
+            (crate::mime::GIF, &gif),
+            (crate::mime::PNG, &with_script),
+            (crate::mime::JPEG, &html),
+        ] {
+            assert_eq!(judge(ct, b, 100_000_000), Err(ImageFinding::Markup), "{ct}");
+        }
+        // XMP metadata is XML, and fine.
+        let mut xmp = png(10, 10);
+        xmp.extend_from_slice(b"<?xpacket begin=''?><x:xmpmeta xmlns:x='adobe:ns:meta/'/>");
+        assert_eq!(judge(crate::mime::PNG, &xmp, 100_000_000), Ok(()));
     }
 }

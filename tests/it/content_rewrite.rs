@@ -653,3 +653,64 @@ async fn a_quarantine_bucket_keeps_refused_bytes_where_only_the_operator_reaches
     assert_eq!(quarantined, 4, "{files:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn svg_and_html_behind_image_magic_bytes_are_refused_on_every_way_in() {
+    let app = spawn_app().await;
+    let mut gif = b"GIF89a\x20\x00\x10\x00\x00\0\0".to_vec();
+    gif.extend_from_slice(b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>");
+    gif.extend_from_slice(&[0u8; 2000]);
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0".to_vec();
+    png.extend_from_slice(b"\0\0\0\x20tEXtComment\0<html><script>alert(1)</script></html>");
+    png.extend_from_slice(&[0u8; 2000]);
+    let err = app
+        .s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("poly.gif")
+        .content_type("image/gif")
+        .body(ByteStream::from(gif.clone()))
+        .send()
+        .await
+        .expect_err("polyglot");
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ContentRejected")
+    );
+    let t = create_tenant(app.state.control.as_ref(), "poly")
+        .await
+        .expect("tenant");
+    let (s, link) = api(
+        &app,
+        &t.api_key,
+        "POST",
+        "/v1/uploads",
+        json!({"filename": "x.png", "content_type": "image/png", "size": png.len()}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, b) = put_through(&link, png.clone()).await;
+    assert_eq!(s, 400, "{}", String::from_utf8_lossy(&b));
+    assert!(String::from_utf8_lossy(&b).contains("ContentRejected"));
+    let url = tus::create(&app, &t.api_key, gif.len(), "").await;
+    let (s, _, b) = tus::patch(&app, &t.api_key, &url, 0, &gif, &[]).await;
+    assert_eq!(s, 422, "{b}");
+    assert!(
+        app.state
+            .meta
+            .current(BUCKET, "poly.gif")
+            .await
+            .expect("m")
+            .is_none()
+    );
+    let (_, files) = api(&app, &t.api_key, "GET", "/v1/files", Value::Null).await;
+    assert!(
+        files["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .all(|f| f["status"] != "complete"),
+        "{files}"
+    );
+    app.stop().await;
+}
