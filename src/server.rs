@@ -101,6 +101,33 @@ impl Drop for Busy {
     }
 }
 
+/// A response body that keeps its request in flight until it is sent (or dropped). Its length
+/// and end are the inner body's, so hyper frames it exactly as it would the inner one.
+struct Tracked {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The open connections, so that the accept loop can shed idle ones when the table fills.
 #[derive(Debug, Default)]
 struct Connections {
@@ -199,13 +226,9 @@ async fn run_connection<IO>(
         async move {
             let resp = crate::edge::handle(state, req, info).await;
             // In flight until the body is sent: a long download is never idle.
-            let resp = resp.map(|body| {
+            let resp = resp.map(|inner| {
                 use http_body_util::BodyExt;
-                body.map_frame(move |f| {
-                    let _ = &busy;
-                    f
-                })
-                .boxed_unsync()
+                Tracked { inner, _busy: busy }.boxed_unsync()
             });
             Ok::<_, std::convert::Infallible>(resp)
         }
