@@ -25,8 +25,11 @@
 //!                multipart (store part, complete + assemble) · resumable (tus/IETF state
 //!                over multipart parts) · malware (scan before commit) · names (display
 //!                names) · delete · quota · admit (rate limits, upload permits)
+//!    accounts/ ─ upgate's own users and sessions: register, login (argon2id, lockout),
+//!                refresh rotation with reuse detection, logout, /me (Redis-cached)
 //! L2 state.rs ── AppState: the handles every front end shares (no behaviour)
-//! L1 auth/ ───── SigV4/SigV2, POST policy, credentials (keys, link keys, principals, JWT)
+//! L1 auth/ ───── SigV4/SigV2, POST policy, credentials (keys, link keys, principals, JWT),
+//!                upgate's signing keys (access tokens, receipts, JWKS), password hashing
 //!    ingest/ ─── the streaming pipe: [aws-chunked decode + chunk signatures] → byte limit →
 //!                SHA-256 (+ MD5 / CRC when asked) → magic-byte sniff → staging write
 //!    storage/ ── backends behind object_store (local, memory, S3, GCS, Azure); staged writes,
@@ -77,7 +80,8 @@ pub mod storage;
 pub mod telemetry;
 // L2 state
 pub mod state;
-// L3 the upload lifecycle
+// L3 the upload lifecycle, accounts
+pub mod accounts;
 pub mod upload;
 // L4 front ends (never import each other)
 pub mod api;

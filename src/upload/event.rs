@@ -24,6 +24,13 @@ pub fn link_event(
         payload["size"] = i.size.into();
         payload["sha256"] = i.sha256.clone().into();
         payload["content_type"] = i.content_type.clone().into();
+        // The receipt's claims; the webhook worker signs them when it sends the event (and
+        // drops them when upgate has no signing keys).
+        let claims =
+            super::receipt::claims(link, i.size, &i.sha256, &i.content_type, i.committed_at_ms);
+        if let Ok(v) = serde_json::to_value(claims) {
+            payload["receipt"] = v;
+        }
     }
     if let Some(e) = failure {
         payload["reason"] = e.code().into();
