@@ -310,8 +310,10 @@ async fn verify_receipt(path: &PathBuf, jwks: &str) -> Result<serde_json::Value,
     let doc: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("the receipt is not JSON: {e}"))?;
     let inner = doc.get("receipt").cloned().unwrap_or(doc);
-    let receipt: SignedReceipt = serde_json::from_value(inner)
-        .map_err(|e| format!("not a receipt (fields or types differ): {e}"))?;
+    let receipt = SignedReceipt::from_json(&inner).map_err(|_| {
+        "the receipt does NOT verify: not a receipt (members missing, added or mistyped)"
+            .to_string()
+    })?;
     let set = read_jwks(jwks).await?;
     upgate::auth::signing::verify_receipt(&receipt, &set)
         .map_err(|e| format!("the receipt does NOT verify: {e}"))?;

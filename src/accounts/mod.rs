@@ -278,6 +278,11 @@ async fn issue(
         used: false,
     };
     a.store.insert_refresh(&record).await?;
+    // Sign with the newest key even if another replica or the CLI rotated a moment ago.
+    a.signing
+        .refresh_if_stale(a.store.as_ref())
+        .await
+        .map_err(|e| Error::internal(format!("signing keys: {e}")))?;
     let ttl = Duration::from_secs(cfg.access_token_ttl_secs);
     let access_token = a
         .signing

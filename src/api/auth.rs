@@ -120,14 +120,18 @@ pub async fn me(state: &Arc<AppState>, who: &Principal) -> Result<Response<Body>
     Ok(r)
 }
 
-/// `PATCH /v1/auth/me`.
+/// `PATCH /v1/auth/me`: 204; the cached `/me` answer is gone.
 pub async fn update_me(
     state: &Arc<AppState>,
     who: &Principal,
     req: UpdateMe,
 ) -> Result<Response<Body>> {
     accounts::rename(state, who, req.name.as_deref()).await?;
-    me(state, who).await
+    Ok(typed_response(
+        StatusCode::NO_CONTENT,
+        "application/json",
+        Vec::new(),
+    ))
 }
 
 /// `POST /v1/users`.
@@ -151,8 +155,13 @@ pub async fn create_user(
 /// `GET /.well-known/jwks.json`: the public keys that verify upgate's tokens and receipts
 /// now (404 when accounts are off). Cacheable briefly: a rotation shows within a minute, and
 /// a retired key stays listed for its grace period anyway.
-pub fn jwks(state: &AppState) -> Result<Response<Body>> {
+pub async fn jwks(state: &AppState) -> Result<Response<Body>> {
     let a = accounts::enabled(state)?;
+    // Another replica or the CLI may have rotated.
+    a.signing
+        .refresh_if_stale(a.store.as_ref())
+        .await
+        .map_err(|e| Error::internal(format!("signing keys: {e}")))?;
     let body = a.signing.jwks().to_string();
     let mut r = typed_response(
         StatusCode::OK,

@@ -184,9 +184,9 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// Entry point for `GET /.well-known/jwks.json` (outside `/v1`, where JWKS are looked for).
-pub fn handle_jwks(state: &AppState) -> Outcome {
+pub async fn handle_jwks(state: &AppState) -> Outcome {
     Outcome {
-        result: auth::jwks(state),
+        result: auth::jwks(state).await,
         op: "api.Jwks",
         bucket: None,
         render: None,

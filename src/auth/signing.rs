@@ -427,6 +427,21 @@ pub struct SignedReceipt {
     pub jws: String,
 }
 
+impl SignedReceipt {
+    /// Reads a receipt from JSON, refusing missing, extra or mistyped members (an added
+    /// member is not covered by the signature, so it must not ride along).
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, SigningError> {
+        let mut obj = v.as_object().ok_or(SigningError::Malformed)?.clone();
+        let jws = obj
+            .remove("jws")
+            .and_then(|j| j.as_str().map(str::to_string))
+            .ok_or(SigningError::Malformed)?;
+        let claims: ReceiptClaims = serde_json::from_value(serde_json::Value::Object(obj))
+            .map_err(|_| SigningError::Malformed)?;
+        Ok(Self { claims, jws })
+    }
+}
+
 /// Verifies a receipt against a JWK Set (the document `/.well-known/jwks.json` serves):
 /// 1. take the members other than `jws` and serialise them canonically (keys sorted, no
 ///    whitespace); 2. the JWS header must say `alg: EdDSA` and name a `kid` of the set;
