@@ -181,6 +181,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/auth/me"),
     ("patch", "/v1/auth/me"),
     ("post", "/v1/users"),
+    // Served by the edge (outside `/v1`), documented here.
+    ("get", "/.well-known/jwks.json"),
 ];
 
 /// Entry point for `GET /.well-known/jwks.json` (outside `/v1`, where JWKS are looked for).
@@ -420,7 +422,7 @@ mod tests {
         for (m, p, want) in cases {
             assert_eq!(route(&m, p).expect(p), want, "{m} {p}");
         }
-        assert_eq!(ROUTES.len(), 22);
+        assert_eq!(ROUTES.len(), 23);
         assert_eq!(
             route(&Method::PATCH, "/v1/auth/me").expect("me"),
             ApiRoute::AuthUpdateMe
