@@ -3,7 +3,7 @@
 //! raised without invalidating old ones.
 //!
 //! [`Hasher::verify`] always does the full work: for an unknown account the caller verifies
-//! against [`Hasher::dummy`], a hash made at start with the same parameters, so "no such user"
+//! against a dummy hash made at start with the same parameters, so "no such user"
 //! and "wrong password" cost the same time. The tag comparison is the crate's, in constant
 //! time. Hashing runs on the blocking pool: it is CPU work of tens of milliseconds.
 

@@ -1,6 +1,6 @@
 //! upgate's own signing keys: Ed25519 keys that sign the access tokens of its accounts (JWTs,
 //! `alg: EdDSA`, `kid` starting with [`KID_PREFIX`]) and the receipts of committed uploads
-//! (detached JWS over canonical JSON, see [`sign_receipt`]).
+//! (detached JWS over canonical JSON, see [`SigningKeys::sign_receipt`]).
 //!
 //! # Keys
 //!

@@ -948,3 +948,63 @@ async fn receipts_verify_with_the_cli_and_the_webhook_and_fail_when_tampered() {
     hook.abort();
     app.stop().await;
 }
+
+#[tokio::test]
+async fn completing_a_link_in_parts_returns_the_signed_receipt() {
+    let app = spawn_app_with(&accounts_config("[s3]\nmin_part_bytes = 1000\n")).await;
+    let t = tenant(&app, "acme").await;
+    let data = pdf(6000);
+    let mut body = new_upload("parts.pdf", &data);
+    body["parts"] = json!(2);
+    let (st, _, link) = req(&app, "POST", "/v1/uploads", Some(&t.api_key), Some(body)).await;
+    assert_eq!(st, 201, "{link}");
+    let mut done = Vec::new();
+    let mut offset = 0;
+    for p in link["parts"].as_array().expect("parts") {
+        let len: usize = p["headers"]["Content-Length"]
+            .as_str()
+            .expect("len")
+            .parse()
+            .expect("n");
+        let h = vec![("content-length".to_string(), len.to_string())];
+        let (st, headers, _) = send(
+            "PUT",
+            p["url"].as_str().expect("url"),
+            &h,
+            data[offset..offset + len].to_vec(),
+        )
+        .await;
+        assert_eq!(st, 200);
+        offset += len;
+        done.push(
+            json!({"part_number": p["part_number"], "etag": headers["etag"].to_str().expect("e")}),
+        );
+    }
+    let id = s(&link, "upload_id");
+    let (st, _, r) = req(
+        &app,
+        "POST",
+        &format!("/v1/uploads/{id}/complete"),
+        Some(&t.api_key),
+        Some(json!({"parts": done})),
+    )
+    .await;
+    assert_eq!(st, 200, "{r}");
+    let (_, _, up) = req(
+        &app,
+        "GET",
+        &format!("/v1/uploads/{id}"),
+        Some(&t.api_key),
+        None,
+    )
+    .await;
+    assert_eq!(r["receipt"], up["receipt"]);
+    assert_eq!(r["receipt"]["size"], 6000);
+    let (_, _, jwks) = req(&app, "GET", "/.well-known/jwks.json", None, None).await;
+    let receipt = upgate::auth::signing::SignedReceipt::from_json(&r["receipt"]).expect("receipt");
+    upgate::auth::signing::verify_receipt(&receipt, &jwks).expect("verifies");
+    let mut forged = receipt.clone();
+    forged.claims.sha256 = sha256_hex(b"something else");
+    assert!(upgate::auth::signing::verify_receipt(&forged, &jwks).is_err());
+    app.stop().await;
+}
