@@ -260,6 +260,9 @@ pub fn check_config(config: &Config) -> Result<(), ConfigError> {
     {
         problems.push(format!("scan.clamd: {e}"));
     }
+    if config.accounts.enabled {
+        problems.extend(crate::auth::password::params_problem(&config.accounts));
+    }
     if problems.is_empty() {
         Ok(())
     } else {

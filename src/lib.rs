@@ -5,7 +5,8 @@
 //! Layers, imports pointing down only (the `layers` test in `tests/it/` enforces it):
 //!
 //! ```text
-//! L6 main.rs ─── CLI: serve | check-config | admin (tenants, keys, quotas, key rotation)
+//! L6 main.rs ─── CLI: serve | check-config | receipt verify | admin (tenants, users, keys,
+//!                quotas, key rotation)
 //!    app.rs ──── App::build(config): storage + metadata + limiter + credentials + listeners;
 //!                the composition root, the only module that sees everything
 //! L5 server.rs ─ accept loop: connection caps (global, per IP /64), TLS (tls.rs, hot reload),
@@ -24,7 +25,8 @@
 //!                staged write, commit or abort on drop) · link (claim, commit, release) ·
 //!                multipart (store part, complete + assemble) · resumable (tus/IETF state
 //!                over multipart parts) · malware (scan before commit) · names (display
-//!                names) · delete · quota · admit (rate limits, upload permits)
+//!                names) · delete · quota · admit (rate limits, upload permits) · receipt
+//!                (signed upload receipts)
 //!    accounts/ ─ upgate's own users and sessions: register, login (argon2id, lockout),
 //!                refresh rotation with reuse detection, logout, /me (Redis-cached)
 //! L2 state.rs ── AppState: the handles every front end shares (no behaviour)
@@ -35,7 +37,8 @@
 //!    storage/ ── backends behind object_store (local, memory, S3, GCS, Azure); staged writes,
 //!                spooling within budgets, SSE and envelope encryption wrappers
 //!    metadata/ ─ object records (pending → committed → garbage), multipart, control records,
-//!                quotas; SQLite and PostgreSQL
+//!                quotas, accounts (users, sessions, refresh tokens, signing keys); SQLite and
+//!                PostgreSQL
 //!    ratelimit/  governor in process + Redis GCRA across replicas, circuit breaker, permits
 //!    events.rs ─ webhook worker: outbox → signed POSTs, backoff + jitter, at-least-once
 //!    scan/ ───── content checks: PDF active content and image bombs (streamed through the

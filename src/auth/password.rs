@@ -65,6 +65,18 @@ impl fmt::Debug for Hasher {
     }
 }
 
+/// What is wrong with the configured argon2 parameters, if anything (for `app::check_config`).
+pub fn params_problem(cfg: &AccountsConfig) -> Option<String> {
+    Params::new(
+        cfg.argon2_memory_kib,
+        cfg.argon2_iterations,
+        cfg.argon2_parallelism,
+        None,
+    )
+    .err()
+    .map(|e| format!("accounts.argon2_*: {e}"))
+}
+
 impl Hasher {
     /// The configured parameters; also computes the dummy hash (one hash of work).
     pub fn new(cfg: &AccountsConfig) -> Result<Self, String> {
