@@ -4,8 +4,10 @@
 //!   logins an attacker can tell apart only by time: verifying a wrong password against a real
 //!   hash, and an unknown user (verified against the dummy hash). The two should be equal.
 //! - `me/*`: `GET /v1/auth/me` over HTTP (loopback, keep-alive, one client) against an
-//!   in-process gateway on SQLite, served from the database (no Redis) and from the Redis cache
-//!   (a private `redis-server`; skipped, with a message, if it is not installed).
+//!   in-process gateway on SQLite and on PostgreSQL (`UPGATE_TEST_POSTGRES_URL`, default the
+//!   local test database; skipped if unreachable), served from the database (no Redis) and from
+//!   the Redis cache (a private `redis-server`; skipped, with a message, if not installed).
+//!   Either way the access token's session and user are read from the database first.
 //!
 //! Run: `cargo bench --bench accounts` (under `cargo test` each case runs once).
 
@@ -86,6 +88,7 @@ fn start_redis() -> Option<(RedisProc, String)> {
 fn gateway(
     rt: &Runtime,
     redis: Option<&str>,
+    postgres: Option<(&str, &str)>,
 ) -> (
     String,
     String,
@@ -100,6 +103,9 @@ fn gateway(
     );
     if let Some(url) = redis {
         toml.push_str(&format!("[redis]\nurl = {url:?}\n"));
+    }
+    if let Some((url, schema)) = postgres {
+        toml.push_str(&format!("[metadata]\nurl = {url:?}\nschema = {schema:?}\n"));
     }
     let env = vec![
         (
@@ -153,12 +159,26 @@ fn bench_me(c: &mut Criterion) {
         .expect("runtime");
     let redis = start_redis();
     let mut g = c.benchmark_group("me");
-    let mut runs = vec![("db", None)];
-    if let Some((_, url)) = &redis {
-        runs.push(("redis_cache", Some(url.clone())));
+    let pg_url = std::env::var("UPGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let pg = TcpStream::connect(("127.0.0.1", 5432)).is_ok();
+    if !pg {
+        eprintln!("me/postgres_*: skipped, no PostgreSQL on 127.0.0.1:5432");
     }
-    for (name, url) in runs {
-        let (base, token, stop, _dir) = gateway(&rt, url.as_deref());
+    let mut runs: Vec<(&str, Option<String>, bool)> = vec![("sqlite_db", None, false)];
+    if let Some((_, url)) = &redis {
+        runs.push(("sqlite_redis_cache", Some(url.clone()), false));
+    }
+    if pg {
+        runs.push(("postgres_db", None, true));
+        if let Some((_, url)) = &redis {
+            runs.push(("postgres_redis_cache", Some(url.clone()), true));
+        }
+    }
+    for (name, url, on_pg) in runs {
+        let schema = format!("bench_me_{}", upgate::id::random_hex(6));
+        let postgres = on_pg.then_some((pg_url.as_str(), schema.as_str()));
+        let (base, token, stop, _dir) = gateway(&rt, url.as_deref(), postgres);
         let http = reqwest::Client::new();
         let url = format!("{base}/v1/auth/me");
         let once = || async {
@@ -177,6 +197,16 @@ fn bench_me(c: &mut Criterion) {
         eprintln!("me/{name}: x-upgate-cache {first} then {second}");
         g.bench_function(name, |b| b.iter(|| black_box(rt.block_on(once()))));
         let _ = stop.send(());
+        if on_pg {
+            rt.block_on(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(pool) = sqlx::PgPool::connect(&pg_url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                        .execute(&pool)
+                        .await;
+                }
+            });
+        }
     }
     g.finish();
     drop(redis);
