@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::auth::links::LinkKeys;
 use crate::auth::{AuthPolicy, Credential, Credentials, SecretKey};
 use crate::config::{Config, ConfigError};
+use crate::metadata::accounts::AccountStore;
 use crate::metadata::control::ControlStore;
 use crate::metadata::postgres::PgStore;
 use crate::metadata::sqlite::SqliteStore;
@@ -80,10 +81,18 @@ impl App {
         };
         let metrics = Arc::new(Metrics::new());
         let storage = Storage::for_config(&config)?.with_metrics(Arc::clone(&metrics));
-        let (meta, control) = open_metadata(&config).await?;
+        let (meta, control, account_store) = open_metadata(&config).await?;
         let link_keys = LinkKeys::load(control.as_ref()).await?;
-        let webhooks =
+        let accounts = if config.accounts.enabled {
+            Some(open_accounts(&config, account_store).await?)
+        } else {
+            None
+        };
+        let mut webhooks =
             crate::events::Deliverer::new(&config.webhooks).map_err(StartError::Webhooks)?;
+        if let Some(a) = &accounts {
+            webhooks = webhooks.with_receipts(Arc::clone(&a.signing));
+        }
         let limiter = crate::ratelimit::RateLimiter::new(&config.ratelimit, &config.redis)
             .map_err(|e| StartError::Setup(format!("rate limiter: {e}")))?;
         let jwt = crate::auth::jwt::JwtVerifier::new(&config.jwt)
@@ -105,8 +114,11 @@ impl App {
             max_skew: config.s3.max_clock_skew(),
             allow_sigv2: config.s3.allow_sigv2,
         };
-        let credentials =
+        let mut credentials =
             Credentials::new(&root, link_keys, jwt, admin_token, Arc::clone(&control));
+        if let Some(a) = accounts {
+            credentials = credentials.with_accounts(a);
+        }
         let clamd = if config.scan.clamd.is_empty() {
             None
         } else {
@@ -250,6 +262,9 @@ pub fn check_config(config: &Config) -> Result<(), ConfigError> {
     {
         problems.push(format!("scan.clamd: {e}"));
     }
+    if config.accounts.enabled {
+        problems.extend(crate::auth::password::params_problem(&config.accounts));
+    }
     if problems.is_empty() {
         Ok(())
     } else {
@@ -257,10 +272,15 @@ pub fn check_config(config: &Config) -> Result<(), ConfigError> {
     }
 }
 
-/// Opens the metadata database the config names, as both store traits.
-pub async fn open_metadata(
-    config: &Config,
-) -> Result<(Arc<dyn MetadataStore>, Arc<dyn ControlStore>), StartError> {
+/// The metadata database as each of its store traits.
+pub type Stores = (
+    Arc<dyn MetadataStore>,
+    Arc<dyn ControlStore>,
+    Arc<dyn AccountStore>,
+);
+
+/// Opens the metadata database the config names, as every store trait.
+pub async fn open_metadata(config: &Config) -> Result<Stores, StartError> {
     let url = config.metadata.resolved_url(&config.storage.data_dir);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = Arc::new(if config.metadata.schema.is_empty() {
@@ -268,11 +288,42 @@ pub async fn open_metadata(
         } else {
             PgStore::open_with_schema(&url, &config.metadata.schema).await?
         });
-        Ok((store.clone(), store))
+        Ok((store.clone(), store.clone(), store))
     } else {
         let store = Arc::new(SqliteStore::open(&url).await?);
-        Ok((store.clone(), store))
+        Ok((store.clone(), store.clone(), store))
     }
+}
+
+/// The master keys that seal upgate's signing keys (`storage.encryption`).
+pub fn master_keys(config: &Config) -> Result<Arc<crate::storage::crypto::Keyring>, StartError> {
+    crate::storage::crypto::Keyring::load(&config.storage.encryption)
+        .map(Arc::new)
+        .map_err(|e| StartError::Setup(format!("accounts: master keys: {e}")))
+}
+
+/// upgate's accounts: the signing keys (created on first start), password hashing and the
+/// `/me` cache.
+pub async fn open_accounts(
+    config: &Config,
+    store: Arc<dyn AccountStore>,
+) -> Result<crate::auth::keys::Accounts, StartError> {
+    let keyring = master_keys(config)?;
+    let signing =
+        crate::auth::signing::SigningKeys::load(store.as_ref(), keyring, &config.accounts.issuer)
+            .await
+            .map_err(|e| StartError::Setup(format!("accounts: signing keys: {e}")))?;
+    let hasher = crate::auth::password::Hasher::new(&config.accounts)
+        .map_err(|e| StartError::Setup(format!("accounts: {e}")))?;
+    let cache = crate::auth::cache::MeCache::new(&config.redis, config.accounts.me_cache_ttl_secs)
+        .map_err(|e| StartError::Setup(format!("accounts: {e}")))?
+        .map(Arc::new);
+    Ok(crate::auth::keys::Accounts {
+        signing: Arc::new(signing),
+        store,
+        hasher,
+        cache,
+    })
 }
 
 fn read_secret_file(path: &str) -> Result<String, StartError> {

@@ -39,6 +39,11 @@ pub async fn handle(
     } else if probe && path == "/readyz" {
         let resp = crate::health::readiness(&state).await;
         (probe_outcome("Ready", resp), crate::s3::error_response)
+    } else if probe && path == "/.well-known/jwks.json" {
+        (
+            crate::api::handle_jwks(&state).await,
+            crate::api::error_response,
+        )
     } else if crate::tus::owns(path) {
         let out = crate::tus::handle(Arc::clone(&state), req, conn, &request_id).await;
         (out, crate::tus::error_response)

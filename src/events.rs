@@ -49,7 +49,8 @@
 //! x-upgate-timestamp: 1700000000        unix seconds of this attempt
 //! x-upgate-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
 //!
-//! <the event's JSON payload, byte for byte as stored>
+//! <the event's JSON payload, byte for byte as stored; an upload.completed event's
+//!  "receipt" member is signed at sending (accounts enabled) or left out>
 //! ```
 //!
 //! Receivers check the signature with [`verify`] (or the same HMAC in any language) *and* that
@@ -393,6 +394,8 @@ pub struct Deliverer {
     poll_interval: Duration,
     batch: u32,
     concurrency: usize,
+    /// Signs the receipts `upload.completed` events carry (accounts enabled).
+    receipts: Option<Arc<crate::auth::signing::SigningKeys>>,
 }
 
 impl fmt::Debug for Deliverer {
@@ -443,7 +446,43 @@ impl Deliverer {
             poll_interval: Duration::from_millis(cfg.poll_interval_ms),
             batch: cfg.batch,
             concurrency: cfg.concurrency,
+            receipts: None,
         })
+    }
+
+    /// Signs the receipts of `upload.completed` events with `keys` when sending them.
+    pub fn with_receipts(mut self, keys: Arc<crate::auth::signing::SigningKeys>) -> Self {
+        self.receipts = Some(keys);
+        self
+    }
+
+    /// The body sent for `e`: the stored payload, except that the receipt claims an
+    /// `upload.completed` event holds are replaced by the signed receipt (or dropped when
+    /// upgate has no signing keys).
+    fn body_of(&self, e: &OutboxEvent) -> Bytes {
+        if e.event != UPLOAD_COMPLETED || !e.payload.contains("\"receipt\"") {
+            return Bytes::from(e.payload.clone());
+        }
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&e.payload) else {
+            return Bytes::from(e.payload.clone());
+        };
+        let claims = v
+            .get("receipt")
+            .cloned()
+            .and_then(|c| serde_json::from_value::<crate::auth::signing::ReceiptClaims>(c).ok());
+        let signed = match (&self.receipts, claims) {
+            (Some(keys), Some(c)) => keys.sign_receipt(&c).ok(),
+            _ => None,
+        };
+        match signed.and_then(|r| serde_json::to_value(r).ok()) {
+            Some(r) => v["receipt"] = r,
+            None => {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("receipt");
+                }
+            }
+        }
+        Bytes::from(v.to_string())
     }
 
     /// One pass: fetches the due events (at most `batch`), attempts each and records the result.
@@ -467,7 +506,7 @@ impl Deliverer {
             return Outcome::Unwanted;
         }
         let timestamp = u64::try_from(crate::clock::now_ms() / 1000).unwrap_or(0);
-        let body = Bytes::from(e.payload.clone());
+        let body = self.body_of(e);
         let results = futures_util::future::join_all(
             targets
                 .iter()

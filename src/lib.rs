@@ -5,7 +5,8 @@
 //! Layers, imports pointing down only (the `layers` test in `tests/it/` enforces it):
 //!
 //! ```text
-//! L6 main.rs ─── CLI: serve | check-config | admin (tenants, keys, quotas, key rotation)
+//! L6 main.rs ─── CLI: serve | check-config | receipt verify | admin (tenants, users, keys,
+//!                quotas, key rotation)
 //!    app.rs ──── App::build(config): storage + metadata + limiter + credentials + listeners;
 //!                the composition root, the only module that sees everything
 //! L5 server.rs ─ accept loop: connection caps (global, per IP /64), TLS (tls.rs, hot reload),
@@ -24,15 +25,20 @@
 //!                staged write, commit or abort on drop) · link (claim, commit, release) ·
 //!                multipart (store part, complete + assemble) · resumable (tus/IETF state
 //!                over multipart parts) · malware (scan before commit) · names (display
-//!                names) · delete · quota · admit (rate limits, upload permits)
+//!                names) · delete · quota · admit (rate limits, upload permits) · receipt
+//!                (signed upload receipts)
+//!    accounts/ ─ upgate's own users and sessions: register, login (argon2id, lockout),
+//!                refresh rotation with reuse detection, logout, /me (Redis-cached)
 //! L2 state.rs ── AppState: the handles every front end shares (no behaviour)
-//! L1 auth/ ───── SigV4/SigV2, POST policy, credentials (keys, link keys, principals, JWT)
+//! L1 auth/ ───── SigV4/SigV2, POST policy, credentials (keys, link keys, principals, JWT),
+//!                upgate's signing keys (access tokens, receipts, JWKS), password hashing
 //!    ingest/ ─── the streaming pipe: [aws-chunked decode + chunk signatures] → byte limit →
 //!                SHA-256 (+ MD5 / CRC when asked) → magic-byte sniff → staging write
 //!    storage/ ── backends behind object_store (local, memory, S3, GCS, Azure); staged writes,
 //!                spooling within budgets, SSE and envelope encryption wrappers
 //!    metadata/ ─ object records (pending → committed → garbage), multipart, control records,
-//!                quotas; SQLite and PostgreSQL
+//!                quotas, accounts (users, sessions, refresh tokens, signing keys); SQLite and
+//!                PostgreSQL
 //!    ratelimit/  governor in process + Redis GCRA across replicas, circuit breaker, permits
 //!    events.rs ─ webhook worker: outbox → signed POSTs, backoff + jitter, at-least-once
 //!    scan/ ───── content checks: PDF active content and image bombs (streamed through the
@@ -77,7 +83,8 @@ pub mod storage;
 pub mod telemetry;
 // L2 state
 pub mod state;
-// L3 the upload lifecycle
+// L3 the upload lifecycle, accounts
+pub mod accounts;
 pub mod upload;
 // L4 front ends (never import each other)
 pub mod api;

@@ -31,6 +31,11 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Signed upload receipts.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
     /// Operator commands against the same config and database as `serve`.
     Admin {
         #[arg(long, short, global = true)]
@@ -41,7 +46,34 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Verify a receipt (the `receipt` object of GET /v1/uploads/{id}, or a document holding
+    /// one) against upgate's JWKS; exit 0 and print the receipt when it verifies, 1 otherwise.
+    Verify {
+        /// The receipt JSON file.
+        receipt: PathBuf,
+        /// The JWKS: an http(s) URL (`.../.well-known/jwks.json`) or a file.
+        #[arg(long)]
+        jwks: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AdminCommand {
+    /// Create a user of a tenant (accounts enabled); reads the password from standard input
+    /// (first line) and prints the user as one JSON object with user_id.
+    CreateUser {
+        tenant_id: String,
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// admin or member.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// Start signing access tokens and receipts with a new key; the others verify for
+    /// accounts.signing_key_grace_secs more (tokens they signed expire first), then stop.
+    RotateSigningKey,
     /// Create a tenant with an API key and an S3 access key; prints one JSON object with
     /// tenant_id, api_key, access_key_id and secret_access_key (shown only once).
     CreateTenant { name: String },
@@ -97,10 +129,49 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
         return rotate_key(&config, all).await;
     }
     std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| e.to_string())?;
-    let (_, control) = upgate::app::open_metadata(&config)
+    let (_, control, accounts) = upgate::app::open_metadata(&config)
         .await
         .map_err(|e| e.to_string())?;
     let c = control.as_ref();
+    if let AdminCommand::CreateUser {
+        tenant_id,
+        email,
+        name,
+        role,
+    } = &command
+    {
+        return create_user(
+            &config,
+            c,
+            accounts,
+            tenant_id,
+            email,
+            name.as_deref(),
+            role,
+        )
+        .await;
+    }
+    if let AdminCommand::RotateSigningKey = command {
+        if !config.accounts.enabled {
+            return Err("accounts are not enabled ([accounts] enabled = true)".into());
+        }
+        let keyring = upgate::app::master_keys(&config).map_err(|e| e.to_string())?;
+        // Makes sure a first key exists, so that rotating retires something real.
+        upgate::auth::signing::SigningKeys::load(
+            accounts.as_ref(),
+            keyring.clone(),
+            &config.accounts.issuer,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let grace = std::time::Duration::from_secs(config.accounts.signing_key_grace_secs);
+        let (id, retired) = upgate::auth::signing::rotate(accounts.as_ref(), &keyring, grace)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(serde_json::json!({
+            "signing_key_id": id, "retired": retired, "grace_secs": grace.as_secs()
+        }));
+    }
     let err = |e: upgate::error::Error| format!("{}: {}", e.code(), e.message());
     match command {
         AdminCommand::CreateTenant { name } => {
@@ -136,6 +207,9 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
             }))
         }
         AdminCommand::RotateKey { all } => rotate_key(&config, all).await,
+        AdminCommand::CreateUser { .. } | AdminCommand::RotateSigningKey => {
+            Err("handled above".into())
+        }
         AdminCommand::RotateLinkKey { retire_others } => {
             let id = upgate::auth::links::rotate(c)
                 .await
@@ -150,6 +224,100 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
             Ok(serde_json::json!({ "link_key_id": id, "retired": retired }))
         }
     }
+}
+
+async fn create_user(
+    config: &Config,
+    control: &dyn upgate::metadata::control::ControlStore,
+    store: std::sync::Arc<dyn upgate::metadata::accounts::AccountStore>,
+    tenant_id: &str,
+    email: &str,
+    name: Option<&str>,
+    role: &str,
+) -> Result<serde_json::Value, String> {
+    use upgate::metadata::accounts::Role;
+    if !config.accounts.enabled {
+        return Err("accounts are not enabled ([accounts] enabled = true)".into());
+    }
+    let role = Role::parse(role).ok_or("--role is admin or member")?;
+    control
+        .tenant(tenant_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no such tenant")?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let password =
+        upgate::auth::password::Password::new(line.trim_end_matches(['\r', '\n']).to_string());
+    let accounts = upgate::app::open_accounts(config, store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let u = upgate::accounts::create_user(&accounts, tenant_id, email, password, name, role)
+        .await
+        .map_err(|e| format!("{}: {}", e.code(), e.message()))?;
+    serde_json::to_value(upgate::accounts::UserView::from(&u)).map_err(|e| e.to_string())
+}
+
+/// Reads a JWKS from an http(s) URL or a file.
+async fn read_jwks(source: &str) -> Result<serde_json::Value, String> {
+    let text = if source.starts_with("http://") || source.starts_with("https://") {
+        fetch(source).await?
+    } else {
+        std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("the JWKS is not JSON: {e}"))
+}
+
+async fn fetch(url: &str) -> Result<String, String> {
+    use http_body_util::BodyExt;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| {
+            use rustls_platform_verifier::BuilderVerifierExt;
+            b.with_platform_verifier()
+        })
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, http_body_util::Empty<bytes::Bytes>>(https);
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
+        .await
+        .map_err(|_| format!("{url}: timed out"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .to_bytes();
+    String::from_utf8(body.to_vec()).map_err(|_| format!("{url}: not UTF-8"))
+}
+
+async fn verify_receipt(path: &PathBuf, jwks: &str) -> Result<serde_json::Value, String> {
+    use upgate::auth::signing::SignedReceipt;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("the receipt is not JSON: {e}"))?;
+    let inner = doc.get("receipt").cloned().unwrap_or(doc);
+    let receipt = SignedReceipt::from_json(&inner).map_err(|_| {
+        "the receipt does NOT verify: not a receipt (members missing, added or mistyped)"
+            .to_string()
+    })?;
+    let set = read_jwks(jwks).await?;
+    upgate::auth::signing::verify_receipt(&receipt, &set)
+        .map_err(|e| format!("the receipt does NOT verify: {e}"))?;
+    Ok(serde_json::json!({ "verified": true, "receipt": receipt }))
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
@@ -202,6 +370,18 @@ async fn shutdown_signal() {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Receipt {
+            command: ReceiptCommand::Verify { receipt, jwks },
+        } => match verify_receipt(&receipt, &jwks).await {
+            Ok(v) => {
+                println!("{v}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("upgate receipt verify: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Admin { config, command } => {
             let cfg = match load(config.as_ref()) {
                 Ok(c) => c,

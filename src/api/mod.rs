@@ -10,6 +10,7 @@
 //! conventions (401, 404, 409, 413, 415, 429). "Not found" and "not yours" are the same answer.
 
 pub mod admin;
+pub mod auth;
 pub mod files;
 pub mod uploads;
 
@@ -48,6 +49,13 @@ pub enum ApiRoute {
     AdminCreateTenant,
     AdminCreateApiKey(String),
     AdminCreateAccessKey(String),
+    AuthRegister,
+    AuthLogin,
+    AuthRefresh,
+    AuthLogout,
+    AuthMe,
+    AuthUpdateMe,
+    CreateUser,
 }
 
 impl ApiRoute {
@@ -69,6 +77,13 @@ impl ApiRoute {
             ApiRoute::AdminCreateTenant => "api.AdminCreateTenant",
             ApiRoute::AdminCreateApiKey(_) => "api.AdminCreateApiKey",
             ApiRoute::AdminCreateAccessKey(_) => "api.AdminCreateAccessKey",
+            ApiRoute::AuthRegister => "api.AuthRegister",
+            ApiRoute::AuthLogin => "api.AuthLogin",
+            ApiRoute::AuthRefresh => "api.AuthRefresh",
+            ApiRoute::AuthLogout => "api.AuthLogout",
+            ApiRoute::AuthMe => "api.AuthMe",
+            ApiRoute::AuthUpdateMe => "api.AuthUpdateMe",
+            ApiRoute::CreateUser => "api.CreateUser",
         }
     }
 }
@@ -89,7 +104,7 @@ pub fn route(method: &Method, path: &str) -> Result<ApiRoute> {
         Err(Error::MethodNotAllowed) => {}
         other => return other,
     }
-    let known = [Method::GET, Method::POST, Method::DELETE]
+    let known = [Method::GET, Method::POST, Method::DELETE, Method::PATCH]
         .iter()
         .any(|m| m != method && route_exact(m, path).is_ok());
     Err(if known {
@@ -121,10 +136,17 @@ fn route_exact(method: &Method, path: &str) -> Result<ApiRoute> {
         (Method::POST, ["admin", "tenants", t, "access-keys"]) => {
             ApiRoute::AdminCreateAccessKey(id(t)?)
         }
+        (Method::POST, ["auth", "register"]) => ApiRoute::AuthRegister,
+        (Method::POST, ["auth", "login"]) => ApiRoute::AuthLogin,
+        (Method::POST, ["auth", "refresh"]) => ApiRoute::AuthRefresh,
+        (Method::POST, ["auth", "logout"]) => ApiRoute::AuthLogout,
+        (Method::GET, ["auth", "me"]) => ApiRoute::AuthMe,
+        (Method::PATCH, ["auth", "me"]) => ApiRoute::AuthUpdateMe,
+        (Method::POST, ["users"]) => ApiRoute::CreateUser,
         (
             _,
             [
-                "openapi.json" | "uploads" | "upload-tokens" | "files" | "admin",
+                "openapi.json" | "uploads" | "upload-tokens" | "files" | "admin" | "auth" | "users",
                 ..,
             ],
         ) => {
@@ -152,7 +174,26 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/tenants"),
     ("post", "/v1/admin/tenants/{id}/api-keys"),
     ("post", "/v1/admin/tenants/{id}/access-keys"),
+    ("post", "/v1/auth/register"),
+    ("post", "/v1/auth/login"),
+    ("post", "/v1/auth/refresh"),
+    ("post", "/v1/auth/logout"),
+    ("get", "/v1/auth/me"),
+    ("patch", "/v1/auth/me"),
+    ("post", "/v1/users"),
+    // Served by the edge (outside `/v1`), documented here.
+    ("get", "/.well-known/jwks.json"),
 ];
+
+/// Entry point for `GET /.well-known/jwks.json` (outside `/v1`, where JWKS are looked for).
+pub async fn handle_jwks(state: &AppState) -> Outcome {
+    Outcome {
+        result: auth::jwks(state).await,
+        op: "api.Jwks",
+        bucket: None,
+        render: None,
+    }
+}
 
 /// The control API's error document, `{"error": {"code", "message", "request_id"}}`, with
 /// HTTP conventions for the status (see [`Error::api_status`]).
@@ -248,6 +289,23 @@ async fn dispatch(
         );
         return Ok(r);
     }
+    // Signing in needs no credential: these are charged to the address (and the global budget).
+    let ip = crate::upload::admit::client_ip(state, &parts.headers, conn);
+    let unauthenticated = matches!(
+        route,
+        ApiRoute::AuthRegister | ApiRoute::AuthLogin | ApiRoute::AuthRefresh
+    ) || (route == ApiRoute::AuthLogout
+        && !parts.headers.contains_key(header::AUTHORIZATION));
+    if unauthenticated {
+        crate::accounts::enabled(state)?;
+        crate::upload::admit::rate_limit(state, RouteClass::TokenExchange, None, ip).await?;
+        return match route {
+            ApiRoute::AuthRegister => auth::register(state, read_json(body).await?).await,
+            ApiRoute::AuthLogin => auth::login(state, ip, read_json(body).await?).await,
+            ApiRoute::AuthRefresh => auth::refresh(state, read_json(body).await?).await,
+            _ => auth::logout(state, None, read_json(body).await?).await,
+        };
+    }
     let class = match &route {
         ApiRoute::CreateUpload | ApiRoute::CreateVersion(_) => RouteClass::Mint,
         ApiRoute::DownloadUrl(_) => RouteClass::Download,
@@ -292,6 +350,13 @@ async fn dispatch(
         }
         ApiRoute::AdminCreateApiKey(t) => admin::http_create_api_key(state, &who, &t).await,
         ApiRoute::AdminCreateAccessKey(t) => admin::http_create_access_key(state, &who, &t).await,
+        ApiRoute::AuthRegister | ApiRoute::AuthLogin | ApiRoute::AuthRefresh => {
+            Err(Error::NotFound)
+        }
+        ApiRoute::AuthLogout => auth::logout(state, Some(&who), read_json(body).await?).await,
+        ApiRoute::AuthMe => auth::me(state, &who).await,
+        ApiRoute::AuthUpdateMe => auth::update_me(state, &who, read_json(body).await?).await,
+        ApiRoute::CreateUser => auth::create_user(state, &who, read_json(body).await?).await,
     }
 }
 
@@ -357,7 +422,19 @@ mod tests {
         for (m, p, want) in cases {
             assert_eq!(route(&m, p).expect(p), want, "{m} {p}");
         }
-        assert_eq!(ROUTES.len(), 15);
+        assert_eq!(ROUTES.len(), 23);
+        assert_eq!(
+            route(&Method::PATCH, "/v1/auth/me").expect("me"),
+            ApiRoute::AuthUpdateMe
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/auth/login").expect("login"),
+            ApiRoute::AuthLogin
+        );
+        assert!(matches!(
+            route(&Method::GET, "/v1/auth/login"),
+            Err(Error::MethodNotAllowed)
+        ));
         assert_eq!(
             route(&Method::POST, "/v1/uploads/u1/complete").expect("complete"),
             ApiRoute::CompleteUpload(s("u1"))

@@ -412,15 +412,28 @@ pub async fn complete_upload(
     )
     .await
     {
-        Ok(etag) => Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({
+        Ok(etag) => {
+            let mut out = serde_json::json!({
                 "upload_id": link.id,
                 "file_id": link.file_id,
                 "status": "complete",
                 "etag": etag,
-            }),
-        )),
+            });
+            if let Some(obj) = state.meta.current(&link.bucket, &link.key).await? {
+                let claims = crate::upload::receipt::claims(
+                    &link,
+                    obj.size,
+                    &obj.sha256,
+                    &obj.content_type,
+                    obj.committed_at_ms,
+                    obj.scan.as_deref(),
+                );
+                if let Some(r) = crate::upload::receipt::sign(state, &claims) {
+                    out["receipt"] = serde_json::to_value(r).unwrap_or_default();
+                }
+            }
+            Ok(json(StatusCode::OK, &out))
+        }
         Err(e) => {
             crate::upload::link::release_after_failure(state, &link, &e).await?;
             Err(e)
@@ -459,6 +472,17 @@ pub async fn get_upload(
     if link.status == LinkStatus::Complete
         && let Some(obj) = state.meta.current(&link.bucket, &link.key).await?
     {
+        let claims = crate::upload::receipt::claims(
+            &link,
+            obj.size,
+            &obj.sha256,
+            &obj.content_type,
+            obj.committed_at_ms,
+            obj.scan.as_deref(),
+        );
+        if let Some(r) = crate::upload::receipt::sign(state, &claims) {
+            out["receipt"] = serde_json::to_value(r).unwrap_or_default();
+        }
         out["sha256"] = obj.sha256.into();
         out["size"] = obj.size.into();
         out["content_type"] = obj.content_type.into();

@@ -10,8 +10,22 @@ use std::sync::{Arc, RwLock};
 use super::SecretKey;
 use super::jwt::JwtVerifier;
 use super::links::{LinkKeys, is_link_key};
+use super::signing::SigningKeys;
 use crate::error::{Error, Result};
+use crate::metadata::accounts::AccountStore;
 use crate::metadata::control::ControlStore;
+
+/// upgate's own accounts, when enabled: the keys its access tokens are signed with and the
+/// store of users and sessions they are checked against.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    pub signing: Arc<SigningKeys>,
+    pub store: Arc<dyn AccountStore>,
+    /// Password hashing with the configured argon2id parameters.
+    pub hasher: super::password::Hasher,
+    /// The `/v1/auth/me` cache, when Redis is configured.
+    pub cache: Option<Arc<super::cache::MeCache>>,
+}
 
 /// An access key pair.
 #[derive(Clone)]
@@ -41,6 +55,8 @@ pub struct Credentials {
     pub admin_token: Option<String>,
     /// Where tenants' keys, API keys and tokens live.
     pub control: Arc<dyn ControlStore>,
+    /// upgate's own accounts and signing keys (`[accounts] enabled`).
+    pub accounts: Option<Accounts>,
 }
 
 impl Credentials {
@@ -60,7 +76,14 @@ impl Credentials {
             jwt,
             admin_token,
             control,
+            accounts: None,
         }
+    }
+
+    /// The same credentials, also accepting the access tokens of upgate's own accounts.
+    pub fn with_accounts(mut self, accounts: Accounts) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     /// The secret of an in-memory access key, if it exists.

@@ -33,11 +33,14 @@
 //! signatures never appear in errors or `Debug` output; provided signatures are redacted too,
 //! since a valid presigned signature is a bearer credential.
 
+pub mod cache;
 pub mod jwt;
 pub mod keys;
 pub mod links;
+pub mod password;
 pub mod post;
 pub mod principal;
+pub mod signing;
 pub mod sigv2;
 pub mod sigv4;
 pub mod verify;

@@ -6,6 +6,7 @@
 //! | JWT | three base64url segments | a user of the tenant (`subject = "user:<sub>"`) |
 //! | upload token | `ugt_<id>_<secret>` | may only exchange itself for upload links |
 //! | admin token | configured secret | operator; may only call `/v1/admin/...` |
+//! | account access token | JWT, `kid` `ugs_…` (signed by upgate) | a user of upgate's own accounts (`subject = "user:<id>"`), while their session is live |
 //!
 //! Key and token secrets are 256-bit random; only their SHA-256 is stored, and comparisons are
 //! constant-time. Every failure is the same 401, so the answer does not tell which part was
@@ -16,9 +17,21 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::keys::Credentials;
+use super::keys::{Accounts, Credentials};
+use super::signing::{KID_PREFIX, SigningError};
 use crate::error::{Error, Result};
+use crate::metadata::accounts::Role;
 use crate::metadata::control::UploadToken;
+
+/// A signed-in user of upgate's own accounts, as their access token and the database say.
+#[derive(Debug, Clone)]
+pub struct AccountUser {
+    pub user_id: String,
+    pub session_id: String,
+    pub role: Role,
+    /// The key that verified the token.
+    pub key_id: String,
+}
 
 /// How the caller authenticated.
 #[derive(Debug, Clone)]
@@ -31,6 +44,8 @@ pub enum Via {
     Token(Box<UploadToken>),
     /// The operator's admin token.
     Admin,
+    /// An access token upgate signed for one of its users.
+    User(Box<AccountUser>),
 }
 
 /// An authenticated caller.
@@ -47,7 +62,7 @@ impl Principal {
     pub fn actor(&self) -> String {
         match &self.via {
             Via::ApiKey(id) => format!("api-key:{id}"),
-            Via::Jwt(_) => self.subject.clone(),
+            Via::Jwt(_) | Via::User(_) => self.subject.clone(),
             Via::Token(t) => format!("token:{}", t.id),
             Via::Admin => "admin".to_string(),
         }
@@ -56,7 +71,7 @@ impl Principal {
     /// Refuses principals that may only upload (tokens) or only administer.
     pub fn require_app_or_user(&self) -> Result<()> {
         match self.via {
-            Via::ApiKey(_) | Via::Jwt(_) => Ok(()),
+            Via::ApiKey(_) | Via::Jwt(_) | Via::User(_) => Ok(()),
             Via::Token(_) | Via::Admin => Err(Error::AccessDenied(
                 "This credential cannot be used for this operation.",
             )),
@@ -139,6 +154,12 @@ pub async fn authenticate(creds: &Credentials, headers: &http::HeaderMap) -> Res
             via: Via::Admin,
         });
     }
+    if bearer.split('.').count() == 3 && is_account_token(bearer) {
+        return match &creds.accounts {
+            Some(a) => account_principal(a, bearer).await,
+            None => Err(Error::Unauthorized),
+        };
+    }
     if bearer.split('.').count() == 3
         && let Some(jwt) = &creds.jwt
     {
@@ -155,6 +176,69 @@ pub async fn authenticate(creds: &Credentials, headers: &http::HeaderMap) -> Res
         });
     }
     Err(Error::Unauthorized)
+}
+
+/// Whether a JWT names one of upgate's own keys (`kid` with [`KID_PREFIX`]); those are never
+/// handed to the verifier of outside tokens.
+fn is_account_token(token: &str) -> bool {
+    token.len() <= super::signing::MAX_TOKEN_BYTES
+        && jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .is_some_and(|k| k.starts_with(KID_PREFIX))
+}
+
+/// Verifies an access token upgate signed, then its session and user in the database: a
+/// revoked or expired session, a disabled user, or a user no longer of the token's tenant
+/// ends the token at once.
+async fn account_principal(a: &Accounts, token: &str) -> Result<Principal> {
+    let claims = match a.signing.verify_access(token) {
+        Err(SigningError::UnknownKey) => {
+            // Another replica (or the CLI) may have rotated: look once more.
+            a.signing
+                .refresh_if_stale(a.store.as_ref())
+                .await
+                .map_err(|e| Error::internal(format!("signing keys: {e}")))?;
+            a.signing.verify_access(token)
+        }
+        other => other,
+    }
+    .map_err(|_| Error::Unauthorized)?;
+    let now = crate::clock::now_ms();
+    let session = a
+        .store
+        .session(&claims.sid)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if session.revoked
+        || session.expires_at_ms <= now
+        || session.user_id != claims.sub
+        || session.tenant_id != claims.tenant
+    {
+        return Err(Error::Unauthorized);
+    }
+    let user = a
+        .store
+        .user(&claims.sub)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    if user.disabled || user.tenant_id != claims.tenant {
+        return Err(Error::Unauthorized);
+    }
+    let key_id = jsonwebtoken::decode_header(token)
+        .ok()
+        .and_then(|h| h.kid)
+        .unwrap_or_default();
+    Ok(Principal {
+        tenant_id: user.tenant_id,
+        subject: format!("user:{}", user.id),
+        via: Via::User(Box::new(AccountUser {
+            user_id: user.id,
+            session_id: session.id,
+            role: user.role,
+            key_id,
+        })),
+    })
 }
 
 #[cfg(test)]

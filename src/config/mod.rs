@@ -16,6 +16,7 @@ use toml::{Table, Value};
 use crate::mime;
 use crate::net::Cidr;
 
+pub mod accounts;
 pub mod jwt;
 pub mod storage;
 pub mod webhooks;
@@ -42,6 +43,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub api: ApiConfig,
     pub jwt: jwt::JwtConfig,
+    /// `[accounts]`: users, sessions, upgate's signing keys, receipts.
+    pub accounts: accounts::AccountsConfig,
     /// `[webhooks]`: event delivery (see `crate::events`).
     pub webhooks: webhooks::WebhookConfig,
     pub log: LogConfig,
@@ -620,6 +623,7 @@ impl Config {
         let auth = section::<AuthConfig>(&mut root, "auth", problems);
         let api = section::<ApiConfig>(&mut root, "api", problems);
         let jwt = section::<jwt::JwtConfig>(&mut root, "jwt", problems);
+        let accounts = section::<accounts::AccountsConfig>(&mut root, "accounts", problems);
         let webhooks = section::<webhooks::WebhookConfig>(&mut root, "webhooks", problems);
         let log = section::<LogConfig>(&mut root, "log", problems);
         let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);
@@ -656,6 +660,7 @@ impl Config {
             auth: auth?,
             api: api?,
             jwt: jwt?,
+            accounts: accounts?,
             webhooks: webhooks?,
             log: log?,
             ratelimit: ratelimit?,
@@ -666,6 +671,14 @@ impl Config {
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
+        problems.extend(self.accounts.problems());
+        if self.accounts.enabled && !self.storage.encryption.configured() {
+            problems.push(
+                "accounts.enabled needs master keys to seal the signing keys: set \
+                 storage.encryption.keys_file or storage.encryption.keys"
+                    .into(),
+            );
+        }
         if self.scan.timeout_secs == 0 || self.scan.max_concurrent == 0 {
             problems.push("scan.timeout_secs and scan.max_concurrent must be at least 1".into());
         }

@@ -7,6 +7,7 @@
 //! that also retires the previous version, or removed on failure. Rows whose lease ran out (the
 //! process died mid-upload) and retired versions are swept together with their bytes.
 
+pub mod accounts;
 pub mod control;
 mod migrate;
 pub mod multipart;

@@ -47,6 +47,11 @@ const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
         "scan verdicts",
         include_str!("migrations/postgres/0006_scan_verdicts.sql"),
     ),
+    (
+        7,
+        "accounts",
+        include_str!("migrations/postgres/0007_accounts.sql"),
+    ),
 ]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`): a
@@ -142,4 +147,5 @@ mod tests {
 impl_object_store!(PgStore, sqlx::Postgres, pool, pool, many_writers);
 crate::impl_control_store!(PgStore, sqlx::postgres::PgRow, pool, pool);
 crate::impl_multipart_store!(PgStore, sqlx::postgres::PgRow, pool, pool);
+crate::impl_account_store!(PgStore, sqlx::postgres::PgRow, pool, pool);
 crate::impl_resumable_store!(PgStore, sqlx::postgres::PgRow, pool, pool);

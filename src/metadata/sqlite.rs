@@ -47,6 +47,11 @@ const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
         "scan verdicts",
         include_str!("migrations/sqlite/0006_scan_verdicts.sql"),
     ),
+    (
+        7,
+        "accounts",
+        include_str!("migrations/sqlite/0007_accounts.sql"),
+    ),
 ]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`).
@@ -93,4 +98,5 @@ impl SqliteStore {
 impl_object_store!(SqliteStore, sqlx::Sqlite, writer, reader, one_writer);
 crate::impl_control_store!(SqliteStore, sqlx::sqlite::SqliteRow, writer, reader);
 crate::impl_multipart_store!(SqliteStore, sqlx::sqlite::SqliteRow, writer, reader);
+crate::impl_account_store!(SqliteStore, sqlx::sqlite::SqliteRow, writer, reader);
 crate::impl_resumable_store!(SqliteStore, sqlx::sqlite::SqliteRow, writer, reader);

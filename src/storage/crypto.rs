@@ -177,6 +177,46 @@ impl Keyring {
     fn get(&self, id: &str) -> Option<&MasterKey> {
         self.keys.iter().find(|k| k.id == id)
     }
+
+    /// Seals a small secret (a signing key) with the active master key, bound to `aad`:
+    /// `keyid:base64(nonce[12] || ciphertext || tag)`. The same keys and rotation as the data
+    /// keys; [`Keyring::open`] reverses it with whichever configured key sealed it.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, String> {
+        let master = self.active();
+        let nonce = random::<12>().map_err(|e| e.to_string())?;
+        let mut buf = plaintext.to_vec();
+        Aes256Gcm::new((&*master.key).into())
+            .encrypt_in_place(Nonce::from_slice(&nonce), aad, &mut buf)
+            .map_err(|_| "sealing failed".to_string())?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(format!(
+            "{}:{}",
+            master.id,
+            base64::engine::general_purpose::STANDARD.encode(out)
+        ))
+    }
+
+    /// Opens what [`Keyring::seal`] sealed under the same `aad`. Fails (without detail) on an
+    /// unknown master key id, a changed value or a different `aad`.
+    pub fn open(&self, sealed: &str, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+        let (id, b64) = sealed.split_once(':').ok_or("malformed sealed value")?;
+        let master = self
+            .get(id)
+            .ok_or_else(|| format!("sealed with master key {id:?}, which is not configured"))?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| "malformed sealed value".to_string())?;
+        if raw.len() < 12 + 16 {
+            return Err("malformed sealed value".into());
+        }
+        let (nonce, ct) = raw.split_at(12);
+        let mut buf = Zeroizing::new(ct.to_vec());
+        Aes256Gcm::new((&*master.key).into())
+            .decrypt_in_place(Nonce::from_slice(nonce), aad, &mut *buf)
+            .map_err(|_| "the sealed value does not open (altered or moved)".to_string())?;
+        Ok(buf)
+    }
 }
 
 fn random<const N: usize>() -> Result<[u8; N], object_store::Error> {

@@ -31,6 +31,19 @@ pub fn link_event(
         {
             payload["scan"] = v;
         }
+        // The receipt's claims; the webhook worker signs them when it sends the event (and
+        // drops them when upgate has no signing keys).
+        let claims = super::receipt::claims(
+            link,
+            i.size,
+            &i.sha256,
+            &i.content_type,
+            i.committed_at_ms,
+            i.scan.as_deref(),
+        );
+        if let Ok(v) = serde_json::to_value(claims) {
+            payload["receipt"] = v;
+        }
     }
     if let Some(e) = failure {
         payload["reason"] = e.code().into();

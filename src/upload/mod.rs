@@ -26,6 +26,7 @@ pub mod multipart;
 pub mod names;
 pub mod put;
 pub mod quota;
+pub mod receipt;
 pub mod resumable;
 pub mod verdict;
 

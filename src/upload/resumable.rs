@@ -40,7 +40,9 @@ pub fn parts_owner(id: &str) -> String {
 pub fn creator_of(who: &Principal) -> Result<String> {
     match &who.via {
         Via::Admin => Err(Error::AccessDenied("The admin token cannot upload.")),
-        Via::Token(_) | Via::ApiKey(_) | Via::Jwt(_) => Ok(super::admit::principal_key(who)),
+        Via::Token(_) | Via::ApiKey(_) | Via::Jwt(_) | Via::User(_) => {
+            Ok(super::admit::principal_key(who))
+        }
     }
 }
 

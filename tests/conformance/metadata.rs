@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
+use upgate::metadata::accounts::{AccountStore, RefreshRecord, Role, SessionRecord, UserRecord};
 use upgate::metadata::control::ControlStore;
 use upgate::metadata::postgres::PgStore;
 use upgate::metadata::sqlite::SqliteStore;
@@ -21,8 +22,8 @@ use upgate::metadata::{
 };
 
 /// Both seams a store implements (metadata and control records share one database).
-trait Both: MetadataStore + ControlStore {}
-impl<T: MetadataStore + ControlStore> Both for T {}
+trait Both: MetadataStore + ControlStore + AccountStore {}
+impl<T: MetadataStore + ControlStore + AccountStore> Both for T {}
 
 type Store = Arc<dyn Both>;
 
@@ -165,7 +166,124 @@ conformance!(
     multipart_listing_is_scoped_to_owner_and_ordered,
     concurrent_parts_cannot_exceed_the_budget_together,
     concurrent_commits_cannot_exceed_a_tenant_quota,
+    accounts_emails_are_unique_per_tenant_and_tokens_spend_once,
+    accounts_failures_count_within_a_window,
 );
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+// ---------------------------------------------------------------------------------------------
+
+fn user(id: &str, tenant: &str, email: &str) -> UserRecord {
+    UserRecord {
+        id: id.to_owned(),
+        tenant_id: tenant.to_owned(),
+        email: email.to_owned(),
+        name: String::new(),
+        role: Role::Member,
+        password_hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
+        created_at_ms: T0,
+        updated_at_ms: T0,
+        disabled: false,
+    }
+}
+
+async fn accounts_emails_are_unique_per_tenant_and_tokens_spend_once(s: Store) {
+    for t in ["ta", "tb"] {
+        as_control(&s)
+            .create_tenant(&upgate::metadata::control::Tenant {
+                id: t.to_owned(),
+                name: t.to_owned(),
+                created_at_ms: T0,
+                max_bytes: None,
+                max_objects: None,
+            })
+            .await
+            .unwrap();
+    }
+    assert!(s.insert_user(&user("u1", "ta", "a@x")).await.unwrap());
+    assert!(
+        !s.insert_user(&user("u2", "ta", "a@x")).await.unwrap(),
+        "same tenant, same e-mail"
+    );
+    assert!(
+        s.insert_user(&user("u3", "tb", "a@x")).await.unwrap(),
+        "another tenant"
+    );
+    let got = s.user_by_email("ta", "a@x").await.unwrap().expect("user");
+    assert_eq!(got, user("u1", "ta", "a@x"));
+    assert!(
+        s.user_by_email("ta", "A@x").await.unwrap().is_none(),
+        "stored normalised, compared exactly"
+    );
+    let session = SessionRecord {
+        id: "s1".to_owned(),
+        user_id: "u1".to_owned(),
+        tenant_id: "ta".to_owned(),
+        created_at_ms: T0,
+        expires_at_ms: LATER,
+        revoked: false,
+    };
+    s.insert_session(&session).await.unwrap();
+    s.insert_refresh(&RefreshRecord {
+        id: "r1".to_owned(),
+        session_id: "s1".to_owned(),
+        secret_hash: "h".to_owned(),
+        created_at_ms: T0,
+        expires_at_ms: LATER,
+        used: false,
+    })
+    .await
+    .unwrap();
+    // 16 concurrent rotations of one refresh token: exactly one wins.
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.spend_refresh("r1", T0 + 1).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    assert!(s.refresh_token("r1").await.unwrap().expect("token").used);
+    assert!(s.revoke_session("s1", T0 + 2).await.unwrap());
+    assert!(
+        !s.revoke_session("s1", T0 + 3).await.unwrap(),
+        "revoked once"
+    );
+    assert!(s.session("s1").await.unwrap().expect("session").revoked);
+}
+
+async fn accounts_failures_count_within_a_window(s: Store) {
+    assert_eq!(
+        s.add_failure("account:t:a", T0, T0 - 1000).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.add_failure("account:t:a", T0 + 10, T0 - 990)
+            .await
+            .unwrap(),
+        2
+    );
+    // The window (started at T0) has passed: counting starts over.
+    assert_eq!(
+        s.add_failure("account:t:a", T0 + 5000, T0 + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    s.lock("account:t:a", T0 + 9000).await.unwrap();
+    let f = s.failures("account:t:a").await.unwrap().expect("row");
+    assert_eq!(
+        (f.failures, f.first_at_ms, f.locked_until_ms),
+        (1, T0 + 5000, T0 + 9000)
+    );
+    s.clear_failures("account:t:a").await.unwrap();
+    assert!(s.failures("account:t:a").await.unwrap().is_none());
+}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -1185,7 +1303,7 @@ fn old_database(migrations: &[&str], version: usize) -> String {
 /// nothing re-ran (the old object is there), every migration is recorded once, and those the
 /// old runner had not applied have run (tenants and quotas work).
 async fn assert_adopted(s: Store, versions: Vec<(i64, bool)>) {
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6].map(|v| (v, true)));
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7].map(|v| (v, true)));
     assert_eq!(
         s.current(BUCKET, "k").await.unwrap().map(|r| r.id),
         Some("old".to_owned())
@@ -1311,7 +1429,7 @@ async fn postgres_concurrent_startup_migrates_once_and_reopen_keeps_records() {
             .unwrap();
             assert_eq!(
                 versions,
-                [1, 2, 3, 4, 5, 6].map(|v| (v, true)),
+                [1, 2, 3, 4, 5, 6, 7].map(|v| (v, true)),
                 "each migration recorded once"
             );
             let legacy: Option<String> = sqlx::query_scalar(&format!(

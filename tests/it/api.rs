@@ -20,7 +20,7 @@ pub(crate) async fn tenant(app: &TestApp, name: &str) -> NewTenant {
         .expect("tenant")
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: &str,
     path: &str,
@@ -52,7 +52,7 @@ async fn call(
 }
 
 /// PUTs `body` to a minted link with the headers it asks for.
-async fn upload(link: &Value, body: Vec<u8>) -> (u16, String) {
+pub(crate) async fn upload(link: &Value, body: Vec<u8>) -> (u16, String) {
     let headers: Vec<(String, String)> = link["headers"]
         .as_object()
         .expect("headers")
@@ -63,7 +63,7 @@ async fn upload(link: &Value, body: Vec<u8>) -> (u16, String) {
     (status, error_code(&resp))
 }
 
-fn new_upload(name: &str, data: &[u8]) -> Value {
+pub(crate) fn new_upload(name: &str, data: &[u8]) -> Value {
     json!({"filename": name, "content_type": "application/pdf", "size": data.len(), "sha256": sha256_hex(data), "metadata": {"case": "c-1"}})
 }
 

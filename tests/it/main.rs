@@ -6,6 +6,7 @@
 mod backends;
 mod common;
 
+mod accounts;
 mod api;
 mod cli;
 mod content;
