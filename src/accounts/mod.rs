@@ -151,15 +151,36 @@ async fn find_tenant(control: &dyn ControlStore, t: &str) -> Result<Option<Tenan
     Ok(control.tenant_by_name(t).await?)
 }
 
-/// `POST /v1/auth/register`: open registration into the configured tenant.
+/// `POST /v1/auth/register`: with an invitation, into its tenant and role (open registration
+/// or not); otherwise open registration into the configured tenant.
 pub async fn register(
     state: &AppState,
     email: &str,
     password: Password,
     name: Option<&str>,
+    invite: Option<&str>,
 ) -> Result<UserRecord> {
     let a = enabled(state)?;
     let cfg = &state.config.accounts;
+    if let Some(token) = invite {
+        a.signing
+            .refresh_if_stale(a.store.as_ref())
+            .await
+            .map_err(|e| Error::internal(format!("signing keys: {e}")))?;
+        let c = a
+            .signing
+            .verify_invite(token)
+            .map_err(|_| Error::AccessDenied("The invitation is not valid."))?;
+        // An invitation is for one address: the account made with it is the only one.
+        if normalise_email(email).as_deref() != Some(c.email.as_str()) {
+            return Err(Error::AccessDenied(
+                "The invitation is for another address.",
+            ));
+        }
+        let role =
+            Role::parse(&c.role).ok_or(Error::AccessDenied("The invitation is not valid."))?;
+        return create_user(a, &c.tenant, email, password, name, role).await;
+    }
     if !cfg.open_registration {
         return Err(Error::AccessDenied("Registration is closed."));
     }
@@ -412,6 +433,66 @@ pub async fn rename(state: &AppState, who: &Principal, name: Option<&str>) -> Re
     Ok(())
 }
 
+/// An invitation minted by [`invite`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Invitation {
+    pub invite: String,
+    pub email: String,
+    pub role: &'static str,
+    pub expires_at: String,
+}
+
+/// `POST /v1/invites`: a tenant admin (or the tenant's app) invites `email` as `role`, for
+/// `ttl_secs` (default and most: `accounts.invite_ttl_secs`). The invitation is a token signed
+/// by upgate; whoever holds it registers that address in this tenant.
+pub async fn invite(
+    state: &AppState,
+    who: &Principal,
+    email: &str,
+    role: Option<&str>,
+    ttl_secs: Option<u64>,
+) -> Result<Invitation> {
+    let a = enabled(state)?;
+    require_admin(who)?;
+    let email = normalise_email(email).ok_or(Error::InvalidJson("email is not an address."))?;
+    let role = match role {
+        None => Role::Member,
+        Some(r) => Role::parse(r).ok_or(Error::InvalidJson("role is admin or member."))?,
+    };
+    let max = state.config.accounts.invite_ttl_secs;
+    let ttl = ttl_secs.unwrap_or(max);
+    if ttl == 0 || ttl > max {
+        return Err(Error::InvalidJson(
+            "ttl_secs is beyond what invitations may last.",
+        ));
+    }
+    let (token, claims) = a
+        .signing
+        .mint_invite(
+            &who.tenant_id,
+            &email,
+            role.as_str(),
+            std::time::Duration::from_secs(ttl),
+        )
+        .map_err(|e| Error::internal(format!("signing keys: {e}")))?;
+    let exp_ms = i64::try_from(claims.exp.saturating_mul(1000)).unwrap_or(i64::MAX);
+    Ok(Invitation {
+        invite: token,
+        email,
+        role: role.as_str(),
+        expires_at: crate::clock::iso8601(crate::clock::from_ms(exp_ms)),
+    })
+}
+
+/// Refuses principals that may not manage users: only a tenant admin or the tenant's app.
+fn require_admin(who: &Principal) -> Result<()> {
+    match &who.via {
+        Via::User(u) if u.role == Role::Admin => Ok(()),
+        Via::ApiKey(_) => Ok(()),
+        _ => Err(Error::AccessDenied("Only a tenant admin may manage users.")),
+    }
+}
+
 /// `POST /v1/users`: a tenant admin (or the tenant's app, with its API key) adds a user.
 pub async fn admin_create_user(
     state: &AppState,
@@ -422,13 +503,7 @@ pub async fn admin_create_user(
     role: Option<&str>,
 ) -> Result<UserRecord> {
     let a = enabled(state)?;
-    match &who.via {
-        Via::User(u) if u.role == Role::Admin => {}
-        Via::ApiKey(_) => {}
-        _ => {
-            return Err(Error::AccessDenied("Only a tenant admin may manage users."));
-        }
-    }
+    require_admin(who)?;
     let role = match role {
         None => Role::Member,
         Some(r) => Role::parse(r).ok_or(Error::InvalidJson("role is admin or member."))?,

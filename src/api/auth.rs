@@ -28,6 +28,19 @@ pub struct NewUser {
     pub name: Option<String>,
     /// `POST /v1/users` only: `admin` or `member` (default).
     pub role: Option<String>,
+    /// `POST /v1/auth/register` only: an invitation (`POST /v1/invites`).
+    pub invite: Option<String>,
+}
+
+/// `POST /v1/invites` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvite {
+    pub email: String,
+    /// `admin` or `member` (default).
+    pub role: Option<String>,
+    /// Lifetime in seconds (default and most: `accounts.invite_ttl_secs`).
+    pub ttl_secs: Option<u64>,
 }
 
 /// `POST /v1/auth/login` body.
@@ -64,6 +77,7 @@ pub async fn register(state: &Arc<AppState>, req: NewUser) -> Result<Response<Bo
         &req.email,
         Password::new(req.password),
         req.name.as_deref(),
+        req.invite.as_deref(),
     )
     .await?;
     Ok(json(StatusCode::CREATED, &UserView::from(&u)))
@@ -132,6 +146,16 @@ pub async fn update_me(
         "application/json",
         Vec::new(),
     ))
+}
+
+/// `POST /v1/invites`.
+pub async fn create_invite(
+    state: &Arc<AppState>,
+    who: &Principal,
+    req: NewInvite,
+) -> Result<Response<Body>> {
+    let i = accounts::invite(state, who, &req.email, req.role.as_deref(), req.ttl_secs).await?;
+    Ok(json(StatusCode::CREATED, &i))
 }
 
 /// `POST /v1/users`.

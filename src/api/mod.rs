@@ -56,6 +56,7 @@ pub enum ApiRoute {
     AuthMe,
     AuthUpdateMe,
     CreateUser,
+    CreateInvite,
 }
 
 impl ApiRoute {
@@ -84,6 +85,7 @@ impl ApiRoute {
             ApiRoute::AuthMe => "api.AuthMe",
             ApiRoute::AuthUpdateMe => "api.AuthUpdateMe",
             ApiRoute::CreateUser => "api.CreateUser",
+            ApiRoute::CreateInvite => "api.CreateInvite",
         }
     }
 }
@@ -143,10 +145,12 @@ fn route_exact(method: &Method, path: &str) -> Result<ApiRoute> {
         (Method::GET, ["auth", "me"]) => ApiRoute::AuthMe,
         (Method::PATCH, ["auth", "me"]) => ApiRoute::AuthUpdateMe,
         (Method::POST, ["users"]) => ApiRoute::CreateUser,
+        (Method::POST, ["invites"]) => ApiRoute::CreateInvite,
         (
             _,
             [
-                "openapi.json" | "uploads" | "upload-tokens" | "files" | "admin" | "auth" | "users",
+                "openapi.json" | "uploads" | "upload-tokens" | "files" | "admin" | "auth" | "users"
+                | "invites",
                 ..,
             ],
         ) => {
@@ -181,6 +185,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/auth/me"),
     ("patch", "/v1/auth/me"),
     ("post", "/v1/users"),
+    ("post", "/v1/invites"),
     // Served by the edge (outside `/v1`), documented here.
     ("get", "/.well-known/jwks.json"),
 ];
@@ -357,6 +362,7 @@ async fn dispatch(
         ApiRoute::AuthMe => auth::me(state, &who).await,
         ApiRoute::AuthUpdateMe => auth::update_me(state, &who, read_json(body).await?).await,
         ApiRoute::CreateUser => auth::create_user(state, &who, read_json(body).await?).await,
+        ApiRoute::CreateInvite => auth::create_invite(state, &who, read_json(body).await?).await,
     }
 }
 
@@ -422,7 +428,7 @@ mod tests {
         for (m, p, want) in cases {
             assert_eq!(route(&m, p).expect(p), want, "{m} {p}");
         }
-        assert_eq!(ROUTES.len(), 23);
+        assert_eq!(ROUTES.len(), 24);
         assert_eq!(
             route(&Method::PATCH, "/v1/auth/me").expect("me"),
             ApiRoute::AuthUpdateMe

@@ -65,6 +65,22 @@ pub struct AccessClaims {
     pub exp: u64,
 }
 
+/// The header type of an invitation token.
+pub const INVITE_TYP: &str = "upgate-invite+jwt";
+
+/// What an invitation says: who may join which tenant, as what, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteClaims {
+    pub iss: String,
+    pub tenant: String,
+    /// The normalised address the account must be registered with.
+    pub email: String,
+    /// `admin` or `member`.
+    pub role: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
 /// Why a token or receipt was refused; never shown to clients (they see 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SigningError {
@@ -327,14 +343,84 @@ impl SigningKeys {
         })
     }
 
+    /// Signs an invitation for `email` to join `tenant` as `role`, valid for `ttl`. Its header
+    /// names its own type ([`INVITE_TYP`]), so it is never taken for an access token.
+    pub fn mint_invite(
+        &self,
+        tenant: &str,
+        email: &str,
+        role: &str,
+        ttl: Duration,
+    ) -> Result<(String, InviteClaims), SigningError> {
+        let now = crate::clock::now_ms().max(0) as u64 / 1000;
+        let claims = InviteClaims {
+            iss: self.issuer.clone(),
+            tenant: tenant.to_string(),
+            email: email.to_string(),
+            role: role.to_string(),
+            iat: now,
+            exp: now + ttl.as_secs(),
+        };
+        let token = self.with_current(|k| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some(k.id.clone());
+            header.typ = Some(INVITE_TYP.to_string());
+            jsonwebtoken::encode(&header, &claims, &k.encoding)
+                .map_err(|e| SigningError::Setup(e.to_string()))
+        })?;
+        Ok((token, claims))
+    }
+
+    /// Verifies an invitation upgate signed: its type, key, signature, issuer and expiry.
+    pub fn verify_invite(&self, token: &str) -> Result<InviteClaims, SigningError> {
+        // No leeway: an invitation lasts days, and ends when it says.
+        let c: InviteClaims = self.verify(token, Some(INVITE_TYP), &["exp", "iat", "iss"], 0)?;
+        if c.tenant.is_empty() || c.email.is_empty() {
+            return Err(SigningError::Claims);
+        }
+        Ok(c)
+    }
+
     /// Verifies an access token upgate signed (see the module docs for the checks).
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, SigningError> {
+        let c: AccessClaims =
+            self.verify(token, None, &["exp", "iat", "iss", "sub"], LEEWAY_SECS)?;
+        let now_s = crate::clock::now_ms().max(0) as u64 / 1000;
+        if c.sub.is_empty()
+            || c.tenant.is_empty()
+            || c.sid.is_empty()
+            || c.iat > now_s + LEEWAY_SECS
+        {
+            return Err(SigningError::Claims);
+        }
+        Ok(c)
+    }
+
+    /// The checks every token upgate signed gets: size, EdDSA only, a `kid` naming a key that
+    /// verifies now, the header type (`typ`: `None` means an access token, which carries no
+    /// type or `JWT`), the signature, the issuer, `required` claims, and the expiry with
+    /// `leeway` seconds of clock skew.
+    fn verify<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        typ: Option<&str>,
+        required: &[&str],
+        leeway: u64,
+    ) -> Result<T, SigningError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(SigningError::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| SigningError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(SigningError::Algorithm);
+        }
+        let type_ok = match (typ, header.typ.as_deref()) {
+            (None, None | Some("JWT")) => true,
+            (Some(want), Some(got)) => want == got,
+            _ => false,
+        };
+        if !type_ok {
+            return Err(SigningError::Claims);
         }
         let kid = header.kid.ok_or(SigningError::UnknownKey)?;
         let now = crate::clock::now_ms();
@@ -344,28 +430,17 @@ impl SigningKeys {
             .find(|k| k.id == kid && k.verifies_at(now))
             .ok_or(SigningError::UnknownKey)?;
         let mut v = Validation::new(Algorithm::EdDSA);
-        v.leeway = LEEWAY_SECS;
+        v.leeway = leeway;
         v.validate_aud = false;
         v.set_issuer(&[self.issuer.as_str()]);
-        v.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        v.set_required_spec_claims(required);
         let data =
-            jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &v).map_err(|e| match e
-                .kind()
-            {
+            jsonwebtoken::decode::<T>(token, &key.decoding, &v).map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => SigningError::BadSignature,
                 jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => SigningError::Algorithm,
                 _ => SigningError::Claims,
             })?;
-        let c = data.claims;
-        let now_s = now.max(0) as u64 / 1000;
-        if c.sub.is_empty()
-            || c.tenant.is_empty()
-            || c.sid.is_empty()
-            || c.iat > now_s + LEEWAY_SECS
-        {
-            return Err(SigningError::Claims);
-        }
-        Ok(c)
+        Ok(data.claims)
     }
 
     /// Signs `receipt` with the current key: a detached JWS (`header..signature`) over its

@@ -42,6 +42,8 @@ pub struct AccountsConfig {
     pub lockout_secs: u64,
     /// TTL of the `/v1/auth/me` answer cached in Redis (when `[redis] url` is set); 0: no cache.
     pub me_cache_ttl_secs: u64,
+    /// Longest an invitation (`POST /v1/invites`) may be valid, and its default lifetime.
+    pub invite_ttl_secs: u64,
 }
 
 /// Shortest password accepted, in bytes (OWASP ASVS: at least 12 characters).
@@ -55,6 +57,9 @@ impl AccountsConfig {
         let mut p = Vec::new();
         if !self.enabled {
             return p;
+        }
+        if self.invite_ttl_secs == 0 || self.invite_ttl_secs > 30 * 24 * 3600 {
+            p.push("accounts.invite_ttl_secs must be 1..=2592000".into());
         }
         if self.access_token_ttl_secs == 0 || self.access_token_ttl_secs > 24 * 3600 {
             p.push("accounts.access_token_ttl_secs must be 1..=86400".into());

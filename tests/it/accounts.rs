@@ -1008,3 +1008,82 @@ async fn completing_a_link_in_parts_returns_the_signed_receipt() {
     assert!(upgate::auth::signing::verify_receipt(&forged, &jwks).is_err());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_invitation_registers_its_address_once_while_registration_is_closed() {
+    let app = spawn_app_with(&accounts_config("")).await;
+    let acme = tenant(&app, "acme").await;
+    let other = tenant(&app, "other").await;
+    let invite = |bearer: String, body: Value| {
+        let app = &app;
+        async move { req(app, "POST", "/v1/invites", Some(&bearer), Some(body)).await }
+    };
+    // The tenant's app invites an admin; members may not invite.
+    let (st, _, inv) = invite(
+        acme.api_key.clone(),
+        json!({"email": " Bob@Example.com", "role": "admin"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{inv}");
+    assert_eq!(inv["email"], "bob@example.com");
+    let token = s(&inv, "invite");
+    assert_eq!(header_of(&token)["typ"], "upgate-invite+jwt");
+    let register = |email: &str, invite: Option<&str>| {
+        let mut body = json!({"email": email, "password": PASSWORD});
+        if let Some(i) = invite {
+            body["invite"] = json!(i);
+        }
+        let app = &app;
+        async move { req(app, "POST", "/v1/auth/register", None, Some(body)).await }
+    };
+    // Another address cannot use it; a changed token is refused; an invitation is not a
+    // bearer credential.
+    assert_eq!(register("eve@example.com", Some(&token)).await.0, 403);
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(register("bob@example.com", Some(&forged)).await.0, 403);
+    assert_eq!(
+        req(&app, "GET", "/v1/files", Some(&token), None).await.0,
+        401
+    );
+    // The invited address registers (registration is closed), in the tenant, with the role.
+    let (st, _, user) = register("bob@example.com", Some(&token)).await;
+    assert_eq!(st, 201, "{user}");
+    assert_eq!(user["role"], "admin", "{user}");
+    assert_eq!(user["tenant_id"], acme.tenant_id.as_str(), "{user}");
+    // Once: the address has its account.
+    assert_eq!(register("bob@example.com", Some(&token)).await.0, 409);
+    let (st, tokens) = login(&app, "bob@example.com", PASSWORD).await;
+    assert_eq!(st, 200, "{tokens}");
+    let bob = s(&tokens, "access_token");
+    // The invited admin invites a member, who may not invite in turn.
+    let (st, _, inv) = invite(bob.clone(), json!({"email": "carol@example.com"})).await;
+    assert_eq!(st, 201, "{inv}");
+    let (st, _, _) = register("carol@example.com", Some(&s(&inv, "invite"))).await;
+    assert_eq!(st, 201);
+    let (_, carol) = login(&app, "carol@example.com", PASSWORD).await;
+    let (st, _, _) = invite(
+        s(&carol, "access_token"),
+        json!({"email": "dan@example.com"}),
+    )
+    .await;
+    assert_eq!(st, 403);
+    // Lifetimes are bounded, and an expired invitation is refused.
+    let (st, _, _) = invite(
+        other.api_key.clone(),
+        json!({"email": "x@example.com", "ttl_secs": 31 * 24 * 3600}),
+    )
+    .await;
+    assert_eq!(st, 400);
+    let (st, _, short) = invite(
+        other.api_key.clone(),
+        json!({"email": "late@example.com", "ttl_secs": 1}),
+    )
+    .await;
+    assert_eq!(st, 201);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (st, _, v) = register("late@example.com", Some(&s(&short, "invite"))).await;
+    assert_eq!(st, 403, "{v}");
+    app.stop().await;
+}
