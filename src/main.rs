@@ -9,7 +9,12 @@ use upgate::auth::{Credential, SecretKey};
 use upgate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "upgate", version, about = "S3-compatible upload gateway")]
+#[command(
+    name = "upgate",
+    version,
+    about = "S3-compatible upload gateway",
+    after_help = "Examples:\n  upgate serve\n  upgate admin create-tenant acme\n  upgate check-config --config upgate.toml"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,6 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
+    #[command(after_help = "Example:\n  upgate serve
+  upgate serve --config /etc/upgate/upgate.toml --log-format json")]
     Serve {
         /// TOML file layered over the embedded defaults (see config/upgate.toml).
         #[arg(long, short)]
@@ -27,16 +34,23 @@ enum Command {
         log_format: Option<String>,
     },
     /// Print the effective configuration check result and exit.
+    #[command(after_help = "Example:\n  upgate check-config --config /etc/upgate/upgate.toml")]
     CheckConfig {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
     /// Signed upload receipts.
+    #[command(
+        after_help = "Example:\n  upgate receipt verify receipt.json --jwks https://uploads.example.com/.well-known/jwks.json"
+    )]
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
     },
     /// Operator commands against the same config and database as `serve`.
+    #[command(
+        after_help = "Example:\n  upgate admin create-tenant acme --config /etc/upgate/upgate.toml"
+    )]
     Admin {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
@@ -49,6 +63,7 @@ enum Command {
 enum ReceiptCommand {
     /// Verify a receipt (the `receipt` object of GET /v1/uploads/{id}, or a document holding
     /// one) against upgate's JWKS; exit 0 and print the receipt when it verifies, 1 otherwise.
+    #[command(after_help = "Example:\n  upgate receipt verify receipt.json --jwks jwks.json")]
     Verify {
         /// The receipt JSON file.
         receipt: PathBuf,
@@ -62,6 +77,9 @@ enum ReceiptCommand {
 enum AdminCommand {
     /// Create a user of a tenant (accounts enabled); reads the password from standard input
     /// (first line) and prints the user as one JSON object with user_id.
+    #[command(
+        after_help = "Example:\n  echo 'a long passphrase here' | upgate admin create-user t_0123 alice@example.com --role admin"
+    )]
     CreateUser {
         tenant_id: String,
         email: String,
@@ -73,15 +91,24 @@ enum AdminCommand {
     },
     /// Start signing access tokens and receipts with a new key; the others verify for
     /// accounts.signing_key_grace_secs more (tokens they signed expire first), then stop.
+    #[command(
+        after_help = "Example:\n  upgate admin rotate-signing-key --config /etc/upgate/upgate.toml"
+    )]
     RotateSigningKey,
     /// Create a tenant with an API key and an S3 access key; prints one JSON object with
     /// tenant_id, api_key, access_key_id and secret_access_key (shown only once).
+    #[command(after_help = "Example:\n  upgate admin create-tenant acme")]
     CreateTenant { name: String },
     /// Add an API key to a tenant; prints JSON.
+    #[command(after_help = "Example:\n  upgate admin create-api-key t_0123")]
     CreateApiKey { tenant_id: String },
     /// Add an S3 access key to a tenant; prints JSON.
+    #[command(after_help = "Example:\n  upgate admin create-access-key t_0123")]
     CreateAccessKey { tenant_id: String },
     /// Set a tenant's quota overrides (0: unlimited; omit a flag to fall back to the default).
+    #[command(
+        after_help = "Example:\n  upgate admin set-quota t_0123 --max-bytes 107374182400 --max-objects 100000"
+    )]
     SetQuota {
         tenant_id: String,
         #[arg(long)]
@@ -91,6 +118,7 @@ enum AdminCommand {
     },
     /// Start signing links with a new key; older keys keep verifying links already minted.
     /// With --retire-others, every other key stops verifying at once (after a leak).
+    #[command(after_help = "Example:\n  upgate admin rotate-link-key --retire-others")]
     RotateLinkKey {
         #[arg(long)]
         retire_others: bool,
@@ -98,6 +126,7 @@ enum AdminCommand {
     /// Re-wrap every object's data key (envelope encryption) with the active master key
     /// (storage.encryption.active_key); rewrites only the small key sidecars, never objects.
     /// Safe to run again after an interruption.
+    #[command(after_help = "Example:\n  upgate admin rotate-key")]
     RotateKey {
         /// Also re-wrap keys already wrapped by the active key.
         #[arg(long)]

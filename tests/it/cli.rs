@@ -144,3 +144,53 @@ fn json_logs_with_a_flag_carry_no_secrets() {
     let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
     assert_eq!(v["fields"]["message"], "upgate listening");
 }
+
+/// The subcommands `upgate [PATH...] --help` lists under "Commands:" (without `help`).
+fn subcommands(path: &[&str]) -> Vec<String> {
+    let out = Command::new(BIN)
+        .args(path)
+        .arg("--help")
+        .output()
+        .expect("help runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let Some((_, rest)) = text.split_once("Commands:\n") else {
+        return Vec::new();
+    };
+    rest.lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_command_says_what_it_does_and_shows_an_example() {
+    let mut checked = 0;
+    let mut queue: Vec<Vec<String>> = vec![Vec::new()];
+    while let Some(path) = queue.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg("--help")
+            .output()
+            .expect("help runs");
+        let help = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{path:?}");
+        assert!(
+            help.contains("Example"),
+            "no example in `upgate {path:?} --help`:\n{help}"
+        );
+        let about = help.lines().next().unwrap_or("");
+        assert!(about.len() > 10, "no description for {path:?}: {help}");
+        checked += 1;
+        for sub in subcommands(&args) {
+            let mut next = path.clone();
+            next.push(sub);
+            queue.push(next);
+        }
+    }
+    // serve, check-config, receipt (+ verify), admin (+ 8), and the binary itself.
+    assert!(checked >= 14, "{checked}");
+}
