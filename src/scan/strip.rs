@@ -8,11 +8,15 @@
 //!   after the image's end marker (multi-picture companions, appended payloads).
 //! - PNG: `eXIf`, `tEXt`, `zTXt`, `iTXt` and `tIME` chunks go.
 //! - WebP: `EXIF` and `XMP ` chunks go (and the `VP8X` flags follow).
+//! - HEIC and AVIF: the `Exif` and XMP (`mime`, `application/rdf+xml`) items are blanked in
+//!   place — their bytes zeroed, their item type renamed so that readers skip them — without
+//!   moving a byte (every `iloc` offset stays right). Orientation there is the `irot`/`imir`
+//!   properties, which stay.
 //!
 //! The visual orientation stays: an EXIF orientation other than "normal" is written back as a
-//! minimal EXIF block holding that one tag. TIFF, HEIC and AVIF keep their metadata (it lives
-//! inside the image structure itself, where removing it is not a container edit); GIF and BMP
-//! carry none of these blocks.
+//! minimal EXIF block holding that one tag (JPEG, PNG, WebP). TIFF keeps its metadata (it is the
+//! image's own IFD structure, where removing it is not a container edit); GIF and BMP carry none
+//! of these blocks.
 
 use bytes::Bytes;
 use img_parts::jpeg::{Jpeg, markers};
@@ -37,7 +41,11 @@ pub struct Corrupt;
 pub fn supported(content_type: &str) -> bool {
     matches!(
         content_type,
-        crate::mime::JPEG | crate::mime::PNG | crate::mime::WEBP
+        crate::mime::JPEG
+            | crate::mime::PNG
+            | crate::mime::WEBP
+            | crate::mime::HEIC
+            | crate::mime::AVIF
     )
 }
 
@@ -50,6 +58,9 @@ pub fn header_has_metadata(content_type: &str, head: &[u8]) -> bool {
         // VP8X flags: 0x08 EXIF, 0x04 XMP.
         crate::mime::WEBP => {
             head.get(12..16) == Some(b"VP8X") && head.get(20).is_some_and(|f| f & 0x0C != 0)
+        }
+        crate::mime::HEIC | crate::mime::AVIF => {
+            bmff_metadata(head).is_some_and(|items| !items.is_empty())
         }
         _ => false,
     }
@@ -221,6 +232,27 @@ pub fn strip(content_type: &str, data: Bytes) -> Result<Option<Stripped>, Corrup
             webp.set_icc_profile(icc);
             webp.encoder().bytes()
         }
+        crate::mime::HEIC | crate::mime::AVIF => {
+            // A file whose item structure cannot be read is left as it is (its dimensions were
+            // checked from the header; this is metadata removal, not validation).
+            let Some(items) = bmff_metadata(&data) else {
+                return Ok(None);
+            };
+            let mut out = data.to_vec();
+            for item in &items {
+                removed.push(item.label);
+                if item.label == "exif" && heif_exif_has_gps(&data, item) {
+                    removed.push("gps");
+                }
+                out[item.type_at..item.type_at + 4].copy_from_slice(b"blnk");
+                for r in &item.ranges {
+                    if let Some(b) = out.get_mut(r.clone()) {
+                        b.fill(0);
+                    }
+                }
+            }
+            Bytes::from(out)
+        }
         _ => return Ok(None),
     };
     removed.sort_unstable();
@@ -229,6 +261,189 @@ pub fn strip(content_type: &str, data: Bytes) -> Result<Option<Stripped>, Corrup
         return Ok(None);
     }
     Ok(Some(Stripped { bytes, removed }))
+}
+
+/// A metadata item of a HEIF/AVIF file: where its type is written, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BmffItem {
+    label: &'static str,
+    type_at: usize,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+/// The boxes directly inside `b[range]`: (type, start of the box, start of its payload, end).
+fn boxes(b: &[u8], range: std::ops::Range<usize>) -> Vec<([u8; 4], usize, usize, usize)> {
+    let mut out = Vec::new();
+    let mut i = range.start;
+    while i + 8 <= range.end {
+        let size = u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
+        let kind = [b[i + 4], b[i + 5], b[i + 6], b[i + 7]];
+        let (payload, end) = match size {
+            0 => (i + 8, range.end),
+            1 => {
+                let Some(l) = b.get(i + 8..i + 16) else { break };
+                let large = u64::from_be_bytes(l.try_into().unwrap_or([0; 8]));
+                let Ok(large) = usize::try_from(large) else {
+                    break;
+                };
+                (i + 16, i.saturating_add(large))
+            }
+            n => (i + 8, i.saturating_add(n)),
+        };
+        if end > range.end || end < payload {
+            break;
+        }
+        out.push((kind, i, payload, end));
+        i = end;
+    }
+    out
+}
+
+fn read_uint(b: &[u8], at: usize, n: usize) -> Option<u64> {
+    let s = b.get(at..at + n)?;
+    Some(s.iter().fold(0u64, |v, &x| v << 8 | u64::from(x)))
+}
+
+/// The metadata items (`Exif`, XMP) of a HEIF/AVIF file, from its `meta` box: `None` when
+/// the structure cannot be read.
+fn bmff_metadata(b: &[u8]) -> Option<Vec<BmffItem>> {
+    let top = boxes(b, 0..b.len());
+    let &(_, _, meta_payload, meta_end) = top.iter().find(|x| &x.0 == b"meta")?;
+    // `meta` is a full box: version and flags first.
+    let inner = boxes(b, meta_payload + 4..meta_end);
+    let idat = inner.iter().find(|x| &x.0 == b"idat").map(|x| x.2);
+    let &(_, _, iinf, iinf_end) = inner.iter().find(|x| &x.0 == b"iinf")?;
+    let version = *b.get(iinf)?;
+    let entries_at = iinf + 4 + if version == 0 { 2 } else { 4 };
+    let mut wanted: Vec<(u32, &'static str, usize)> = Vec::new();
+    for (kind, _, p, end) in boxes(b, entries_at..iinf_end) {
+        if &kind != b"infe" {
+            continue;
+        }
+        let v = *b.get(p)?;
+        if v < 2 {
+            continue;
+        }
+        let (id, after) = if v == 2 {
+            (read_uint(b, p + 4, 2)? as u32, p + 6)
+        } else {
+            (read_uint(b, p + 4, 4)? as u32, p + 8)
+        };
+        let type_at = after + 2; // after item_protection_index
+        let item_type = b.get(type_at..type_at + 4)?;
+        let label = match item_type {
+            b"Exif" => Some("exif"),
+            b"mime" => {
+                // item_name\0 content_type\0 ...
+                let rest = b.get(type_at + 4..end)?;
+                let name_end = rest.iter().position(|&x| x == 0)?;
+                let ct = &rest[name_end + 1..];
+                let ct = &ct[..ct.iter().position(|&x| x == 0).unwrap_or(ct.len())];
+                let ct = String::from_utf8_lossy(ct).to_ascii_lowercase();
+                (ct.contains("rdf+xml") || ct.contains("xmp")).then_some("xmp")
+            }
+            _ => None,
+        };
+        if let Some(label) = label {
+            wanted.push((id, label, type_at));
+        }
+    }
+    if wanted.is_empty() {
+        return Some(Vec::new());
+    }
+    let &(_, _, iloc, iloc_end) = inner.iter().find(|x| &x.0 == b"iloc")?;
+    let version = *b.get(iloc)?;
+    let sizes = *b.get(iloc + 4)?;
+    let (offset_size, length_size) = (usize::from(sizes >> 4), usize::from(sizes & 15));
+    let sizes2 = *b.get(iloc + 5)?;
+    let base_size = usize::from(sizes2 >> 4);
+    let index_size = if version >= 1 {
+        usize::from(sizes2 & 15)
+    } else {
+        0
+    };
+    let mut at = iloc + 6;
+    let count = if version < 2 {
+        let c = read_uint(b, at, 2)?;
+        at += 2;
+        c
+    } else {
+        let c = read_uint(b, at, 4)?;
+        at += 4;
+        c
+    };
+    let mut out = Vec::new();
+    for _ in 0..count.min(65_536) {
+        let id = if version < 2 {
+            let v = read_uint(b, at, 2)?;
+            at += 2;
+            v
+        } else {
+            let v = read_uint(b, at, 4)?;
+            at += 4;
+            v
+        } as u32;
+        let method = if version >= 1 {
+            let m = read_uint(b, at, 2)? & 15;
+            at += 2;
+            m
+        } else {
+            0
+        };
+        at += 2; // data_reference_index
+        let base = read_uint(b, at, base_size)?;
+        at += base_size;
+        let extents = read_uint(b, at, 2)?;
+        at += 2;
+        let mut ranges = Vec::new();
+        for _ in 0..extents {
+            at += index_size;
+            let off = read_uint(b, at, offset_size)?;
+            at += offset_size;
+            let len = read_uint(b, at, length_size)?;
+            at += length_size;
+            let origin = match method {
+                0 => 0,
+                1 => idat? as u64,
+                _ => return None,
+            };
+            let start = usize::try_from(origin + base + off).ok()?;
+            let end = start.checked_add(usize::try_from(len).ok()?)?;
+            if end > b.len() {
+                return None;
+            }
+            ranges.push(start..end);
+        }
+        if at > iloc_end {
+            return None;
+        }
+        if let Some(&(_, label, type_at)) = wanted.iter().find(|w| w.0 == id) {
+            out.push(BmffItem {
+                label,
+                type_at,
+                ranges,
+            });
+        }
+    }
+    Some(out)
+}
+
+/// Whether a HEIF `Exif` item (a 4-byte offset to its TIFF header, then the header) points to
+/// a GPS block.
+fn heif_exif_has_gps(b: &[u8], item: &BmffItem) -> bool {
+    let Some(r) = item.ranges.first() else {
+        return false;
+    };
+    let Some(payload) = b.get(r.clone()) else {
+        return false;
+    };
+    let Some(skip) = read_uint(payload, 0, 4) else {
+        return false;
+    };
+    let tiff = usize::try_from(skip)
+        .ok()
+        .and_then(|s| payload.get(4 + s..));
+    tiff.is_some_and(has_gps)
 }
 
 /// Where a JPEG's image ends: just past its end-of-image marker, found by walking the segments

@@ -714,3 +714,147 @@ async fn svg_and_html_behind_image_magic_bytes_are_refused_on_every_way_in() {
     );
     app.stop().await;
 }
+
+fn bmff_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut v = u32::try_from(payload.len() + 8)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    v.extend_from_slice(kind);
+    v.extend_from_slice(payload);
+    v
+}
+
+/// A HEIC file built box by box: ftyp, mdat (a stand-in coded image, then an Exif item of
+/// exiftool-written TIFF data), and a meta box whose iinf/iloc point at both items.
+fn heic_with_exif(tiff: &[u8]) -> (Vec<u8>, std::ops::Range<usize>) {
+    let ftyp = bmff_box(b"ftyp", b"heic\0\0\0\0mif1heic");
+    let image = vec![0x42u8; 4000];
+    let mut exif = 6u32.to_be_bytes().to_vec();
+    exif.extend_from_slice(b"Exif\0\0");
+    exif.extend_from_slice(tiff);
+    let mut mdat_payload = image.clone();
+    mdat_payload.extend_from_slice(&exif);
+    let mdat = bmff_box(b"mdat", &mdat_payload);
+    let image_at = (ftyp.len() + 8) as u32;
+    let exif_at = image_at + image.len() as u32;
+    let full = |v: u8, rest: &[u8]| {
+        let mut p = vec![v, 0, 0, 0];
+        p.extend_from_slice(rest);
+        p
+    };
+    let hdlr = bmff_box(b"hdlr", &full(0, b"\0\0\0\0pict\0\0\0\0\0\0\0\0\0\0\0\0\0"));
+    let pitm = bmff_box(b"pitm", &full(0, &1u16.to_be_bytes()));
+    let infe = |id: u16, kind: &[u8; 4]| {
+        let mut p = id.to_be_bytes().to_vec();
+        p.extend_from_slice(&0u16.to_be_bytes());
+        p.extend_from_slice(kind);
+        p.push(0);
+        bmff_box(b"infe", &full(2, &p))
+    };
+    let mut iinf = 2u16.to_be_bytes().to_vec();
+    iinf.extend(infe(1, b"hvc1"));
+    iinf.extend(infe(2, b"Exif"));
+    let iinf = bmff_box(b"iinf", &full(0, &iinf));
+    let mut iloc = vec![0x44, 0x00];
+    iloc.extend_from_slice(&2u16.to_be_bytes());
+    for (id, at, len) in [(1u16, image_at, image.len()), (2, exif_at, exif.len())] {
+        iloc.extend_from_slice(&id.to_be_bytes());
+        iloc.extend_from_slice(&0u16.to_be_bytes());
+        iloc.extend_from_slice(&1u16.to_be_bytes());
+        iloc.extend_from_slice(&at.to_be_bytes());
+        iloc.extend_from_slice(&u32::try_from(len).unwrap().to_be_bytes());
+    }
+    let iloc = bmff_box(b"iloc", &full(0, &iloc));
+    let mut ispe = 640u32.to_be_bytes().to_vec();
+    ispe.extend_from_slice(&480u32.to_be_bytes());
+    let ipco = bmff_box(b"ipco", &bmff_box(b"ispe", &full(0, &ispe)));
+    let ipma = bmff_box(b"ipma", &full(0, &[0, 0, 0, 1, 0, 1, 1, 0x81]));
+    let mut iprp = ipco;
+    iprp.extend(ipma);
+    let iprp = bmff_box(b"iprp", &iprp);
+    let mut meta = Vec::new();
+    for b in [hdlr, pitm, iinf, iloc, iprp] {
+        meta.extend(b);
+    }
+    let meta = bmff_box(b"meta", &full(0, &meta));
+    let mut file = ftyp;
+    file.extend(mdat);
+    file.extend(meta);
+    let exif_range = exif_at as usize..exif_at as usize + exif.len();
+    (file, exif_range)
+}
+
+#[tokio::test]
+async fn heic_exif_items_are_blanked_in_place() {
+    // exiftool writes the TIFF data (GPS, camera) into a JPEG; its EXIF block becomes the
+    // HEIC's Exif item.
+    let dir = tempfile::tempdir().expect("tmp");
+    let tagged = tagged_jpeg(dir.path());
+    let exif = img_exif(&tagged);
+    let (heic, exif_range) = heic_with_exif(&exif);
+    let before = exif_tags(dir.path(), "before.heic", &heic);
+    assert!(
+        has_private_tags(&before)
+            .iter()
+            .any(|t| t.contains("GPSLatitude")),
+        "the oracle reads the hand-made HEIC: {before:?}"
+    );
+    let app = spawn_app_with(
+        "[buckets.uploads]\nmax_object_bytes = 20971520\nallowed_types = [\"image/heic\"]\n\
+         etag = \"auto\"\n",
+    )
+    .await;
+    app.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("photo.heic")
+        .content_type("image/heic")
+        .body(ByteStream::from(heic.clone()))
+        .send()
+        .await
+        .expect("stored");
+    let stored = get_bytes(&app, "photo.heic").await;
+    assert_eq!(stored.len(), heic.len(), "no byte moved");
+    assert!(
+        stored[exif_range.clone()].iter().all(|&b| b == 0),
+        "the Exif bytes are gone"
+    );
+    // Outside the Exif bytes only the item's type changed (4 bytes, renamed so readers skip it).
+    let outside = heic
+        .iter()
+        .zip(&stored)
+        .enumerate()
+        .filter(|(i, (a, b))| !exif_range.contains(i) && a != b)
+        .count();
+    assert_eq!(outside, 4);
+    let after = exif_tags(dir.path(), "after.heic", &stored);
+    assert_eq!(has_private_tags(&after), Vec::<String>::new(), "{after:?}");
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "photo.heic")
+        .await
+        .expect("m")
+        .expect("stored");
+    let v = verdict(&rec);
+    assert_eq!(v["result"], "stripped", "{v}");
+    assert!(
+        v["changes"]
+            .as_array()
+            .expect("c")
+            .contains(&json!("removed gps")),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+/// The raw TIFF bytes of a JPEG's EXIF segment.
+fn img_exif(jpeg: &[u8]) -> Vec<u8> {
+    let at = jpeg
+        .windows(6)
+        .position(|w| w == b"Exif\0\0")
+        .expect("an EXIF segment");
+    let len = usize::from(u16::from_be_bytes([jpeg[at - 2], jpeg[at - 1]]));
+    jpeg[at + 6..at - 2 + len].to_vec()
+}
