@@ -47,6 +47,11 @@ const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
         "scan verdicts",
         include_str!("migrations/sqlite/0006_scan_verdicts.sql"),
     ),
+    (
+        8,
+        "object headers",
+        include_str!("migrations/sqlite/0008_object_headers.sql"),
+    ),
 ]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`).
