@@ -187,7 +187,10 @@ async fn form_metadata_and_headers_are_stored_and_returned() {
         {"x-amz-meta-tag": "=?UTF-8?B?w6l0w6k=?="},
         {"Cache-Control": "max-age=60"},
         ["starts-with", "$Content-Disposition", "attachment"],
+        ["starts-with", "$tagging", ""],
     ]);
+    let tagging =
+        "<Tagging><TagSet><Tag><Key>via</Key><Value>form</Value></Tag></TagSet></Tagging>";
     let form = with(
         signed_form(conds, &soon(), SECRET_KEY),
         &[
@@ -196,6 +199,7 @@ async fn form_metadata_and_headers_are_stored_and_returned() {
             ("x-amz-meta-tag", "=?UTF-8?B?w6l0w6k=?="),
             ("Cache-Control", "max-age=60"),
             ("Content-Disposition", "attachment; filename=\"m.pdf\""),
+            ("tagging", tagging),
         ],
     );
     let (status, _, resp) = post(&app, &form, &pdf(1000)).await;
@@ -219,6 +223,21 @@ async fn form_metadata_and_headers_are_stored_and_returned() {
         head.content_disposition(),
         Some("attachment; filename=\"m.pdf\"")
     );
+    // The form's tagging field (a Tagging document) tags the object.
+    let tags = app
+        .s3()
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key("user/meta.pdf")
+        .send()
+        .await
+        .expect("tagging");
+    let tags: Vec<(&str, &str)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(tags, vec![("via", "form")]);
     // The 2 KB limit holds for forms too.
     let big = "v".repeat(2048);
     let conds = serde_json::json!([
