@@ -92,6 +92,8 @@ async fn anonymous_and_badly_signed_writes_are_refused_on_every_write_route() {
         ("DELETE", format!("{base}/{BUCKET}/k.pdf")),
         ("POST", format!("{base}/{BUCKET}?delete")),
         ("PUT", format!("{base}/{BUCKET}")),
+        ("PUT", format!("{base}/{BUCKET}/k.pdf?tagging")),
+        ("DELETE", format!("{base}/{BUCKET}/k.pdf?tagging")),
     ];
     for (m, u) in &routes {
         let (status, _, body) = send(m, u, &[], pdf(100)).await;
