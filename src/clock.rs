@@ -80,6 +80,56 @@ pub fn from_utc_fields(
     UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
+/// Parses a request's `Date` header as S3 does: an IMF-fixdate (`Wed, 07 Jul 2010 21:53:04
+/// GMT`) whose zone may also be written `+0000`, `-0000` (Python's `email.utils.formatdate`, which
+/// botocore uses) or `UTC`, and whose weekday is not checked (S3 accepts a wrong one, and then
+/// judges the instant: a skewed date is refused as skewed, not as malformed); else the obsolete
+/// forms `httpdate` reads. Instants before 1970 are `None`.
+pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let fixdate = || {
+        let (weekday, rest) = s.split_once(", ")?;
+        if weekday.len() != 3 || !weekday.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return None;
+        }
+        let rest = ["GMT", "UTC", "+0000", "-0000"]
+            .iter()
+            .find_map(|zone| rest.strip_suffix(zone)?.strip_suffix(' '))?;
+        let mut fields = rest.split(' ');
+        let (day, month, year, hms) = (
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+            fields.next()?,
+        );
+        if fields.next().is_some() || day.len() != 2 || year.len() != 4 {
+            return None;
+        }
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = MONTHS.iter().position(|m| *m == month)?;
+        let mut hms = hms.split(':');
+        let mut two = || -> Option<u8> {
+            let f = hms.next()?;
+            (f.len() == 2).then_some(())?;
+            f.parse().ok()
+        };
+        let (hour, minute, second) = (two()?, two()?, two()?);
+        if hms.next().is_some() {
+            return None;
+        }
+        from_utc_fields(
+            year.parse().ok()?,
+            u8::try_from(month + 1).ok()?,
+            day.parse().ok()?,
+            hour,
+            minute,
+            second,
+        )
+    };
+    fixdate().or_else(|| httpdate::parse_http_date(s).ok())
+}
+
 /// Parses an RFC 3339 timestamp (`2026-11-23T10:00:00Z`, a fraction and an offset allowed) as
 /// POST policy expirations and `/v1` time filters use them. Impossible dates (31 February) and
 /// instants before 1970 are `None`.
@@ -117,6 +167,35 @@ mod tests {
         assert!(parse_rfc3339("2026-02-28T00:00:00Z").is_some());
         assert!(parse_rfc3339("2026-02-28T00:00:00.5Z").is_some());
         assert!(parse_rfc3339("2026-02-28").is_none());
+    }
+
+    #[test]
+    fn http_dates_are_read_as_s3_reads_them() {
+        let t = from_utc_fields(2010, 7, 7, 21, 53, 4);
+        assert!(t.is_some());
+        // 7 July 2010 was a Wednesday: the right and a wrong weekday, every zone spelling.
+        for s in [
+            "Wed, 07 Jul 2010 21:53:04 GMT",
+            "Tue, 07 Jul 2010 21:53:04 GMT",
+            "Wed, 07 Jul 2010 21:53:04 +0000",
+            "Wed, 07 Jul 2010 21:53:04 -0000",
+            "Wed, 07 Jul 2010 21:53:04 UTC",
+            "Wednesday, 07-Jul-10 21:53:04 GMT",
+        ] {
+            assert_eq!(parse_http_date(s), t, "{s}");
+        }
+        for s in [
+            "Wed, 07 Jul 2010 21:53:04 +0200",
+            "Wed, 7 Jul 2010 21:53:04 GMT",
+            "Wed, 07 Jly 2010 21:53:04 GMT",
+            "Wed, 31 Feb 2010 21:53:04 GMT",
+            "Wed, 07 Jul 2010 24:53:04 GMT",
+            "Tue, 07 Jul 1950 21:53:04 GMT",
+            "20100707T215304Z",
+            "",
+        ] {
+            assert_eq!(parse_http_date(s), None, "{s}");
+        }
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub enum Error {
     /// A request header or parameter has an invalid value.
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// A request S3 refuses with its generic `BadRequest` code (a CORS preflight without the
+    /// headers that make it one).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
 
     // ---- addressing ------------------------------------------------------------------------
     /// Control API: no credentials, or credentials that are not valid (401).
@@ -97,6 +101,12 @@ pub enum Error {
     /// The object key is not acceptable (empty, too long, `..` segment, control characters).
     #[error("invalid object name")]
     InvalidObjectName,
+    /// The object key is longer than S3 allows (1024 bytes).
+    #[error("key too long")]
+    KeyTooLong,
+    /// The request path cannot be taken as a key (control characters).
+    #[error("invalid uri")]
+    InvalidUri,
     /// `CreateBucket` for a bucket that already exists and is ours.
     #[error("bucket already owned by you")]
     BucketAlreadyOwnedByYou,
@@ -166,6 +176,16 @@ pub enum Error {
     /// A conditional request's precondition failed.
     #[error("precondition failed")]
     PreconditionFailed,
+    /// A conditional write whose precondition held when it started but not at its commit
+    /// (another write or delete of the key committed meanwhile); the client may retry.
+    #[error("conditional request conflict")]
+    ConditionalRequestConflict,
+    /// An object tag that breaks S3's rules (length, characters, a repeated key).
+    #[error("invalid tag: {0}")]
+    InvalidTag(&'static str),
+    /// User metadata (`x-amz-meta-*`) above S3's 2 KB limit.
+    #[error("metadata too large")]
+    MetadataTooLarge,
     /// The client stopped sending the body for longer than the idle timeout.
     #[error("request timeout")]
     RequestTimeout,
@@ -210,7 +230,12 @@ impl Error {
             | AuthorizationHeaderMalformed(_)
             | InvalidRequest(_)
             | InvalidArgument(_)
+            | BadRequest(_)
             | InvalidObjectName
+            | KeyTooLong
+            | InvalidUri
+            | MetadataTooLarge
+            | InvalidTag(_)
             | EntityTooLarge
             | EntityTooSmall
             | InvalidPart
@@ -239,6 +264,7 @@ impl Error {
             ContentRejected(_) => StatusCode::BAD_REQUEST,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ConditionalRequestConflict => StatusCode::CONFLICT,
             SlowDown(_) | ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -262,6 +288,7 @@ impl Error {
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
             InvalidRequest(_) => "InvalidRequest",
             InvalidArgument(_) => "InvalidArgument",
+            BadRequest(_) => "BadRequest",
             NoSuchBucket => "NoSuchBucket",
             NoSuchKey => "NoSuchKey",
             NoSuchUpload => "NoSuchUpload",
@@ -280,6 +307,11 @@ impl Error {
             InvalidPart => "InvalidPart",
             InvalidPartOrder => "InvalidPartOrder",
             InvalidObjectName => "InvalidObjectName",
+            KeyTooLong => "KeyTooLongError",
+            InvalidUri => "InvalidURI",
+            MetadataTooLarge => "MetadataTooLarge",
+            InvalidTag(_) => "InvalidTag",
+            ConditionalRequestConflict => "ConditionalRequestConflict",
             BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
             MethodNotAllowed => "MethodNotAllowed",
             NotImplemented => "NotImplemented",
@@ -325,6 +357,8 @@ impl Error {
             }
             InvalidRequest(why) => why,
             InvalidArgument(why) => why,
+            BadRequest(why) => why,
+            InvalidTag(why) => why,
             NoSuchBucket => "The specified bucket does not exist.",
             NoSuchKey => "The specified key does not exist.",
             NoSuchUpload => "The specified multipart upload does not exist.",
@@ -345,6 +379,12 @@ impl Error {
             }
             InvalidPartOrder => "The list of parts was not in ascending order.",
             InvalidObjectName => "Object name contains unsupported characters or segments.",
+            KeyTooLong => "Your key is too long.",
+            InvalidUri => "Couldn't parse the specified URI.",
+            MetadataTooLarge => "Your metadata headers exceed the maximum allowed metadata size.",
+            ConditionalRequestConflict => {
+                "A conflicting operation occurred. If using PutObject you can retry the request."
+            }
             BucketAlreadyOwnedByYou => "The bucket already exists and is owned by you.",
             MethodNotAllowed => "The specified method is not allowed against this resource.",
             NotImplemented => "This operation is not implemented by upgate.",
@@ -384,14 +424,18 @@ impl Error {
             | AuthorizationHeaderMalformed(_)
             | InvalidRequest(_)
             | InvalidArgument(_)
+            | BadRequest(_)
+            | InvalidTag(_)
             | InvalidObjectName
+            | KeyTooLong
+            | InvalidUri
             | MalformedXml
             | InvalidChunkEncoding
             | MissingContentLength
             | IncompleteBody
             | InvalidRange
             | MethodNotAllowed => "malformed",
-            EntityTooLarge => "too_large",
+            EntityTooLarge | MetadataTooLarge => "too_large",
             EntityTooSmall | InvalidPart | InvalidPartOrder => "malformed",
             ContentTypeNotAllowed | ContentTypeMismatch => "type",
             ContentRejected(_) => "content",
@@ -403,7 +447,9 @@ impl Error {
             UploadComplete | InconsistentLength => "malformed",
             QuotaExceeded => "quota",
             InvalidJson(_) => "malformed",
-            BucketAlreadyOwnedByYou | PreconditionFailed => "precondition",
+            BucketAlreadyOwnedByYou | PreconditionFailed | ConditionalRequestConflict => {
+                "precondition"
+            }
             NotImplemented => "unsupported",
             RequestTimeout => "timeout",
             SlowDown(_) => "rate_limited",

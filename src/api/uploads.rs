@@ -321,6 +321,9 @@ async fn multipart_link(
             checksum_algorithm: None,
             created_at_ms: now,
             last_activity_ms: now,
+            headers: Default::default(),
+            completed_etag: None,
+            tags: Default::default(),
         })
         .await?;
     let mut parts = Vec::new();
@@ -408,6 +411,7 @@ pub async fn complete_upload(
         &listed,
         Some(&link.tenant_id),
         Some(&link),
+        None,
         started,
     )
     .await

@@ -86,18 +86,10 @@ pub(crate) struct ParsedV2 {
     expires_at: Option<SystemTime>,
 }
 
-/// Parses a SigV2 date header value: an HTTP date (`GMT` or the `+0000` form AWS documents),
-/// or, for `x-amz-date`, also the ISO 8601 basic form.
+/// Parses a SigV2 date header value: an HTTP date (see [`crate::clock::parse_http_date`]: the
+/// `+0000` form AWS documents, any weekday), or, for `x-amz-date`, also the ISO 8601 basic form.
 fn parse_v2_date(value: &str) -> Option<SystemTime> {
-    if let Ok(t) = httpdate::parse_http_date(value) {
-        return Some(t);
-    }
-    if let Some(prefix) = value.strip_suffix(" +0000")
-        && let Ok(t) = httpdate::parse_http_date(&format!("{prefix} GMT"))
-    {
-        return Some(t);
-    }
-    super::sigv4::parse_amz_date(value)
+    crate::clock::parse_http_date(value).or_else(|| super::sigv4::parse_amz_date(value))
 }
 
 /// Parses `Authorization: AWS <rest>` with `rest` = `AKID:signature`, then the date and skew.
@@ -121,7 +113,7 @@ pub(crate) fn parse_header_auth(
         (parse_v2_date(s).ok_or(AuthError::InvalidDate)?, Vec::new())
     } else if let Some(v) = single_header(head.headers, "date")? {
         let s = v.to_str().map_err(|_| AuthError::InvalidDate)?;
-        let t = httpdate::parse_http_date(s).map_err(|_| AuthError::InvalidDate)?;
+        let t = crate::clock::parse_http_date(s).ok_or(AuthError::InvalidDate)?;
         (t, trim_ows(v.as_bytes()).to_vec())
     } else {
         return Err(AuthError::InvalidDate);

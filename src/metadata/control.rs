@@ -895,8 +895,8 @@ macro_rules! impl_control_store {
                     let n = sqlx::query(
                         "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, \
                          etag = $3, content_type = $4, checksum_algorithm = $5, \
-                         checksum_value = $6, committed_at = $7, lease_until = NULL, scan = $9 \
-                         WHERE id = $8 AND status = 'pending' AND lease_until >= $7",
+                         checksum_value = $6, committed_at = $7, lease_until = NULL, scan = $9, \
+                         headers = $10 WHERE id = $8 AND status = 'pending' AND lease_until >= $7",
                     )
                     .bind(size)
                     .bind(&o.sha256)
@@ -907,6 +907,7 @@ macro_rules! impl_control_store {
                     .bind(o.committed_at_ms)
                     .bind(&c.object_id)
                     .bind(&o.scan)
+                    .bind(o.headers.to_column())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

@@ -41,6 +41,13 @@ pub enum MetaError {
     /// The multipart upload does not exist (never did, aborted, completed or expired).
     #[error("no such multipart upload")]
     NoSuchUpload,
+    /// A conditional commit whose condition does not hold: the key has a version (`Absent`)
+    /// or one with another ETag (`EtagIs`).
+    #[error("write condition does not hold")]
+    ConditionFailed,
+    /// A conditional commit (`EtagIs`) whose key has no version any more.
+    #[error("write condition conflicts with a delete")]
+    ConditionConflict,
 }
 
 impl From<MetaError> for Error {
@@ -50,6 +57,8 @@ impl From<MetaError> for Error {
             MetaError::Database(_) | MetaError::PendingGone => Error::unavailable(e),
             MetaError::Corrupt(_) => Error::internal(e),
             MetaError::NoSuchUpload => Error::NoSuchUpload,
+            MetaError::ConditionFailed => Error::PreconditionFailed,
+            MetaError::ConditionConflict => Error::ConditionalRequestConflict,
             MetaError::QuotaExceeded => Error::QuotaExceeded,
             MetaError::TokenExhausted => Error::AccessDenied("The upload token is used up."),
         }
@@ -122,7 +131,77 @@ pub struct CommitInfo {
     pub quota: Option<Quota>,
     /// The content verdict (JSON: which checks ran, what was changed in the stored bytes).
     pub scan: Option<String>,
+    /// Headers stored with the object and returned on GET/HEAD (see [`ObjectHeaders`]).
+    pub headers: ObjectHeaders,
+    /// The object's tags.
+    pub tags: ObjectTags,
+    /// A condition on the version the commit replaces, checked in the commit's transaction.
+    pub condition: Option<WriteCondition>,
 }
+
+/// A conditional write's condition on the key's current version, checked by
+/// [`MetadataStore::commit`] in the transaction that retires that version: of concurrent
+/// writers with `Absent`, exactly one commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// No committed version at the key (`If-None-Match: *`); else `ConditionFailed`.
+    Absent,
+    /// The committed version has this ETag, without quotes (`If-Match`); else
+    /// `ConditionFailed`, or `ConditionConflict` when the key has no version.
+    EtagIs(String),
+}
+
+impl WriteCondition {
+    /// Whether the condition holds for a key whose current version has `current` as ETag.
+    pub fn check(&self, current: Option<&str>) -> Result<(), MetaError> {
+        match (self, current) {
+            (WriteCondition::Absent, None) => Ok(()),
+            (WriteCondition::Absent, Some(_)) => Err(MetaError::ConditionFailed),
+            (WriteCondition::EtagIs(_), None) => Err(MetaError::ConditionConflict),
+            (WriteCondition::EtagIs(want), Some(etag)) if want == etag => Ok(()),
+            (WriteCondition::EtagIs(_), Some(_)) => Err(MetaError::ConditionFailed),
+        }
+    }
+}
+
+/// What a client stores with an object besides its bytes: user metadata (`x-amz-meta-*`) and
+/// standard headers (`cache-control`, `content-disposition`, ...), as (lowercase name, UTF-8
+/// value) pairs in the order given. Stored as a JSON array of pairs (NULL when empty); the
+/// front end decides which names are admitted and how values travel on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectHeaders(pub Vec<(String, String)>);
+
+/// An object's tags (S3 object tagging), as (key, value) pairs in the order given; the front
+/// end validates them. Stored as a JSON array of pairs (NULL when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectTags(pub Vec<(String, String)>);
+
+/// The column form of a list of pairs: a JSON array, NULL when empty.
+macro_rules! pairs_column {
+    ($ty:ident, $what:literal) => {
+        impl $ty {
+            /// The database form: `None` when there are none.
+            pub fn to_column(&self) -> Option<String> {
+                if self.0.is_empty() {
+                    return None;
+                }
+                serde_json::to_string(&self.0).ok()
+            }
+
+            /// Reads the database form.
+            pub fn from_column(column: Option<&str>) -> Result<Self, MetaError> {
+                match column {
+                    None => Ok(Self::default()),
+                    Some(s) => serde_json::from_str(s)
+                        .map(Self)
+                        .map_err(|_| MetaError::Corrupt($what)),
+                }
+            }
+        }
+    };
+}
+pairs_column!(ObjectHeaders, "object headers");
+pairs_column!(ObjectTags, "object tags");
 
 /// A tenant's limits at commit time (`i64::MAX`: unlimited).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +259,10 @@ pub struct ObjectRecord {
     pub committed_at_ms: i64,
     /// The content verdict recorded at commit (JSON), if any.
     pub scan: Option<String>,
+    /// Headers stored with the object.
+    pub headers: ObjectHeaders,
+    /// The object's tags.
+    pub tags: ObjectTags,
 }
 
 /// One `objects` row as a record: the columns are the same in both databases.
@@ -193,6 +276,8 @@ where
     let size: i64 = row.try_get("size")?;
     let algo: Option<String> = row.try_get("checksum_algorithm")?;
     let value: Option<String> = row.try_get("checksum_value")?;
+    let headers: Option<String> = row.try_get("headers")?;
+    let tags: Option<String> = row.try_get("tags")?;
     Ok(ObjectRecord {
         id: row.try_get("id")?,
         bucket: row.try_get("bucket")?,
@@ -205,6 +290,8 @@ where
         checksum: algo.zip(value),
         committed_at_ms: row.try_get("committed_at")?,
         scan: row.try_get("scan")?,
+        headers: ObjectHeaders::from_column(headers.as_deref())?,
+        tags: ObjectTags::from_column(tags.as_deref())?,
     })
 }
 
@@ -250,6 +337,14 @@ pub struct MultipartUpload {
     pub checksum_algorithm: Option<String>,
     pub created_at_ms: i64,
     pub last_activity_ms: i64,
+    /// Headers given at creation, stored with the object it completes into.
+    pub headers: ObjectHeaders,
+    /// Tags given at creation (`x-amz-tagging`), for the object it completes into.
+    pub tags: ObjectTags,
+    /// The ETag of the object the upload completed into (without quotes); `None` while open.
+    /// A completed upload keeps its row (not its parts) for the multipart idle window, so that
+    /// a retried completion gets the same answer.
+    pub completed_etag: Option<String>,
 }
 
 /// A stored part.
@@ -316,9 +411,18 @@ pub trait MultipartStore: Send + Sync + std::fmt::Debug + 'static {
         after: u32,
         limit: u32,
     ) -> Result<Vec<PartRecord>, MetaError>;
-    /// Removes an upload (abort, completion, expiry); its part blobs become loose (due now).
+    /// Removes an upload (abort, expiry); its part blobs become loose (due now).
     /// Returns whether it existed.
     async fn remove_multipart(&self, upload_id: &str, now_ms: i64) -> Result<bool, MetaError>;
+    /// Marks an open upload completed into an object with `etag`: its part blobs become loose
+    /// (due now), the row stays (touched at `now_ms`) until it is idle for the multipart window.
+    /// Returns whether an open upload existed.
+    async fn finish_multipart(
+        &self,
+        upload_id: &str,
+        etag: &str,
+        now_ms: i64,
+    ) -> Result<bool, MetaError>;
     /// Ids of uploads with no activity since `before_ms`.
     async fn idle_multipart(&self, before_ms: i64, limit: u32) -> Result<Vec<String>, MetaError>;
     /// Loose blobs due for removal (`id` is the blob id).
@@ -339,8 +443,9 @@ pub trait MetadataStore:
     async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError>;
     /// Inserts a `pending` row before any byte is written.
     async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError>;
-    /// Atomically retires the current version at the row's key and commits the row. Returns
-    /// the ids of the retired versions (now `garbage`). Fails with `PendingGone` if the row is
+    /// Atomically retires the current version at the row's key and commits the row, if
+    /// `info.condition` holds for that version (else `ConditionFailed` / `ConditionConflict`,
+    /// nothing changed). Returns the ids of the retired versions (now `garbage`). Fails with `PendingGone` if the row is
     /// no longer pending or its lease ended before `info.committed_at_ms` (it then belongs to
     /// the sweeper).
     async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError>;
@@ -350,6 +455,9 @@ pub trait MetadataStore:
     async fn current(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, MetaError>;
     /// Retires the committed version at `key`; returns its id if there was one.
     async fn delete_current(&self, bucket: &str, key: &str) -> Result<Option<String>, MetaError>;
+    /// Replaces the tags of the committed version at `key`; returns whether there was one.
+    async fn set_tags(&self, bucket: &str, key: &str, tags: &ObjectTags)
+    -> Result<bool, MetaError>;
     /// Removes a row for good (after its bytes are gone).
     async fn purge(&self, id: &str) -> Result<(), MetaError>;
     /// Committed objects with keys starting with `prefix` and greater than `start` (or equal

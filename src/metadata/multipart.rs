@@ -14,16 +14,18 @@ macro_rules! impl_multipart_store {
         const _: () = {
             use sqlx::Row;
             use $crate::metadata::{
-                MetaError, MultipartStore, MultipartUpload, PartRecord, Sweepable,
+                MetaError, MultipartStore, MultipartUpload, ObjectHeaders, ObjectTags, PartRecord, Sweepable,
                 prefix_upper_bound,
             };
 
             const UPLOAD_COLUMNS: &str = "upload_id, bucket, key, owner, content_type, \
-                checksum_algorithm, created_at, last_activity";
+                checksum_algorithm, created_at, last_activity, headers, completed_etag, tags";
             const PART_COLUMNS: &str = "part_number, blob_id, size, etag, sha256, \
                 checksum_algorithm, checksum_value, detected_type, created_at";
 
             fn upload(row: &$row) -> Result<MultipartUpload, MetaError> {
+                let headers: Option<String> = row.try_get("headers")?;
+                let tags: Option<String> = row.try_get("tags")?;
                 Ok(MultipartUpload {
                     upload_id: row.try_get("upload_id")?,
                     bucket: row.try_get("bucket")?,
@@ -33,6 +35,9 @@ macro_rules! impl_multipart_store {
                     checksum_algorithm: row.try_get("checksum_algorithm")?,
                     created_at_ms: row.try_get("created_at")?,
                     last_activity_ms: row.try_get("last_activity")?,
+                    headers: ObjectHeaders::from_column(headers.as_deref())?,
+                    completed_etag: row.try_get("completed_etag")?,
+                    tags: ObjectTags::from_column(tags.as_deref())?,
                 })
             }
 
@@ -53,12 +58,71 @@ macro_rules! impl_multipart_store {
                 })
             }
 
+            /// Frees an upload's parts (their blobs become loose, due at `now_ms`), then removes
+            /// the upload (`completed: None`) or, if it is still open, marks it completed with
+            /// that ETag. Returns whether the upload existed (and, to complete it, was open).
+            async fn release_parts(
+                pool: &sqlx::Pool<<$row as Row>::Database>,
+                upload_id: &str,
+                completed: Option<&str>,
+                now_ms: i64,
+            ) -> Result<bool, MetaError> {
+                let mut tx = pool.begin().await?;
+                // First statement locks the upload row (PostgreSQL) against a concurrent part.
+                let exists: Option<String> = sqlx::query_scalar(&format!(
+                    "UPDATE multipart_uploads SET last_activity = $1 WHERE upload_id = $2{} \
+                     RETURNING upload_id",
+                    if completed.is_some() { " AND completed_etag IS NULL" } else { "" }
+                ))
+                .bind(now_ms)
+                .bind(upload_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if exists.is_none() {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO loose_blobs (blob_id, bucket, sweep_after) \
+                     SELECT p.blob_id, u.bucket, $1 FROM multipart_parts p \
+                     JOIN multipart_uploads u ON u.upload_id = p.upload_id \
+                     WHERE p.upload_id = $2 \
+                     ON CONFLICT (blob_id) DO UPDATE SET sweep_after = excluded.sweep_after",
+                )
+                .bind(now_ms)
+                .bind(upload_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1")
+                    .bind(upload_id)
+                    .execute(&mut *tx)
+                    .await?;
+                match completed {
+                    None => {
+                        sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
+                            .bind(upload_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Some(etag) => {
+                        sqlx::query(
+                            "UPDATE multipart_uploads SET completed_etag = $1 WHERE upload_id = $2",
+                        )
+                        .bind(etag)
+                        .bind(upload_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
             #[async_trait::async_trait]
             impl MultipartStore for $ty {
                 async fn create_multipart(&self, u: &MultipartUpload) -> Result<(), MetaError> {
                     sqlx::query(&format!(
                         "INSERT INTO multipart_uploads ({UPLOAD_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                     ))
                     .bind(&u.upload_id)
                     .bind(&u.bucket)
@@ -68,6 +132,9 @@ macro_rules! impl_multipart_store {
                     .bind(&u.checksum_algorithm)
                     .bind(u.created_at_ms)
                     .bind(u.last_activity_ms)
+                    .bind(u.headers.to_column())
+                    .bind(&u.completed_etag)
+                    .bind(u.tags.to_column())
                     .execute(&self.$w)
                     .await?;
                     Ok(())
@@ -105,7 +172,7 @@ macro_rules! impl_multipart_store {
                     let upper = prefix_upper_bound(prefix);
                     let sql = format!(
                         "SELECT {UPLOAD_COLUMNS} FROM multipart_uploads WHERE bucket = $1 \
-                         AND owner = $2 AND key >= $3 \
+                         AND owner = $2 AND key >= $3 AND completed_etag IS NULL \
                          AND (key > $4 OR (key = $4 AND upload_id > $5)) {} \
                          ORDER BY key, upload_id LIMIT $6",
                         if upper.is_some() { "AND key < $7" } else { "" }
@@ -154,7 +221,7 @@ macro_rules! impl_multipart_store {
                     // First statement: touch (and, in PostgreSQL, lock) the upload row.
                     let bucket: String = sqlx::query_scalar(
                         "UPDATE multipart_uploads SET last_activity = $1 WHERE upload_id = $2 \
-                         RETURNING bucket",
+                         AND completed_etag IS NULL RETURNING bucket",
                     )
                     .bind(now_ms)
                     .bind(upload_id)
@@ -233,40 +300,16 @@ macro_rules! impl_multipart_store {
                 }
 
                 async fn remove_multipart(&self, upload_id: &str, now_ms: i64) -> Result<bool, MetaError> {
-                    let mut tx = self.$w.begin().await?;
-                    // First statement locks the upload row (PostgreSQL) against a concurrent part.
-                    let exists: Option<String> = sqlx::query_scalar(
-                        "UPDATE multipart_uploads SET last_activity = $1 WHERE upload_id = $2 \
-                         RETURNING upload_id",
-                    )
-                    .bind(now_ms)
-                    .bind(upload_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if exists.is_none() {
-                        return Ok(false);
-                    }
-                    sqlx::query(
-                        "INSERT INTO loose_blobs (blob_id, bucket, sweep_after) \
-                         SELECT p.blob_id, u.bucket, $1 FROM multipart_parts p \
-                         JOIN multipart_uploads u ON u.upload_id = p.upload_id \
-                         WHERE p.upload_id = $2 \
-                         ON CONFLICT (blob_id) DO UPDATE SET sweep_after = excluded.sweep_after",
-                    )
-                    .bind(now_ms)
-                    .bind(upload_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1")
-                        .bind(upload_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
-                        .bind(upload_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    Ok(true)
+                    release_parts(&self.$w, upload_id, None, now_ms).await
+                }
+
+                async fn finish_multipart(
+                    &self,
+                    upload_id: &str,
+                    etag: &str,
+                    now_ms: i64,
+                ) -> Result<bool, MetaError> {
+                    release_parts(&self.$w, upload_id, Some(etag), now_ms).await
                 }
 
                 async fn idle_multipart(&self, before_ms: i64, limit: u32) -> Result<Vec<String>, MetaError> {

@@ -60,18 +60,18 @@ macro_rules! impl_object_store {
             use sqlx::{Connection, Row};
             use $crate::metadata::objects::{MAX_COMMIT_ATTEMPTS, has_nul, lost_commit_race};
             use $crate::metadata::{
-                CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, Sweepable,
+                CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, ObjectTags, Sweepable,
                 object_record, prefix_upper_bound, sweepables,
             };
 
             const CONCURRENT_WRITERS: bool = $concurrent;
 
             const OBJECT_COLUMNS: &str = "id, bucket, key, owner, size, sha256, etag, \
-                content_type, checksum_algorithm, checksum_value, committed_at, scan";
+                content_type, checksum_algorithm, checksum_value, committed_at, scan, headers, tags";
 
             /// One attempt: retire the committed version at (`bucket`, `key`) that this
-            /// statement's snapshot sees, then commit row `id`. Returns the retired ids and
-            /// their total size. With concurrent writers, fails with a unique violation on
+            /// statement's snapshot sees, then commit row `id`. Returns the retired ids, their
+            /// total size, and the ETag of the retired committed version (at most one). With concurrent writers, fails with a unique violation on
             /// `objects_current` if another commit of the key became visible meanwhile.
             async fn retire_and_commit(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -80,10 +80,11 @@ macro_rules! impl_object_store {
                 key: &str,
                 info: &CommitInfo,
                 size: i64,
-            ) -> Result<(Vec<String>, i64), sqlx::Error> {
+            ) -> Result<(Vec<String>, i64, Option<String>), sqlx::Error> {
                 let rows = sqlx::query(
                     "UPDATE objects SET status = 'garbage' \
-                     WHERE bucket = $1 AND key = $2 AND status = 'committed' RETURNING id, size",
+                     WHERE bucket = $1 AND key = $2 AND status = 'committed' \
+                     RETURNING id, size, etag",
                 )
                 .bind(bucket)
                 .bind(key)
@@ -91,9 +92,11 @@ macro_rules! impl_object_store {
                 .await?;
                 let mut retired = Vec::with_capacity(rows.len());
                 let mut retired_bytes = 0i64;
+                let mut retired_etag = None;
                 for r in &rows {
                     retired.push(r.try_get::<String, _>("id")?);
                     retired_bytes += r.try_get::<i64, _>("size")?;
+                    retired_etag = Some(r.try_get::<String, _>("etag")?);
                 }
                 let (algo, value) = match &info.checksum {
                     Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
@@ -102,7 +105,8 @@ macro_rules! impl_object_store {
                 sqlx::query(
                     "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, etag = $3, \
                      content_type = $4, checksum_algorithm = $5, checksum_value = $6, \
-                     committed_at = $7, lease_until = NULL, scan = $9 WHERE id = $8",
+                     committed_at = $7, lease_until = NULL, scan = $9, headers = $10, \
+                     tags = $11 WHERE id = $8",
                 )
                 .bind(size)
                 .bind(&info.sha256)
@@ -113,9 +117,11 @@ macro_rules! impl_object_store {
                 .bind(info.committed_at_ms)
                 .bind(id)
                 .bind(&info.scan)
+                .bind(info.headers.to_column())
+                .bind(info.tags.to_column())
                 .execute(&mut **tx)
                 .await?;
-                Ok((retired, retired_bytes))
+                Ok((retired, retired_bytes, retired_etag))
             }
 
             #[async_trait::async_trait]
@@ -187,7 +193,7 @@ macro_rules! impl_object_store {
                     .ok_or(MetaError::PendingGone)?;
                     let bucket: String = target.try_get("bucket")?;
                     let key: String = target.try_get("key")?;
-                    let (retired, retired_bytes) = if CONCURRENT_WRITERS {
+                    let (retired, retired_bytes, retired_etag) = if CONCURRENT_WRITERS {
                         let mut attempt = 1;
                         loop {
                             // A savepoint per attempt: a unique violation aborts only the
@@ -216,6 +222,13 @@ macro_rules! impl_object_store {
                         // to lose, and no savepoint to pay for.
                         retire_and_commit(&mut tx, id, &bucket, &key, info, size).await?
                     };
+                    // The condition is judged on the version this transaction retired: with
+                    // concurrent writers, a commit of the key that became visible meanwhile made
+                    // the attempt above fail and retry, so it is this one (dropping `tx` on
+                    // failure rolls everything back).
+                    if let Some(condition) = &info.condition {
+                        condition.check(retired_etag.as_deref())?;
+                    }
                     $crate::apply_quota!(
                         tx,
                         &info.quota,
@@ -281,6 +294,28 @@ macro_rules! impl_object_store {
                     }
                     tx.commit().await?;
                     Ok(Some(row.try_get("id")?))
+                }
+
+                async fn set_tags(
+                    &self,
+                    bucket: &str,
+                    key: &str,
+                    tags: &ObjectTags,
+                ) -> Result<bool, MetaError> {
+                    if has_nul(bucket) || has_nul(key) {
+                        return Ok(false);
+                    }
+                    let n = sqlx::query(
+                        "UPDATE objects SET tags = $1 \
+                         WHERE bucket = $2 AND key = $3 AND status = 'committed'",
+                    )
+                    .bind(tags.to_column())
+                    .bind(bucket)
+                    .bind(key)
+                    .execute(&self.$w)
+                    .await?
+                    .rows_affected();
+                    Ok(n > 0)
                 }
 
                 async fn purge(&self, id: &str) -> Result<(), MetaError> {

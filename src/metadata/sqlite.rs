@@ -52,6 +52,11 @@ const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
         "accounts",
         include_str!("migrations/sqlite/0007_accounts.sql"),
     ),
+    (
+        8,
+        "object headers",
+        include_str!("migrations/sqlite/0008_object_headers.sql"),
+    ),
 ]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`).

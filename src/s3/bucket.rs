@@ -217,6 +217,9 @@ async fn walk(
     }
 }
 
+/// The owner shown for objects another principal uploaded.
+const GATEWAY_OWNER: &str = "upgate";
+
 /// ListObjects (v1, `marker`) and ListObjectsV2 (`continuation-token`, `start-after`).
 pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Response<Body>> {
     ensure_bucket(ctx, bucket)?;
@@ -291,6 +294,12 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Response<
     } else {
         None
     };
+    // `fetch-owner=true` (V2): the owner is the caller for objects it uploaded, and the gateway
+    // (the bucket's owner) for the rest: one principal's access key id is not shown to another.
+    let fetch_owner = v2
+        && q.get("fetch-owner")?
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let caller = ctx.verified.access_key_id();
     let mut contents = Vec::new();
     let mut prefixes = Vec::new();
     for item in &listing.items {
@@ -301,6 +310,13 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Response<
                 etag: &r.etag,
                 size: r.size,
                 storage_class: "STANDARD",
+                owner: fetch_owner.then(|| {
+                    if r.owner == caller {
+                        caller
+                    } else {
+                        GATEWAY_OWNER
+                    }
+                }),
             }),
             Item::Prefix(p) => prefixes.push(p.clone()),
         }
@@ -393,8 +409,8 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<R
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for t in &req.objects {
-        if crate::upload::validate_key(&t.key).is_err() {
-            errors.push((t.key.as_str(), Error::InvalidObjectName));
+        if let Err(e) = crate::upload::validate_key(&t.key) {
+            errors.push((t.key.as_str(), e));
             continue;
         }
         if let Err(e) = super::check_scope(ctx.scope.as_deref(), &t.key) {

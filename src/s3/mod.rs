@@ -12,8 +12,10 @@
 pub mod bucket;
 pub mod multipart;
 pub mod object;
+mod object_headers;
 pub mod post;
 pub mod router;
+mod tagging;
 pub mod xml;
 
 use std::sync::Arc;
@@ -171,6 +173,9 @@ async fn dispatch(
             upload_id,
         } => multipart::list_parts(&ctx, &bucket, &key, &upload_id).await,
         Endpoint::ListMultipartUploads { bucket } => multipart::list_uploads(&ctx, &bucket).await,
+        Endpoint::GetObjectTagging { bucket, key } => tagging::get(&ctx, &bucket, &key).await,
+        Endpoint::PutObjectTagging { bucket, key } => tagging::put(&ctx, &bucket, &key, body).await,
+        Endpoint::DeleteObjectTagging { bucket, key } => tagging::delete(&ctx, &bucket, &key).await,
         Endpoint::Preflight { .. } | Endpoint::PostObject { .. } | Endpoint::Unsupported => {
             Err(Error::NotImplemented)
         }
@@ -192,9 +197,19 @@ fn route_class(endpoint: &Endpoint, query: &Query) -> RouteClass {
     }
 }
 
-/// Answers a CORS preflight from the bucket's rules: 200 with the allow headers, or 403.
+/// Answers a CORS preflight from the bucket's rules: 200 with the allow headers, or 403; an
+/// `OPTIONS` that is no preflight (no `Origin` or no `Access-Control-Request-Method`) is a
+/// 400, as in S3.
 fn preflight(state: &AppState, headers: &http::HeaderMap, bucket: &str) -> Result<Response<Body>> {
     let bcfg = state.bucket(bucket)?;
+    if !headers.contains_key(http::header::ORIGIN) {
+        return Err(Error::BadRequest(
+            "Insufficient information. Origin request header needed.",
+        ));
+    }
+    if !headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
+        return Err(Error::BadRequest("Invalid Access-Control-Request-Method."));
+    }
     let allowed = crate::cors::preflight(&bcfg.cors, headers).ok_or(Error::AccessDenied(
         "CORSResponse: This CORS request is not allowed.",
     ))?;

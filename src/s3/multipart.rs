@@ -30,8 +30,23 @@ use crate::ingest::checksum::ChecksumAlgorithm;
 use crate::metadata::MultipartUpload;
 use crate::upload::multipart::{PartRef, StoredPart};
 
-/// The upload, if it exists at this bucket/key and belongs to the caller.
+/// The open upload, if it exists at this bucket/key and belongs to the caller.
 async fn owned_upload(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<MultipartUpload> {
+    let upload = owned_or_completed(ctx, bucket, key, upload_id).await?;
+    if upload.completed_etag.is_some() {
+        return Err(Error::NoSuchUpload);
+    }
+    Ok(upload)
+}
+
+/// The upload, open or completed (and not yet forgotten), if it exists at this bucket/key and
+/// belongs to the caller.
+async fn owned_or_completed(
     ctx: &Ctx,
     bucket: &str,
     key: &str,
@@ -78,6 +93,8 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>
                 .to_string(),
         ),
     };
+    let headers = super::object_headers::from_request(h)?;
+    let tags = super::tagging::from_header(h)?;
     let now = crate::clock::now_ms();
     let upload = MultipartUpload {
         upload_id: crate::id::random_hex(16),
@@ -88,6 +105,9 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>
         checksum_algorithm,
         created_at_ms: now,
         last_activity_ms: now,
+        headers,
+        completed_etag: None,
+        tags,
     };
     ctx.state.meta.create_multipart(&upload).await?;
     let mut resp = xml_response(
@@ -196,11 +216,15 @@ pub async fn complete(
     let started = std::time::Instant::now();
     let state = &ctx.state;
     state.bucket(bucket)?;
-    let upload = owned_upload(ctx, bucket, key, upload_id).await?;
-    if ctx.parts.headers.contains_key(header::IF_NONE_MATCH)
-        || ctx.parts.headers.contains_key(header::IF_MATCH)
-    {
-        return Err(Error::NotImplemented);
+    let condition = super::object::write_condition(&ctx.parts.headers)?;
+    let upload = owned_or_completed(ctx, bucket, key, upload_id).await?;
+    let location = format!("/{bucket}/{key}");
+    if let Some(etag) = &upload.completed_etag {
+        // A retry (the client timed out waiting for the first answer): the same result.
+        return Ok(xml_response(
+            StatusCode::OK,
+            xml::complete_multipart(&location, bucket, key, etag, None),
+        ));
     }
     let data = super::bucket::read_small_body(ctx, body).await?;
     let listed = xml::parse_complete_multipart(&data, state.config.s3.max_parts as usize)
@@ -223,9 +247,10 @@ pub async fn complete(
         })
         .collect();
     let tenant = crate::upload::quota::tenant_of_scope(ctx.scope.as_deref());
-    let etag =
-        crate::upload::multipart::complete(state, &upload, &listed, tenant, None, started).await?;
-    let location = format!("/{bucket}/{key}");
+    let etag = crate::upload::multipart::complete(
+        state, &upload, &listed, tenant, None, condition, started,
+    )
+    .await?;
     Ok(xml_response(
         StatusCode::OK,
         xml::complete_multipart(&location, bucket, key, &etag, None),

@@ -17,7 +17,7 @@ use crate::http::{Body, empty, header_str, incoming_frames, status_response};
 use crate::ingest::aws_chunked::{ChunkMode, Decoder};
 use crate::ingest::checksum::{self, ChecksumAlgorithm};
 use crate::ingest::{self, Expectations, sniff};
-use crate::metadata::ObjectRecord;
+use crate::metadata::{ObjectRecord, WriteCondition};
 use crate::storage::Storage;
 use crate::upload::put::{Committed, Target, ingest_and_commit, upload_permit};
 
@@ -65,6 +65,34 @@ pub(crate) fn refuse_client_encryption(h: &HeaderMap) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The condition of a conditional write, in the forms S3 offers on PutObject and
+/// CompleteMultipartUpload: `If-None-Match: *` (write only if the key has no object) or
+/// `If-Match: <etag>` (only if its object has that ETag). Anything else conditional (another
+/// `If-None-Match` value, an ETag list, both headers) answers NotImplemented, as S3 does, rather
+/// than being ignored.
+pub(crate) fn write_condition(h: &HeaderMap) -> Result<Option<WriteCondition>> {
+    let none_match = h.contains_key(header::IF_NONE_MATCH);
+    let if_match = h.contains_key(header::IF_MATCH);
+    match (none_match, if_match) {
+        (false, false) => Ok(None),
+        (true, false) => match header_str(h, "if-none-match").map(str::trim) {
+            Some("*") => Ok(Some(WriteCondition::Absent)),
+            _ => Err(Error::NotImplemented),
+        },
+        (false, true) => {
+            let v = header_str(h, "if-match")
+                .map(str::trim)
+                .ok_or(Error::InvalidArgument("invalid If-Match header"))?;
+            if v == "*" || v.contains(',') || v.is_empty() {
+                return Err(Error::NotImplemented);
+            }
+            let tag = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
+            Ok(Some(WriteCondition::EtagIs(tag.to_string())))
+        }
+        (true, true) => Err(Error::NotImplemented),
+    }
 }
 
 /// What a body-carrying request (PutObject, UploadPart) declared, checked before any byte of
@@ -181,11 +209,10 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     if h.contains_key("x-amz-copy-source") {
         return Err(Error::NotImplemented);
     }
-    if h.contains_key(header::IF_NONE_MATCH) || h.contains_key(header::IF_MATCH) {
-        // Conditional writes are not offered yet; refusing beats silently ignoring them.
-        return Err(Error::NotImplemented);
-    }
+    let condition = write_condition(h)?;
     refuse_client_encryption(h)?;
+    let headers = super::object_headers::from_request(h)?;
+    let tags = super::tagging::from_header(h)?;
     let owner = ctx.verified.access_key_id().to_string();
     let opaque = bcfg.types == crate::config::TypesMode::Any;
     let base = if opaque {
@@ -203,6 +230,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     // Everything knowable before the body is checked here, before a byte is read.
     let pipe = ingest::Pipe::new(exp)?;
     let _permit = upload_permit(&state, &owner).await?;
+    crate::upload::put::precheck(&state, bucket, key, condition.as_ref()).await?;
 
     let Committed { ingested, etag, .. } = ingest_and_commit(
         &state,
@@ -213,6 +241,9 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
             link: None,
             tenant: crate::upload::quota::tenant_of_scope(ctx.scope.as_deref()),
             stored_type,
+            headers,
+            tags,
+            condition,
         },
         incoming_frames(body),
         decoder,
@@ -437,6 +468,10 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<
     );
     if let Ok(v) = HeaderValue::from_str(&rec.content_type) {
         rh.insert(header::CONTENT_TYPE, v);
+    }
+    super::object_headers::write(&rec.headers, rh);
+    if !rec.tags.0.is_empty() {
+        rh.insert("x-amz-tagging-count", HeaderValue::from(rec.tags.0.len()));
     }
     apply_overrides(ctx, bcfg, &rec.content_type, rh)?;
     if bcfg.types == crate::config::TypesMode::Any {

@@ -106,6 +106,9 @@ fn check_policy(
     let mut length = (0, u64::MAX);
     for c in conditions {
         match c {
+            Value::Object(m) if m.is_empty() => {
+                return Err(bad("A condition is empty."));
+            }
             Value::Object(m) => {
                 for (k, v) in m {
                     let want = v
@@ -318,6 +321,11 @@ pub async fn post_object(
     )?;
 
     // 4. The file, through the pipe.
+    let headers = super::object_headers::from_form(&fields)?;
+    let tags = match fields.field("tagging") {
+        Some(xml) => super::tagging::parse_xml(xml.as_bytes())?,
+        None => Default::default(),
+    };
     let opaque = bcfg.types == crate::config::TypesMode::Any;
     let stored_type = opaque.then(|| crate::upload::opaque_type(fields.field("content-type")));
     let declared_type = match fields.field("content-type") {
@@ -344,6 +352,9 @@ pub async fn post_object(
             link: None,
             tenant: crate::upload::quota::tenant_of_scope(scope.as_deref()),
             stored_type,
+            headers,
+            tags,
+            condition: None,
         },
         frames,
         None,

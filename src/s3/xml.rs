@@ -311,6 +311,8 @@ pub struct ObjectEntry<'a> {
     pub size: u64,
     /// Storage class, e.g. `STANDARD`.
     pub storage_class: &'a str,
+    /// The owner id, written as `Owner` (ID and DisplayName) only if `Some` (`fetch-owner`).
+    pub owner: Option<&'a str>,
 }
 
 /// Everything a `ListObjectsV2` response says. Fields are echoed as given; the caller decides
@@ -399,6 +401,8 @@ struct Contents<'a> {
     etag: &'a str,
     size: u64,
     storage_class: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<Owner<'a>>,
 }
 
 #[derive(Serialize)]
@@ -418,6 +422,10 @@ fn list_common<'a>(
         etag: o.etag,
         size: o.size,
         storage_class: o.storage_class,
+        owner: o.owner.map(|id| Owner {
+            id,
+            display_name: id,
+        }),
     });
     let common_prefixes = l
         .common_prefixes
@@ -613,6 +621,82 @@ pub fn delete_result(
         errors,
     };
     document(&doc, Expanded, deleted.len() + errors.len())
+}
+
+/// A `GetObjectTagging` response: `Tagging` with the `TagSet`, in the order stored.
+pub fn tagging(tags: &[(String, String)]) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Tag<'a> {
+        key: &'a str,
+        value: &'a str,
+    }
+    #[derive(Serialize)]
+    struct TagSet<I> {
+        #[serde(rename = "Tag")]
+        tags: I,
+    }
+    #[derive(Serialize)]
+    #[serde(rename = "Tagging", rename_all = "PascalCase")]
+    struct Doc<I> {
+        #[serde(rename = "@xmlns")]
+        xmlns: &'static str,
+        tag_set: TagSet<I>,
+    }
+    let doc = Doc {
+        xmlns: S3_NAMESPACE,
+        tag_set: TagSet {
+            tags: Seq(tags.iter().map(|(key, value)| Tag { key, value })),
+        },
+    };
+    document(&doc, Expanded, tags.len())
+}
+
+/// Parses a `Tagging` document (`PutObjectTagging`, a POST form's `tagging` field): the
+/// (key, value) pairs of its `TagSet`, in order. [`XmlError::TooMany`] past `max_tags`;
+/// [`XmlError::Malformed`] for anything but that grammar (a `Tag` needs exactly one `Key` and
+/// one `Value`; the value may be empty). Tag rules (lengths, characters, repeats) are the
+/// caller's.
+pub fn parse_tagging(body: &[u8], max_tags: usize) -> Result<Vec<(String, String)>, XmlError> {
+    let mut p = Pull::new(body);
+    p.root("Tagging")?;
+    let mut tags = Vec::new();
+    let mut seen_set = false;
+    while let Some(name) = p.child()? {
+        if name != "TagSet" || seen_set {
+            return Err(XmlError::Malformed);
+        }
+        seen_set = true;
+        while let Some(name) = p.child()? {
+            if name != "Tag" {
+                return Err(XmlError::Malformed);
+            }
+            if tags.len() >= max_tags {
+                return Err(XmlError::TooMany);
+            }
+            let (mut key, mut value) = (None, None);
+            while let Some(name) = p.child()? {
+                let slot = match name.as_str() {
+                    "Key" => &mut key,
+                    "Value" => &mut value,
+                    _ => return Err(XmlError::Malformed),
+                };
+                if slot.is_some() {
+                    return Err(XmlError::Malformed);
+                }
+                *slot = Some(p.text()?);
+            }
+            match (key, value) {
+                (Some(k), Some(v)) => tags.push((k, v)),
+                _ => return Err(XmlError::Malformed),
+            }
+        }
+    }
+    p.finish()?;
+    if !seen_set {
+        return Err(XmlError::Malformed);
+    }
+    Ok(tags)
 }
 
 /// A `CreateMultipartUpload` response (`InitiateMultipartUploadResult`).
@@ -1274,6 +1358,7 @@ mod tests {
                 etag: "fba9dede5f27731c9771645a39863328",
                 size: 434_234,
                 storage_class: "STANDARD",
+                owner: None,
             },
             ObjectEntry {
                 key: "a&b <c>\"d\" 'e'+f/ü.txt",
@@ -1281,6 +1366,7 @@ mod tests {
                 etag: "0123",
                 size: 0,
                 storage_class: "STANDARD",
+                owner: None,
             },
         ]
     }
@@ -1373,6 +1459,7 @@ mod tests {
             etag: "e",
             size: 1,
             storage_class: "STANDARD",
+            owner: None,
         }];
         let prefixes = ["dir/sub dir/".to_owned()];
         let l = ListV2 {

@@ -101,6 +101,9 @@ impl LinkGuard {
                 // An opaque bucket stores the type the link was minted for.
                 stored_type: (state.bucket(&link.bucket)?.types == crate::config::TypesMode::Any)
                     .then(|| link.content_type.clone()),
+                headers: Default::default(),
+                tags: Default::default(),
+                condition: None,
             },
             frames,
             decoder,

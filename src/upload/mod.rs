@@ -38,13 +38,20 @@ pub use names::{MAX_FILENAME, sanitize_filename};
 /// Longest key accepted, in bytes (S3's limit).
 pub const MAX_KEY_BYTES: usize = 1024;
 
-/// Refuses keys that are empty, too long, contain control characters or backslashes, or have
-/// `.`/`..` segments (which some backends and tools would resolve to another key).
+/// Refuses keys that are empty, too long (`KeyTooLong`, as S3), contain control characters
+/// (`InvalidUri`, as S3) or backslashes, or have `.`/`..` segments (which some backends and
+/// tools would resolve to another key).
 pub fn validate_key(key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+    if key.is_empty() {
         return Err(Error::InvalidObjectName);
     }
-    if key.chars().any(|c| c.is_control() || c == '\\') {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::KeyTooLong);
+    }
+    if key.chars().any(char::is_control) {
+        return Err(Error::InvalidUri);
+    }
+    if key.contains('\\') {
         return Err(Error::InvalidObjectName);
     }
     if key.split('/').any(|seg| seg == "." || seg == "..") {

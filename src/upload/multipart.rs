@@ -21,7 +21,9 @@ use crate::ingest::aws_chunked::Decoder;
 use crate::ingest::checksum::{self};
 use crate::ingest::{self, Ingested};
 use crate::metadata::control::UploadLink;
-use crate::metadata::{CommitInfo, MultipartUpload, PartRecord};
+use crate::metadata::{
+    CommitInfo, MultipartUpload, ObjectHeaders, ObjectTags, PartRecord, WriteCondition,
+};
 use crate::state::AppState;
 use crate::storage::Storage;
 
@@ -170,18 +172,24 @@ pub async fn all_parts(state: &AppState, upload_id: &str) -> Result<Vec<PartReco
 /// Completes `upload` with the `listed` parts: validates the list (order, ETags, checksums,
 /// sizes, budget, type of the first bytes), assembles the object, and commits it — through
 /// `link` (object, link, file, token, quota and event in one transaction) when the upload was
-/// made through a control-API link. Returns the object's ETag.
+/// made through a control-API link — if `condition` holds for the key's current version
+/// (judged before assembling and again at commit). Returns the object's ETag.
 pub async fn complete(
     state: &Arc<AppState>,
     upload: &MultipartUpload,
     listed: &[PartRef],
     tenant: Option<&str>,
     link: Option<&UploadLink>,
+    condition: Option<WriteCondition>,
     started: std::time::Instant,
 ) -> Result<String> {
+    if upload.completed_etag.is_some() {
+        return Err(Error::NoSuchUpload);
+    }
     let bucket = upload.bucket.as_str();
     let key = upload.key.as_str();
     let bcfg = state.bucket(bucket)?;
+    super::put::precheck(state, bucket, key, condition.as_ref()).await?;
     let stored = all_parts(state, &upload.upload_id).await?;
 
     // Validate the list against what was stored, in S3's order of checks.
@@ -250,14 +258,18 @@ pub async fn complete(
             content_type: first_type,
             tenant,
             link,
+            headers: upload.headers.clone(),
+            tags: upload.tags.clone(),
+            condition,
         },
         started,
     )
     .await?;
-    // The upload is done: its parts become loose blobs, removed now (or by the sweeper).
+    // The upload is done: its parts become loose blobs, removed now (or by the sweeper); its
+    // row remembers the result for a retried completion.
     state
         .meta
-        .remove_multipart(&upload.upload_id, crate::clock::now_ms())
+        .finish_multipart(&upload.upload_id, &etag, crate::clock::now_ms())
         .await?;
     for p in &stored {
         discard_blob(state, bucket, &p.blob_id).await;
@@ -278,6 +290,12 @@ pub struct Assembly<'a> {
     pub tenant: Option<&'a str>,
     /// The link the object completes (the size and any pinned SHA-256 are checked).
     pub link: Option<&'a UploadLink>,
+    /// Headers stored with the object.
+    pub headers: ObjectHeaders,
+    /// The object's tags.
+    pub tags: ObjectTags,
+    /// A conditional write's condition, judged at commit.
+    pub condition: Option<WriteCondition>,
 }
 
 /// Streams `a.parts` into a fresh, invisible object (computing its SHA-256), checks it against
@@ -297,6 +315,9 @@ pub async fn assemble_and_commit(
         content_type,
         tenant,
         link,
+        headers,
+        tags,
+        condition,
     } = a;
     let total: u64 = chosen.iter().map(|p| p.size).sum();
     if let Some(link) = link
@@ -394,6 +415,9 @@ pub async fn assemble_and_commit(
         committed_at_ms: crate::clock::now_ms(),
         quota: quota.clone(),
         scan: Some(finalized.verdict.to_json()),
+        headers,
+        tags,
+        condition,
     };
     let retired = commit_object(state, &id, &path, &info, link).await?;
     after_commit(state, bucket, retired, &info, started).await;

@@ -13,7 +13,7 @@ use crate::ingest::aws_chunked::Decoder;
 use crate::ingest::checksum;
 use crate::ingest::{self, Ingested};
 use crate::metadata::control::{LinkCommit, UploadLink};
-use crate::metadata::{CommitInfo, NewPending};
+use crate::metadata::{CommitInfo, NewPending, ObjectHeaders, ObjectTags, WriteCondition};
 use crate::state::AppState;
 use crate::storage::Storage;
 
@@ -109,6 +109,32 @@ pub struct Target<'a> {
     pub tenant: Option<&'a str>,
     /// The type to store instead of the sniffed one (opaque buckets: the declared type).
     pub stored_type: Option<String>,
+    /// Headers stored with the object.
+    pub headers: ObjectHeaders,
+    /// The object's tags.
+    pub tags: ObjectTags,
+    /// A conditional write's condition, judged again at commit (see [`precheck`]).
+    pub condition: Option<WriteCondition>,
+}
+
+/// Judges a conditional write against the key's current version before any byte is read (a
+/// write that cannot commit should not be uploaded): `If-Match` on a missing key is `NoSuchKey`
+/// (as S3), a condition that does not hold `PreconditionFailed`. The commit judges it again,
+/// atomically; what changed in between is refused there.
+pub async fn precheck(
+    state: &AppState,
+    bucket: &str,
+    key: &str,
+    condition: Option<&WriteCondition>,
+) -> Result<()> {
+    let Some(c) = condition else {
+        return Ok(());
+    };
+    let current = state.meta.current(bucket, key).await?;
+    match (c, current) {
+        (WriteCondition::EtagIs(_), None) => Err(Error::NoSuchKey),
+        (c, current) => Ok(c.check(current.as_ref().map(|r| r.etag.as_str()))?),
+    }
 }
 
 /// A committed upload.
@@ -143,6 +169,9 @@ where
         link,
         tenant,
         stored_type,
+        headers,
+        tags,
+        condition,
     } = target;
     let quota = match tenant {
         Some(t) => Some(super::quota::quota_for(state, t).await?),
@@ -239,6 +268,9 @@ where
         committed_at_ms: crate::clock::now_ms(),
         quota: quota.clone(),
         scan: Some(finalized.verdict.to_json()),
+        headers,
+        tags,
+        condition,
     };
     let retired = commit_object(state, &id, &path, &info, link).await?;
     guard.disarm();

@@ -217,6 +217,9 @@ pub async fn create(
             checksum_algorithm: None,
             created_at_ms: now,
             last_activity_ms: now,
+            headers: Default::default(),
+            completed_etag: None,
+            tags: Default::default(),
         })
         .await?;
     state.meta.create_resumable(&upload).await?;
@@ -502,6 +505,9 @@ async fn complete(
             content_type: first_type,
             tenant: Some(&u.tenant_id),
             link: Some(&link),
+            headers: Default::default(),
+            tags: Default::default(),
+            condition: None,
         },
         started,
     )

@@ -18,7 +18,8 @@ use upgate::metadata::control::ControlStore;
 use upgate::metadata::postgres::PgStore;
 use upgate::metadata::sqlite::SqliteStore;
 use upgate::metadata::{
-    CommitInfo, MetaError, MetadataStore, MultipartUpload, NewPending, ObjectRecord, PartRecord,
+    CommitInfo, MetaError, MetadataStore, MultipartUpload, NewPending, ObjectHeaders, ObjectRecord,
+    ObjectTags, PartRecord, WriteCondition,
 };
 
 /// Both seams a store implements (metadata and control records share one database).
@@ -160,9 +161,13 @@ conformance!(
     commit_after_purge_or_second_commit_is_pending_gone,
     concurrent_commits_to_one_key_leave_exactly_one_committed,
     concurrent_commits_to_several_keys_keep_one_per_key,
+    conditional_commits_judge_the_version_they_replace,
+    concurrent_commits_if_absent_leave_exactly_one_winner,
+    tags_are_replaced_on_the_current_version_only,
     ping_succeeds,
     multipart_parts_are_admitted_within_the_budget_only,
     multipart_removal_makes_every_part_blob_loose,
+    multipart_completion_frees_parts_and_is_remembered,
     multipart_listing_is_scoped_to_owner_and_ordered,
     concurrent_parts_cannot_exceed_the_budget_together,
     concurrent_commits_cannot_exceed_a_tenant_quota,
@@ -312,7 +317,18 @@ fn info(n: u64) -> CommitInfo {
         committed_at_ms: T0 + n as i64,
         quota: None,
         scan: Some(format!(r#"{{"result":"clean","n":{n}}}"#)),
+        headers: headers(n),
+        tags: ObjectTags(vec![("version".to_owned(), format!("{n}"))]),
+        condition: None,
     }
+}
+
+/// Stored headers for version `n`: user metadata (with a non-ASCII value) and a standard one.
+fn headers(n: u64) -> ObjectHeaders {
+    ObjectHeaders(vec![
+        ("x-amz-meta-version".to_owned(), format!("v{n} – été")),
+        ("cache-control".to_owned(), format!("max-age={n}")),
+    ])
 }
 
 fn expected(p: &NewPending, i: &CommitInfo) -> ObjectRecord {
@@ -328,6 +344,8 @@ fn expected(p: &NewPending, i: &CommitInfo) -> ObjectRecord {
         checksum: i.checksum.clone(),
         committed_at_ms: i.committed_at_ms,
         scan: i.scan.clone(),
+        headers: i.headers.clone(),
+        tags: i.tags.clone(),
     }
 }
 
@@ -451,6 +469,12 @@ async fn commit_round_trips_every_field(s: Store) {
         committed_at_ms: T0 + 42,
         quota: None,
         scan: Some(r#"{"result":"disarmed","changes":["disarmed JavaScript"]}"#.to_owned()),
+        headers: ObjectHeaders(vec![(
+            "content-disposition".to_owned(),
+            "attachment; filename=\"ü.pdf\"".to_owned(),
+        )]),
+        tags: ObjectTags::default(),
+        condition: None,
     };
     let without = NewPending {
         owner: "AKIDOTHEROWNER000002".to_owned(),
@@ -461,6 +485,7 @@ async fn commit_round_trips_every_field(s: Store) {
         checksum: None,
         content_type: "application/octet-stream".to_owned(),
         scan: None,
+        headers: ObjectHeaders::default(),
         ..info(9)
     };
     let empty = pending("empty", BUCKET, "dir/empty");
@@ -919,6 +944,131 @@ async fn concurrent_commits_to_one_key_leave_exactly_one_committed(s: Store) {
     );
 }
 
+async fn tags_are_replaced_on_the_current_version_only(s: Store) {
+    let tags = ObjectTags(vec![("a".to_owned(), "ü 1".to_owned())]);
+    assert!(
+        !s.set_tags(BUCKET, "tagged", &tags).await.unwrap(),
+        "no object yet"
+    );
+    put(&s, "t1", BUCKET, "tagged").await;
+    assert!(s.set_tags(BUCKET, "tagged", &tags).await.unwrap());
+    assert_eq!(
+        s.current(BUCKET, "tagged").await.unwrap().unwrap().tags,
+        tags
+    );
+    assert!(
+        s.set_tags(BUCKET, "tagged", &ObjectTags::default())
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.current(BUCKET, "tagged")
+            .await
+            .unwrap()
+            .unwrap()
+            .tags
+            .0
+            .is_empty()
+    );
+    // A new version has the tags it was committed with.
+    assert!(s.set_tags(BUCKET, "tagged", &tags).await.unwrap());
+    put(&s, "t2", BUCKET, "tagged").await;
+    assert_eq!(
+        s.current(BUCKET, "tagged").await.unwrap().unwrap().tags,
+        info(1).tags
+    );
+    assert!(!s.set_tags(BUCKET, "tagged\0", &tags).await.unwrap());
+}
+
+fn conditional(n: u64, condition: WriteCondition) -> CommitInfo {
+    CommitInfo {
+        condition: Some(condition),
+        ..info(n)
+    }
+}
+
+async fn conditional_commits_judge_the_version_they_replace(s: Store) {
+    let absent = WriteCondition::Absent;
+    s.insert_pending(&pending("c1", BUCKET, "cond"))
+        .await
+        .unwrap();
+    s.commit("c1", &conditional(1, absent.clone()))
+        .await
+        .expect("an absent key takes an if-absent write");
+    // Refused conditions change nothing: the pending row stays pending, the current stays.
+    s.insert_pending(&pending("c2", BUCKET, "cond"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.commit("c2", &conditional(2, absent)).await,
+        Err(MetaError::ConditionFailed)
+    ));
+    assert!(matches!(
+        s.commit(
+            "c2",
+            &conditional(2, WriteCondition::EtagIs("other".into()))
+        )
+        .await,
+        Err(MetaError::ConditionFailed)
+    ));
+    assert_eq!(s.current(BUCKET, "cond").await.unwrap().unwrap().id, "c1");
+    let etag = info(1).etag;
+    assert_eq!(
+        s.commit("c2", &conditional(2, WriteCondition::EtagIs(etag.clone())))
+            .await
+            .expect("the matching ETag"),
+        vec!["c1".to_owned()]
+    );
+    // Deleted meanwhile: a conflict, not a failed condition.
+    s.delete_current(BUCKET, "cond").await.unwrap();
+    s.insert_pending(&pending("c3", BUCKET, "cond"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.commit("c3", &conditional(3, WriteCondition::EtagIs(info(2).etag)))
+            .await,
+        Err(MetaError::ConditionConflict)
+    ));
+    assert!(s.current(BUCKET, "cond").await.unwrap().is_none());
+}
+
+async fn concurrent_commits_if_absent_leave_exactly_one_winner(s: Store) {
+    const N: usize = 20;
+    let ids: Vec<String> = (0..N).map(|n| format!("once-{n}")).collect();
+    for id in &ids {
+        s.insert_pending(&pending(id, BUCKET, "once"))
+            .await
+            .unwrap();
+    }
+    let tasks: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let (s, id) = (s.clone(), id.clone());
+            tokio::spawn(async move {
+                s.commit(&id, &conditional(n as u64, WriteCondition::Absent))
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(retired) => {
+                assert!(retired.is_empty());
+                won += 1;
+            }
+            Err(MetaError::ConditionFailed) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(
+        s.list(BUCKET, "once", "", false, 100).await.unwrap().len(),
+        1
+    );
+}
+
 async fn concurrent_commits_to_several_keys_keep_one_per_key(s: Store) {
     const KEYS: usize = 4;
     const PER_KEY: usize = 5;
@@ -1039,6 +1189,9 @@ fn upload(id: &str, key: &str, owner: &str) -> MultipartUpload {
         checksum_algorithm: Some("CRC32".into()),
         created_at_ms: T0,
         last_activity_ms: T0,
+        headers: headers(9),
+        completed_etag: None,
+        tags: ObjectTags(vec![("from".to_owned(), "upload".to_owned())]),
     }
 }
 
@@ -1163,6 +1316,57 @@ async fn multipart_removal_makes_every_part_blob_loose(s: Store) {
     assert!(loose_ids(&s, LATER).await.contains("inflight"));
     s.forget_loose_blob("p1").await.expect("forget");
     assert!(!loose_ids(&s, i64::MAX).await.contains("p1"));
+}
+
+async fn multipart_completion_frees_parts_and_is_remembered(s: Store) {
+    s.create_multipart(&upload("u3", "k", OWNER))
+        .await
+        .expect("create");
+    s.register_loose_blob("c1", BUCKET, LATER)
+        .await
+        .expect("loose");
+    assert!(
+        s.put_part("u3", &part_record(1, "c1", 10), 100, T0)
+            .await
+            .expect("put")
+    );
+    assert!(
+        s.finish_multipart("u3", "e-1", T0 + 5)
+            .await
+            .expect("finish")
+    );
+    // Only an open upload completes; the completed one answers with its result.
+    assert!(
+        !s.finish_multipart("u3", "e-2", T0 + 6)
+            .await
+            .expect("again")
+    );
+    let done = s.multipart("u3").await.expect("get").expect("remembered");
+    assert_eq!(done.completed_etag.as_deref(), Some("e-1"));
+    assert_eq!(done.headers, headers(9));
+    assert_eq!(done.last_activity_ms, T0 + 5);
+    assert!(s.parts("u3", 0, 10).await.expect("parts").is_empty());
+    assert!(loose_ids(&s, T0 + 5).await.contains("c1"));
+    // No more parts; not listed as open; forgotten when idle.
+    s.register_loose_blob("c2", BUCKET, LATER)
+        .await
+        .expect("loose");
+    assert!(matches!(
+        s.put_part("u3", &part_record(2, "c2", 10), 100, T0 + 7)
+            .await,
+        Err(MetaError::NoSuchUpload)
+    ));
+    let open = s
+        .list_multipart(BUCKET, OWNER, "", "", "", 10)
+        .await
+        .expect("list");
+    assert!(open.iter().all(|u| u.upload_id != "u3"));
+    assert_eq!(
+        s.idle_multipart(T0 + 6, 10).await.expect("idle"),
+        vec!["u3".to_owned()]
+    );
+    assert!(s.remove_multipart("u3", LATER).await.expect("remove"));
+    assert!(s.multipart("u3").await.expect("get").is_none());
 }
 
 async fn multipart_listing_is_scoped_to_owner_and_ordered(s: Store) {
@@ -1303,7 +1507,7 @@ fn old_database(migrations: &[&str], version: usize) -> String {
 /// nothing re-ran (the old object is there), every migration is recorded once, and those the
 /// old runner had not applied have run (tenants and quotas work).
 async fn assert_adopted(s: Store, versions: Vec<(i64, bool)>) {
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7].map(|v| (v, true)));
+    assert_eq!(versions, MIGRATION_VERSIONS.map(|v| (v, true)));
     assert_eq!(
         s.current(BUCKET, "k").await.unwrap().map(|r| r.id),
         Some("old".to_owned())
@@ -1324,6 +1528,9 @@ async fn assert_adopted(s: Store, versions: Vec<(i64, bool)>) {
     );
     assert_eq!(put(&s, "new", BUCKET, "k").await, vec!["old".to_owned()]);
 }
+
+/// Every migration version the stores embed (0007 is another branch's; sqlx allows the gap).
+const MIGRATION_VERSIONS: [i64; 7] = [1, 2, 3, 4, 5, 6, 7, 8];
 
 const SQLX_MIGRATIONS: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY version";
 
@@ -1429,7 +1636,7 @@ async fn postgres_concurrent_startup_migrates_once_and_reopen_keeps_records() {
             .unwrap();
             assert_eq!(
                 versions,
-                [1, 2, 3, 4, 5, 6, 7].map(|v| (v, true)),
+                MIGRATION_VERSIONS.map(|v| (v, true)),
                 "each migration recorded once"
             );
             let legacy: Option<String> = sqlx::query_scalar(&format!(

@@ -530,6 +530,41 @@ async fn files_are_isolated_between_tenants_and_owners() {
         ),
         Some(403)
     );
+    // Tags of another tenant's object are out of reach too.
+    let err = s3b
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .expect_err("B reads A's tags");
+    assert_eq!(status_of(&err), Some(403));
+    let tags = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(
+            aws_sdk_s3::types::Tag::builder()
+                .key("k")
+                .value("v")
+                .build()
+                .expect("tag"),
+        )
+        .build()
+        .expect("tagging");
+    let err = s3b
+        .put_object_tagging()
+        .bucket(BUCKET)
+        .key(&key)
+        .tagging(tags.clone())
+        .send()
+        .await
+        .expect_err("B tags A's object");
+    assert_eq!(status_of(&err), Some(403));
+    s3a.put_object_tagging()
+        .bucket(BUCKET)
+        .key(&key)
+        .tagging(tags)
+        .send()
+        .await
+        .expect("A tags its own");
     let err = s3b
         .list_objects_v2()
         .bucket(BUCKET)

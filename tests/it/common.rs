@@ -477,3 +477,99 @@ impl Drop for RedisProc {
         self.kill();
     }
 }
+
+/// Puts `body` at `key` of the test bucket as a PDF through the SDK (a fixture, not the subject).
+pub async fn put_pdf(s3: &aws_sdk_s3::Client, key: &str, body: Vec<u8>) {
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .content_type("application/pdf")
+        .body(aws_sdk_s3::primitives::ByteStream::from(body))
+        .send()
+        .await
+        .expect("put");
+}
+
+/// HEAD of `key` in the test bucket through the SDK.
+pub async fn head_of(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    s3.head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("head")
+}
+
+/// Sends `create` (a CreateMultipartUpload), uploads one PDF part of `len` bytes to it and
+/// returns the upload id and the list that completes it.
+pub async fn one_part_upload(
+    s3: &aws_sdk_s3::Client,
+    create: aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder,
+    len: usize,
+) -> (String, aws_sdk_s3::types::CompletedMultipartUpload) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let up = create.send().await.expect("create");
+    let (key, id) = (up.key().expect("key"), up.upload_id().expect("id"));
+    let part = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(id)
+        .part_number(1)
+        .body(aws_sdk_s3::primitives::ByteStream::from(pdf(len)))
+        .send()
+        .await
+        .expect("part");
+    let done = CompletedMultipartUpload::builder()
+        .parts(
+            CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().expect("etag"))
+                .build(),
+        )
+        .build();
+    (id.to_string(), done)
+}
+
+/// HMAC-SHA256, for tests that sign by the spec's formula.
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).expect("key");
+    m.update(msg);
+    m.finalize().into_bytes().to_vec()
+}
+
+/// A fresh PostgreSQL schema for one test: the metadata config that uses it, and a drop of it
+/// when the test is done (`UPGATE_TEST_POSTGRES_URL`, default the local test database).
+pub struct PgSchema {
+    pub url: String,
+    pub schema: String,
+}
+
+impl PgSchema {
+    pub fn new() -> Self {
+        let url = std::env::var("UPGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+        let schema = format!("e2e_{}", upgate::id::random_hex(6));
+        Self { url, schema }
+    }
+
+    /// The `[metadata]` config section that points a gateway at the schema.
+    pub fn config(&self) -> String {
+        format!(
+            "[metadata]\nurl = {:?}\nschema = {:?}\n",
+            self.url, self.schema
+        )
+    }
+
+    pub async fn drop(self) {
+        let pool = sqlx::PgPool::connect(&self.url).await.expect("connect");
+        sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.schema))
+            .execute(&pool)
+            .await
+            .expect("drop schema");
+    }
+}

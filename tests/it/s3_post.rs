@@ -178,6 +178,87 @@ async fn a_signed_form_upload_is_stored_through_the_pipe() {
 }
 
 #[tokio::test]
+async fn form_metadata_and_headers_are_stored_and_returned() {
+    let app = spawn_app().await;
+    let conds = serde_json::json!([
+        {"bucket": BUCKET},
+        ["starts-with", "$key", "user/"],
+        ["starts-with", "$x-amz-meta-color", ""],
+        {"x-amz-meta-tag": "=?UTF-8?B?w6l0w6k=?="},
+        {"Cache-Control": "max-age=60"},
+        ["starts-with", "$Content-Disposition", "attachment"],
+        ["starts-with", "$tagging", ""],
+    ]);
+    let tagging =
+        "<Tagging><TagSet><Tag><Key>via</Key><Value>form</Value></Tag></TagSet></Tagging>";
+    let form = with(
+        signed_form(conds, &soon(), SECRET_KEY),
+        &[
+            ("key", "user/meta.pdf"),
+            ("x-amz-meta-color", "green"),
+            ("x-amz-meta-tag", "=?UTF-8?B?w6l0w6k=?="),
+            ("Cache-Control", "max-age=60"),
+            ("Content-Disposition", "attachment; filename=\"m.pdf\""),
+            ("tagging", tagging),
+        ],
+    );
+    let (status, _, resp) = post(&app, &form, &pdf(1000)).await;
+    assert_eq!(status, 204, "{resp}");
+    let head = app
+        .s3()
+        .head_object()
+        .bucket(BUCKET)
+        .key("user/meta.pdf")
+        .send()
+        .await
+        .expect("head");
+    let meta = head.metadata().expect("metadata");
+    assert_eq!(meta.get("color").map(String::as_str), Some("green"));
+    assert_eq!(
+        meta.get("tag").map(String::as_str),
+        Some("=?UTF-8?B?w6l0w6k=?=")
+    );
+    assert_eq!(head.cache_control(), Some("max-age=60"));
+    assert_eq!(
+        head.content_disposition(),
+        Some("attachment; filename=\"m.pdf\"")
+    );
+    // The form's tagging field (a Tagging document) tags the object.
+    let tags = app
+        .s3()
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key("user/meta.pdf")
+        .send()
+        .await
+        .expect("tagging");
+    let tags: Vec<(&str, &str)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(tags, vec![("via", "form")]);
+    // The 2 KB limit holds for forms too.
+    let big = "v".repeat(2048);
+    let conds = serde_json::json!([
+        {"bucket": BUCKET},
+        ["starts-with", "$key", "user/"],
+        ["starts-with", "$x-amz-meta-a", ""],
+    ]);
+    let form = with(
+        signed_form(conds, &soon(), SECRET_KEY),
+        &[("key", "user/big.pdf"), ("x-amz-meta-a", &big)],
+    );
+    let (status, _, resp) = post(&app, &form, &pdf(1000)).await;
+    assert_eq!(
+        (status, error_code(resp.as_bytes()).as_str()),
+        (400, "MetadataTooLarge"),
+        "{resp}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn redirect_after_upload_carries_bucket_key_and_etag() {
     let app = spawn_app().await;
     let conds = serde_json::json!([
@@ -348,6 +429,20 @@ async fn policy_violations_are_refused_and_store_nothing() {
             400,
             "InvalidPolicyDocument",
         ),
+        // An empty condition object is a malformed policy (400), not a failed one.
+        (
+            with(
+                signed_form(
+                    serde_json::json!([{"bucket": BUCKET}, {}]),
+                    &soon(),
+                    SECRET_KEY,
+                ),
+                &[("key", "user/x.pdf")],
+            ),
+            pdf(1000),
+            400,
+            "InvalidPolicyDocument",
+        ),
     ];
     for (i, (form, file, status, code)) in cases.into_iter().enumerate() {
         let (got, _, resp) = post(&app, &form, &file).await;
@@ -487,6 +582,17 @@ async fn cors_preflight_and_response_headers_follow_the_bucket_rules() {
         let (status, h, _) = send("OPTIONS", &url, &pre(o, m, hd), vec![]).await;
         assert_eq!(status, 403, "{o} {m} {hd}");
         assert!(h.get("access-control-allow-origin").is_none());
+    }
+    // An OPTIONS that is no preflight: 400 BadRequest, as S3 answers.
+    let no_origin = vec![(
+        "access-control-request-method".to_string(),
+        "PUT".to_string(),
+    )];
+    let no_method = vec![("origin".to_string(), "https://app.example.com".to_string())];
+    for h in [no_origin, no_method] {
+        let (status, _, body) = send("OPTIONS", &url, &h, vec![]).await;
+        assert_eq!(status, 400, "{h:?}");
+        assert_eq!(error_code(&body), "BadRequest", "{h:?}");
     }
     // Actual responses to an allowed origin carry CORS headers, errors included.
     let origin = vec![("origin".to_string(), "https://app.example.com".to_string())];

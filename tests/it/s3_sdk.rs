@@ -463,10 +463,8 @@ async fn sdk_presigned_put_and_get_work_with_a_plain_http_client() {
 
 #[tokio::test]
 async fn the_gateway_runs_on_postgresql_metadata() {
-    let url = std::env::var("UPGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let schema = format!("e2e_{}", upgate::id::random_hex(6));
-    let app = spawn_app_with(&format!("[metadata]\nurl = {url:?}\nschema = {schema:?}\n")).await;
+    let pg = PgSchema::new();
+    let app = spawn_app_with(&pg.config()).await;
     let s3 = app.s3();
     let body = pdf(100_000);
     for k in ["pg/a.pdf", "pg/b.pdf"] {
@@ -513,9 +511,5 @@ async fn the_gateway_runs_on_postgresql_metadata() {
             .is_none()
     );
     app.stop().await;
-    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&pool)
-        .await
-        .expect("drop schema");
+    pg.drop().await;
 }

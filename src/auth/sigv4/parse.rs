@@ -166,8 +166,9 @@ fn payload_from_header(value: &[u8]) -> Result<(String, PayloadKind), AuthError>
     Ok((value.to_owned(), kind))
 }
 
-/// The request date for header auth: `x-amz-date` (strict ISO 8601 basic) if present, else the
-/// `Date` header (HTTP date). Returns the string-to-sign form and the instant.
+/// The request date for header auth: `x-amz-date` (strict ISO 8601 basic) if present (it wins
+/// over a `Date` header, as in S3), else the `Date` header (an HTTP date, read as
+/// [`crate::clock::parse_http_date`] reads it). Returns the string-to-sign form and the instant.
 fn header_auth_date(headers: &HeaderMap) -> Result<(String, SystemTime), AuthError> {
     if let Some(v) = single_header(headers, "x-amz-date")? {
         let s = v.to_str().map_err(|_| AuthError::InvalidDate)?;
@@ -176,7 +177,7 @@ fn header_auth_date(headers: &HeaderMap) -> Result<(String, SystemTime), AuthErr
     }
     if let Some(v) = single_header(headers, "date")? {
         let s = v.to_str().map_err(|_| AuthError::InvalidDate)?;
-        let t = httpdate::parse_http_date(s).map_err(|_| AuthError::InvalidDate)?;
+        let t = crate::clock::parse_http_date(s).ok_or(AuthError::InvalidDate)?;
         return Ok((super::format_amz_date(t), t));
     }
     Err(AuthError::InvalidDate)
