@@ -272,3 +272,75 @@ def test_boto3_upload_file_multipart(gateway, tmp_path):
     assert head["ETag"].strip('"').endswith("-3")
     got = s3.get_object(Bucket=BUCKET, Key="mp/boto.pdf", ChecksumMode="ENABLED")
     assert got["Body"].read() == body
+
+
+def test_boto3_if_none_match_race_has_exactly_one_winner(gateway):
+    # 20 writers race to create one key with `If-None-Match: *` (write-once): one succeeds,
+    # every other one is told the key exists (412) or lost the race at commit (409).
+    import concurrent.futures
+
+    from botocore.exceptions import ClientError
+
+    s3 = s3_client(gateway, retries={"max_attempts": 1}, max_pool_connections=20)
+    bodies = [pdf_bytes(200_000, seed=100 + i) for i in range(20)]
+
+    def put(i):
+        try:
+            s3.put_object(Bucket=BUCKET, Key="once/race.pdf", Body=bodies[i], IfNoneMatch="*")
+            return "ok", i
+        except ClientError as e:
+            return e.response["Error"]["Code"], i
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(put, range(20)))
+    winners = [i for code, i in results if code == "ok"]
+    assert len(winners) == 1, results
+    assert {code for code, _ in results if code != "ok"} <= {"PreconditionFailed", "ConditionalRequestConflict"}, results
+    got = s3.get_object(Bucket=BUCKET, Key="once/race.pdf")["Body"].read()
+    assert got == bodies[winners[0]]
+
+
+def test_aws_cli_sync_keeps_user_metadata(gateway, tmp_path):
+    src = tmp_path / "sync"
+    src.mkdir()
+    for i in range(3):
+        (src / f"s{i}.pdf").write_bytes(pdf_bytes(300_000 + i, seed=200 + i))
+    aws(gateway, "s3", "sync", str(src), f"s3://{BUCKET}/sync/", "--metadata", "owner=alice,dept=legal",
+        "--cache-control", "max-age=60")
+    s3 = s3_client(gateway)
+    for i in range(3):
+        head = s3.head_object(Bucket=BUCKET, Key=f"sync/s{i}.pdf")
+        assert head["Metadata"] == {"owner": "alice", "dept": "legal"}, head
+        assert head["CacheControl"] == "max-age=60", head
+
+
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone not installed (.ci/run installs it)")
+def test_rclone_copy_with_metadata(gateway, tmp_path):
+    src = tmp_path / "meta"
+    src.mkdir()
+    (src / "m.pdf").write_bytes(pdf_bytes(250_000, seed=300))
+    env = gateway.env()
+    env.update(
+        RCLONE_CONFIG_UG_TYPE="s3",
+        RCLONE_CONFIG_UG_PROVIDER="Other",
+        RCLONE_CONFIG_UG_ACCESS_KEY_ID=ACCESS_KEY,
+        RCLONE_CONFIG_UG_SECRET_ACCESS_KEY=SECRET_KEY,
+        RCLONE_CONFIG_UG_ENDPOINT=gateway.endpoint,
+        RCLONE_CONFIG_UG_REGION="us-east-1",
+        RCLONE_CONFIG_UG_FORCE_PATH_STYLE="true",
+        RCLONE_CONFIG="/dev/null",
+    )
+    res = subprocess.run(
+        ["rclone", "copy", "--metadata", "--metadata-set", "color=blue", str(src), f"ug:{BUCKET}/rmeta"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+    head = s3_client(gateway).head_object(Bucket=BUCKET, Key="rmeta/m.pdf")
+    assert head["Metadata"].get("color") == "blue", head["Metadata"]
+    # rclone keeps the file's modification time as metadata too, and reads it back.
+    assert "mtime" in head["Metadata"], head["Metadata"]
+    res = subprocess.run(["rclone", "lsjson", "--metadata", f"ug:{BUCKET}/rmeta"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    listed = json.loads(res.stdout)
+    assert listed[0]["Metadata"]["color"] == "blue", listed
