@@ -198,7 +198,7 @@ where
             };
             // Bytes a content check refused may be kept for the operator (the body arrived
             // whole); anything else goes.
-            if matches!(e, Error::ContentRejected(_)) && state.bucket(bucket)?.quarantine {
+            if super::verdict::quarantines(state, bucket, &e) {
                 if staging.commit().await.is_ok() {
                     dispose(state, &refused, &path, &e).await;
                 }

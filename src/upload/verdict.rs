@@ -131,6 +131,12 @@ pub struct Refused<'a> {
     pub id: &'a str,
 }
 
+/// Whether the bytes of an upload refused with `e` are kept for the operator: a content
+/// check's refusal, in a bucket that quarantines.
+pub fn quarantines(state: &AppState, bucket: &str, e: &Error) -> bool {
+    matches!(e, Error::ContentRejected(_)) && state.bucket(bucket).is_ok_and(|b| b.quarantine)
+}
+
 /// The bytes of a refused upload, published at `path`: moved to the bucket's quarantine area
 /// with a note when the refusal is a content check's and the bucket keeps them, removed
 /// otherwise. Failures are logged (the sweeper has no pointer to them either way).
@@ -140,9 +146,7 @@ pub async fn dispose(
     path: &object_store::path::Path,
     e: &Error,
 ) {
-    let keep = matches!(e, Error::ContentRejected(_))
-        && state.bucket(r.bucket).is_ok_and(|b| b.quarantine);
-    if keep {
+    if quarantines(state, r.bucket, e) {
         let to = crate::storage::Storage::quarantine_path_for(r.bucket, r.id);
         let note = serde_json::json!({
             "reason": match e { Error::ContentRejected(why) => *why, _ => "" },
