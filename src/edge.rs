@@ -1,6 +1,6 @@
 //! The request edge: the one place every request on the main listener passes through, whatever
-//! front end serves it. It assigns the request id, answers the probes, sends `/v1/...` to the
-//! control API and everything else to the S3 plane, then finishes the response the same way
+//! front end serves it. It assigns the request id, answers the probes, sends the pages' paths
+//! to `web`, `/v1/tus/` to tus, `/v1/...` to the control API and everything else to the S3 plane, then finishes the response the same way
 //! for both: the error rendered in the front end's own format (logged and counted once, here),
 //! HSTS on TLS connections, CORS headers for allowed origins (errors included), the request id
 //! and server headers, request metrics, and exactly one access-log line (no key, no filename,
@@ -44,6 +44,9 @@ pub async fn handle(
             crate::api::handle_jwks(&state).await,
             crate::api::error_response,
         )
+    } else if crate::web::owns(&state.config.web, path) {
+        let out = crate::web::handle(Arc::clone(&state), req, conn, &request_id).await;
+        (out, crate::web::error_response)
     } else if crate::tus::owns(path) {
         let out = crate::tus::handle(Arc::clone(&state), req, conn, &request_id).await;
         (out, crate::tus::error_response)

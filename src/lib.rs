@@ -19,8 +19,10 @@
 //!                → scope → rate limit → handler (object, multipart, post, bucket) → S3 XML
 //!    api/ ────── JSON control plane: upload links and tokens, files, downloads, versions,
 //!                grants + audit, admin, OpenAPI
-//!    tus/ ────── tus 1.0 resumable uploads over upload::resumable. Front ends never import
-//!                each other.
+//!    tus/ ────── tus 1.0 resumable uploads over upload::resumable
+//!    web/ ────── the pages upgate serves (drop page, files page; embedded HTML/CSS/JS, strict
+//!                CSP) and Uppy's Companion-compatible S3 routes over upload::resumable.
+//!                Front ends never import each other.
 //! L3 upload/ ─── the protocol-neutral lifecycle: expectations(bucket) → put (pending row,
 //!                staged write, commit or abort on drop) · link (claim, commit, release) ·
 //!                multipart (store part, complete + assemble) · resumable (tus/IETF state
@@ -90,6 +92,7 @@ pub mod upload;
 pub mod api;
 pub mod s3;
 pub mod tus;
+pub mod web;
 // L5 server
 pub mod edge;
 pub mod health;

@@ -39,6 +39,8 @@ pub enum ApiRoute {
     GetUpload(String),
     CompleteUpload(String),
     CreateToken,
+    ListTokens,
+    TokenSelf,
     RevokeToken(String),
     ListFiles,
     GetFile(String),
@@ -68,6 +70,8 @@ impl ApiRoute {
             ApiRoute::GetUpload(_) => "api.GetUpload",
             ApiRoute::CompleteUpload(_) => "api.CompleteUpload",
             ApiRoute::CreateToken => "api.CreateToken",
+            ApiRoute::ListTokens => "api.ListTokens",
+            ApiRoute::TokenSelf => "api.TokenSelf",
             ApiRoute::RevokeToken(_) => "api.RevokeToken",
             ApiRoute::ListFiles => "api.ListFiles",
             ApiRoute::GetFile(_) => "api.GetFile",
@@ -126,6 +130,8 @@ fn route_exact(method: &Method, path: &str) -> Result<ApiRoute> {
         (Method::GET, ["uploads", u]) => ApiRoute::GetUpload(id(u)?),
         (Method::POST, ["uploads", u, "complete"]) => ApiRoute::CompleteUpload(id(u)?),
         (Method::POST, ["upload-tokens"]) => ApiRoute::CreateToken,
+        (Method::GET, ["upload-tokens"]) => ApiRoute::ListTokens,
+        (Method::GET, ["upload-tokens", "self"]) => ApiRoute::TokenSelf,
         (Method::DELETE, ["upload-tokens", t]) => ApiRoute::RevokeToken(id(t)?),
         (Method::GET, ["files"]) => ApiRoute::ListFiles,
         (Method::GET, ["files", f]) => ApiRoute::GetFile(id(f)?),
@@ -168,6 +174,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/uploads/{id}"),
     ("post", "/v1/uploads/{id}/complete"),
     ("post", "/v1/upload-tokens"),
+    ("get", "/v1/upload-tokens"),
+    ("get", "/v1/upload-tokens/self"),
     ("delete", "/v1/upload-tokens/{id}"),
     ("get", "/v1/files"),
     ("get", "/v1/files/{id}"),
@@ -301,6 +309,13 @@ async fn dispatch(
         ApiRoute::AuthRegister | ApiRoute::AuthLogin | ApiRoute::AuthRefresh
     ) || (route == ApiRoute::AuthLogout
         && !parts.headers.contains_key(header::AUTHORIZATION));
+    if route == ApiRoute::TokenSelf {
+        // The holder of an expired, revoked or used-up token may still learn which it is.
+        crate::upload::admit::rate_limit(state, RouteClass::TokenExchange, None, ip).await?;
+        let credential = crate::auth::principal::bearer_credential(&parts.headers)?;
+        let token = crate::auth::principal::token_holder(&state.credentials, credential).await?;
+        return uploads::token_self(state, &token).await;
+    }
     if unauthenticated {
         crate::accounts::enabled(state)?;
         crate::upload::admit::rate_limit(state, RouteClass::TokenExchange, None, ip).await?;
@@ -336,7 +351,15 @@ async fn dispatch(
         ApiRoute::CompleteUpload(id) => {
             uploads::complete_upload(state, &who, &id, read_json(body).await?).await
         }
-        ApiRoute::CreateToken => uploads::create_token(state, &who, read_json(body).await?).await,
+        ApiRoute::CreateToken => {
+            let base = base_url(state, &parts.headers, conn)?;
+            uploads::create_token(state, &who, read_json(body).await?, &base).await
+        }
+        ApiRoute::ListTokens => {
+            let base = base_url(state, &parts.headers, conn)?;
+            uploads::list_tokens(state, &who, &base).await
+        }
+        ApiRoute::TokenSelf => Err(Error::NotFound),
         ApiRoute::RevokeToken(id) => uploads::revoke_token(state, &who, &id).await,
         ApiRoute::ListFiles => files::list(state, &who, query).await,
         ApiRoute::GetFile(id) => files::get(state, &who, &id).await,
@@ -428,7 +451,7 @@ mod tests {
         for (m, p, want) in cases {
             assert_eq!(route(&m, p).expect(p), want, "{m} {p}");
         }
-        assert_eq!(ROUTES.len(), 24);
+        assert_eq!(ROUTES.len(), 26);
         assert_eq!(
             route(&Method::PATCH, "/v1/auth/me").expect("me"),
             ApiRoute::AuthUpdateMe

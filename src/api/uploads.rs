@@ -510,6 +510,87 @@ pub struct CreateToken {
     pub max_bytes: Option<i64>,
     /// Allowed content types (default: the bucket's).
     pub allowed_types: Option<Vec<String>>,
+    /// Most bytes of one file (default: the bucket limit).
+    pub max_file_bytes: Option<i64>,
+    /// A note to the holder, shown on the drop page (plain text, at most 500 characters).
+    pub note: Option<String>,
+    /// Who asks for the files, as the drop page names them (plain text, at most 100
+    /// characters; default: the issuing user's name, or the tenant's).
+    pub requester: Option<String>,
+    /// An address to notify about uploads through the token.
+    pub notify_email: Option<String>,
+}
+
+/// Most characters of a token's note.
+const MAX_NOTE: usize = 500;
+/// Most characters of a token's requester name.
+const MAX_REQUESTER: usize = 100;
+
+/// Checks a plain-text field shown on the drop page: at most `max` characters, no control
+/// characters but line breaks (the page renders it as text, never as markup).
+fn page_text(v: Option<String>, max: usize, what: &'static str) -> Result<String> {
+    let v = v.unwrap_or_default().trim().to_string();
+    if v.chars().count() > max || v.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::InvalidJson(what));
+    }
+    Ok(v)
+}
+
+/// Whether `s` looks like one e-mail address (`local@domain.tld`: one `@`, no spaces, no
+/// characters that would split a header into several addresses).
+fn plausible_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        })
+        && !domain.contains('@')
+}
+
+/// The drop page URL of a token (the token in the fragment, which no request line carries).
+fn drop_url(state: &AppState, base_url: &str, token: &str) -> Option<String> {
+    let web = &state.config.web;
+    web.enabled
+        .then(|| format!("{base_url}{}drop#{token}", web.prefix))
+}
+
+/// What a token still allows, in words the drop page shows.
+fn token_status(t: &UploadToken, now_ms: i64) -> &'static str {
+    if t.revoked {
+        "revoked"
+    } else if t.expires_at_ms < now_ms {
+        "expired"
+    } else if t.uploads_used >= t.max_uploads || t.bytes_used >= t.max_bytes {
+        "exhausted"
+    } else {
+        "active"
+    }
+}
+
+/// The JSON view of a token (never its secret, which only the creation answer holds).
+fn token_json(t: &UploadToken, now_ms: i64) -> serde_json::Value {
+    serde_json::json!({
+        "token_id": t.id,
+        "client_id": t.client_id,
+        "status": token_status(t, now_ms),
+        "requester": t.requester,
+        "note": t.note,
+        "expires_at": iso8601(crate::clock::from_ms(t.expires_at_ms)),
+        "created_at": iso8601(crate::clock::from_ms(t.created_at_ms)),
+        "max_uploads": t.max_uploads,
+        "uploads_used": t.uploads_used,
+        "max_bytes": t.max_bytes,
+        "bytes_used": t.bytes_used,
+        "max_file_bytes": t.max_file_bytes,
+        "allowed_types": t.allowed_types,
+        "notify_email": t.notify_email,
+    })
 }
 
 /// Issues an upload token for an anonymous client.
@@ -517,6 +598,7 @@ pub async fn create_token(
     state: &Arc<AppState>,
     who: &Principal,
     req: CreateToken,
+    base_url: &str,
 ) -> Result<Response<Body>> {
     who.require_app_or_user()?;
     let api = &state.config.api;
@@ -559,6 +641,30 @@ pub async fn create_token(
             out
         }
     };
+    let max_file_bytes = match req.max_file_bytes {
+        None => None,
+        Some(n) if n >= 1 => Some(n.min(max_bytes)),
+        Some(_) => return Err(Error::InvalidJson("max_file_bytes must be at least 1.")),
+    };
+    let note = page_text(
+        req.note,
+        MAX_NOTE,
+        "note is at most 500 characters of text.",
+    )?;
+    let mut requester = page_text(
+        req.requester,
+        MAX_REQUESTER,
+        "requester is at most 100 characters of text.",
+    )?;
+    if requester.is_empty() {
+        requester = default_requester(state, who).await?;
+    }
+    let notify_email = match req.notify_email.map(|e| e.trim().to_string()) {
+        None => None,
+        Some(e) if e.is_empty() => None,
+        Some(e) if plausible_email(&e) => Some(e),
+        Some(_) => return Err(Error::InvalidJson("notify_email is not an e-mail address.")),
+    };
     let now = crate::clock::now_ms();
     let secret = crate::id::random_hex(32);
     let token = UploadToken {
@@ -576,20 +682,113 @@ pub async fn create_token(
         allowed_types: allowed_types.clone(),
         revoked: false,
         created_at_ms: now,
+        max_file_bytes,
+        note,
+        requester,
+        notify_email,
     };
     state.control.insert_token(&token).await?;
-    Ok(json(
-        StatusCode::CREATED,
-        &serde_json::json!({
-            "token": format!("ugt_{}_{}", token.id, secret),
-            "token_id": token.id,
-            "client_id": token.client_id,
-            "expires_at": iso8601(crate::clock::from_ms(token.expires_at_ms)),
-            "max_uploads": max_uploads,
-            "max_bytes": max_bytes,
-            "allowed_types": allowed_types,
-        }),
-    ))
+    let credential = format!("ugt_{}_{}", token.id, secret);
+    let mut out = token_json(&token, now);
+    out["token"] = credential.clone().into();
+    out["drop_url"] = drop_url(state, base_url, &credential).into();
+    Ok(json(StatusCode::CREATED, &out))
+}
+
+/// Who a token's page says asks for the files, when its issuer named nobody: the signed-in
+/// user's name (or address), else the tenant's name.
+async fn default_requester(state: &AppState, who: &Principal) -> Result<String> {
+    if let Via::User(u) = &who.via
+        && let Some(accounts) = &state.credentials.accounts
+        && let Some(user) = accounts.store.user(&u.user_id).await?
+    {
+        return Ok(if user.name.is_empty() {
+            user.email
+        } else {
+            user.name
+        });
+    }
+    Ok(state
+        .control
+        .tenant(&who.tenant_id)
+        .await?
+        .map(|t| t.name)
+        .unwrap_or_default())
+}
+
+/// Most tokens `GET /v1/upload-tokens` lists.
+const MAX_LISTED_TOKENS: u32 = 200;
+
+/// `GET /v1/upload-tokens`: the caller's drop links, newest first (without their secrets).
+pub async fn list_tokens(
+    state: &Arc<AppState>,
+    who: &Principal,
+    _base_url: &str,
+) -> Result<Response<Body>> {
+    who.require_app_or_user()?;
+    let now = crate::clock::now_ms();
+    let tokens = state
+        .control
+        .tokens_of_owner(&who.tenant_id, &who.subject, MAX_LISTED_TOKENS)
+        .await?;
+    let list: Vec<serde_json::Value> = tokens.iter().map(|t| token_json(t, now)).collect();
+    Ok(json(StatusCode::OK, &serde_json::json!({ "tokens": list })))
+}
+
+/// Most uploads `GET /v1/upload-tokens/self` lists.
+const MAX_LISTED_UPLOADS: u32 = 100;
+
+/// `GET /v1/upload-tokens/self`: what the holder of a token may see — its policy, what is
+/// left, why it no longer works, and the files it uploaded (name, size, SHA-256, receipt).
+pub async fn token_self(state: &Arc<AppState>, t: &UploadToken) -> Result<Response<Body>> {
+    let now = crate::clock::now_ms();
+    let mut out = token_json(t, now);
+    // The holder does not learn the issuer's notification address.
+    out.as_object_mut().map(|o| o.remove("notify_email"));
+    let bcfg = state.bucket(&state.config.api.bucket)?;
+    out["bucket_max_file_bytes"] = bcfg.max_object_bytes.into();
+    let mut uploads = Vec::new();
+    for link in state
+        .control
+        .links_of_token(&t.id, MAX_LISTED_UPLOADS)
+        .await?
+        .into_iter()
+        .filter(|l| l.status == LinkStatus::Complete)
+    {
+        let Some(obj) = state.meta.current(&link.bucket, &link.key).await? else {
+            continue;
+        };
+        let filename = state
+            .control
+            .file(&link.file_id)
+            .await?
+            .map(|f| f.filename)
+            .unwrap_or_default();
+        let mut u = serde_json::json!({
+            "upload_id": link.id,
+            "file_id": link.file_id,
+            "filename": filename,
+            "size": obj.size,
+            "sha256": obj.sha256,
+            "content_type": obj.content_type,
+            "scan": files::verdict_json(obj.scan.as_deref()),
+            "completed_at": iso8601(crate::clock::from_ms(obj.committed_at_ms)),
+        });
+        let claims = crate::upload::receipt::claims(
+            &link,
+            obj.size,
+            &obj.sha256,
+            &obj.content_type,
+            obj.committed_at_ms,
+            obj.scan.as_deref(),
+        );
+        if let Some(r) = crate::upload::receipt::sign(state, &claims) {
+            u["receipt"] = serde_json::to_value(r).unwrap_or_default();
+        }
+        uploads.push(u);
+    }
+    out["uploads"] = uploads.into();
+    Ok(json(StatusCode::OK, &out))
 }
 
 /// `DELETE /v1/upload-tokens/{id}`.

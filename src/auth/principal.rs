@@ -103,19 +103,40 @@ fn split_credential<'a>(token: &'a str, prefix: &str) -> Option<(&'a str, &'a st
     (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
 }
 
-/// Authenticates the bearer credential of a control API request.
-pub async fn authenticate(creds: &Credentials, headers: &http::HeaderMap) -> Result<Principal> {
+/// The one `Authorization: Bearer` credential of a request.
+pub fn bearer_credential(headers: &http::HeaderMap) -> Result<&str> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let value = values.next().ok_or(Error::Unauthorized)?;
     if values.next().is_some() {
         return Err(Error::Unauthorized);
     }
     let value = value.to_str().map_err(|_| Error::Unauthorized)?;
-    let bearer = value
+    value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
-        .ok_or(Error::Unauthorized)?;
+        .ok_or(Error::Unauthorized)
+}
+
+/// Authenticates the bearer credential of a control API request.
+pub async fn authenticate(creds: &Credentials, headers: &http::HeaderMap) -> Result<Principal> {
+    authenticate_credential(creds, bearer_credential(headers)?).await
+}
+
+/// The upload token `credential` names, if its secret is right — whether or not it is still
+/// usable (expired, revoked or used up): its holder may learn why it no longer works.
+pub async fn token_holder(creds: &Credentials, credential: &str) -> Result<UploadToken> {
+    let (id, secret) = split_credential(credential, "ugt").ok_or(Error::Unauthorized)?;
+    let token = creds.control.token(id).await?.ok_or(Error::Unauthorized)?;
+    if !same(&hash_secret(secret), &token.secret_hash) {
+        return Err(Error::Unauthorized);
+    }
+    Ok(token)
+}
+
+/// Authenticates one credential (as `Authorization: Bearer` carries it, or as a token-scoped
+/// path does).
+pub async fn authenticate_credential(creds: &Credentials, bearer: &str) -> Result<Principal> {
     if let Some((id, secret)) = split_credential(bearer, "ugk") {
         let key = creds
             .control

@@ -19,6 +19,7 @@ use crate::net::Cidr;
 pub mod accounts;
 pub mod jwt;
 pub mod storage;
+pub mod web;
 pub mod webhooks;
 
 /// The documented defaults (`config/upgate.toml`).
@@ -52,6 +53,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// `[scan]`: the malware scanner.
     pub scan: ScanConfig,
+    /// `[web]`: the drop and files pages, and the Uppy routes.
+    pub web: web::WebConfig,
     /// Buckets by name.
     pub buckets: BTreeMap<String, BucketConfig>,
 }
@@ -629,6 +632,7 @@ impl Config {
         let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);
         let redis = section::<RedisConfig>(&mut root, "redis", problems);
         let scan = section::<ScanConfig>(&mut root, "scan", problems);
+        let web = section::<web::WebConfig>(&mut root, "web", problems);
         let mut buckets = BTreeMap::new();
         match root.remove("buckets") {
             Some(Value::Table(t)) => {
@@ -666,11 +670,13 @@ impl Config {
             ratelimit: ratelimit?,
             redis: redis?,
             scan: scan?,
+            web: web?,
             buckets,
         })
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
+        self.web.validate(self.buckets.keys(), problems);
         problems.extend(self.accounts.problems());
         if self.accounts.enabled && !self.storage.encryption.configured() {
             problems.push(

@@ -68,6 +68,14 @@ pub struct UploadToken {
     pub allowed_types: Vec<String>,
     pub revoked: bool,
     pub created_at_ms: i64,
+    /// Most bytes one upload through the token may have; `None`: the bucket's limit.
+    pub max_file_bytes: Option<i64>,
+    /// The issuer's note to the holder, shown on the drop page (plain text).
+    pub note: String,
+    /// Who asks for the files, as the drop page names them (plain text).
+    pub requester: String,
+    /// The address notified about uploads through the token.
+    pub notify_email: Option<String>,
 }
 
 /// File lifecycle.
@@ -289,6 +297,20 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
 
     async fn insert_token(&self, t: &UploadToken) -> Result<(), MetaError>;
     async fn token(&self, id: &str) -> Result<Option<UploadToken>, MetaError>;
+    /// The tokens `owner` of `tenant_id` issued, newest first (at most `limit`).
+    async fn tokens_of_owner(
+        &self,
+        tenant_id: &str,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<UploadToken>, MetaError>;
+    /// The links minted through token `token_id`, newest first (at most `limit`); read from the
+    /// writer, so a token's page sees an upload as soon as it completed.
+    async fn links_of_token(
+        &self,
+        token_id: &str,
+        limit: u32,
+    ) -> Result<Vec<UploadLink>, MetaError>;
     /// Revokes a token of `tenant_id`; false if there is no such live token.
     async fn revoke_token(&self, tenant_id: &str, id: &str, now_ms: i64)
     -> Result<bool, MetaError>;
@@ -419,6 +441,10 @@ macro_rules! impl_control_store {
                         .map_err(|_| MetaError::Corrupt("token types"))?,
                     revoked: revoked.is_some(),
                     created_at_ms: row.try_get("created_at")?,
+                    max_file_bytes: row.try_get("max_file_bytes")?,
+                    note: row.try_get("note")?,
+                    requester: row.try_get("requester")?,
+                    notify_email: row.try_get("notify_email")?,
                 })
             }
 
@@ -429,7 +455,7 @@ macro_rules! impl_control_store {
                 completed_at";
             const TOKEN_COLS: &str = "id, tenant_id, client_id, owner, secret_hash, expires_at, \
                 max_uploads, uploads_used, max_bytes, bytes_used, allowed_types, revoked_at, \
-                created_at";
+                created_at, max_file_bytes, note, requester, notify_email";
 
             #[async_trait::async_trait]
             impl ControlStore for $ty {
@@ -586,7 +612,7 @@ macro_rules! impl_control_store {
                         .map_err(|_| MetaError::Corrupt("token types"))?;
                     sqlx::query(&format!(
                         "INSERT INTO upload_tokens ({TOKEN_COLS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
                     ))
                     .bind(&t.id)
                     .bind(&t.tenant_id)
@@ -601,9 +627,43 @@ macro_rules! impl_control_store {
                     .bind(types)
                     .bind(None::<i64>)
                     .bind(t.created_at_ms)
+                    .bind(t.max_file_bytes)
+                    .bind(&t.note)
+                    .bind(&t.requester)
+                    .bind(&t.notify_email)
                     .execute(&self.$w)
                     .await?;
                     Ok(())
+                }
+
+                async fn tokens_of_owner(
+                    &self,
+                    tenant_id: &str,
+                    owner: &str,
+                    limit: u32,
+                ) -> Result<Vec<UploadToken>, MetaError> {
+                    let rows = sqlx::query(&format!(
+                        "SELECT {TOKEN_COLS} FROM upload_tokens WHERE tenant_id = $1 AND owner = $2 \
+                         ORDER BY created_at DESC, id DESC LIMIT $3"
+                    ))
+                    .bind(tenant_id)
+                    .bind(owner)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$r)
+                    .await?;
+                    rows.iter().map(token_row).collect()
+                }
+
+                async fn links_of_token(&self, token_id: &str, limit: u32) -> Result<Vec<UploadLink>, MetaError> {
+                    let rows = sqlx::query(&format!(
+                        "SELECT {LINK_COLS} FROM uploads WHERE token_id = $1 \
+                         ORDER BY created_at DESC, id DESC LIMIT $2"
+                    ))
+                    .bind(token_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$w)
+                    .await?;
+                    rows.iter().map(link_row).collect()
                 }
 
                 async fn token(&self, id: &str) -> Result<Option<UploadToken>, MetaError> {

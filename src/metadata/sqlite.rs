@@ -57,6 +57,11 @@ const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
         "object headers",
         include_str!("migrations/sqlite/0008_object_headers.sql"),
     ),
+    (
+        9,
+        "drop links",
+        include_str!("migrations/sqlite/0009_drop_links.sql"),
+    ),
 ]);
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`).

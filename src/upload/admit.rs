@@ -68,8 +68,25 @@ pub async fn bearer(
     class: RouteClass,
     token_class: Option<RouteClass>,
 ) -> Result<Principal> {
+    let credential = principal::bearer_credential(headers);
+    admit_credential(state, credential, headers, conn, class, token_class).await
+}
+
+/// [`bearer`] for a credential taken from elsewhere than `Authorization` (a token-scoped path).
+pub async fn admit_credential(
+    state: &AppState,
+    credential: Result<&str>,
+    headers: &http::HeaderMap,
+    conn: ConnInfo,
+    class: RouteClass,
+    token_class: Option<RouteClass>,
+) -> Result<Principal> {
     let ip = client_ip(state, headers, conn);
-    let who = match principal::authenticate(&state.credentials, headers).await {
+    let authenticated = match credential {
+        Ok(c) => principal::authenticate_credential(&state.credentials, c).await,
+        Err(e) => Err(e),
+    };
+    let who = match authenticated {
         Ok(w) => w,
         Err(e) => {
             rate_limit(state, class, None, ip).await?;
@@ -104,8 +121,22 @@ pub fn token_allows(
         return Err(Error::AccessDenied("The upload token is used up."));
     }
     let len = i64::try_from(length.unwrap_or(0)).unwrap_or(i64::MAX);
-    if t.bytes_used.saturating_add(len) > t.max_bytes {
+    if t.bytes_used.saturating_add(len) > t.max_bytes || t.max_file_bytes.is_some_and(|m| len > m) {
         return Err(Error::EntityTooLarge);
     }
     Ok(())
+}
+
+/// The most bytes one upload by `who` may have, given the bucket's limit: an upload token
+/// lowers it to its per-file limit and to the bytes it has left.
+pub fn file_limit(who: &Principal, bucket_max: u64) -> u64 {
+    let Via::Token(t) = &who.via else {
+        return bucket_max;
+    };
+    let left = u64::try_from(t.max_bytes.saturating_sub(t.bytes_used)).unwrap_or(0);
+    let per_file = t
+        .max_file_bytes
+        .and_then(|m| u64::try_from(m).ok())
+        .unwrap_or(u64::MAX);
+    bucket_max.min(left).min(per_file)
 }

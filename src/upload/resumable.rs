@@ -27,7 +27,9 @@ use crate::metadata::resumable::{Concat, ResumableStatus, ResumableUpload};
 use crate::metadata::{MultipartUpload, PartRecord};
 use crate::state::AppState;
 
-use super::multipart::{Assembly, all_parts, assemble_and_commit, discard_blob, store_part};
+use super::multipart::{
+    Assembly, PartRef, all_parts, assemble_and_commit, discard_blob, store_part,
+};
 
 /// The owner recorded on a resumable upload's multipart upload: no S3 principal is called
 /// this, so the S3 plane can never address it.
@@ -400,7 +402,10 @@ where
             }
         }
     }
-    let total_max = upload.length.unwrap_or(bcfg.max_object_bytes);
+    // A deferred length is bounded by what the uploader may store in one file.
+    let total_max = upload
+        .length
+        .unwrap_or_else(|| super::admit::file_limit(who, bcfg.max_object_bytes));
     let remaining = total_max.saturating_sub(current);
     if a.content_length.is_some_and(|n| n > remaining) {
         return Err(Error::EntityTooLarge);
@@ -489,7 +494,8 @@ async fn complete(
         }
         sniffed
     };
-    super::admit::token_allows(who, Some(&first_type), None)?;
+    let total: u64 = parts.iter().map(|p| p.size).sum();
+    super::admit::token_allows(who, Some(&first_type), Some(total))?;
     let link = match &u.link_id {
         Some(id) => claim_minted(state, id).await?,
         None => record_link(state, u, &first_type).await?,
@@ -618,6 +624,128 @@ async fn free_parts(state: &AppState, id: &str, bucket: &str) -> Result<()> {
         discard_blob(state, bucket, &p.blob_id).await;
     }
     Ok(())
+}
+
+/// Stores part `number` of `u` when its pieces arrive in any order and in parallel, as S3
+/// multipart parts do (Uppy's multipart uploads through the Companion routes): the part
+/// replaces an earlier one of the same number; the upload's parts together stay within what
+/// `who` may store in one file (checked atomically as each part is recorded); part 1's first
+/// bytes are type-checked as they arrive. Returns the part's ETag.
+pub async fn put_part<S>(
+    state: &Arc<AppState>,
+    who: &Principal,
+    u: &ResumableUpload,
+    number: u32,
+    frames: S,
+    content_length: Option<u64>,
+) -> Result<String>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes>> + Unpin,
+{
+    if u.concat != Concat::None || u.length.is_some() {
+        return Err(Error::AccessDenied(
+            "This upload takes its bytes in order (PATCH at an offset).",
+        ));
+    }
+    if u.status != ResumableStatus::Uploading {
+        return Err(Error::UploadComplete);
+    }
+    if number == 0 || number > state.config.s3.max_parts {
+        return Err(Error::InvalidArgument("The part number is out of range."));
+    }
+    let bcfg = state.bucket(&u.bucket)?;
+    let budget = super::admit::file_limit(who, bcfg.max_object_bytes);
+    if content_length.is_some_and(|n| n > budget) {
+        return Err(Error::EntityTooLarge);
+    }
+    let mut exp = super::expectations(bcfg, u.declared_type.clone());
+    exp.max_bytes = budget;
+    exp.enforce_type = number == 1 && bcfg.types == crate::config::TypesMode::Checked;
+    exp.checks = None;
+    exp.min_bytes = 0;
+    let pipe = ingest::Pipe::new(exp)?;
+    let multipart = state.meta.multipart(&u.id).await?.ok_or(Error::Gone)?;
+    let _permit = super::admit::upload_permit(state, &u.creator).await?;
+    let stored = store_part(state, &multipart, number, frames, None, pipe, budget).await?;
+    Ok(stored.etag)
+}
+
+/// Completes `u` from the parts `listed` (ascending numbers, each with the ETag its upload
+/// returned): the length becomes their sum and the upload commits like any other — one
+/// assembled, checked object through its link, the token charged — or nothing is visible.
+pub async fn finish_parts(
+    state: &Arc<AppState>,
+    who: &Principal,
+    u: &ResumableUpload,
+    listed: &[PartRef],
+    started: std::time::Instant,
+) -> Result<()> {
+    if u.concat != Concat::None || u.length.is_some() {
+        return Err(Error::AccessDenied(
+            "This upload takes its bytes in order (PATCH at an offset).",
+        ));
+    }
+    if u.status != ResumableStatus::Uploading {
+        return Err(Error::UploadComplete);
+    }
+    if listed.is_empty()
+        || listed
+            .windows(2)
+            .any(|w| w[0].part_number >= w[1].part_number)
+    {
+        return Err(Error::InvalidPartOrder);
+    }
+    let now = crate::clock::now_ms();
+    if !state
+        .meta
+        .lock_resumable(&u.id, now, now.saturating_add(state.lease_ms()))
+        .await?
+    {
+        return Err(Error::UploadLocked);
+    }
+    let mut lease = Lease {
+        state: Arc::clone(state),
+        id: Some(u.id.clone()),
+    };
+    let result: Result<()> = async {
+        let stored = all_parts(state, &u.id).await?;
+        let mut chosen = Vec::with_capacity(listed.len());
+        for l in listed {
+            let p = stored
+                .iter()
+                .find(|p| p.part_number == l.part_number)
+                .ok_or(Error::InvalidPart)?;
+            if p.etag != l.etag.trim_matches('"') {
+                return Err(Error::InvalidPart);
+            }
+            chosen.push(p.clone());
+        }
+        let total: u64 = chosen.iter().map(|p| p.size).sum();
+        if total == 0 {
+            return Err(Error::InvalidArgument(
+                "An upload carries at least one byte.",
+            ));
+        }
+        let mut upload = u.clone();
+        upload.length = Some(total);
+        complete(state, &upload, who, &chosen, started).await?;
+        // The record states the length the parts came to (it was deferred until now).
+        state
+            .meta
+            .set_resumable_length(&u.id, total, crate::clock::now_ms())
+            .await?;
+        Ok(())
+    }
+    .await;
+    lease.id = None;
+    if result.is_err() {
+        // Open again, as it was: the client may retry the completion (or abort).
+        state
+            .meta
+            .unlock_resumable(&u.id, crate::clock::now_ms())
+            .await?;
+    }
+    result
 }
 
 /// Terminates `u`: its bytes are freed and it answers Gone from now on. A completed upload's

@@ -173,7 +173,141 @@ conformance!(
     concurrent_commits_cannot_exceed_a_tenant_quota,
     accounts_emails_are_unique_per_tenant_and_tokens_spend_once,
     accounts_failures_count_within_a_window,
+    drop_links_round_trip_and_list_by_issuer_and_token,
 );
+
+// ---------------------------------------------------------------------------------------------
+// Drop links (upload tokens and the links minted through them)
+// ---------------------------------------------------------------------------------------------
+
+fn drop_token(id: &str, owner: &str, created: i64) -> upgate::metadata::control::UploadToken {
+    upgate::metadata::control::UploadToken {
+        id: id.to_owned(),
+        tenant_id: "td".to_owned(),
+        client_id: "drop-link".to_owned(),
+        owner: owner.to_owned(),
+        secret_hash: "00".repeat(32),
+        expires_at_ms: T0 + 3_600_000,
+        max_uploads: 3,
+        uploads_used: 0,
+        max_bytes: 60_000_000,
+        bytes_used: 0,
+        allowed_types: vec!["application/pdf".to_owned()],
+        revoked: false,
+        created_at_ms: created,
+        max_file_bytes: Some(20_000_000),
+        note: "Line one\nline two — ünïcode".to_owned(),
+        requester: "Acme Legal".to_owned(),
+        notify_email: Some("legal@acme.example".to_owned()),
+    }
+}
+
+async fn drop_links_round_trip_and_list_by_issuer_and_token(s: Store) {
+    use upgate::metadata::control::{FileRecord, FileStatus, LinkStatus, Tenant, UploadLink};
+    let c = as_control(&s);
+    c.create_tenant(&Tenant {
+        id: "td".to_owned(),
+        name: "td".to_owned(),
+        created_at_ms: T0,
+        max_bytes: None,
+        max_objects: None,
+    })
+    .await
+    .expect("tenant");
+    let first = drop_token("tk1", "app", T0);
+    c.insert_token(&first).await.expect("insert");
+    let mut plain = drop_token("tk2", "app", T0 + 10);
+    plain.max_file_bytes = None;
+    plain.note = String::new();
+    plain.notify_email = None;
+    c.insert_token(&plain).await.expect("insert");
+    c.insert_token(&drop_token("tk3", "user:u1", T0 + 20))
+        .await
+        .expect("insert");
+    let back = c.token("tk1").await.expect("read").expect("some");
+    assert_eq!(back.max_file_bytes, Some(20_000_000));
+    assert_eq!(back.note, first.note);
+    assert_eq!(back.requester, "Acme Legal");
+    assert_eq!(back.notify_email.as_deref(), Some("legal@acme.example"));
+    let back = c.token("tk2").await.expect("read").expect("some");
+    assert_eq!((back.max_file_bytes, back.notify_email), (None, None));
+    // The issuer's links, newest first, limited; another issuer's are not among them.
+    let ids = |v: Vec<upgate::metadata::control::UploadToken>| -> Vec<String> {
+        v.into_iter().map(|t| t.id).collect()
+    };
+    assert_eq!(
+        ids(c.tokens_of_owner("td", "app", 10).await.expect("list")),
+        ["tk2", "tk1"]
+    );
+    assert_eq!(
+        ids(c.tokens_of_owner("td", "app", 1).await.expect("list")),
+        ["tk2"]
+    );
+    assert_eq!(
+        ids(c.tokens_of_owner("td", "user:u1", 10).await.expect("list")),
+        ["tk3"]
+    );
+    assert!(
+        c.tokens_of_owner("other", "app", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // Links minted through a token are found by it.
+    c.insert_file(&FileRecord {
+        id: "fd1".to_owned(),
+        tenant_id: "td".to_owned(),
+        owner: "app".to_owned(),
+        bucket: BUCKET.to_owned(),
+        filename: "a.pdf".to_owned(),
+        metadata: "{}".to_owned(),
+        status: FileStatus::Pending,
+        current_key: None,
+        content_type: None,
+        size: None,
+        sha256: None,
+        versions: 0,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+        scan: None,
+    })
+    .await
+    .expect("file");
+    for (id, token, at) in [
+        ("l1", Some("tk1"), T0),
+        ("l2", Some("tk1"), T0 + 5),
+        ("l3", None, T0 + 9),
+    ] {
+        c.insert_link(&UploadLink {
+            id: id.to_owned(),
+            tenant_id: "td".to_owned(),
+            owner: "app".to_owned(),
+            file_id: "fd1".to_owned(),
+            bucket: BUCKET.to_owned(),
+            key: format!("td/fd1/{id}"),
+            size: 10,
+            content_type: "application/pdf".to_owned(),
+            sha256: None,
+            token_id: token.map(str::to_owned),
+            status: LinkStatus::Pending,
+            expires_at_ms: T0 + 60_000,
+            claimed_until_ms: None,
+            created_at_ms: at,
+            completed_at_ms: None,
+        })
+        .await
+        .expect("link");
+    }
+    let links: Vec<String> = c
+        .links_of_token("tk1", 10)
+        .await
+        .expect("links")
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(links, ["l2", "l1"]);
+    assert!(c.links_of_token("tk2", 10).await.expect("links").is_empty());
+}
 
 // ---------------------------------------------------------------------------------------------
 // Accounts
@@ -1530,7 +1664,7 @@ async fn assert_adopted(s: Store, versions: Vec<(i64, bool)>) {
 }
 
 /// Every migration version the stores embed.
-const MIGRATION_VERSIONS: [i64; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+const MIGRATION_VERSIONS: [i64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
 const SQLX_MIGRATIONS: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY version";
 

@@ -7,7 +7,7 @@
 //! L1 mechanisms  auth cors events ingest metadata metrics ratelimit scan storage telemetry
 //! L2 state       state
 //! L3 upload      upload accounts
-//! L4 front ends  api s3 tus        (never each other)
+//! L4 front ends  api s3 tus web    (never each other)
 //! L5 server      edge health server sweeper tls
 //! L6 root        app main          (only main imports app)
 //! ```
@@ -27,7 +27,7 @@ fn layer(module: &str) -> Option<u8> {
         | "storage" | "telemetry" => 1,
         "state" => 2,
         "upload" | "accounts" | "quota" => 3,
-        "api" | "s3" | "tus" | "router" => 4,
+        "api" | "s3" | "tus" | "web" | "router" => 4,
         "edge" | "health" | "server" | "sweeper" | "tls" => 5,
         "app" | "main" => 6,
         _ => return None,

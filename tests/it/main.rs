@@ -26,4 +26,5 @@ mod s3_security;
 mod s3_tagging;
 mod storage_faults;
 mod tus;
+mod web;
 mod webhooks;
