@@ -57,6 +57,37 @@ fn allow_origin(rule: &CorsRule, origin: &str, out: &mut HeaderMap) {
     out.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
+/// The answer to a CORS preflight against `rules`: 200 with the allowed origin, methods and
+/// headers, or the refusal S3 gives (400 without `Origin` or the requested method, 403 when no
+/// rule allows it). Preflights carry no credentials, by design of CORS.
+pub fn preflight_response(
+    rules: &[CorsRule],
+    headers: &HeaderMap,
+) -> crate::error::Result<http::Response<crate::http::Body>> {
+    use crate::error::Error;
+    if !headers.contains_key(header::ORIGIN) {
+        return Err(Error::BadRequest(
+            "Insufficient information. Origin request header needed.",
+        ));
+    }
+    if !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        return Err(Error::BadRequest("Invalid Access-Control-Request-Method."));
+    }
+    let allowed = preflight(rules, headers).ok_or(Error::AccessDenied(
+        "CORSResponse: This CORS request is not allowed.",
+    ))?;
+    let mut resp = crate::http::status_response(http::StatusCode::OK);
+    resp.headers_mut().extend(allowed);
+    Ok(resp)
+}
+
+/// Whether a request is a CORS preflight (`OPTIONS` with `Origin` and the method it asks for).
+pub fn is_preflight(method: &http::Method, headers: &HeaderMap) -> bool {
+    method == http::Method::OPTIONS
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
 /// Answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`). `None`
 /// means no rule allows it (the caller answers 403).
 pub fn preflight(rules: &[CorsRule], req: &HeaderMap) -> Option<HeaderMap> {

@@ -90,7 +90,23 @@ pub async fn handle(
         && let Some(bcfg) = state.config.bucket(b)
         && let Some(h) = crate::cors::actual(&bcfg.cors, origin, &method)
     {
+        // A front end may expose protocol headers of its own: the rule's are added to them.
+        let own = resp
+            .headers()
+            .get(header::ACCESS_CONTROL_EXPOSE_HEADERS)
+            .cloned();
         resp.headers_mut().extend(h);
+        if let Some(own) = own {
+            let merged = match resp.headers().get(header::ACCESS_CONTROL_EXPOSE_HEADERS) {
+                Some(rule) if rule != own => {
+                    HeaderValue::from_bytes(&[own.as_bytes(), b", ", rule.as_bytes()].concat())
+                        .unwrap_or(own)
+                }
+                _ => own,
+            };
+            resp.headers_mut()
+                .insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, merged);
+        }
     }
     state
         .metrics

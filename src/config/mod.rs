@@ -179,10 +179,12 @@ impl CorsRule {
             out.push("allowed_methods must not be empty".to_string());
         }
         for m in &self.allowed_methods {
-            if !["GET", "PUT", "POST", "DELETE", "HEAD"].contains(&m.to_ascii_uppercase().as_str())
+            // PATCH: tus appends (the API bucket's rules also cover /v1/tus/ and the Uppy routes).
+            if !["GET", "PUT", "POST", "DELETE", "HEAD", "PATCH"]
+                .contains(&m.to_ascii_uppercase().as_str())
             {
                 out.push(format!(
-                    "method {m:?} is not one of GET, PUT, POST, DELETE, HEAD"
+                    "method {m:?} is not one of GET, PUT, POST, DELETE, HEAD, PATCH"
                 ));
             }
         }

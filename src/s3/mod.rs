@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 use crate::auth::links::{DOWNLOAD_PARAM, is_link_key};
 use crate::auth::{AuthError, RequestHead, Verified};
 use crate::error::{Error, Result};
-use crate::http::{Body, ConnInfo, Outcome, Query, empty, full, status_response};
+use crate::http::{Body, ConnInfo, Outcome, Query, empty, full};
 use crate::ratelimit::RouteClass;
 use crate::state::AppState;
 use crate::upload::admit::{client_ip, rate_limit};
@@ -201,21 +201,7 @@ fn route_class(endpoint: &Endpoint, query: &Query) -> RouteClass {
 /// `OPTIONS` that is no preflight (no `Origin` or no `Access-Control-Request-Method`) is a
 /// 400, as in S3.
 fn preflight(state: &AppState, headers: &http::HeaderMap, bucket: &str) -> Result<Response<Body>> {
-    let bcfg = state.bucket(bucket)?;
-    if !headers.contains_key(http::header::ORIGIN) {
-        return Err(Error::BadRequest(
-            "Insufficient information. Origin request header needed.",
-        ));
-    }
-    if !headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
-        return Err(Error::BadRequest("Invalid Access-Control-Request-Method."));
-    }
-    let allowed = crate::cors::preflight(&bcfg.cors, headers).ok_or(Error::AccessDenied(
-        "CORSResponse: This CORS request is not allowed.",
-    ))?;
-    let mut resp = status_response(StatusCode::OK);
-    resp.headers_mut().extend(allowed);
-    Ok(resp)
+    crate::cors::preflight_response(&state.bucket(bucket)?.cors, headers)
 }
 
 /// Refuses keys outside the caller's prefix (see [`lookup_key`]).

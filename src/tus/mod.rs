@@ -162,7 +162,8 @@ pub async fn handle(
     Outcome {
         result,
         op,
-        bucket: None,
+        // Browsers on other origins upload here under the API bucket's CORS rules.
+        bucket: Some(state.config.api.bucket.clone()),
         render,
     }
 }
@@ -175,6 +176,12 @@ async fn dispatch(
 ) -> Result<Response<Body>> {
     let (parts, body) = req.into_parts();
     let h = &parts.headers;
+    if crate::cors::is_preflight(&parts.method, h) {
+        *op = "Preflight";
+        let ip = crate::upload::admit::client_ip(state, h, conn);
+        crate::upload::admit::rate_limit(state, RouteClass::S3Read, None, ip).await?;
+        return crate::cors::preflight_response(&state.bucket(&state.config.api.bucket)?.cors, h);
+    }
     // Clients behind proxies that only pass GET and POST tunnel the method.
     let method = match header_str(h, "x-http-method-override") {
         Some(m) if parts.method == Method::POST => {
@@ -245,9 +252,18 @@ fn options(state: &AppState) -> Response<Body> {
     resp
 }
 
+/// The response headers a tus client reads, readable by a page on another origin.
+const EXPOSED: &str = "Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, \
+    Upload-Defer-Length, Upload-Concat, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, \
+    Tus-Checksum-Algorithm";
+
 /// Headers on every tus response.
 fn common_headers(h: &mut HeaderMap) {
     h.insert("tus-resumable", HeaderValue::from_static(VERSION));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         "x-content-type-options",

@@ -78,6 +78,8 @@ enum Route {
     FilesPage,
     Asset(usize),
     Uppy(uppy::Route),
+    /// A CORS preflight of the Uppy routes (an app on another origin embeds Uppy).
+    UppyPreflight,
 }
 
 impl Route {
@@ -87,6 +89,7 @@ impl Route {
             Route::FilesPage => "web.FilesPage",
             Route::Asset(_) => "web.Asset",
             Route::Uppy(r) => r.name(),
+            Route::UppyPreflight => "Preflight",
         }
     }
 }
@@ -118,6 +121,7 @@ fn route(cfg: &WebConfig, method: &Method, path: &str) -> Result<Route> {
             Some(_) => Err(Error::MethodNotAllowed),
             None => Err(Error::NotFound),
         },
+        ["uppy", _, "s3", ..] if *method == Method::OPTIONS => Ok(Route::UppyPreflight),
         ["uppy", token, "s3", rest @ ..] => uppy::route(method, token, rest).map(Route::Uppy),
         _ => Err(Error::NotFound),
     }
@@ -134,11 +138,15 @@ pub async fn handle(
     let (parts, body) = req.into_parts();
     let route = route(&state.config.web, &parts.method, parts.uri.path());
     let op = route.as_ref().map(Route::name).unwrap_or("web.Unknown");
+    // The Uppy routes answer other origins under the API bucket's CORS rules.
+    let bucket = matches!(route, Ok(Route::Uppy(_) | Route::UppyPreflight))
+        .then(|| state.config.api.bucket.clone());
     let result = match route {
         Err(e) => Err(e),
         Ok(Route::DropPage) => Ok(page(DROP_PAGE, &parts.method)),
         Ok(Route::FilesPage) => Ok(page(FILES_PAGE, &parts.method)),
         Ok(Route::Asset(i)) => Ok(asset(&ASSETS[i], &parts.headers, &parts.method)),
+        Ok(Route::UppyPreflight) => preflight(&state, &parts.headers, conn).await,
         Ok(Route::Uppy(r)) => uppy::handle(&state, r, &parts, body, conn, started)
             .await
             .map(|mut resp| {
@@ -149,9 +157,19 @@ pub async fn handle(
     Outcome {
         result,
         op,
-        bucket: None,
+        bucket,
         render: None,
     }
+}
+
+async fn preflight(
+    state: &AppState,
+    headers: &HeaderMap,
+    conn: ConnInfo,
+) -> Result<Response<Body>> {
+    let ip = crate::upload::admit::client_ip(state, headers, conn);
+    crate::upload::admit::rate_limit(state, crate::ratelimit::RouteClass::S3Read, None, ip).await?;
+    crate::cors::preflight_response(&state.bucket(&state.config.api.bucket)?.cors, headers)
 }
 
 /// The headers every answer of the pages carries.

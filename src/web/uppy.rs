@@ -187,6 +187,26 @@ pub async fn handle(
         return Err(Error::AccessDenied("These routes take an upload token."));
     }
     let query = parts.uri.query();
+    let mut resp = dispatch(state, &who, route, parts, body, conn, query, started).await?;
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("ETag, Location"),
+    );
+    Ok(resp)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dispatch(
+    state: &Arc<AppState>,
+    who: &Principal,
+    route: Route,
+    parts: &http::request::Parts,
+    body: Incoming,
+    conn: ConnInfo,
+    query: Option<&str>,
+    started: std::time::Instant,
+) -> Result<Response<Body>> {
+    let who = who.clone();
     match route.op {
         Op::Params => {
             let filename = form_param(query, "filename").unwrap_or_else(|| "file".into());

@@ -548,3 +548,76 @@ async fn uppy_companion_routes_upload_single_and_multipart_within_the_token() {
     .await;
     assert_eq!(s, 401);
 }
+
+#[tokio::test]
+async fn uppy_and_tus_answer_other_origins_under_the_api_buckets_cors_rules() {
+    let app = spawn_app_with(
+        "[buckets.uploads]\ncors = [{allowed_origins = [\"https://app.example\"], \
+         allowed_methods = [\"GET\", \"POST\", \"PUT\", \"PATCH\", \"HEAD\", \"DELETE\"], \
+         allowed_headers = [\"*\"]}]\n",
+    )
+    .await;
+    let t = tenant(&app, "acme-cors").await;
+    let made = token(&app, &t.api_key, json!({"client_id": "cors"})).await;
+    let tok = made["token"].as_str().expect("token").to_string();
+    let preflight = |path: String, origin: &'static str, method: &'static str| async move {
+        send(
+            "OPTIONS",
+            &path,
+            &[
+                ("origin".into(), origin.into()),
+                ("access-control-request-method".into(), method.into()),
+                (
+                    "access-control-request-headers".into(),
+                    "content-type,upload-offset,tus-resumable,authorization".into(),
+                ),
+            ],
+            Vec::new(),
+        )
+        .await
+    };
+    for path in [
+        format!("{}/multipart", uppy(&app, &tok)),
+        format!("{}/v1/tus/0123abcd", app.endpoint()),
+    ] {
+        let (s, hm, _) = preflight(path.clone(), "https://app.example", "PATCH").await;
+        assert_eq!(s, 200, "{path}");
+        assert_eq!(h(&hm, "access-control-allow-origin"), "https://app.example");
+        let (s, hm, _) = preflight(path.clone(), "https://evil.example", "PATCH").await;
+        assert_eq!(s, 403, "{path}");
+        assert!(hm.get("access-control-allow-origin").is_none());
+    }
+    // Actual answers name the origin and expose the headers the clients read.
+    let (s, hm, _) = send(
+        "GET",
+        &format!(
+            "{}/params?filename=a.pdf&type=application%2Fpdf",
+            uppy(&app, &tok)
+        ),
+        &[("origin".into(), "https://app.example".into())],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(h(&hm, "access-control-allow-origin"), "https://app.example");
+    assert!(h(&hm, "access-control-expose-headers").contains("ETag"));
+    let (s, hm, _) = send(
+        "POST",
+        &format!("{}/v1/tus/", app.endpoint()),
+        &[
+            ("origin".into(), "https://app.example".into()),
+            ("authorization".into(), format!("Bearer {tok}")),
+            ("tus-resumable".into(), "1.0.0".into()),
+            ("upload-length".into(), "1000".into()),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_eq!(h(&hm, "access-control-allow-origin"), "https://app.example");
+    let exposed = h(&hm, "access-control-expose-headers");
+    assert!(
+        exposed.contains("Location") && exposed.contains("Upload-Offset"),
+        "{exposed}"
+    );
+}
