@@ -135,13 +135,21 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 /// instants before 1970 are `None`.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    let nanos = u64::try_from(dt.unix_timestamp_nanos()).ok()?;
-    UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
+    // Seconds and the fraction apart: nanoseconds since 1970 overflow a u64 after 2554.
+    let secs = u64::try_from(dt.unix_timestamp()).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, dt.nanosecond()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn far_future_timestamps_parse() {
+        let t = parse_rfc3339("2999-01-01T00:00:00.250Z").expect("parses");
+        assert_eq!(to_ms(t), 32_472_144_000_250);
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+    }
 
     #[test]
     fn timestamps_format_in_utc() {

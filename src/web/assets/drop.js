@@ -25,6 +25,8 @@
   function closeIfDone(p) {
     if (p.status === "active") return false;
     $("dropzone").classList.add("hidden");
+    $("unfinished").classList.add("hidden");
+    if (!p.uploads.length) $("policy").classList.add("hidden");
     problem(REASONS[p.status] || "This upload link cannot be used.");
     return true;
   }
@@ -71,10 +73,11 @@
     const pause = el("button", { type: "button", class: "secondary", disabled: true }, "Pause");
     const cancel = el("button", { type: "button", class: "danger", disabled: true }, "Cancel");
     const result = el("div");
+    const actions = el("div", { class: "actions" }, pause, cancel);
     const li = el("li", {},
       el("div", { class: "file-head" }, el("span", { class: "file-name" }, file.name), el("span", { class: "muted" }, fmtBytes(file.size))),
-      bar, status, detail, el("div", { class: "actions" }, pause, cancel), result);
-    Object.assign(item, { li, bar, status, detail, pause, cancel, result });
+      bar, status, detail, actions, result);
+    Object.assign(item, { li, bar, status, detail, pause, cancel, actions, result });
     $("files").append(li);
     $("files-title").classList.remove("hidden");
     items.push(item);
@@ -84,6 +87,12 @@
   function setStatus(item, text, kind) {
     item.status.textContent = text;
     item.status.className = `status ${kind || ""}`;
+  }
+
+  /** A file that is finished one way or another: no more buttons. */
+  function settle(item, state) {
+    item.li.dataset.state = state;
+    item.actions.classList.add("hidden");
   }
 
   function progress(item, sent, total) {
@@ -127,7 +136,7 @@
       item.refused = true;
       item.bar.classList.add("hidden");
       setStatus(item, `Not sent: ${check.error}`, "bad");
-      item.li.dataset.state = "refused";
+      settle(item, "refused");
       announce(`${file.name} was not sent: ${check.error}`);
       return;
     }
@@ -145,8 +154,7 @@
         item.done = true;
         item.sent = file.size;
         item.bar.value = 100;
-        item.pause.disabled = item.cancel.disabled = true;
-        item.li.dataset.state = "done";
+        settle(item, "done");
         setStatus(item, "Sent and checked", "ok");
         item.detail.textContent = "";
         announce(`${file.name} was sent`);
@@ -159,8 +167,7 @@
         } catch (e) { /* the upload itself succeeded */ }
       },
       onError: (err) => {
-        item.li.dataset.state = "failed";
-        item.pause.disabled = item.cancel.disabled = true;
+        settle(item, "failed");
         const words = err.code === "EntityTooLarge" ? "The file is larger than this link allows." : err.message;
         setStatus(item, `Failed: ${words} (${err.code})`, "bad");
         announce(`${file.name} failed: ${words}`);
@@ -176,7 +183,7 @@
       item.cancelled = true;
       item.pause.disabled = item.cancel.disabled = true;
       await up.cancel();
-      item.li.dataset.state = "cancelled";
+      settle(item, "cancelled");
       setStatus(item, "Cancelled: nothing was kept.", "warn");
       overall();
     });
@@ -211,7 +218,7 @@
       const item = addItem({ name: u.filename, size: u.size });
       item.done = true;
       item.bar.value = 100;
-      item.li.dataset.state = "done";
+      settle(item, "done");
       setStatus(item, "Sent earlier", "ok");
       showReceipt(item, u);
     }
@@ -222,6 +229,8 @@
     zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
     zone.addEventListener("dragleave", () => zone.classList.remove("over"));
     zone.addEventListener("drop", (e) => { e.preventDefault(); zone.classList.remove("over"); take([...e.dataTransfer.files]); });
+    // Another link pasted into the address bar changes only the fragment: start over with it.
+    window.addEventListener("hashchange", () => location.reload());
     window.addEventListener("offline", () => announce("The network is gone; uploads continue when it is back."));
   }
 

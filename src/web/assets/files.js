@@ -36,6 +36,7 @@
     sessionStorage.removeItem(KEY);
     $("app").classList.add("hidden");
     $("signout").classList.add("hidden");
+    $("signed-in").textContent = "";
     $("signin").classList.remove("hidden");
   }
 
@@ -201,7 +202,9 @@
     $("signout").classList.remove("hidden");
     try {
       const me = await call("/v1/auth/me");
-      if (!$("l-requester").value) $("l-requester").value = me.name || me.email || "";
+      const u = me.user || {};
+      if (!$("l-requester").value) $("l-requester").value = u.name || u.email || "";
+      $("signed-in").textContent = u.email || "";
       await Promise.all([load(), loadLinks()]);
     } catch (e) { problem(e.message); }
   }
