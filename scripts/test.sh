@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit + integration tests (they build the binary too), then the
 # unmodified-client compatibility tests (boto3, aws CLI, rclone, s3cmd, tus-js-client, tuspy,
-# Chromium) against that binary.
+# Chromium with Playwright: upgate's pages, Uppy) against that binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
