@@ -129,6 +129,7 @@ cors = [{{allowed_origins = ["http://127.0.0.1:*"], allowed_methods = ["GET", "P
     w.api_key = tenant["api_key"]
     w.log_path = log_path
     w.secrets = []
+    w.uppy_parts = False
     s, tokens = w.call("POST", "/v1/auth/login", body={"email": "alice@example.com", "password": PASSWORD})
     assert s == 200, tokens
     w.alice = tokens["access_token"]
@@ -144,7 +145,8 @@ cors = [{{allowed_origins = ["http://127.0.0.1:*"], allowed_methods = ["GET", "P
     text = open(log_path).read()
     assert PASSWORD not in text
     assert w.secrets and not [x for x in w.secrets if x in text]
-    assert "uppy.UploadPart" in text  # the Uppy routes were logged, by operation
+    if w.uppy_parts:
+        assert "uppy.UploadPart" in text  # the Uppy routes were logged, by operation
 
 
 @pytest.fixture(scope="module")
@@ -298,6 +300,43 @@ def test_drop_page_resumes_after_the_network_drops_and_the_page_reloads(web, bro
     assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('upgate.tus:')).length") == 0
     print(f"resume test: {time.time() - started:.1f} s")
     assert not [e for e in errors if "ERR_INTERNET_DISCONNECTED" not in e], errors
+    ctx.close()
+
+
+def test_drop_page_pauses_resumes_and_cancels(web, browser, tmp_path):
+    made = web.token(max_uploads=2, allowed_types=["application/pdf"])
+    keep = pdf_bytes(9_000_000, seed=51)
+    drop = pdf_bytes(9_000_000, seed=52)
+    ctx, page, errors = new_page(browser)
+    seen = []
+    page.on("request", lambda r: seen.append((r.method, r.url)))
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 20, "downloadThroughput": 50_000_000, "uploadThroughput": 2_000_000})
+    page.goto(made["drop_url"])
+    page.wait_for_selector("#request:not(.hidden)")
+    page.set_input_files("#picker", [write(tmp_path, "keep.pdf", keep), write(tmp_path, "drop.pdf", drop)])
+    first, second = page.locator("#files li").nth(0), page.locator("#files li").nth(1)
+    wait_js(page, "document.querySelector('#files li progress').value >= 10", 60_000)
+    first.get_by_role("button", name="Pause").click()
+    assert "Paused" in first.locator(".status").first.inner_text()
+    held = first.locator("progress").get_attribute("value")
+    page.wait_for_timeout(1500)
+    assert first.locator("progress").get_attribute("value") == held, "no bytes while paused"
+    second.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("li[data-state=cancelled]")
+    assert "nothing was kept" in second.inner_text()
+    first.get_by_role("button", name="Resume").click()
+    page.wait_for_selector("li[data-state=done]", timeout=60_000)
+    deletes = [u for m, u in seen if m == "DELETE" and "/v1/tus/" in u]
+    assert len(deletes) == 1
+    # The cancelled upload is gone on the server; the paused one completed with its bytes.
+    r = requests.head(deletes[0], headers={"Authorization": f"Bearer {made['token']}", "Tus-Resumable": "1.0.0"}, timeout=10)
+    assert r.status_code in (404, 410)
+    stored = {f["filename"]: f["sha256"] for f in web.files(web.api_key)}
+    assert stored["keep.pdf"] == sha(keep) and "drop.pdf" not in stored
+    shoot(page, "drop-paused-cancelled")
+    assert not errors, errors
     ctx.close()
 
 
@@ -529,6 +568,7 @@ def test_uppy_uploads_through_upgate_with_tus_and_the_companion_routes(web, brow
         parts = [u for m, u in seen if m == "PUT" and "/s3/multipart/" in u]
         forms = [u for m, u in seen if m == "POST" and u.endswith("/s3/form")]
         assert len(parts) == 3 and len(forms) == 1, seen
+        web.uppy_parts = True
     else:
         assert [u for m, u in seen if m == "PATCH" and "/v1/tus/" in u]
     s, me = web.call("GET", "/v1/upload-tokens/self", made["token"])

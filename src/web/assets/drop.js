@@ -93,6 +93,10 @@
   function settle(item, state) {
     item.li.dataset.state = state;
     item.actions.classList.add("hidden");
+    if (state !== "done") {
+      item.bar.classList.add("hidden");
+      item.detail.textContent = "";
+    }
   }
 
   function progress(item, sent, total) {
