@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn rule_validation_lists_problems() {
         let mut r = rule();
-        r.allowed_methods = vec!["PATCH".into()];
+        r.allowed_methods = vec!["TRACE".into()];
         r.allowed_origins = vec!["https://*.*.x".into()];
         assert_eq!(r.problems().len(), 2);
     }

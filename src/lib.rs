@@ -15,6 +15,8 @@
 //!                errors logged and counted once and rendered by the front end; HSTS, CORS,
 //!                metrics, one access-log line
 //!    sweeper.rs  removes bytes of retired versions, dead uploads, idle multipart uploads
+//!    client/ ─── `upgate upload|files|link`: a gateway's client over HTTP (tus with a state
+//!                file to resume, progress bars, receipts verified), never the server's code
 //! L4 s3/ ─────── S3 plane: router.rs (pure) → auth (parse → key lookup → verify: `Verified`)
 //!                → scope → rate limit → handler (object, multipart, post, bucket) → S3 XML
 //!    api/ ────── JSON control plane: upload links and tokens, files, downloads, versions,
@@ -93,7 +95,8 @@ pub mod api;
 pub mod s3;
 pub mod tus;
 pub mod web;
-// L5 server
+// L5 server; the client of a gateway (the `upload`, `files` and `link` commands)
+pub mod client;
 pub mod edge;
 pub mod health;
 pub mod server;

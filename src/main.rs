@@ -57,6 +57,162 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Upload files to a gateway: resumable (tus), SHA-256 computed here and pinned, progress
+    /// bars, retries with backoff; run the same command again after Ctrl-C or a lost network
+    /// and each upload continues where it stopped. The receipt is checked when one is issued.
+    /// Exit codes: 0 done, 1 refused by the gateway, 2 local problem, 3 gateway unreachable,
+    /// 130 interrupted.
+    #[command(
+        after_help = "Example:\n  upgate upload scan.pdf photo.jpg --endpoint https://uploads.example.com --token ugt_...\n  \
+        UPGATE_API_KEY=ugk_... upgate upload --json --endpoint http://127.0.0.1:9000 *.pdf"
+    )]
+    Upload {
+        #[command(flatten)]
+        remote: Remote,
+        /// The files to upload.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON line per file on standard output (no progress bars).
+        #[arg(long)]
+        json: bool,
+        /// Bytes per append (each is resent whole if it is interrupted).
+        #[arg(long, default_value_t = 8 * 1024 * 1024)]
+        chunk_bytes: u64,
+        /// Where unfinished uploads are remembered (default: $XDG_STATE_HOME/upgate/uploads.json).
+        #[arg(long)]
+        state_file: Option<PathBuf>,
+        /// Attempts after a network failure or an overloaded gateway, with backoff.
+        #[arg(long, default_value_t = 6)]
+        retries: u32,
+        /// Stop once this many bytes of a file were sent, as an interruption would (for tests).
+        #[arg(long, hide = true)]
+        stop_after: Option<u64>,
+    },
+    /// Your files on a gateway: list, download (SHA-256 checked), delete, versions.
+    #[command(
+        after_help = "Example:\n  upgate files ls --endpoint http://127.0.0.1:9000 --api-key ugk_...\n  \
+        upgate files get 0f3c... -o scan.pdf"
+    )]
+    Files {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: FilesCommand,
+    },
+    /// Drop links (upload tokens with a policy) for people without an account.
+    #[command(
+        after_help = "Example:\n  upgate link create --files 3 --max-file-mb 20 --types application/pdf \\\n    \
+        --note 'Your contract, please' --endpoint http://127.0.0.1:9000 --api-key ugk_..."
+    )]
+    Link {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        command: LinkCommand,
+    },
+}
+
+/// Where the gateway is and who calls it.
+#[derive(clap::Args)]
+struct Remote {
+    /// The gateway's base URL.
+    #[arg(
+        long,
+        env = "UPGATE_ENDPOINT",
+        global = true,
+        default_value = "http://127.0.0.1:9000"
+    )]
+    endpoint: String,
+    /// An upload token (`ugt_...`).
+    #[arg(long, env = "UPGATE_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// An API key (`ugk_...`) or an access token.
+    #[arg(
+        long,
+        env = "UPGATE_API_KEY",
+        global = true,
+        hide_env_values = true,
+        conflicts_with = "token"
+    )]
+    api_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum FilesCommand {
+    /// List files, newest first.
+    #[command(after_help = "Example:\n  upgate files ls --name invoice --type application/pdf")]
+    Ls {
+        /// Only names containing this.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only this content type.
+        #[arg(long = "type")]
+        content_type: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a file (or one version) through a short-lived link; the SHA-256 is checked.
+    #[command(after_help = "Example:\n  upgate files get 0f3c... -o scan.pdf")]
+    Get {
+        id: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Delete a file.
+    #[command(after_help = "Example:\n  upgate files rm 0f3c...")]
+    Rm { id: String },
+    /// A file's versions, newest first (JSON lines).
+    #[command(after_help = "Example:\n  upgate files versions 0f3c...")]
+    Versions { id: String },
+}
+
+#[derive(Subcommand)]
+enum LinkCommand {
+    /// Create a drop link; prints its URL (the token is in the fragment, shown once).
+    #[command(
+        after_help = "Example:\n  upgate link create --files 2 --types application/pdf --types image/jpeg --expires-in 86400"
+    )]
+    Create {
+        /// A label for the uploads (their `client_id`).
+        #[arg(long, default_value = "drop-link")]
+        client_id: String,
+        /// How many files may be sent.
+        #[arg(long, default_value_t = 1)]
+        files: i64,
+        /// Most megabytes (10^6 bytes) per file.
+        #[arg(long)]
+        max_file_mb: Option<u64>,
+        /// Most megabytes in total.
+        #[arg(long)]
+        max_total_mb: Option<u64>,
+        /// Accepted content types (repeat; default: the bucket's).
+        #[arg(long = "types")]
+        types: Vec<String>,
+        /// Seconds the link works.
+        #[arg(long, default_value_t = 86400)]
+        expires_in: u64,
+        /// A note shown on the drop page.
+        #[arg(long)]
+        note: Option<String>,
+        /// Who asks, as the drop page names it.
+        #[arg(long)]
+        requester: Option<String>,
+        /// An address notified about uploads through the link.
+        #[arg(long)]
+        notify_email: Option<String>,
+        /// Print the whole answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Your drop links (JSON lines, never their secrets).
+    #[command(after_help = "Example:\n  upgate link ls")]
+    Ls,
+    /// Revoke a drop link by its token_id.
+    #[command(after_help = "Example:\n  upgate link revoke 5f2a9c01d3e4b6a7")]
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -300,36 +456,11 @@ async fn read_jwks(source: &str) -> Result<serde_json::Value, String> {
 }
 
 async fn fetch(url: &str) -> Result<String, String> {
-    use http_body_util::BodyExt;
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|b| {
-            use rustls_platform_verifier::BuilderVerifierExt;
-            b.with_platform_verifier()
-        })
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, http_body_util::Empty<bytes::Bytes>>(https);
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client.get(uri))
+    let http = upgate::client::http::Http::new(url, None)?;
+    let body = http
+        .download(url)
         .await
-        .map_err(|_| format!("{url}: timed out"))?
         .map_err(|e| format!("{url}: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
-    }
-    let body = http_body_util::Limited::new(resp.into_body(), 1 << 20)
-        .collect()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?
-        .to_bytes();
     String::from_utf8(body.to_vec()).map_err(|_| format!("{url}: not UTF-8"))
 }
 
@@ -395,10 +526,113 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; draining");
 }
 
+/// Runs a client command: errors are one line on standard error, with the gateway's code.
+async fn client(
+    remote: Remote,
+    run: impl AsyncFnOnce(&upgate::client::http::Http) -> Result<(), upgate::client::Failure>,
+) -> ExitCode {
+    let bearer = remote.token.or(remote.api_key);
+    let http = match upgate::client::http::Http::new(&remote.endpoint, bearer) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("upgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&http).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("upgate: {e}");
+            ExitCode::from(e.code())
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Upload {
+            remote,
+            files,
+            json,
+            chunk_bytes,
+            state_file,
+            retries,
+            stop_after,
+        } => {
+            let o = upgate::client::UploadOptions {
+                files,
+                json,
+                chunk_bytes: chunk_bytes.max(64 * 1024),
+                state_file: state_file.unwrap_or_else(upgate::client::default_state_file),
+                retries,
+                stop_after,
+            };
+            client(remote, async move |h| upgate::client::upload(h, o).await).await
+        }
+        Command::Files { remote, command } => {
+            client(remote, async move |h| match command {
+                FilesCommand::Ls {
+                    name,
+                    content_type,
+                    json,
+                } => {
+                    upgate::client::files_ls(h, name.as_deref(), content_type.as_deref(), json)
+                        .await
+                }
+                FilesCommand::Get {
+                    id,
+                    output,
+                    version,
+                } => upgate::client::files_get(h, &id, output.as_deref(), version.as_deref()).await,
+                FilesCommand::Rm { id } => upgate::client::files_rm(h, &id).await,
+                FilesCommand::Versions { id } => upgate::client::files_versions(h, &id).await,
+            })
+            .await
+        }
+        Command::Link { remote, command } => {
+            client(remote, async move |h| match command {
+                LinkCommand::Create {
+                    client_id,
+                    files,
+                    max_file_mb,
+                    max_total_mb,
+                    types,
+                    expires_in,
+                    note,
+                    requester,
+                    notify_email,
+                    json,
+                } => {
+                    let mut p = serde_json::json!({
+                        "client_id": client_id, "max_uploads": files, "expires_in": expires_in,
+                    });
+                    if let Some(mb) = max_file_mb {
+                        p["max_file_bytes"] = (mb.saturating_mul(1_000_000)).into();
+                    }
+                    if let Some(mb) = max_total_mb {
+                        p["max_bytes"] = (mb.saturating_mul(1_000_000)).into();
+                    }
+                    if !types.is_empty() {
+                        p["allowed_types"] = types.into();
+                    }
+                    for (k, v) in [
+                        ("note", note),
+                        ("requester", requester),
+                        ("notify_email", notify_email),
+                    ] {
+                        if let Some(v) = v {
+                            p[k] = v.into();
+                        }
+                    }
+                    upgate::client::link_create(h, p, json).await
+                }
+                LinkCommand::Ls => upgate::client::link_ls(h).await,
+                LinkCommand::Revoke { id } => upgate::client::link_revoke(h, &id).await,
+            })
+            .await
+        }
         Command::Receipt {
             command: ReceiptCommand::Verify { receipt, jwks },
         } => match verify_receipt(&receipt, &jwks).await {

@@ -8,7 +8,7 @@
 //! L2 state       state
 //! L3 upload      upload accounts
 //! L4 front ends  api s3 tus web    (never each other)
-//! L5 server      edge health server sweeper tls
+//! L5 server      client edge health server sweeper tls
 //! L6 root        app main          (only main imports app)
 //! ```
 //!
@@ -28,7 +28,7 @@ fn layer(module: &str) -> Option<u8> {
         "state" => 2,
         "upload" | "accounts" | "quota" => 3,
         "api" | "s3" | "tus" | "web" | "router" => 4,
-        "edge" | "health" | "server" | "sweeper" | "tls" => 5,
+        "client" | "edge" | "health" | "server" | "sweeper" | "tls" => 5,
         "app" | "main" => 6,
         _ => return None,
     })

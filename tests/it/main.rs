@@ -9,6 +9,7 @@ mod common;
 mod accounts;
 mod api;
 mod cli;
+mod client;
 mod content;
 mod content_rewrite;
 mod h2_abuse;
