@@ -16,6 +16,7 @@ use crate::auth::{AuthPolicy, Credential, Credentials, SecretKey};
 use crate::config::{Config, ConfigError};
 use crate::metadata::accounts::AccountStore;
 use crate::metadata::control::ControlStore;
+use crate::metadata::mysql::MySqlStore;
 use crate::metadata::postgres::PgStore;
 use crate::metadata::sqlite::SqliteStore;
 use crate::metadata::{MetaError, MetadataStore};
@@ -288,6 +289,9 @@ pub async fn open_metadata(config: &Config) -> Result<Stores, StartError> {
         } else {
             PgStore::open_with_schema(&url, &config.metadata.schema).await?
         });
+        Ok((store.clone(), store.clone(), store))
+    } else if url.starts_with("mysql://") {
+        let store = Arc::new(MySqlStore::open(&url).await?);
         Ok((store.clone(), store.clone(), store))
     } else {
         let store = Arc::new(SqliteStore::open(&url).await?);

@@ -786,6 +786,11 @@ impl Config {
             }
         }
         self.validate_ratelimit(problems);
+        if !self.metadata.schema.is_empty() && self.metadata.url.starts_with("mysql://") {
+            problems.push(
+                "metadata.schema applies to PostgreSQL only; a MySQL URL names its database".into(),
+            );
+        }
         if !(1..=3600).contains(&self.metadata.sweep_interval_secs) {
             problems.push("metadata.sweep_interval_secs must be 1..=3600".into());
         }

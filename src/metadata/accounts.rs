@@ -174,7 +174,9 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug + 'static {
 macro_rules! impl_account_store {
     ($ty:ty, $row:ty, $w:ident, $r:ident) => {
         const _: () = {
-            use sqlx::Row;
+            #[allow(unused_imports)]
+            use $crate::metadata::sql::{Dialect, Field, query};
+            type Db = <$row as sqlx::Row>::Database;
             use $crate::metadata::MetaError;
             use $crate::metadata::accounts::*;
 
@@ -182,17 +184,17 @@ macro_rules! impl_account_store {
                 created_at, updated_at, disabled_at";
 
             fn user_row(row: &$row) -> Result<UserRecord, MetaError> {
-                let role: String = row.try_get("role")?;
-                let disabled: Option<i64> = row.try_get("disabled_at")?;
+                let role: String = row.field("role")?;
+                let disabled: Option<i64> = row.field("disabled_at")?;
                 Ok(UserRecord {
-                    id: row.try_get("id")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    email: row.try_get("email")?,
-                    name: row.try_get("name")?,
+                    id: row.field("id")?,
+                    tenant_id: row.field("tenant_id")?,
+                    email: row.field("email")?,
+                    name: row.field("name")?,
                     role: Role::parse(&role).ok_or(MetaError::Corrupt("user role"))?,
-                    password_hash: row.try_get("password_hash")?,
-                    created_at_ms: row.try_get("created_at")?,
-                    updated_at_ms: row.try_get("updated_at")?,
+                    password_hash: row.field("password_hash")?,
+                    created_at_ms: row.field("created_at")?,
+                    updated_at_ms: row.field("updated_at")?,
                     disabled: disabled.is_some(),
                 })
             }
@@ -200,7 +202,7 @@ macro_rules! impl_account_store {
             #[async_trait::async_trait]
             impl AccountStore for $ty {
                 async fn insert_user(&self, u: &UserRecord) -> Result<bool, MetaError> {
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "INSERT INTO users (id, tenant_id, email, name, role, password_hash, \
                          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                          ON CONFLICT (tenant_id, email) DO NOTHING",
@@ -220,7 +222,7 @@ macro_rules! impl_account_store {
                 }
 
                 async fn user(&self, id: &str) -> Result<Option<UserRecord>, MetaError> {
-                    let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+                    let row = query::<Db>(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
                         .bind(id)
                         .fetch_optional(&self.$r)
                         .await?;
@@ -232,7 +234,7 @@ macro_rules! impl_account_store {
                     tenant_id: &str,
                     email: &str,
                 ) -> Result<Option<UserRecord>, MetaError> {
-                    let row = sqlx::query(&format!(
+                    let row = query::<Db>(&format!(
                         "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND email = $2"
                     ))
                     .bind(tenant_id)
@@ -248,7 +250,7 @@ macro_rules! impl_account_store {
                     name: &str,
                     now_ms: i64,
                 ) -> Result<bool, MetaError> {
-                    let n = sqlx::query("UPDATE users SET name = $1, updated_at = $2 WHERE id = $3")
+                    let n = query::<Db>("UPDATE users SET name = $1, updated_at = $2 WHERE id = $3")
                         .bind(name)
                         .bind(now_ms)
                         .bind(id)
@@ -259,7 +261,7 @@ macro_rules! impl_account_store {
                 }
 
                 async fn insert_session(&self, s: &SessionRecord) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO sessions (id, user_id, tenant_id, created_at, expires_at) \
                          VALUES ($1, $2, $3, $4, $5)",
                     )
@@ -274,7 +276,7 @@ macro_rules! impl_account_store {
                 }
 
                 async fn session(&self, id: &str) -> Result<Option<SessionRecord>, MetaError> {
-                    let row = sqlx::query(
+                    let row = query::<Db>(
                         "SELECT id, user_id, tenant_id, created_at, expires_at, revoked_at \
                          FROM sessions WHERE id = $1",
                     )
@@ -282,13 +284,13 @@ macro_rules! impl_account_store {
                     .fetch_optional(&self.$r)
                     .await?;
                     row.map(|r| {
-                        let revoked: Option<i64> = r.try_get("revoked_at")?;
+                        let revoked: Option<i64> = r.field("revoked_at")?;
                         Ok(SessionRecord {
-                            id: r.try_get("id")?,
-                            user_id: r.try_get("user_id")?,
-                            tenant_id: r.try_get("tenant_id")?,
-                            created_at_ms: r.try_get("created_at")?,
-                            expires_at_ms: r.try_get("expires_at")?,
+                            id: r.field("id")?,
+                            user_id: r.field("user_id")?,
+                            tenant_id: r.field("tenant_id")?,
+                            created_at_ms: r.field("created_at")?,
+                            expires_at_ms: r.field("expires_at")?,
                             revoked: revoked.is_some(),
                         })
                     })
@@ -296,7 +298,7 @@ macro_rules! impl_account_store {
                 }
 
                 async fn revoke_session(&self, id: &str, now_ms: i64) -> Result<bool, MetaError> {
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
                     )
                     .bind(now_ms)
@@ -308,7 +310,7 @@ macro_rules! impl_account_store {
                 }
 
                 async fn insert_refresh(&self, t: &RefreshRecord) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO refresh_tokens (id, session_id, secret_hash, created_at, \
                          expires_at) VALUES ($1, $2, $3, $4, $5)",
                     )
@@ -324,7 +326,7 @@ macro_rules! impl_account_store {
 
                 async fn refresh_token(&self, id: &str) -> Result<Option<RefreshRecord>, MetaError> {
                     // The writer: a rotation just made on this replica must be seen.
-                    let row = sqlx::query(
+                    let row = query::<Db>(
                         "SELECT id, session_id, secret_hash, created_at, expires_at, used_at \
                          FROM refresh_tokens WHERE id = $1",
                     )
@@ -332,13 +334,13 @@ macro_rules! impl_account_store {
                     .fetch_optional(&self.$w)
                     .await?;
                     row.map(|r| {
-                        let used: Option<i64> = r.try_get("used_at")?;
+                        let used: Option<i64> = r.field("used_at")?;
                         Ok(RefreshRecord {
-                            id: r.try_get("id")?,
-                            session_id: r.try_get("session_id")?,
-                            secret_hash: r.try_get("secret_hash")?,
-                            created_at_ms: r.try_get("created_at")?,
-                            expires_at_ms: r.try_get("expires_at")?,
+                            id: r.field("id")?,
+                            session_id: r.field("session_id")?,
+                            secret_hash: r.field("secret_hash")?,
+                            created_at_ms: r.field("created_at")?,
+                            expires_at_ms: r.field("expires_at")?,
                             used: used.is_some(),
                         })
                     })
@@ -346,7 +348,7 @@ macro_rules! impl_account_store {
                 }
 
                 async fn spend_refresh(&self, id: &str, now_ms: i64) -> Result<bool, MetaError> {
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
                     )
                     .bind(now_ms)
@@ -363,25 +365,33 @@ macro_rules! impl_account_store {
                     now_ms: i64,
                     window_start_ms: i64,
                 ) -> Result<i64, MetaError> {
-                    let row = sqlx::query(
+                    // `failures` is assigned first: MySQL's upsert assigns left to right, and
+                    // both expressions must see the old `first_at`.
+                    let upsert = format!(
                         "INSERT INTO login_failures (key, failures, first_at, locked_until) \
                          VALUES ($1, 1, $2, 0) ON CONFLICT (key) DO UPDATE SET \
                          failures = CASE WHEN login_failures.first_at < $3 THEN 1 \
                                     ELSE login_failures.failures + 1 END, \
                          first_at = CASE WHEN login_failures.first_at < $3 THEN $2 \
-                                    ELSE login_failures.first_at END \
-                         RETURNING failures",
-                    )
-                    .bind(key)
-                    .bind(now_ms)
-                    .bind(window_start_ms)
-                    .fetch_one(&self.$w)
-                    .await?;
-                    Ok(row.try_get("failures")?)
+                                    ELSE login_failures.first_at END{}",
+                        if Db::RETURNING { " RETURNING failures" } else { "" }
+                    );
+                    let upsert = query::<Db>(&upsert).bind(key).bind(now_ms).bind(window_start_ms);
+                    if Db::RETURNING {
+                        return Ok(upsert.fetch_one(&self.$w).await?.field("failures")?);
+                    }
+                    let mut tx = self.$w.begin().await?;
+                    upsert.execute(&mut *tx).await?;
+                    let failures = query::<Db>("SELECT failures FROM login_failures WHERE key = $1")
+                        .bind(key)
+                        .scalar_one(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(failures)
                 }
 
                 async fn lock(&self, key: &str, until_ms: i64) -> Result<(), MetaError> {
-                    sqlx::query("UPDATE login_failures SET locked_until = $1 WHERE key = $2")
+                    query::<Db>("UPDATE login_failures SET locked_until = $1 WHERE key = $2")
                         .bind(until_ms)
                         .bind(key)
                         .execute(&self.$w)
@@ -390,7 +400,7 @@ macro_rules! impl_account_store {
                 }
 
                 async fn failures(&self, key: &str) -> Result<Option<Failures>, MetaError> {
-                    let row = sqlx::query(
+                    let row = query::<Db>(
                         "SELECT failures, first_at, locked_until FROM login_failures WHERE key = $1",
                     )
                     .bind(key)
@@ -398,16 +408,16 @@ macro_rules! impl_account_store {
                     .await?;
                     row.map(|r| {
                         Ok(Failures {
-                            failures: r.try_get("failures")?,
-                            first_at_ms: r.try_get("first_at")?,
-                            locked_until_ms: r.try_get("locked_until")?,
+                            failures: r.field("failures")?,
+                            first_at_ms: r.field("first_at")?,
+                            locked_until_ms: r.field("locked_until")?,
                         })
                     })
                     .transpose()
                 }
 
                 async fn clear_failures(&self, key: &str) -> Result<(), MetaError> {
-                    sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                    query::<Db>("DELETE FROM login_failures WHERE key = $1")
                         .bind(key)
                         .execute(&self.$w)
                         .await?;
@@ -415,7 +425,7 @@ macro_rules! impl_account_store {
                 }
 
                 async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, MetaError> {
-                    let rows = sqlx::query(
+                    let rows = query::<Db>(
                         "SELECT id, alg, private_key, public_jwk, created_at, retired_at, \
                          verify_until FROM signing_keys ORDER BY created_at DESC, id DESC",
                     )
@@ -424,20 +434,20 @@ macro_rules! impl_account_store {
                     rows.iter()
                         .map(|r| {
                             Ok(SigningKeyRecord {
-                                id: r.try_get("id")?,
-                                alg: r.try_get("alg")?,
-                                private_key: r.try_get("private_key")?,
-                                public_jwk: r.try_get("public_jwk")?,
-                                created_at_ms: r.try_get("created_at")?,
-                                retired_at_ms: r.try_get("retired_at")?,
-                                verify_until_ms: r.try_get("verify_until")?,
+                                id: r.field("id")?,
+                                alg: r.field("alg")?,
+                                private_key: r.field("private_key")?,
+                                public_jwk: r.field("public_jwk")?,
+                                created_at_ms: r.field("created_at")?,
+                                retired_at_ms: r.field("retired_at")?,
+                                verify_until_ms: r.field("verify_until")?,
                             })
                         })
                         .collect()
                 }
 
                 async fn insert_signing_key(&self, k: &SigningKeyRecord) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO signing_keys (id, alg, private_key, public_jwk, created_at) \
                          VALUES ($1, $2, $3, $4, $5)",
                     )
@@ -457,7 +467,7 @@ macro_rules! impl_account_store {
                     now_ms: i64,
                     verify_until_ms: i64,
                 ) -> Result<u64, MetaError> {
-                    Ok(sqlx::query(
+                    Ok(query::<Db>(
                         "UPDATE signing_keys SET retired_at = $1, verify_until = $2 \
                          WHERE id != $3 AND retired_at IS NULL",
                     )

@@ -1,11 +1,13 @@
 //! The control-plane records (tenants, keys, upload links and tokens, files, audit, outbox),
 //! behind [`ControlStore`].
 //!
-//! The SQL is written once, with `$N` placeholders, and instantiated for SQLite and PostgreSQL by
-//! [`impl_control_store!`]: both accept `$N` (SQLite binds them by first appearance, which is
-//! why every statement introduces its placeholders in ascending order). Atomic state changes
-//! are conditional `UPDATE … WHERE <expected state> RETURNING`, which both databases execute as
-//! one step, so no row locks are needed.
+//! The SQL is written once, with `$N` placeholders, and instantiated for SQLite, PostgreSQL and
+//! MySQL by [`impl_control_store!`]: the first two accept `$N` (SQLite binds them by first
+//! appearance, which is why every statement introduces its placeholders in ascending order),
+//! MySQL gets it translated ([`super::sql`]). Atomic state changes are conditional
+//! `UPDATE … WHERE <expected state> RETURNING`, which SQLite and PostgreSQL execute as one step,
+//! so no row locks are needed; on MySQL the `UPDATE` locks the row and a `SELECT` in the same
+//! transaction reads it back.
 
 use async_trait::async_trait;
 
@@ -377,74 +379,76 @@ pub const OUTBOX_CLAIM_MS: i64 = 5 * 60 * 1000;
 macro_rules! impl_control_store {
     ($ty:ty, $row:ty, $w:ident, $r:ident) => {
         const _: () = {
-            use sqlx::Row;
+            #[allow(unused_imports)]
+            use $crate::metadata::sql::{Dialect, Field, query};
+            type Db = <$row as sqlx::Row>::Database;
             use $crate::metadata::MetaError;
             use $crate::metadata::control::*;
 
             fn file_row(row: &$row) -> Result<FileRecord, MetaError> {
-                let status: String = row.try_get("status")?;
+                let status: String = row.field("status")?;
                 Ok(FileRecord {
-                    id: row.try_get("id")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    owner: row.try_get("owner")?,
-                    bucket: row.try_get("bucket")?,
-                    filename: row.try_get("filename")?,
-                    metadata: row.try_get("metadata")?,
+                    id: row.field("id")?,
+                    tenant_id: row.field("tenant_id")?,
+                    owner: row.field("owner")?,
+                    bucket: row.field("bucket")?,
+                    filename: row.field("filename")?,
+                    metadata: row.field("metadata")?,
                     status: FileStatus::parse(&status).ok_or(MetaError::Corrupt("file status"))?,
-                    current_key: row.try_get("current_key")?,
-                    content_type: row.try_get("content_type")?,
-                    size: row.try_get("size")?,
-                    sha256: row.try_get("sha256")?,
-                    versions: row.try_get("versions")?,
-                    created_at_ms: row.try_get("created_at")?,
-                    updated_at_ms: row.try_get("updated_at")?,
-                    scan: row.try_get("scan")?,
+                    current_key: row.field("current_key")?,
+                    content_type: row.field("content_type")?,
+                    size: row.field("size")?,
+                    sha256: row.field("sha256")?,
+                    versions: row.field("versions")?,
+                    created_at_ms: row.field("created_at")?,
+                    updated_at_ms: row.field("updated_at")?,
+                    scan: row.field("scan")?,
                 })
             }
 
             fn link_row(row: &$row) -> Result<UploadLink, MetaError> {
-                let status: String = row.try_get("status")?;
+                let status: String = row.field("status")?;
                 Ok(UploadLink {
-                    id: row.try_get("id")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    owner: row.try_get("owner")?,
-                    file_id: row.try_get("file_id")?,
-                    bucket: row.try_get("bucket")?,
-                    key: row.try_get("key")?,
-                    size: row.try_get("size")?,
-                    content_type: row.try_get("content_type")?,
-                    sha256: row.try_get("sha256")?,
-                    token_id: row.try_get("token_id")?,
+                    id: row.field("id")?,
+                    tenant_id: row.field("tenant_id")?,
+                    owner: row.field("owner")?,
+                    file_id: row.field("file_id")?,
+                    bucket: row.field("bucket")?,
+                    key: row.field("key")?,
+                    size: row.field("size")?,
+                    content_type: row.field("content_type")?,
+                    sha256: row.field("sha256")?,
+                    token_id: row.field("token_id")?,
                     status: LinkStatus::parse(&status).ok_or(MetaError::Corrupt("link status"))?,
-                    expires_at_ms: row.try_get("expires_at")?,
-                    claimed_until_ms: row.try_get("claimed_until")?,
-                    created_at_ms: row.try_get("created_at")?,
-                    completed_at_ms: row.try_get("completed_at")?,
+                    expires_at_ms: row.field("expires_at")?,
+                    claimed_until_ms: row.field("claimed_until")?,
+                    created_at_ms: row.field("created_at")?,
+                    completed_at_ms: row.field("completed_at")?,
                 })
             }
 
             fn token_row(row: &$row) -> Result<UploadToken, MetaError> {
-                let types: String = row.try_get("allowed_types")?;
-                let revoked: Option<i64> = row.try_get("revoked_at")?;
+                let types: String = row.field("allowed_types")?;
+                let revoked: Option<i64> = row.field("revoked_at")?;
                 Ok(UploadToken {
-                    id: row.try_get("id")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    client_id: row.try_get("client_id")?,
-                    owner: row.try_get("owner")?,
-                    secret_hash: row.try_get("secret_hash")?,
-                    expires_at_ms: row.try_get("expires_at")?,
-                    max_uploads: row.try_get("max_uploads")?,
-                    uploads_used: row.try_get("uploads_used")?,
-                    max_bytes: row.try_get("max_bytes")?,
-                    bytes_used: row.try_get("bytes_used")?,
+                    id: row.field("id")?,
+                    tenant_id: row.field("tenant_id")?,
+                    client_id: row.field("client_id")?,
+                    owner: row.field("owner")?,
+                    secret_hash: row.field("secret_hash")?,
+                    expires_at_ms: row.field("expires_at")?,
+                    max_uploads: row.field("max_uploads")?,
+                    uploads_used: row.field("uploads_used")?,
+                    max_bytes: row.field("max_bytes")?,
+                    bytes_used: row.field("bytes_used")?,
                     allowed_types: serde_json::from_str(&types)
                         .map_err(|_| MetaError::Corrupt("token types"))?,
                     revoked: revoked.is_some(),
-                    created_at_ms: row.try_get("created_at")?,
-                    max_file_bytes: row.try_get("max_file_bytes")?,
-                    note: row.try_get("note")?,
-                    requester: row.try_get("requester")?,
-                    notify_email: row.try_get("notify_email")?,
+                    created_at_ms: row.field("created_at")?,
+                    max_file_bytes: row.field("max_file_bytes")?,
+                    note: row.field("note")?,
+                    requester: row.field("requester")?,
+                    notify_email: row.field("notify_email")?,
                 })
             }
 
@@ -460,7 +464,7 @@ macro_rules! impl_control_store {
             #[async_trait::async_trait]
             impl ControlStore for $ty {
                 async fn create_tenant(&self, t: &Tenant) -> Result<(), MetaError> {
-                    sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                    query::<Db>("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
                         .bind(&t.id)
                         .bind(&t.name)
                         .bind(t.created_at_ms)
@@ -470,7 +474,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn tenant(&self, id: &str) -> Result<Option<Tenant>, MetaError> {
-                    let row = sqlx::query(
+                    let row = query::<Db>(
                         "SELECT id, name, created_at, max_bytes, max_objects FROM tenants \
                          WHERE id = $1",
                     )
@@ -479,18 +483,18 @@ macro_rules! impl_control_store {
                         .await?;
                     row.map(|r| {
                         Ok(Tenant {
-                            id: r.try_get("id")?,
-                            name: r.try_get("name")?,
-                            created_at_ms: r.try_get("created_at")?,
-                            max_bytes: r.try_get("max_bytes")?,
-                            max_objects: r.try_get("max_objects")?,
+                            id: r.field("id")?,
+                            name: r.field("name")?,
+                            created_at_ms: r.field("created_at")?,
+                            max_bytes: r.field("max_bytes")?,
+                            max_objects: r.field("max_objects")?,
                         })
                     })
                     .transpose()
                 }
 
                 async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, MetaError> {
-                    let row = sqlx::query(
+                    let row = query::<Db>(
                         "SELECT id, name, created_at, max_bytes, max_objects FROM tenants \
                          WHERE name = $1",
                     )
@@ -499,11 +503,11 @@ macro_rules! impl_control_store {
                             .await?;
                     row.map(|r| {
                         Ok(Tenant {
-                            id: r.try_get("id")?,
-                            name: r.try_get("name")?,
-                            created_at_ms: r.try_get("created_at")?,
-                            max_bytes: r.try_get("max_bytes")?,
-                            max_objects: r.try_get("max_objects")?,
+                            id: r.field("id")?,
+                            name: r.field("name")?,
+                            created_at_ms: r.field("created_at")?,
+                            max_bytes: r.field("max_bytes")?,
+                            max_objects: r.field("max_objects")?,
                         })
                     })
                     .transpose()
@@ -515,7 +519,7 @@ macro_rules! impl_control_store {
                     max_bytes: Option<i64>,
                     max_objects: Option<i64>,
                 ) -> Result<bool, MetaError> {
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE tenants SET max_bytes = $1, max_objects = $2 WHERE id = $3",
                     )
                     .bind(max_bytes)
@@ -528,20 +532,20 @@ macro_rules! impl_control_store {
                 }
 
                 async fn usage(&self, tenant_id: &str) -> Result<(i64, i64), MetaError> {
-                    let row = sqlx::query(
+                    let row = query::<Db>(
                         "SELECT bytes, objects FROM tenant_usage WHERE tenant_id = $1",
                     )
                     .bind(tenant_id)
                     .fetch_optional(&self.$w)
                     .await?;
                     match row {
-                        Some(r) => Ok((r.try_get("bytes")?, r.try_get("objects")?)),
+                        Some(r) => Ok((r.field("bytes")?, r.field("objects")?)),
                         None => Ok((0, 0)),
                     }
                 }
 
                 async fn insert_api_key(&self, k: &ApiKeyRecord, now_ms: i64) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO api_keys (id, tenant_id, secret_hash, created_at) \
                          VALUES ($1, $2, $3, $4)",
                     )
@@ -555,18 +559,18 @@ macro_rules! impl_control_store {
                 }
 
                 async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRecord>, MetaError> {
-                    let row = sqlx::query(
+                    let row = query::<Db>(
                         "SELECT id, tenant_id, secret_hash, revoked_at FROM api_keys WHERE id = $1",
                     )
                     .bind(id)
                     .fetch_optional(&self.$r)
                     .await?;
                     row.map(|r| {
-                        let revoked: Option<i64> = r.try_get("revoked_at")?;
+                        let revoked: Option<i64> = r.field("revoked_at")?;
                         Ok(ApiKeyRecord {
-                            id: r.try_get("id")?,
-                            tenant_id: r.try_get("tenant_id")?,
-                            secret_hash: r.try_get("secret_hash")?,
+                            id: r.field("id")?,
+                            tenant_id: r.field("tenant_id")?,
+                            secret_hash: r.field("secret_hash")?,
                             revoked: revoked.is_some(),
                         })
                     })
@@ -574,7 +578,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn insert_access_key(&self, k: &AccessKeyRecord, now_ms: i64) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO access_keys (access_key_id, tenant_id, secret, created_at) \
                          VALUES ($1, $2, $3, $4)",
                     )
@@ -588,7 +592,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn access_key(&self, id: &str) -> Result<Option<AccessKeyRecord>, MetaError> {
-                    let row = sqlx::query(
+                    let row = query::<Db>(
                         "SELECT access_key_id, tenant_id, secret, revoked_at FROM access_keys \
                          WHERE access_key_id = $1",
                     )
@@ -596,11 +600,11 @@ macro_rules! impl_control_store {
                     .fetch_optional(&self.$r)
                     .await?;
                     row.map(|r| {
-                        let revoked: Option<i64> = r.try_get("revoked_at")?;
+                        let revoked: Option<i64> = r.field("revoked_at")?;
                         Ok(AccessKeyRecord {
-                            access_key_id: r.try_get("access_key_id")?,
-                            tenant_id: r.try_get("tenant_id")?,
-                            secret: r.try_get("secret")?,
+                            access_key_id: r.field("access_key_id")?,
+                            tenant_id: r.field("tenant_id")?,
+                            secret: r.field("secret")?,
                             revoked: revoked.is_some(),
                         })
                     })
@@ -610,7 +614,7 @@ macro_rules! impl_control_store {
                 async fn insert_token(&self, t: &UploadToken) -> Result<(), MetaError> {
                     let types = serde_json::to_string(&t.allowed_types)
                         .map_err(|_| MetaError::Corrupt("token types"))?;
-                    sqlx::query(&format!(
+                    query::<Db>(&format!(
                         "INSERT INTO upload_tokens ({TOKEN_COLS}) VALUES \
                          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
                     ))
@@ -642,7 +646,7 @@ macro_rules! impl_control_store {
                     owner: &str,
                     limit: u32,
                 ) -> Result<Vec<UploadToken>, MetaError> {
-                    let rows = sqlx::query(&format!(
+                    let rows = query::<Db>(&format!(
                         "SELECT {TOKEN_COLS} FROM upload_tokens WHERE tenant_id = $1 AND owner = $2 \
                          ORDER BY created_at DESC, id DESC LIMIT $3"
                     ))
@@ -655,7 +659,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn links_of_token(&self, token_id: &str, limit: u32) -> Result<Vec<UploadLink>, MetaError> {
-                    let rows = sqlx::query(&format!(
+                    let rows = query::<Db>(&format!(
                         "SELECT {LINK_COLS} FROM uploads WHERE token_id = $1 \
                          ORDER BY created_at DESC, id DESC LIMIT $2"
                     ))
@@ -667,7 +671,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn token(&self, id: &str) -> Result<Option<UploadToken>, MetaError> {
-                    let row = sqlx::query(&format!(
+                    let row = query::<Db>(&format!(
                         "SELECT {TOKEN_COLS} FROM upload_tokens WHERE id = $1"
                     ))
                     .bind(id)
@@ -677,7 +681,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn revoke_token(&self, tenant_id: &str, id: &str, now_ms: i64) -> Result<bool, MetaError> {
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE upload_tokens SET revoked_at = $1 \
                          WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
                     )
@@ -691,7 +695,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn insert_file(&self, f: &FileRecord) -> Result<(), MetaError> {
-                    sqlx::query(&format!(
+                    query::<Db>(&format!(
                         "INSERT INTO files ({FILE_COLS}) VALUES \
                          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                     ))
@@ -716,7 +720,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn file(&self, id: &str) -> Result<Option<FileRecord>, MetaError> {
-                    let row = sqlx::query(&format!("SELECT {FILE_COLS} FROM files WHERE id = $1"))
+                    let row = query::<Db>(&format!("SELECT {FILE_COLS} FROM files WHERE id = $1"))
                         .bind(id)
                         .fetch_optional(&self.$r)
                         .await?;
@@ -775,7 +779,7 @@ macro_rules! impl_control_store {
                         out.push('%');
                         out
                     };
-                    let mut query = sqlx::query(&sql).bind(&q.tenant_id).bind(&q.owner);
+                    let mut query = query::<Db>(&sql).bind(&q.tenant_id).bind(&q.owner);
                     if let Some(ct) = &q.content_type {
                         query = query.bind(ct);
                     }
@@ -805,7 +809,7 @@ macro_rules! impl_control_store {
 
                 async fn delete_file(&self, id: &str, now_ms: i64, event: &OutboxEvent) -> Result<bool, MetaError> {
                     let mut tx = self.$w.begin().await?;
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE files SET status = 'deleted', updated_at = $1 \
                          WHERE id = $2 AND status != 'deleted'",
                     )
@@ -815,7 +819,7 @@ macro_rules! impl_control_store {
                     .await?
                     .rows_affected();
                     if n > 0 {
-                        sqlx::query(
+                        query::<Db>(
                             "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
                              next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",
                         )
@@ -833,7 +837,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn insert_link(&self, l: &UploadLink) -> Result<(), MetaError> {
-                    sqlx::query(&format!(
+                    query::<Db>(&format!(
                         "INSERT INTO uploads ({LINK_COLS}) VALUES \
                          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                     ))
@@ -859,7 +863,7 @@ macro_rules! impl_control_store {
 
                 async fn link(&self, id: &str) -> Result<Option<UploadLink>, MetaError> {
                     // From the writer: a link's state must be read after its latest claim.
-                    let row = sqlx::query(&format!("SELECT {LINK_COLS} FROM uploads WHERE id = $1"))
+                    let row = query::<Db>(&format!("SELECT {LINK_COLS} FROM uploads WHERE id = $1"))
                         .bind(id)
                         .fetch_optional(&self.$w)
                         .await?;
@@ -867,7 +871,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn links_of_file(&self, file_id: &str) -> Result<Vec<UploadLink>, MetaError> {
-                    let rows = sqlx::query(&format!(
+                    let rows = query::<Db>(&format!(
                         "SELECT {LINK_COLS} FROM uploads WHERE file_id = $1 \
                          ORDER BY created_at DESC, id DESC"
                     ))
@@ -878,16 +882,32 @@ macro_rules! impl_control_store {
                 }
 
                 async fn claim_link(&self, id: &str, now_ms: i64, claim_until_ms: i64) -> Result<Claim, MetaError> {
-                    let row = sqlx::query(&format!(
+                    let claim = format!(
                         "UPDATE uploads SET status = 'uploading', claimed_until = $1 \
                          WHERE id = $2 AND expires_at >= $3 AND (status = 'pending' \
-                         OR (status = 'uploading' AND claimed_until < $3)) RETURNING {LINK_COLS}"
-                    ))
-                    .bind(claim_until_ms)
-                    .bind(id)
-                    .bind(now_ms)
-                    .fetch_optional(&self.$w)
-                    .await?;
+                         OR (status = 'uploading' AND claimed_until < $3)){}",
+                        if Db::RETURNING { format!(" RETURNING {LINK_COLS}") } else { String::new() }
+                    );
+                    let claim = query::<Db>(&claim).bind(claim_until_ms).bind(id).bind(now_ms);
+                    let row = if Db::RETURNING {
+                        claim.fetch_optional(&self.$w).await?
+                    } else {
+                        // The UPDATE locks the row it claims; the SELECT reads it in the same
+                        // transaction.
+                        let mut tx = self.$w.begin().await?;
+                        let row = if claim.execute(&mut *tx).await?.rows_affected() == 1 {
+                            Some(
+                                query::<Db>(&format!("SELECT {LINK_COLS} FROM uploads WHERE id = $1"))
+                                    .bind(id)
+                                    .fetch_one(&mut *tx)
+                                    .await?,
+                            )
+                        } else {
+                            None
+                        };
+                        tx.commit().await?;
+                        row
+                    };
                     if let Some(row) = row {
                         return Ok(Claim::Claimed(Box::new(link_row(&row)?)));
                     }
@@ -904,7 +924,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn release_link(&self, id: &str) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "UPDATE uploads SET status = 'pending', claimed_until = NULL \
                          WHERE id = $1 AND status = 'uploading'",
                     )
@@ -918,19 +938,26 @@ macro_rules! impl_control_store {
                     let o = &c.object;
                     let size = i64::try_from(o.size).map_err(|_| MetaError::Corrupt("size"))?;
                     let mut tx = self.$w.begin().await?;
-                    let link = sqlx::query(&format!(
+                    let complete = format!(
                         "UPDATE uploads SET status = 'complete', completed_at = $1, \
-                         claimed_until = NULL WHERE id = $2 AND status = 'uploading' \
-                         RETURNING {LINK_COLS}"
-                    ))
-                    .bind(o.committed_at_ms)
-                    .bind(&c.link_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
+                         claimed_until = NULL WHERE id = $2 AND status = 'uploading'{}",
+                        if Db::RETURNING { format!(" RETURNING {LINK_COLS}") } else { String::new() }
+                    );
+                    let complete = query::<Db>(&complete).bind(o.committed_at_ms).bind(&c.link_id);
+                    let link = if Db::RETURNING {
+                        complete.fetch_optional(&mut *tx).await?
+                    } else if complete.execute(&mut *tx).await?.rows_affected() == 1 {
+                        query::<Db>(&format!("SELECT {LINK_COLS} FROM uploads WHERE id = $1"))
+                            .bind(&c.link_id)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                    } else {
+                        None
+                    }
                     .ok_or(MetaError::PendingGone)?;
                     let link = link_row(&link)?;
                     if let Some(token) = &link.token_id {
-                        let n = sqlx::query(
+                        let n = query::<Db>(
                             "UPDATE upload_tokens SET uploads_used = uploads_used + 1, \
                              bytes_used = bytes_used + $1 WHERE id = $2 AND revoked_at IS NULL \
                              AND expires_at >= $3 AND uploads_used < max_uploads \
@@ -952,7 +979,7 @@ macro_rules! impl_control_store {
                     };
                     $crate::apply_quota!(tx, &o.quota, size, 1i64);
                     // A link's key is fresh (one version per key): no previous version to retire.
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, \
                          etag = $3, content_type = $4, checksum_algorithm = $5, \
                          checksum_value = $6, committed_at = $7, lease_until = NULL, scan = $9, \
@@ -974,7 +1001,7 @@ macro_rules! impl_control_store {
                     if n == 0 {
                         return Err(MetaError::PendingGone);
                     }
-                    sqlx::query(
+                    query::<Db>(
                         "UPDATE files SET status = 'complete', current_key = $1, \
                          content_type = $2, size = $3, sha256 = $4, versions = versions + 1, \
                          updated_at = $5, scan = $7 WHERE id = $6 AND status != 'deleted'",
@@ -988,7 +1015,7 @@ macro_rules! impl_control_store {
                     .bind(&o.scan)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
                          next_attempt_at) VALUES ($1, $2, $3, $4, $5, $5)",
                     )
@@ -1004,7 +1031,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn audit(&self, e: &AuditEntry) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO audit_log (id, at, tenant_id, actor, action, file_id, detail) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
@@ -1021,7 +1048,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn audit_of_file(&self, file_id: &str) -> Result<Vec<AuditEntry>, MetaError> {
-                    let rows = sqlx::query(
+                    let rows = query::<Db>(
                         "SELECT id, at, tenant_id, actor, action, file_id, detail FROM audit_log \
                          WHERE file_id = $1 ORDER BY at, id",
                     )
@@ -1031,20 +1058,20 @@ macro_rules! impl_control_store {
                     rows.iter()
                         .map(|r| {
                             Ok(AuditEntry {
-                                id: r.try_get("id")?,
-                                at_ms: r.try_get("at")?,
-                                tenant_id: r.try_get("tenant_id")?,
-                                actor: r.try_get("actor")?,
-                                action: r.try_get("action")?,
-                                file_id: r.try_get("file_id")?,
-                                detail: r.try_get("detail")?,
+                                id: r.field("id")?,
+                                at_ms: r.field("at")?,
+                                tenant_id: r.field("tenant_id")?,
+                                actor: r.field("actor")?,
+                                action: r.field("action")?,
+                                file_id: r.field("file_id")?,
+                                detail: r.field("detail")?,
                             })
                         })
                         .collect()
                 }
 
                 async fn link_keys(&self) -> Result<Vec<LinkKey>, MetaError> {
-                    let rows = sqlx::query(
+                    let rows = query::<Db>(
                         "SELECT id, secret, created_at, retired_at FROM link_keys \
                          ORDER BY created_at DESC, id DESC",
                     )
@@ -1052,11 +1079,11 @@ macro_rules! impl_control_store {
                     .await?;
                     rows.iter()
                         .map(|r| {
-                            let retired: Option<i64> = r.try_get("retired_at")?;
+                            let retired: Option<i64> = r.field("retired_at")?;
                             Ok(LinkKey {
-                                id: r.try_get("id")?,
-                                secret: r.try_get("secret")?,
-                                created_at_ms: r.try_get("created_at")?,
+                                id: r.field("id")?,
+                                secret: r.field("secret")?,
+                                created_at_ms: r.field("created_at")?,
                                 retired: retired.is_some(),
                             })
                         })
@@ -1064,7 +1091,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn insert_link_key(&self, k: &LinkKey) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO link_keys (id, secret, created_at) VALUES ($1, $2, $3)",
                     )
                     .bind(&k.id)
@@ -1076,7 +1103,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn retire_link_keys_except(&self, keep_id: &str, now_ms: i64) -> Result<u64, MetaError> {
-                    Ok(sqlx::query(
+                    Ok(query::<Db>(
                         "UPDATE link_keys SET retired_at = $1 WHERE id != $2 AND retired_at IS NULL",
                     )
                     .bind(now_ms)
@@ -1087,7 +1114,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn enqueue(&self, e: &OutboxEvent, now_ms: i64) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
                          next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
@@ -1106,34 +1133,59 @@ macro_rules! impl_control_store {
                     // Claims the events for this worker for a lease: replicas polling at once do
                     // not deliver the same event in parallel (the outer `next_attempt_at`
                     // condition is re-checked on the locked row, so only one claim wins).
-                    let rows = sqlx::query(
-                        "UPDATE outbox SET next_attempt_at = $1 WHERE delivered_at IS NULL \
-                         AND next_attempt_at <= $2 AND id IN (SELECT id FROM outbox \
-                         WHERE delivered_at IS NULL AND next_attempt_at <= $2 \
-                         ORDER BY created_at, id LIMIT $3) \
-                         RETURNING id, tenant_id, event, payload, created_at, attempts",
-                    )
-                    .bind(now_ms.saturating_add(OUTBOX_CLAIM_MS))
-                    .bind(now_ms)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.$w)
-                    .await?;
+                    let until = now_ms.saturating_add(OUTBOX_CLAIM_MS);
+                    let rows = if Db::RETURNING {
+                        query::<Db>(
+                            "UPDATE outbox SET next_attempt_at = $1 WHERE delivered_at IS NULL \
+                             AND next_attempt_at <= $2 AND id IN (SELECT id FROM outbox \
+                             WHERE delivered_at IS NULL AND next_attempt_at <= $2 \
+                             ORDER BY created_at, id LIMIT $3) \
+                             RETURNING id, tenant_id, event, payload, created_at, attempts",
+                        )
+                        .bind(until)
+                        .bind(now_ms)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.$w)
+                        .await?
+                    } else {
+                        // MySQL cannot limit an `IN` subquery on the table it updates: lock the
+                        // due rows (skipping those another replica is claiming), then move them.
+                        let mut tx = self.$w.begin().await?;
+                        let rows = query::<Db>(
+                            "SELECT id, tenant_id, event, payload, created_at, attempts \
+                             FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
+                             ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                        )
+                        .bind(now_ms)
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for r in &rows {
+                            query::<Db>("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2")
+                                .bind(until)
+                                .bind(r.field::<String, _>("id")?)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        tx.commit().await?;
+                        rows
+                    };
                     rows.iter()
                         .map(|r| {
                             Ok(OutboxEvent {
-                                id: r.try_get("id")?,
-                                tenant_id: r.try_get("tenant_id")?,
-                                event: r.try_get("event")?,
-                                payload: r.try_get("payload")?,
-                                created_at_ms: r.try_get("created_at")?,
-                                attempts: r.try_get("attempts")?,
+                                id: r.field("id")?,
+                                tenant_id: r.field("tenant_id")?,
+                                event: r.field("event")?,
+                                payload: r.field("payload")?,
+                                created_at_ms: r.field("created_at")?,
+                                attempts: r.field("attempts")?,
                             })
                         })
                         .collect()
                 }
 
                 async fn event_delivered(&self, id: &str, now_ms: i64) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "UPDATE outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2",
                     )
                     .bind(now_ms)
@@ -1144,7 +1196,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn prune_events(&self, before_ms: i64) -> Result<u64, MetaError> {
-                    Ok(sqlx::query("DELETE FROM outbox WHERE delivered_at < $1")
+                    Ok(query::<Db>("DELETE FROM outbox WHERE delivered_at < $1")
                         .bind(before_ms)
                         .execute(&self.$w)
                         .await?
@@ -1152,7 +1204,7 @@ macro_rules! impl_control_store {
                 }
 
                 async fn event_failed(&self, id: &str, next_attempt_ms: i64, error: &str) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "UPDATE outbox SET next_attempt_at = $1, last_error = $2, \
                          attempts = attempts + 1 WHERE id = $3",
                     )

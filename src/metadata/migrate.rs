@@ -1,4 +1,4 @@
-//! Schema migrations for both databases: sqlx's migrator over `migrations/<database>/`
+//! Schema migrations for every database: sqlx's migrator over `migrations/<database>/`
 //! (`<VERSION>_<DESCRIPTION>.sql`, recorded in `_sqlx_migrations`), plus the adoption of
 //! databases created by the hand-written runner it replaced.
 //!
@@ -49,6 +49,61 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
+/// The migrations of `migrations/<dir>/`, as [`Embedded`]: every database has the same
+/// versions and descriptions, each in its own dialect.
+macro_rules! embedded {
+    ($dir:literal) => {
+        $crate::metadata::migrate::Embedded(&[
+            (
+                1,
+                "objects",
+                include_str!(concat!("migrations/", $dir, "/0001_objects.sql")),
+            ),
+            (
+                2,
+                "multipart",
+                include_str!(concat!("migrations/", $dir, "/0002_multipart.sql")),
+            ),
+            (
+                3,
+                "control",
+                include_str!(concat!("migrations/", $dir, "/0003_control.sql")),
+            ),
+            (
+                4,
+                "quotas",
+                include_str!(concat!("migrations/", $dir, "/0004_quotas.sql")),
+            ),
+            (
+                5,
+                "resumable",
+                include_str!(concat!("migrations/", $dir, "/0005_resumable.sql")),
+            ),
+            (
+                6,
+                "scan verdicts",
+                include_str!(concat!("migrations/", $dir, "/0006_scan_verdicts.sql")),
+            ),
+            (
+                7,
+                "accounts",
+                include_str!(concat!("migrations/", $dir, "/0007_accounts.sql")),
+            ),
+            (
+                8,
+                "object headers",
+                include_str!(concat!("migrations/", $dir, "/0008_object_headers.sql")),
+            ),
+            (
+                9,
+                "drop links",
+                include_str!(concat!("migrations/", $dir, "/0009_drop_links.sql")),
+            ),
+        ])
+    };
+}
+pub(crate) use embedded;
+
 /// Executed in place of an adopted migration's SQL: its statements ran already, under the old
 /// runner; only sqlx's bookkeeping for it (in sqlx's own words) is wanted.
 const ALREADY_APPLIED: &str = "SELECT 1";
@@ -60,7 +115,8 @@ const LEGACY_VERSION: &str = "SELECT MAX(version) FROM schema_migrations";
 ///
 /// Serialised by sqlx's migration lock: on PostgreSQL a session advisory lock of the database
 /// (the one `sqlx migrate run` takes too), on SQLite nothing, as the store's single writer
-/// connection serialises anyway. First, holding it on one connection, `prelude` (PostgreSQL:
+/// connection serialises anyway (on MySQL the store holds a lock of its own around this, see
+/// `mysql`). First, holding it on one connection, `prelude` (PostgreSQL:
 /// creating the store's schema, which must not race either) and the adoption of an old
 /// database. Then the migrator, which takes the lock itself on a connection of its own (the
 /// first is back in the pool by then: the SQLite writer pool has only one). Both steps are

@@ -11,12 +11,16 @@ pub mod accounts;
 pub mod control;
 mod migrate;
 pub mod multipart;
+pub mod mysql;
 mod objects;
 pub mod postgres;
 pub mod resumable;
+pub mod sql;
 pub mod sqlite;
 
 use async_trait::async_trait;
+
+use sql::Field as _;
 
 use crate::error::Error;
 
@@ -213,6 +217,9 @@ pub struct Quota {
 
 /// Applies a usage change to a tenant inside the caller's transaction: refused (rolling the
 /// caller back via `QuotaExceeded`) if it grows usage past the quota. Shrinking always passes.
+/// The usage row is created by an upsert that writes it (rather than `DO NOTHING`), so that the
+/// statement takes the row's write lock at once: on MySQL a plain duplicate check takes a shared
+/// lock, and two commits holding it would deadlock on the `UPDATE` that follows.
 /// The conditional `UPDATE` serialises concurrent commits of one tenant on its usage row, and
 /// its condition is evaluated on the latest row, so two uploads cannot both fit into the same
 /// remaining space.
@@ -220,11 +227,14 @@ pub struct Quota {
 macro_rules! apply_quota {
     ($tx:expr, $quota:expr, $bytes:expr, $objects:expr) => {
         if let Some(q) = $quota {
-            sqlx::query("INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
-                .bind(&q.tenant_id)
-                .execute(&mut *$tx)
-                .await?;
-            let n = sqlx::query(
+            $crate::metadata::sql::query::<_>(
+                "INSERT INTO tenant_usage (tenant_id) VALUES ($1) \
+                 ON CONFLICT (tenant_id) DO UPDATE SET tenant_id = excluded.tenant_id",
+            )
+            .bind(&q.tenant_id)
+            .execute(&mut *$tx)
+            .await?;
+            let n = $crate::metadata::sql::query::<_>(
                 "UPDATE tenant_usage SET bytes = bytes + $1, objects = objects + $2 \
                  WHERE tenant_id = $3 AND ($1 <= 0 OR bytes + $1 <= $4) \
                  AND ($2 <= 0 OR objects + $2 <= $5)",
@@ -269,27 +279,28 @@ pub struct ObjectRecord {
 pub(crate) fn object_record<'r, R>(row: &'r R) -> Result<ObjectRecord, MetaError>
 where
     R: sqlx::Row,
+    R::Database: sql::Dialect,
     &'static str: sqlx::ColumnIndex<R>,
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let size: i64 = row.try_get("size")?;
-    let algo: Option<String> = row.try_get("checksum_algorithm")?;
-    let value: Option<String> = row.try_get("checksum_value")?;
-    let headers: Option<String> = row.try_get("headers")?;
-    let tags: Option<String> = row.try_get("tags")?;
+    let size: i64 = row.field("size")?;
+    let algo: Option<String> = row.field("checksum_algorithm")?;
+    let value: Option<String> = row.field("checksum_value")?;
+    let headers: Option<String> = row.field("headers")?;
+    let tags: Option<String> = row.field("tags")?;
     Ok(ObjectRecord {
-        id: row.try_get("id")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        owner: row.try_get("owner")?,
+        id: row.field("id")?,
+        bucket: row.field("bucket")?,
+        key: row.field("key")?,
+        owner: row.field("owner")?,
         size: u64::try_from(size).map_err(|_| MetaError::Corrupt("negative size"))?,
-        sha256: row.try_get("sha256")?,
-        etag: row.try_get("etag")?,
-        content_type: row.try_get("content_type")?,
+        sha256: row.field("sha256")?,
+        etag: row.field("etag")?,
+        content_type: row.field("content_type")?,
         checksum: algo.zip(value),
-        committed_at_ms: row.try_get("committed_at")?,
-        scan: row.try_get("scan")?,
+        committed_at_ms: row.field("committed_at")?,
+        scan: row.field("scan")?,
         headers: ObjectHeaders::from_column(headers.as_deref())?,
         tags: ObjectTags::from_column(tags.as_deref())?,
     })
@@ -309,14 +320,15 @@ pub(crate) fn sweepables<'r, R>(
 ) -> Result<Vec<Sweepable>, MetaError>
 where
     R: sqlx::Row,
+    R::Database: sql::Dialect,
     &'static str: sqlx::ColumnIndex<R>,
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     rows.iter()
         .map(|r| {
             Ok(Sweepable {
-                id: r.try_get(id_column)?,
-                bucket: r.try_get("bucket")?,
+                id: r.field(id_column)?,
+                bucket: r.field("bucket")?,
             })
         })
         .collect()

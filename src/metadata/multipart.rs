@@ -1,8 +1,8 @@
-//! [`MultipartStore`](super::MultipartStore) for SQLite and PostgreSQL, from one SQL source
-//! (`$N` placeholders, introduced in ascending order, as in [`super::control`]).
+//! [`MultipartStore`](super::MultipartStore) for SQLite, PostgreSQL and MySQL, from one SQL
+//! source (`$N` placeholders, introduced in ascending order, as in [`super::control`]).
 //!
 //! Admitting a part is one transaction whose first statement is an `UPDATE` of the upload's row
-//! (touching its last activity): PostgreSQL takes the row lock there, SQLite's single writer
+//! (touching its last activity): PostgreSQL and MySQL take the row lock there, SQLite's single writer
 //! serialises anyway, so the budget check that follows sees every part committed before it and
 //! two parts streamed concurrently cannot both squeeze under the budget.
 
@@ -13,6 +13,9 @@ macro_rules! impl_multipart_store {
     ($ty:ty, $row:ty, $w:ident, $r:ident) => {
         const _: () = {
             use sqlx::Row;
+            #[allow(unused_imports)]
+            use $crate::metadata::sql::{Dialect, Field, query};
+            type Db = <$row as sqlx::Row>::Database;
             use $crate::metadata::{
                 MetaError, MultipartStore, MultipartUpload, ObjectHeaders, ObjectTags, PartRecord, Sweepable,
                 prefix_upper_bound,
@@ -24,37 +27,37 @@ macro_rules! impl_multipart_store {
                 checksum_algorithm, checksum_value, detected_type, created_at";
 
             fn upload(row: &$row) -> Result<MultipartUpload, MetaError> {
-                let headers: Option<String> = row.try_get("headers")?;
-                let tags: Option<String> = row.try_get("tags")?;
+                let headers: Option<String> = row.field("headers")?;
+                let tags: Option<String> = row.field("tags")?;
                 Ok(MultipartUpload {
-                    upload_id: row.try_get("upload_id")?,
-                    bucket: row.try_get("bucket")?,
-                    key: row.try_get("key")?,
-                    owner: row.try_get("owner")?,
-                    content_type: row.try_get("content_type")?,
-                    checksum_algorithm: row.try_get("checksum_algorithm")?,
-                    created_at_ms: row.try_get("created_at")?,
-                    last_activity_ms: row.try_get("last_activity")?,
+                    upload_id: row.field("upload_id")?,
+                    bucket: row.field("bucket")?,
+                    key: row.field("key")?,
+                    owner: row.field("owner")?,
+                    content_type: row.field("content_type")?,
+                    checksum_algorithm: row.field("checksum_algorithm")?,
+                    created_at_ms: row.field("created_at")?,
+                    last_activity_ms: row.field("last_activity")?,
                     headers: ObjectHeaders::from_column(headers.as_deref())?,
-                    completed_etag: row.try_get("completed_etag")?,
+                    completed_etag: row.field("completed_etag")?,
                     tags: ObjectTags::from_column(tags.as_deref())?,
                 })
             }
 
             fn part(row: &$row) -> Result<PartRecord, MetaError> {
-                let n: i64 = row.try_get("part_number")?;
-                let size: i64 = row.try_get("size")?;
-                let algo: Option<String> = row.try_get("checksum_algorithm")?;
-                let value: Option<String> = row.try_get("checksum_value")?;
+                let n: i64 = row.field("part_number")?;
+                let size: i64 = row.field("size")?;
+                let algo: Option<String> = row.field("checksum_algorithm")?;
+                let value: Option<String> = row.field("checksum_value")?;
                 Ok(PartRecord {
                     part_number: u32::try_from(n).map_err(|_| MetaError::Corrupt("part number"))?,
-                    blob_id: row.try_get("blob_id")?,
+                    blob_id: row.field("blob_id")?,
                     size: u64::try_from(size).map_err(|_| MetaError::Corrupt("negative size"))?,
-                    etag: row.try_get("etag")?,
-                    sha256: row.try_get("sha256")?,
+                    etag: row.field("etag")?,
+                    sha256: row.field("sha256")?,
                     checksum: algo.zip(value),
-                    detected_type: row.try_get("detected_type")?,
-                    created_at_ms: row.try_get("created_at")?,
+                    detected_type: row.field("detected_type")?,
+                    created_at_ms: row.field("created_at")?,
                 })
             }
 
@@ -69,19 +72,19 @@ macro_rules! impl_multipart_store {
             ) -> Result<bool, MetaError> {
                 let mut tx = pool.begin().await?;
                 // First statement locks the upload row (PostgreSQL) against a concurrent part.
-                let exists: Option<String> = sqlx::query_scalar(&format!(
-                    "UPDATE multipart_uploads SET last_activity = $1 WHERE upload_id = $2{} \
-                     RETURNING upload_id",
+                let touched = query::<Db>(&format!(
+                    "UPDATE multipart_uploads SET last_activity = $1 WHERE upload_id = $2{}",
                     if completed.is_some() { " AND completed_etag IS NULL" } else { "" }
                 ))
                 .bind(now_ms)
                 .bind(upload_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if exists.is_none() {
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if touched == 0 {
                     return Ok(false);
                 }
-                sqlx::query(
+                query::<Db>(
                     "INSERT INTO loose_blobs (blob_id, bucket, sweep_after) \
                      SELECT p.blob_id, u.bucket, $1 FROM multipart_parts p \
                      JOIN multipart_uploads u ON u.upload_id = p.upload_id \
@@ -92,19 +95,19 @@ macro_rules! impl_multipart_store {
                 .bind(upload_id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("DELETE FROM multipart_parts WHERE upload_id = $1")
+                query::<Db>("DELETE FROM multipart_parts WHERE upload_id = $1")
                     .bind(upload_id)
                     .execute(&mut *tx)
                     .await?;
                 match completed {
                     None => {
-                        sqlx::query("DELETE FROM multipart_uploads WHERE upload_id = $1")
+                        query::<Db>("DELETE FROM multipart_uploads WHERE upload_id = $1")
                             .bind(upload_id)
                             .execute(&mut *tx)
                             .await?;
                     }
                     Some(etag) => {
-                        sqlx::query(
+                        query::<Db>(
                             "UPDATE multipart_uploads SET completed_etag = $1 WHERE upload_id = $2",
                         )
                         .bind(etag)
@@ -120,7 +123,7 @@ macro_rules! impl_multipart_store {
             #[async_trait::async_trait]
             impl MultipartStore for $ty {
                 async fn create_multipart(&self, u: &MultipartUpload) -> Result<(), MetaError> {
-                    sqlx::query(&format!(
+                    query::<Db>(&format!(
                         "INSERT INTO multipart_uploads ({UPLOAD_COLUMNS}) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                     ))
@@ -144,7 +147,7 @@ macro_rules! impl_multipart_store {
                     if upload_id.contains('\0') {
                         return Ok(None);
                     }
-                    let row = sqlx::query(&format!(
+                    let row = query::<Db>(&format!(
                         "SELECT {UPLOAD_COLUMNS} FROM multipart_uploads WHERE upload_id = $1"
                     ))
                     .bind(upload_id)
@@ -177,7 +180,7 @@ macro_rules! impl_multipart_store {
                          ORDER BY key, upload_id LIMIT $6",
                         if upper.is_some() { "AND key < $7" } else { "" }
                     );
-                    let mut q = sqlx::query(&sql)
+                    let mut q = query::<Db>(&sql)
                         .bind(bucket)
                         .bind(owner)
                         .bind(prefix)
@@ -197,7 +200,7 @@ macro_rules! impl_multipart_store {
                     bucket: &str,
                     sweep_after_ms: i64,
                 ) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO loose_blobs (blob_id, bucket, sweep_after) VALUES ($1, $2, $3)",
                     )
                     .bind(blob_id)
@@ -219,28 +222,37 @@ macro_rules! impl_multipart_store {
                     let max = i64::try_from(max_total).unwrap_or(i64::MAX);
                     let mut tx = self.$w.begin().await?;
                     // First statement: touch (and, in PostgreSQL, lock) the upload row.
-                    let bucket: String = sqlx::query_scalar(
+                    let touched = query::<Db>(
                         "UPDATE multipart_uploads SET last_activity = $1 WHERE upload_id = $2 \
-                         AND completed_etag IS NULL RETURNING bucket",
+                         AND completed_etag IS NULL",
                     )
                     .bind(now_ms)
                     .bind(upload_id)
-                    .fetch_optional(&mut *tx)
+                    .execute(&mut *tx)
                     .await?
-                    .ok_or(MetaError::NoSuchUpload)?;
-                    let others: i64 = sqlx::query_scalar(
+                    .rows_affected();
+                    if touched == 0 {
+                        return Err(MetaError::NoSuchUpload);
+                    }
+                    let bucket: String = query::<Db>(
+                        "SELECT bucket FROM multipart_uploads WHERE upload_id = $1",
+                    )
+                    .bind(upload_id)
+                    .scalar_one(&mut *tx)
+                    .await?;
+                    let others: i64 = query::<Db>(
                         "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM multipart_parts \
                          WHERE upload_id = $1 AND part_number != $2",
                     )
                     .bind(upload_id)
                     .bind(i64::from(p.part_number))
-                    .fetch_one(&mut *tx)
+                    .scalar_one(&mut *tx)
                     .await?;
                     if others.saturating_add(size) > max {
                         return Ok(false);
                     }
                     // A replaced part's blob is loose from now on.
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO loose_blobs (blob_id, bucket, sweep_after) \
                          SELECT blob_id, $1, $2 FROM multipart_parts \
                          WHERE upload_id = $3 AND part_number = $4 \
@@ -252,7 +264,7 @@ macro_rules! impl_multipart_store {
                     .bind(i64::from(p.part_number))
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query(&format!(
+                    query::<Db>(&format!(
                         "INSERT INTO multipart_parts (upload_id, {PART_COLUMNS}) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                          ON CONFLICT (upload_id, part_number) DO UPDATE SET \
@@ -273,7 +285,7 @@ macro_rules! impl_multipart_store {
                     .bind(p.created_at_ms)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query("DELETE FROM loose_blobs WHERE blob_id = $1")
+                    query::<Db>("DELETE FROM loose_blobs WHERE blob_id = $1")
                         .bind(&p.blob_id)
                         .execute(&mut *tx)
                         .await?;
@@ -287,7 +299,7 @@ macro_rules! impl_multipart_store {
                     after: u32,
                     limit: u32,
                 ) -> Result<Vec<PartRecord>, MetaError> {
-                    let rows = sqlx::query(&format!(
+                    let rows = query::<Db>(&format!(
                         "SELECT {PART_COLUMNS} FROM multipart_parts WHERE upload_id = $1 \
                          AND part_number > $2 ORDER BY part_number LIMIT $3"
                     ))
@@ -313,7 +325,7 @@ macro_rules! impl_multipart_store {
                 }
 
                 async fn idle_multipart(&self, before_ms: i64, limit: u32) -> Result<Vec<String>, MetaError> {
-                    Ok(sqlx::query_scalar(
+                    Ok(query::<Db>(
                         // Resumable uploads keep their bytes as a multipart upload; their own expiry
                         // (`ResumableStore::expired_resumable`) frees them.
                         "SELECT upload_id FROM multipart_uploads WHERE last_activity < $1 \
@@ -321,12 +333,12 @@ macro_rules! impl_multipart_store {
                     )
                     .bind(before_ms)
                     .bind(i64::from(limit))
-                    .fetch_all(&self.$r)
+                    .scalar_all(&self.$r)
                     .await?)
                 }
 
                 async fn due_loose_blobs(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {
-                    let rows = sqlx::query(
+                    let rows = query::<Db>(
                         "SELECT blob_id, bucket FROM loose_blobs WHERE sweep_after <= $1 LIMIT $2",
                     )
                     .bind(now_ms)
@@ -337,7 +349,7 @@ macro_rules! impl_multipart_store {
                 }
 
                 async fn forget_loose_blob(&self, blob_id: &str) -> Result<(), MetaError> {
-                    sqlx::query("DELETE FROM loose_blobs WHERE blob_id = $1")
+                    query::<Db>("DELETE FROM loose_blobs WHERE blob_id = $1")
                         .bind(blob_id)
                         .execute(&self.$w)
                         .await?;

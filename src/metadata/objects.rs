@@ -25,13 +25,32 @@ const CURRENT_INDEX: &str = "objects_current";
 /// PostgreSQL `unique_violation`.
 const UNIQUE_VIOLATION: &str = "23505";
 
-/// Whether `e` is the partial unique index rejecting a second committed version at a key:
-/// a concurrent commit of the same key won the race (PostgreSQL; a single writer never loses).
+/// Whether `e` is the unique index rejecting a second committed version at a key: a concurrent
+/// commit of the same key won the race (PostgreSQL, MySQL; a single writer never loses).
 pub(crate) fn lost_commit_race(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Database(db) => {
-            db.code().as_deref() == Some(UNIQUE_VIOLATION) && db.constraint() == Some(CURRENT_INDEX)
-        }
+        sqlx::Error::Database(db) => match db.constraint() {
+            Some(index) => db.code().as_deref() == Some(UNIQUE_VIOLATION) && index == CURRENT_INDEX,
+            // MySQL names the index only in the message: "Duplicate entry '…' for key
+            // 'objects_current'" (MariaDB) or "'objects.objects_current'" (MySQL 8), error 1062.
+            None => {
+                db.kind() == sqlx::error::ErrorKind::UniqueViolation
+                    && db.message().ends_with(&format!("{CURRENT_INDEX}'"))
+            }
+        },
+        _ => false,
+    }
+}
+
+/// SQLSTATE `serialization_failure`: MySQL's code for a transaction it rolled back, whole, to
+/// break a deadlock (error 1213).
+const SERIALIZATION_FAILURE: &str = "40001";
+
+/// Whether `e` ended a transaction that may simply run again: the database rolled it back to
+/// break a deadlock (MySQL; PostgreSQL reports none at READ COMMITTED for these statements).
+pub(crate) fn deadlocked(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().as_deref() == Some(SERIALIZATION_FAILURE),
         _ => false,
     }
 }
@@ -57,8 +76,10 @@ macro_rules! impl_object_store {
     };
     (@impl $ty:ty, $db:ty, $w:ident, $r:ident, $concurrent:literal) => {
         const _: () = {
-            use sqlx::{Connection, Row};
-            use $crate::metadata::objects::{MAX_COMMIT_ATTEMPTS, has_nul, lost_commit_race};
+            use sqlx::Connection;
+            use $crate::metadata::sql::{Dialect, Field, query};
+            type Db = $db;
+            use $crate::metadata::objects::{MAX_COMMIT_ATTEMPTS, deadlocked, has_nul, lost_commit_race};
             use $crate::metadata::{
                 CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, ObjectTags, Sweepable,
                 object_record, prefix_upper_bound, sweepables,
@@ -68,6 +89,44 @@ macro_rules! impl_object_store {
 
             const OBJECT_COLUMNS: &str = "id, bucket, key, owner, size, sha256, etag, \
                 content_type, checksum_algorithm, checksum_value, committed_at, scan, headers, tags";
+
+            /// Marks the committed version at (`bucket`, `key`) garbage (at most one row, by the
+            /// unique index); returns its `columns`. Without `UPDATE … RETURNING`, the rows are
+            /// locked and read first, then retired by id (a row committed in between is not
+            /// touched, so what is returned is what was retired).
+            async fn retire_current(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                bucket: &str,
+                key: &str,
+                columns: &str,
+            ) -> Result<Vec<<$db as sqlx::Database>::Row>, sqlx::Error> {
+                if Db::RETURNING {
+                    return query::<Db>(&format!(
+                        "UPDATE objects SET status = 'garbage' \
+                         WHERE bucket = $1 AND key = $2 AND status = 'committed' \
+                         RETURNING {columns}"
+                    ))
+                    .bind(bucket)
+                    .bind(key)
+                    .fetch_all(&mut **tx)
+                    .await;
+                }
+                let rows = query::<Db>(&format!(
+                    "SELECT {columns} FROM objects \
+                     WHERE bucket = $1 AND key = $2 AND status = 'committed' FOR UPDATE"
+                ))
+                .bind(bucket)
+                .bind(key)
+                .fetch_all(&mut **tx)
+                .await?;
+                for r in &rows {
+                    query::<Db>("UPDATE objects SET status = 'garbage' WHERE id = $1")
+                        .bind(r.field::<String, _>("id")?)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(rows)
+            }
 
             /// One attempt: retire the committed version at (`bucket`, `key`) that this
             /// statement's snapshot sees, then commit row `id`. Returns the retired ids, their
@@ -81,28 +140,20 @@ macro_rules! impl_object_store {
                 info: &CommitInfo,
                 size: i64,
             ) -> Result<(Vec<String>, i64, Option<String>), sqlx::Error> {
-                let rows = sqlx::query(
-                    "UPDATE objects SET status = 'garbage' \
-                     WHERE bucket = $1 AND key = $2 AND status = 'committed' \
-                     RETURNING id, size, etag",
-                )
-                .bind(bucket)
-                .bind(key)
-                .fetch_all(&mut **tx)
-                .await?;
+                let rows = retire_current(tx, bucket, key, "id, size, etag").await?;
                 let mut retired = Vec::with_capacity(rows.len());
                 let mut retired_bytes = 0i64;
                 let mut retired_etag = None;
                 for r in &rows {
-                    retired.push(r.try_get::<String, _>("id")?);
-                    retired_bytes += r.try_get::<i64, _>("size")?;
-                    retired_etag = Some(r.try_get::<String, _>("etag")?);
+                    retired.push(r.field::<String, _>("id")?);
+                    retired_bytes += r.field::<i64, _>("size")?;
+                    retired_etag = Some(r.field::<String, _>("etag")?);
                 }
                 let (algo, value) = match &info.checksum {
                     Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
                     None => (None, None),
                 };
-                sqlx::query(
+                query::<Db>(
                     "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, etag = $3, \
                      content_type = $4, checksum_algorithm = $5, checksum_value = $6, \
                      committed_at = $7, lease_until = NULL, scan = $9, headers = $10, \
@@ -124,13 +175,105 @@ macro_rules! impl_object_store {
                 Ok((retired, retired_bytes, retired_etag))
             }
 
+            /// One attempt at [`MetadataStore::commit`], in one transaction.
+            async fn commit_once(
+                pool: &sqlx::Pool<Db>,
+                id: &str,
+                info: &CommitInfo,
+            ) -> Result<Vec<String>, MetaError> {
+                let size =
+                    i64::try_from(info.size).map_err(|_| MetaError::Corrupt("size overflow"))?;
+                let mut tx = pool.begin().await?;
+                // A pending row whose lease ran out belongs to the sweeper (which may already
+                // have removed its bytes): committing it would point the key at nothing.
+                // Concurrent writers also lock the row, keeping a sweeper's purge (or a
+                // second commit of the same id) out until this transaction ends; they then
+                // find the row no longer pending. A single writer excludes them anyway.
+                let lock = if CONCURRENT_WRITERS { " FOR UPDATE" } else { "" };
+                if Db::KEY_LOCKS {
+                    // Every commit of the key locks all of the key's rows, in index order,
+                    // before its own: commits of one key queue here instead of meeting on
+                    // the unique index (see `Dialect::KEY_LOCKS`).
+                    let at = query::<Db>("SELECT bucket, key FROM objects WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or(MetaError::PendingGone)?;
+                    // MySQL syntax (only MySQL locks keys): the index orders the rows by
+                    // what never changes, so all commits of the key lock in one order.
+                    query::<Db>(
+                        "SELECT id FROM objects FORCE INDEX (objects_key) \
+                         WHERE bucket = $1 AND key = $2 ORDER BY id FOR UPDATE",
+                    )
+                    .bind(at.field::<String, _>("bucket")?)
+                    .bind(at.field::<String, _>("key")?)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                }
+                let target = query::<Db>(&format!(
+                    "SELECT bucket, key FROM objects WHERE id = $1 AND status = 'pending' \
+                     AND lease_until >= $2{lock}"
+                ))
+                .bind(id)
+                .bind(info.committed_at_ms)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(MetaError::PendingGone)?;
+                let bucket: String = target.field("bucket")?;
+                let key: String = target.field("key")?;
+                let (retired, retired_bytes, retired_etag) = if CONCURRENT_WRITERS {
+                    let mut attempt = 1;
+                    loop {
+                        // A savepoint per attempt: a unique violation aborts only the
+                        // attempt, not the transaction (and its lock on the pending row).
+                        let mut step = tx.begin().await?;
+                        let outcome =
+                            retire_and_commit(&mut step, id, &bucket, &key, info, size).await;
+                        match outcome {
+                            Ok(done) => {
+                                step.commit().await?;
+                                break done;
+                            }
+                            Err(e) if attempt < MAX_COMMIT_ATTEMPTS && lost_commit_race(&e) => {
+                                step.rollback().await?;
+                                tracing::debug!(
+                                    attempt,
+                                    "concurrent commit of the same key won; retrying"
+                                );
+                                attempt += 1;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                } else {
+                    // Nothing commits between this transaction's statements: there is no race
+                    // to lose, and no savepoint to pay for.
+                    retire_and_commit(&mut tx, id, &bucket, &key, info, size).await?
+                };
+                // The condition is judged on the version this transaction retired: with
+                // concurrent writers, a commit of the key that became visible meanwhile made
+                // the attempt above fail and retry, so it is this one (dropping `tx` on
+                // failure rolls everything back).
+                if let Some(condition) = &info.condition {
+                    condition.check(retired_etag.as_deref())?;
+                }
+                $crate::apply_quota!(
+                    tx,
+                    &info.quota,
+                    size - retired_bytes,
+                    1 - retired.len() as i64
+                );
+                tx.commit().await?;
+                Ok(retired)
+            }
+
             #[async_trait::async_trait]
             impl MetadataStore for $ty {
                 async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError> {
                     // Two statements, both on the writer: in PostgreSQL the SELECT takes a fresh
                     // snapshot, so it also sees a row that a concurrent replica committed while
                     // the INSERT waited on it.
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO buckets (name, created_at) VALUES ($1, $2) \
                          ON CONFLICT (name) DO NOTHING",
                     )
@@ -139,24 +282,24 @@ macro_rules! impl_object_store {
                     .execute(&self.$w)
                     .await?;
                     let created: i64 =
-                        sqlx::query_scalar("SELECT created_at FROM buckets WHERE name = $1")
+                        query::<Db>("SELECT created_at FROM buckets WHERE name = $1")
                             .bind(name)
-                            .fetch_one(&self.$w)
+                            .scalar_one(&self.$w)
                             .await?;
                     Ok(created)
                 }
 
                 async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError> {
-                    let rows = sqlx::query("SELECT name, created_at FROM buckets ORDER BY name")
+                    let rows = query::<Db>("SELECT name, created_at FROM buckets ORDER BY name")
                         .fetch_all(&self.$r)
                         .await?;
                     rows.iter()
-                        .map(|r| Ok((r.try_get("name")?, r.try_get("created_at")?)))
+                        .map(|r| Ok((r.field("name")?, r.field("created_at")?)))
                         .collect()
                 }
 
                 async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "INSERT INTO objects (id, bucket, key, status, owner, created_at, \
                          lease_until, tenant_id) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)",
                     )
@@ -173,74 +316,23 @@ macro_rules! impl_object_store {
                 }
 
                 async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError> {
-                    let size =
-                        i64::try_from(info.size).map_err(|_| MetaError::Corrupt("size overflow"))?;
-                    let mut tx = self.$w.begin().await?;
-                    // A pending row whose lease ran out belongs to the sweeper (which may already
-                    // have removed its bytes): committing it would point the key at nothing.
-                    // Concurrent writers also lock the row, keeping a sweeper's purge (or a
-                    // second commit of the same id) out until this transaction ends; they then
-                    // find the row no longer pending. A single writer excludes them anyway.
-                    let lock = if CONCURRENT_WRITERS { " FOR UPDATE" } else { "" };
-                    let target = sqlx::query(&format!(
-                        "SELECT bucket, key FROM objects WHERE id = $1 AND status = 'pending' \
-                         AND lease_until >= $2{lock}"
-                    ))
-                    .bind(id)
-                    .bind(info.committed_at_ms)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(MetaError::PendingGone)?;
-                    let bucket: String = target.try_get("bucket")?;
-                    let key: String = target.try_get("key")?;
-                    let (retired, retired_bytes, retired_etag) = if CONCURRENT_WRITERS {
-                        let mut attempt = 1;
-                        loop {
-                            // A savepoint per attempt: a unique violation aborts only the
-                            // attempt, not the transaction (and its lock on the pending row).
-                            let mut step = tx.begin().await?;
-                            let outcome =
-                                retire_and_commit(&mut step, id, &bucket, &key, info, size).await;
-                            match outcome {
-                                Ok(done) => {
-                                    step.commit().await?;
-                                    break done;
-                                }
-                                Err(e) if attempt < MAX_COMMIT_ATTEMPTS && lost_commit_race(&e) => {
-                                    step.rollback().await?;
-                                    tracing::debug!(
-                                        attempt,
-                                        "concurrent commit of the same key won; retrying"
-                                    );
-                                    attempt += 1;
-                                }
-                                Err(e) => return Err(e.into()),
+                    // A transaction the database rolled back to break a deadlock (MySQL: the
+                    // unique index locks gaps even at READ COMMITTED) changed nothing: run it
+                    // again.
+                    let mut attempt = 1;
+                    loop {
+                        match commit_once(&self.$w, id, info).await {
+                            Err(MetaError::Database(e)) if attempt < MAX_COMMIT_ATTEMPTS && deadlocked(&e) => {
+                                tracing::debug!(attempt, "commit deadlocked; retrying");
+                                attempt += 1;
                             }
+                            outcome => return outcome,
                         }
-                    } else {
-                        // Nothing commits between this transaction's statements: there is no race
-                        // to lose, and no savepoint to pay for.
-                        retire_and_commit(&mut tx, id, &bucket, &key, info, size).await?
-                    };
-                    // The condition is judged on the version this transaction retired: with
-                    // concurrent writers, a commit of the key that became visible meanwhile made
-                    // the attempt above fail and retry, so it is this one (dropping `tx` on
-                    // failure rolls everything back).
-                    if let Some(condition) = &info.condition {
-                        condition.check(retired_etag.as_deref())?;
                     }
-                    $crate::apply_quota!(
-                        tx,
-                        &info.quota,
-                        size - retired_bytes,
-                        1 - retired.len() as i64
-                    );
-                    tx.commit().await?;
-                    Ok(retired)
                 }
 
                 async fn discard_pending(&self, id: &str) -> Result<(), MetaError> {
-                    sqlx::query("DELETE FROM objects WHERE id = $1 AND status = 'pending'")
+                    query::<Db>("DELETE FROM objects WHERE id = $1 AND status = 'pending'")
                         .bind(id)
                         .execute(&self.$w)
                         .await?;
@@ -251,7 +343,7 @@ macro_rules! impl_object_store {
                     if has_nul(bucket) || has_nul(key) {
                         return Ok(None);
                     }
-                    let row = sqlx::query(&format!(
+                    let row = query::<Db>(&format!(
                         "SELECT {OBJECT_COLUMNS} FROM objects \
                          WHERE bucket = $1 AND key = $2 AND status = 'committed'"
                     ))
@@ -267,23 +359,17 @@ macro_rules! impl_object_store {
                         return Ok(None);
                     }
                     let mut tx = self.$w.begin().await?;
-                    let row = sqlx::query(
-                        "UPDATE objects SET status = 'garbage' \
-                         WHERE bucket = $1 AND key = $2 AND status = 'committed' \
-                         RETURNING id, size, tenant_id",
-                    )
-                    .bind(bucket)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    let row = retire_current(&mut tx, bucket, key, "id, size, tenant_id")
+                        .await?
+                        .pop();
                     let Some(row) = row else {
                         return Ok(None);
                     };
                     // The retired object's bytes go back to its tenant's usage.
-                    let tenant: Option<String> = row.try_get("tenant_id")?;
+                    let tenant: Option<String> = row.field("tenant_id")?;
                     if let Some(t) = tenant {
-                        let size: i64 = row.try_get("size")?;
-                        sqlx::query(
+                        let size: i64 = row.field("size")?;
+                        query::<Db>(
                             "UPDATE tenant_usage SET bytes = bytes - $1, objects = objects - 1 \
                              WHERE tenant_id = $2",
                         )
@@ -293,7 +379,7 @@ macro_rules! impl_object_store {
                         .await?;
                     }
                     tx.commit().await?;
-                    Ok(Some(row.try_get("id")?))
+                    Ok(Some(row.field("id")?))
                 }
 
                 async fn set_tags(
@@ -305,7 +391,7 @@ macro_rules! impl_object_store {
                     if has_nul(bucket) || has_nul(key) {
                         return Ok(false);
                     }
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE objects SET tags = $1 \
                          WHERE bucket = $2 AND key = $3 AND status = 'committed'",
                     )
@@ -319,7 +405,7 @@ macro_rules! impl_object_store {
                 }
 
                 async fn purge(&self, id: &str) -> Result<(), MetaError> {
-                    sqlx::query("DELETE FROM objects WHERE id = $1 AND status != 'committed'")
+                    query::<Db>("DELETE FROM objects WHERE id = $1 AND status != 'committed'")
                         .bind(id)
                         .execute(&self.$w)
                         .await?;
@@ -361,7 +447,7 @@ macro_rules! impl_object_store {
                         if upper.is_some() { "AND key < $3" } else { "" },
                         if upper.is_some() { "$4" } else { "$3" },
                     );
-                    let mut q = sqlx::query(&sql).bind(bucket).bind(lower);
+                    let mut q = query::<Db>(&sql).bind(bucket).bind(lower);
                     if let Some(u) = &upper {
                         q = q.bind(u);
                     }
@@ -372,7 +458,7 @@ macro_rules! impl_object_store {
                 async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError> {
                     // The leading `status != 'committed'` repeats the predicate of the partial
                     // index `objects_sweep` word for word: SQLite uses the index only then.
-                    let rows = sqlx::query(
+                    let rows = query::<Db>(
                         "SELECT id, bucket FROM objects WHERE status != 'committed' \
                          AND ((status = 'pending' AND lease_until < $1) OR status = 'garbage') \
                          LIMIT $2",
@@ -385,7 +471,7 @@ macro_rules! impl_object_store {
                 }
 
                 async fn ping(&self) -> Result<(), MetaError> {
-                    sqlx::query("SELECT 1").execute(&self.$r).await?;
+                    query::<Db>("SELECT 1").execute(&self.$r).await?;
                     Ok(())
                 }
             }

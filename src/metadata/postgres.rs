@@ -16,53 +16,7 @@ use super::MetaError;
 use super::objects::impl_object_store;
 
 /// The schema, from `migrations/postgres/`.
-const MIGRATIONS: super::migrate::Embedded = super::migrate::Embedded(&[
-    (
-        1,
-        "objects",
-        include_str!("migrations/postgres/0001_objects.sql"),
-    ),
-    (
-        2,
-        "multipart",
-        include_str!("migrations/postgres/0002_multipart.sql"),
-    ),
-    (
-        3,
-        "control",
-        include_str!("migrations/postgres/0003_control.sql"),
-    ),
-    (
-        4,
-        "quotas",
-        include_str!("migrations/postgres/0004_quotas.sql"),
-    ),
-    (
-        5,
-        "resumable",
-        include_str!("migrations/postgres/0005_resumable.sql"),
-    ),
-    (
-        6,
-        "scan verdicts",
-        include_str!("migrations/postgres/0006_scan_verdicts.sql"),
-    ),
-    (
-        7,
-        "accounts",
-        include_str!("migrations/postgres/0007_accounts.sql"),
-    ),
-    (
-        8,
-        "object headers",
-        include_str!("migrations/postgres/0008_object_headers.sql"),
-    ),
-    (
-        9,
-        "drop links",
-        include_str!("migrations/postgres/0009_drop_links.sql"),
-    ),
-]);
+const MIGRATIONS: super::migrate::Embedded = super::migrate::embedded!("postgres");
 
 /// Whether the database was created by the runner that preceded sqlx's (see `migrate`): a
 /// `schema_migrations` table where this connection creates tables (the first schema of its

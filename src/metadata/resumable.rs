@@ -155,7 +155,9 @@ pub(crate) fn concat_from(kind: &str, parts: &str) -> Result<Concat, MetaError> 
 macro_rules! impl_resumable_store {
     ($ty:ty, $row:ty, $w:ident, $r:ident) => {
         const _: () = {
-            use sqlx::Row;
+            #[allow(unused_imports)]
+            use $crate::metadata::sql::{Dialect, Field, query};
+            type Db = <$row as sqlx::Row>::Database;
             use $crate::metadata::MetaError;
             use $crate::metadata::resumable::{
                 ResumableStatus, ResumableStore, ResumableUpload, concat_columns, concat_from,
@@ -166,33 +168,33 @@ macro_rules! impl_resumable_store {
                 concat_parts, status, locked_until, created_at, updated_at";
 
             fn upload(row: &$row) -> Result<ResumableUpload, MetaError> {
-                let length: Option<i64> = row.try_get("length")?;
-                let status: String = row.try_get("status")?;
-                let kind: String = row.try_get("concat")?;
-                let parts: String = row.try_get("concat_parts")?;
+                let length: Option<i64> = row.field("length")?;
+                let status: String = row.field("status")?;
+                let kind: String = row.field("concat")?;
+                let parts: String = row.field("concat_parts")?;
                 Ok(ResumableUpload {
-                    id: row.try_get("id")?,
-                    tenant_id: row.try_get("tenant_id")?,
-                    creator: row.try_get("creator")?,
-                    owner: row.try_get("owner")?,
-                    bucket: row.try_get("bucket")?,
-                    key: row.try_get("key")?,
-                    link_id: row.try_get("link_id")?,
-                    token_id: row.try_get("token_id")?,
+                    id: row.field("id")?,
+                    tenant_id: row.field("tenant_id")?,
+                    creator: row.field("creator")?,
+                    owner: row.field("owner")?,
+                    bucket: row.field("bucket")?,
+                    key: row.field("key")?,
+                    link_id: row.field("link_id")?,
+                    token_id: row.field("token_id")?,
                     length: length
                         .map(u64::try_from)
                         .transpose()
                         .map_err(|_| MetaError::Corrupt("negative length"))?,
-                    declared_type: row.try_get("declared_type")?,
-                    filename: row.try_get("filename")?,
-                    metadata: row.try_get("metadata")?,
-                    sha256: row.try_get("sha256")?,
+                    declared_type: row.field("declared_type")?,
+                    filename: row.field("filename")?,
+                    metadata: row.field("metadata")?,
+                    sha256: row.field("sha256")?,
                     concat: concat_from(&kind, &parts)?,
                     status: ResumableStatus::parse(&status)
                         .ok_or(MetaError::Corrupt("resumable status"))?,
-                    locked_until_ms: row.try_get("locked_until")?,
-                    created_at_ms: row.try_get("created_at")?,
-                    updated_at_ms: row.try_get("updated_at")?,
+                    locked_until_ms: row.field("locked_until")?,
+                    created_at_ms: row.field("created_at")?,
+                    updated_at_ms: row.field("updated_at")?,
                 })
             }
 
@@ -204,7 +206,7 @@ macro_rules! impl_resumable_store {
             impl ResumableStore for $ty {
                 async fn create_resumable(&self, u: &ResumableUpload) -> Result<(), MetaError> {
                     let (kind, parts) = concat_columns(&u.concat);
-                    sqlx::query(&format!(
+                    query::<Db>(&format!(
                         "INSERT INTO resumable_uploads ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, \
                          $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
                     ))
@@ -236,7 +238,7 @@ macro_rules! impl_resumable_store {
                     if id.contains('\0') {
                         return Ok(None);
                     }
-                    let row = sqlx::query(&format!(
+                    let row = query::<Db>(&format!(
                         "SELECT {COLUMNS} FROM resumable_uploads WHERE id = $1"
                     ))
                     .bind(id)
@@ -251,7 +253,7 @@ macro_rules! impl_resumable_store {
                     now_ms: i64,
                     until_ms: i64,
                 ) -> Result<bool, MetaError> {
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE resumable_uploads SET locked_until = $1, updated_at = $2 \
                          WHERE id = $3 AND status = 'uploading' AND locked_until < $2",
                     )
@@ -265,7 +267,7 @@ macro_rules! impl_resumable_store {
                 }
 
                 async fn unlock_resumable(&self, id: &str, now_ms: i64) -> Result<(), MetaError> {
-                    sqlx::query(
+                    query::<Db>(
                         "UPDATE resumable_uploads SET locked_until = 0, updated_at = $1 \
                          WHERE id = $2",
                     )
@@ -282,7 +284,7 @@ macro_rules! impl_resumable_store {
                     length: u64,
                     now_ms: i64,
                 ) -> Result<bool, MetaError> {
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE resumable_uploads SET length = $1, updated_at = $2 \
                          WHERE id = $3 AND length IS NULL",
                     )
@@ -302,7 +304,7 @@ macro_rules! impl_resumable_store {
                     link_id: Option<&str>,
                     now_ms: i64,
                 ) -> Result<bool, MetaError> {
-                    let n = sqlx::query(
+                    let n = query::<Db>(
                         "UPDATE resumable_uploads SET status = $1, \
                          link_id = COALESCE($2, link_id), locked_until = 0, updated_at = $3 \
                          WHERE id = $4 AND status = 'uploading'",
@@ -318,12 +320,12 @@ macro_rules! impl_resumable_store {
                 }
 
                 async fn unfinished_resumable(&self, creator: &str) -> Result<u64, MetaError> {
-                    let n: i64 = sqlx::query_scalar(
+                    let n: i64 = query::<Db>(
                         "SELECT COUNT(*) FROM resumable_uploads \
                          WHERE creator = $1 AND status = 'uploading'",
                     )
                     .bind(creator)
-                    .fetch_one(&self.$w)
+                    .scalar_one(&self.$w)
                     .await?;
                     Ok(u64::try_from(n).unwrap_or(0))
                 }
@@ -333,17 +335,17 @@ macro_rules! impl_resumable_store {
                     before_ms: i64,
                     limit: u32,
                 ) -> Result<Vec<String>, MetaError> {
-                    Ok(sqlx::query_scalar(
+                    Ok(query::<Db>(
                         "SELECT id FROM resumable_uploads WHERE created_at < $1 LIMIT $2",
                     )
                     .bind(before_ms)
                     .bind(i64::from(limit))
-                    .fetch_all(&self.$r)
+                    .scalar_all(&self.$r)
                     .await?)
                 }
 
                 async fn delete_resumable(&self, id: &str) -> Result<(), MetaError> {
-                    sqlx::query("DELETE FROM resumable_uploads WHERE id = $1")
+                    query::<Db>("DELETE FROM resumable_uploads WHERE id = $1")
                         .bind(id)
                         .execute(&self.$w)
                         .await?;

@@ -1,9 +1,12 @@
 //! One conformance suite for the metadata seam: every behaviour of [`MetadataStore`] is written
 //! once, against `Arc<dyn MetadataStore>`, and run against every backend (`sqlite::<name>` on a
 //! temp-file database, `postgres::<name>` in a fresh schema of the database at
-//! `UPGATE_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+//! `UPGATE_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`, and
+//! `mysql::<name>` in a fresh database on the MySQL / MariaDB server of
+//! `UPGATE_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`).
 //!
-//! PostgreSQL is required: when it is unreachable the `postgres::` tests fail, they do not skip.
+//! PostgreSQL and MariaDB are required: when one is unreachable its tests fail, they do not
+//! skip.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -11,10 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
 use upgate::metadata::accounts::{AccountStore, RefreshRecord, Role, SessionRecord, UserRecord};
 use upgate::metadata::control::ControlStore;
+use upgate::metadata::mysql::MySqlStore;
 use upgate::metadata::postgres::PgStore;
 use upgate::metadata::sqlite::SqliteStore;
 use upgate::metadata::{
@@ -33,6 +38,7 @@ fn as_control(s: &Store) -> &dyn ControlStore {
 }
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 
 /// An arbitrary instant (ms) the fixtures are built around.
 const T0: i64 = 1_700_000_000_000;
@@ -86,6 +92,55 @@ async fn open_postgres(url: &str, schema: &str) -> PgStore {
         })
 }
 
+fn mysql_url() -> String {
+    std::env::var("UPGATE_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned())
+}
+
+/// The URL of database `name` on the server of `url`.
+fn mysql_database_url(url: &str, name: &str) -> String {
+    let server = url.rsplit_once('/').map_or(url, |(server, _)| server);
+    format!("{server}/{name}")
+}
+
+/// A fresh database `name` (a plain identifier from [`fresh_schema`]) on the server of `url`.
+async fn create_mysql_database(url: &str, name: &str) -> String {
+    let mut conn = MySqlConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("MySQL at {url} (override with UPGATE_TEST_MYSQL_URL): {e}"));
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create test database");
+    let _ = conn.close().await;
+    mysql_database_url(url, name)
+}
+
+/// Best effort, like [`drop_schema`].
+async fn drop_mysql_database(url: &str, name: &str) {
+    if let Ok(mut conn) = MySqlConnection::connect(url).await {
+        let _ = conn
+            .execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await;
+        let _ = conn.close().await;
+    }
+}
+
+async fn on_mysql<F, Fut>(name: &str, behaviour: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let url = mysql_url();
+    let database = fresh_schema(name);
+    let store = MySqlStore::open(&create_mysql_database(&url, &database).await)
+        .await
+        .unwrap_or_else(|e| panic!("open MySQL database {database}: {e}"));
+    with_cleanup(behaviour(Arc::new(store.clone())), async {
+        store.close().await;
+        drop_mysql_database(&url, &database).await;
+    })
+    .await;
+}
+
 fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display())
 }
@@ -110,16 +165,28 @@ where
     let url = postgres_url();
     let schema = fresh_schema(name);
     let store = open_postgres(&url, &schema).await;
-    // Run in a task so a failing assertion still reaches the cleanup below.
-    let outcome = tokio::spawn(behaviour(Arc::new(store.clone()))).await;
-    store.close().await;
-    drop_schema(&url, &schema).await;
+    with_cleanup(behaviour(Arc::new(store.clone())), async {
+        store.close().await;
+        drop_schema(&url, &schema).await;
+    })
+    .await;
+}
+
+/// Runs `test` in a task, so that a failing assertion still reaches `cleanup`, then passes the
+/// failure on.
+async fn with_cleanup(
+    test: impl Future<Output = ()> + Send + 'static,
+    cleanup: impl Future<Output = ()>,
+) {
+    let outcome = tokio::spawn(test).await;
+    cleanup.await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }
 }
 
-/// Generates `sqlite::<behaviour>` and `postgres::<behaviour>` tests for each behaviour.
+/// Generates `sqlite::<behaviour>`, `postgres::<behaviour>` and `mysql::<behaviour>` tests for
+/// each behaviour.
 macro_rules! conformance {
     ($($behaviour:ident),+ $(,)?) => {
         mod sqlite {
@@ -136,6 +203,15 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $behaviour() {
                     super::on_postgres(stringify!($behaviour), super::$behaviour).await;
+                }
+            )+
+        }
+
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    super::on_mysql(stringify!($behaviour), super::$behaviour).await;
                 }
             )+
         }
@@ -530,6 +606,9 @@ const TRICKY_KEYS: &[&str] = &[
     "a-b",
     "a.b",
     "a b",
+    // Distinct from "a" (MySQL's default collations pad with spaces) and from "a  ".
+    "a ",
+    "a  ",
     "ab",
     "a%",
     "a%b",
@@ -876,7 +955,7 @@ async fn list_limit_pages_through_every_key(s: Store) {
     assert_eq!(listed_keys(&s, "", "", false, 3).await, keys[..3].to_vec());
     assert_eq!(
         listed_keys(&s, "a", "", false, 2).await,
-        strings(&["a", "a b"])
+        strings(&["a", "a "])
     );
 
     // Resuming after the last key of each page visits every key exactly once.
@@ -1663,6 +1742,27 @@ async fn assert_adopted(s: Store, versions: Vec<(i64, bool)>) {
     assert_eq!(put(&s, "new", BUCKET, "k").await, vec!["old".to_owned()]);
 }
 
+/// Replicas that started together on one database: a record one of them writes is there when
+/// the database is opened again (`reopen`), after all of them closed (`close`).
+async fn records_survive_reopen<S, R, RF>(stores: Vec<S>, close: impl AsyncFn(&S), reopen: R)
+where
+    S: Both + Clone,
+    R: FnOnce() -> RF,
+    RF: Future<Output = S>,
+{
+    let first: Store = Arc::new(stores[0].clone());
+    put(&first, "v1", BUCKET, "k").await;
+    for store in &stores {
+        close(store).await;
+    }
+    let again = reopen().await;
+    assert_eq!(
+        again.current(BUCKET, "k").await.unwrap().map(|r| r.id),
+        Some("v1".to_owned())
+    );
+    close(&again).await;
+}
+
 /// Every migration version the stores embed.
 const MIGRATION_VERSIONS: [i64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
 
@@ -1784,24 +1884,10 @@ async fn postgres_concurrent_startup_migrates_once_and_reopen_keeps_records() {
                 "a new database has no table of the old runner"
             );
 
-            let first: Store = Arc::new(stores[0].clone());
-            put(&first, "v1", BUCKET, "k").await;
-            for store in &stores {
-                store.close().await;
-            }
-            let again = open_postgres(&url, &schema).await;
-            assert_eq!(
-                again.current(BUCKET, "k").await.unwrap().map(|r| r.id),
-                Some("v1".to_owned())
-            );
-            again.close().await;
+            records_survive_reopen(stores, PgStore::close, || open_postgres(&url, &schema)).await;
         }
     };
-    let outcome = tokio::spawn(outcome).await;
-    drop_schema(&url, &schema).await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    with_cleanup(outcome, drop_schema(&url, &schema)).await;
 }
 
 /// The database default collation may be linguistic (`en_US.UTF-8`); names and keys must still
@@ -1850,5 +1936,85 @@ async fn postgres_rejects_unsafe_schema_names() {
             PgStore::open_with_schema(&postgres_url(), schema).await,
             Err(MetaError::Database(_))
         ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_concurrent_startup_migrates_once_and_reopen_keeps_records() {
+    let server = mysql_url();
+    let database = fresh_schema("startup");
+    let url = create_mysql_database(&server, &database).await;
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { MySqlStore::open(&url).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for open in opens {
+        stores.push(open.await.unwrap());
+    }
+    let outcome = {
+        let url = url.clone();
+        async move {
+            let stores: Vec<MySqlStore> = stores
+                .into_iter()
+                .map(|r| r.expect("every replica starts"))
+                .collect();
+            let mut conn = MySqlConnection::connect(&url).await.unwrap();
+            let versions: Vec<(i64, bool)> = sqlx::query_as(SQLX_MIGRATIONS)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                versions,
+                MIGRATION_VERSIONS.map(|v| (v, true)),
+                "each migration recorded once"
+            );
+            let _ = conn.close().await;
+            records_survive_reopen(stores, MySqlStore::close, || async {
+                MySqlStore::open(&url).await.unwrap()
+            })
+            .await;
+        }
+    };
+    with_cleanup(outcome, drop_mysql_database(&server, &database)).await;
+}
+
+/// The server's default collation is case-insensitive and pads with spaces; every string column
+/// must be a binary string instead (compared bytewise on MySQL and MariaDB alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_string_columns_are_binary() {
+    let server = mysql_url();
+    let database = fresh_schema("collation");
+    let url = create_mysql_database(&server, &database).await;
+    MySqlStore::open(&url).await.unwrap().close().await;
+    let mut conn = MySqlConnection::connect(&url).await.unwrap();
+    let columns: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT CAST(table_name AS CHAR), CAST(column_name AS CHAR), CAST(data_type AS CHAR), \
+         CAST(collation_name AS CHAR) FROM information_schema.columns \
+         WHERE table_schema = DATABASE() AND table_name <> '_sqlx_migrations' \
+         AND data_type NOT IN ('bigint') ORDER BY table_name, column_name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let _ = conn.close().await;
+    drop_mysql_database(&server, &database).await;
+    assert!(columns.len() > 50, "{columns:?}");
+    for (table, column, data_type, collation) in &columns {
+        assert!(
+            ["varbinary", "blob", "mediumblob"].contains(&data_type.as_str())
+                && collation.is_none(),
+            "{table}.{column} is {data_type} ({collation:?})"
+        );
+    }
+    for table in ["objects", "multipart_uploads", "resumable_uploads"] {
+        assert!(
+            columns
+                .iter()
+                .any(|(t, c, d, _)| t == table && c == "key" && d == "varbinary"),
+            "{table}.key"
+        );
     }
 }

@@ -379,20 +379,28 @@ async fn accounts_journey_on_sqlite() {
 
 #[tokio::test]
 async fn accounts_journey_on_postgresql() {
-    let url = std::env::var("UPGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let schema = format!("accounts_{}", upgate::id::random_hex(6));
+    let pg = PgSchema::new();
     let app = spawn_app_with(&accounts_config(&format!(
-        "open_registration = true\n[metadata]\nurl = {url:?}\nschema = {schema:?}\n"
+        "open_registration = true\n{}",
+        pg.config()
     )))
     .await;
     journey(&app).await;
     app.stop().await;
-    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&pool)
-        .await
-        .expect("drop");
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn accounts_journey_on_mysql() {
+    let db = MySqlDatabase::new().await;
+    let app = spawn_app_with(&accounts_config(&format!(
+        "open_registration = true\n{}",
+        db.config()
+    )))
+    .await;
+    journey(&app).await;
+    app.stop().await;
+    db.drop().await;
 }
 
 #[tokio::test]

@@ -824,14 +824,28 @@ async fn errors_are_json_and_openapi_matches_the_routes() {
 
 #[tokio::test]
 async fn the_api_runs_on_postgresql_too() {
-    let url = std::env::var("UPGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let schema = format!("api_{}", upgate::id::random_hex(6));
-    let app = spawn_app_with(&format!("[metadata]\nurl = {url:?}\nschema = {schema:?}\n")).await;
-    let t = tenant(&app, "pg").await;
+    let pg = PgSchema::new();
+    let app = spawn_app_with(&pg.config()).await;
+    a_link_is_claimed_once(&app).await;
+    app.stop().await;
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn the_api_runs_on_mysql_too() {
+    let db = MySqlDatabase::new().await;
+    let app = spawn_app_with(&db.config()).await;
+    a_link_is_claimed_once(&app).await;
+    app.stop().await;
+    db.drop().await;
+}
+
+/// Ten concurrent uploads through one link: one succeeds, and the file is complete.
+async fn a_link_is_claimed_once(app: &TestApp) {
+    let t = tenant(app, "pg").await;
     let data = pdf(2000);
     let (_, link) = call(
-        &app,
+        app,
         "POST",
         "/v1/uploads",
         &t.api_key,
@@ -850,14 +864,8 @@ async fn the_api_runs_on_postgresql_too() {
         }
     }
     assert_eq!(ok, 1);
-    let (_, files) = call(&app, "GET", "/v1/files", &t.api_key, None).await;
+    let (_, files) = call(app, "GET", "/v1/files", &t.api_key, None).await;
     assert_eq!(files["files"][0]["status"], "complete");
-    app.stop().await;
-    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&pool)
-        .await
-        .expect("drop");
 }
 
 fn jwt(sub: &str, tenant: &str, lifetime: i64) -> String {

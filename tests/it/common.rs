@@ -573,3 +573,54 @@ impl PgSchema {
             .expect("drop schema");
     }
 }
+
+/// A fresh MySQL / MariaDB database for one test: the metadata config that uses it, and a drop
+/// of it when the test is done (`UPGATE_TEST_MYSQL_URL`, default the local server's `test`
+/// database; the fresh database is created beside it).
+pub struct MySqlDatabase {
+    /// The URL of the server's database given in the environment (to create and drop from).
+    pub admin_url: String,
+    pub name: String,
+}
+
+impl MySqlDatabase {
+    pub async fn new() -> Self {
+        use sqlx::{Connection, Executor};
+        let admin_url = std::env::var("UPGATE_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_string());
+        let name = format!("e2e_{}", upgate::id::random_hex(6));
+        let mut conn = sqlx::MySqlConnection::connect(&admin_url)
+            .await
+            .expect("connect to MySQL");
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        let _ = conn.close().await;
+        Self { admin_url, name }
+    }
+
+    /// The URL of the fresh database.
+    pub fn url(&self) -> String {
+        let server = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(server, _)| server);
+        format!("{server}/{}", self.name)
+    }
+
+    /// The `[metadata]` config section that points a gateway at the database.
+    pub fn config(&self) -> String {
+        format!("[metadata]\nurl = {:?}\n", self.url())
+    }
+
+    pub async fn drop(self) {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::MySqlConnection::connect(&self.admin_url)
+            .await
+            .expect("connect");
+        conn.execute(format!("DROP DATABASE {}", self.name).as_str())
+            .await
+            .expect("drop database");
+        let _ = conn.close().await;
+    }
+}

@@ -151,6 +151,15 @@ async fn twenty_racing_if_none_match_writers_leave_one_winner_on_postgresql() {
     pg.drop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_racing_if_none_match_writers_leave_one_winner_on_mysql() {
+    let db = MySqlDatabase::new().await;
+    let app = spawn_app_with(&format!("{ROOMY}{}", db.config())).await;
+    race_if_none_match(&app).await;
+    app.stop().await;
+    db.drop().await;
+}
+
 /// A one-part multipart upload of `key`: its id and parts.
 async fn one_part(s3: &aws_sdk_s3::Client, key: &str) -> (String, CompletedMultipartUpload) {
     let create = s3

@@ -464,10 +464,23 @@ async fn sdk_presigned_put_and_get_work_with_a_plain_http_client() {
 #[tokio::test]
 async fn the_gateway_runs_on_postgresql_metadata() {
     let pg = PgSchema::new();
-    let app = spawn_app_with(&pg.config()).await;
+    runs_on_metadata(&pg.config()).await;
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_runs_on_mysql_metadata() {
+    let db = MySqlDatabase::new().await;
+    runs_on_metadata(&db.config()).await;
+    db.drop().await;
+}
+
+/// PUT, GET, a paged listing and a DELETE through a gateway with the `[metadata]` config given.
+async fn runs_on_metadata(metadata: &str) {
+    let app = spawn_app_with(metadata).await;
     let s3 = app.s3();
     let body = pdf(100_000);
-    for k in ["pg/a.pdf", "pg/b.pdf"] {
+    for k in ["db/a.pdf", "db/b.pdf"] {
         s3.put_object()
             .bucket(BUCKET)
             .key(k)
@@ -479,7 +492,7 @@ async fn the_gateway_runs_on_postgresql_metadata() {
     let got = s3
         .get_object()
         .bucket(BUCKET)
-        .key("pg/a.pdf")
+        .key("db/a.pdf")
         .send()
         .await
         .expect("get");
@@ -490,7 +503,7 @@ async fn the_gateway_runs_on_postgresql_metadata() {
     let page = s3
         .list_objects_v2()
         .bucket(BUCKET)
-        .prefix("pg/")
+        .prefix("db/")
         .max_keys(1)
         .send()
         .await
@@ -498,18 +511,17 @@ async fn the_gateway_runs_on_postgresql_metadata() {
     assert_eq!(page.is_truncated(), Some(true));
     s3.delete_object()
         .bucket(BUCKET)
-        .key("pg/a.pdf")
+        .key("db/a.pdf")
         .send()
         .await
         .expect("delete");
     assert!(
         app.state
             .meta
-            .current(BUCKET, "pg/a.pdf")
+            .current(BUCKET, "db/a.pdf")
             .await
             .expect("m")
             .is_none()
     );
     app.stop().await;
-    pg.drop().await;
 }

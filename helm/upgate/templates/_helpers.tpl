@@ -84,7 +84,7 @@ Included from the Deployment so `helm lint` / `helm template` fail with the reas
 {{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs storage.backend \"s3\": with \"local\" every pod has its own objects" }}
 {{- end }}
 {{- if not .Values.database.existingSecret }}
-{{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs PostgreSQL: set database.existingSecret (SQLite is per pod)" }}
+{{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs PostgreSQL or MySQL: set database.existingSecret (SQLite is per pod)" }}
 {{- end }}
 {{- if not .Values.rootCredentials.existingSecret }}
 {{- fail "more than one replica (replicaCount > 1 or autoscaling.enabled) needs rootCredentials.existingSecret: generated credentials differ per pod" }}
