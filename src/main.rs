@@ -87,6 +87,20 @@ enum Command {
         /// Stop once this many bytes of a file were sent, as an interruption would (for tests).
         #[arg(long, hide = true)]
         stop_after: Option<u64>,
+        /// Upload into this bucket over the S3 API with the keys in AWS_ACCESS_KEY_ID and
+        /// AWS_SECRET_ACCESS_KEY (presigned PUT, or multipart with parts in parallel), instead
+        /// of tus with a token or an API key.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// With --bucket: prepended to each file's name to make its key.
+        #[arg(long, default_value = "")]
+        key_prefix: String,
+        /// With --bucket: parts sent at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// With --bucket: the SigV4 region.
+        #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+        region: String,
     },
     /// Your files on a gateway: list, download (SHA-256 checked), delete, versions.
     #[command(
@@ -560,7 +574,33 @@ async fn main() -> ExitCode {
             state_file,
             retries,
             stop_after,
+            bucket,
+            key_prefix,
+            parallel,
+            region,
         } => {
+            let s3 = match bucket {
+                None => None,
+                Some(bucket) => {
+                    let (Ok(id), Ok(secret)) = (
+                        std::env::var("AWS_ACCESS_KEY_ID"),
+                        std::env::var("AWS_SECRET_ACCESS_KEY"),
+                    ) else {
+                        eprintln!(
+                            "upgate: --bucket needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                        );
+                        return ExitCode::from(2);
+                    };
+                    Some(upgate::client::s3::S3Target {
+                        access_key_id: id,
+                        secret: SecretKey::new(secret),
+                        region,
+                        bucket,
+                        prefix: key_prefix,
+                        parallel,
+                    })
+                }
+            };
             let o = upgate::client::UploadOptions {
                 files,
                 json,
@@ -568,6 +608,7 @@ async fn main() -> ExitCode {
                 state_file: state_file.unwrap_or_else(upgate::client::default_state_file),
                 retries,
                 stop_after,
+                s3,
             };
             client(remote, async move |h| upgate::client::upload(h, o).await).await
         }

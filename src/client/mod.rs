@@ -14,6 +14,7 @@
 //! spent); 130 interrupted (state kept: run again to resume).
 
 pub mod http;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -78,6 +79,8 @@ pub struct UploadOptions {
     pub retries: u32,
     /// Stop after this many bytes of each file were sent (testing an interrupted upload).
     pub stop_after: Option<u64>,
+    /// Upload with S3 keys (presigned PUT / multipart) instead of tus through the control API.
+    pub s3: Option<s3::S3Target>,
 }
 
 /// The default state file: `$XDG_STATE_HOME/upgate/uploads.json` (or `~/.local/state/...`).
@@ -262,8 +265,21 @@ pub async fn upload(http: &Http, o: UploadOptions) -> Result<(), Failure> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         );
+        let job = Job {
+            path: &path,
+            size,
+            sha: &sha,
+            bar: &bar,
+            total: &total,
+        };
+        let one = async {
+            match &o.s3 {
+                Some(target) => s3::upload_one(http, target, &o, &mut state, job).await,
+                None => upload_one(http, &o, &mut state, job).await,
+            }
+        };
         let outcome = tokio::select! {
-            r = upload_one(http, &o, &mut state, &path, size, &sha, &bar, &total) => r,
+            r = one => r,
             _ = tokio::signal::ctrl_c() => Err(Failure::Interrupted),
         };
         match outcome {
@@ -347,17 +363,28 @@ where
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One file being uploaded: where it is, what it is, and its progress bars.
+struct Job<'a> {
+    path: &'a Path,
+    size: u64,
+    sha: &'a str,
+    bar: &'a ProgressBar,
+    total: &'a ProgressBar,
+}
+
 async fn upload_one(
     http: &Http,
     o: &UploadOptions,
     state: &mut State,
-    path: &Path,
-    size: u64,
-    sha: &str,
-    bar: &ProgressBar,
-    total: &ProgressBar,
+    job: Job<'_>,
 ) -> Result<serde_json::Value, Failure> {
+    let Job {
+        path,
+        size,
+        sha,
+        bar,
+        total,
+    } = job;
     let key = key_of(
         &http.endpoint,
         &std::fs::canonicalize(path).unwrap_or(path.to_path_buf()),

@@ -277,3 +277,102 @@ async fn the_client_uploads_with_receipts_resumes_and_manages_files_and_links() 
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_uploads_with_s3_keys_and_resumes_a_multipart_upload() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.json").display().to_string();
+    let endpoint = app.endpoint();
+    let env = || {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("UPGATE_ENDPOINT", endpoint.clone()),
+        ]
+    };
+    let small = pdf(300_000);
+    let fsmall = write(dir.path(), "small.pdf", &small);
+    let big = pdf(12_000_000);
+    let fbig = write(dir.path(), "big.pdf", &big);
+    let s3 = |extra: &[&str], file: &str| {
+        let mut a = args(&[
+            "upload",
+            "--json",
+            "--state-file",
+            &state,
+            "--bucket",
+            BUCKET,
+            "--key-prefix",
+            "cli/",
+            "--chunk-bytes",
+            "5242880",
+        ]);
+        a.extend(args(extra));
+        a.push(file.to_string());
+        a
+    };
+    // One PUT with the SHA-256 signed.
+    let out = run(s3(&[], &fsmall), env()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line: Value = serde_json::from_str(text(&out.stdout).trim()).expect("json");
+    assert_eq!(
+        (line["key"].as_str(), line["verified"].as_bool()),
+        (Some("cli/small.pdf"), Some(true))
+    );
+    assert_eq!(get_bytes(&app, "cli/small.pdf").await, small);
+    // Multipart, interrupted after two of three parts, then resumed: only the third is sent.
+    let out = run(
+        s3(&["--parallel", "1", "--stop-after", "6000000"], &fbig),
+        env(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state")).expect("json");
+    assert_eq!(kept.as_object().expect("map").len(), 1);
+    let s3c = app.s3();
+    let uploads = s3c
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list uploads");
+    let open = &uploads.uploads()[0];
+    let parts = s3c
+        .list_parts()
+        .bucket(BUCKET)
+        .key("cli/big.pdf")
+        .upload_id(open.upload_id().expect("id"))
+        .send()
+        .await
+        .expect("parts");
+    assert_eq!(parts.parts().len(), 2, "two parts before the interruption");
+    let out = run(s3(&["--parallel", "3"], &fbig), env()).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let line: Value = serde_json::from_str(text(&out.stdout).trim()).expect("json");
+    assert_eq!(line["sha256"], sha256_hex(&big));
+    assert_eq!(line["verified"], true);
+    assert_eq!(get_bytes(&app, "cli/big.pdf").await, big);
+    assert_eq!(
+        serde_json::from_str::<Value>(&std::fs::read_to_string(&state).expect("state"))
+            .expect("json"),
+        serde_json::json!({})
+    );
+    // Wrong keys: refused with the S3 code, exit 1.
+    let out = run(
+        s3(&[], &fsmall),
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "not-the-secret".to_string()),
+            ("UPGATE_ENDPOINT", endpoint.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("SignatureDoesNotMatch"),
+        "{}",
+        text(&out.stderr)
+    );
+}
