@@ -311,11 +311,13 @@ impl Mailer {
             Ok(Err(e)) => Err(if e.is_timeout() {
                 MailFailure::Timeout
             } else if let Some(code) = e.status() {
+                // `Code` displays as its three digits.
                 MailFailure::Refused(code.to_string().parse().unwrap_or(0))
-            } else if e.is_tls() || e.to_string().contains("onnect") {
-                MailFailure::Connect
-            } else {
+            } else if e.is_response() || e.is_client() {
                 MailFailure::Smtp
+            } else {
+                // Connecting, the network, TLS, or a transport that shut down.
+                MailFailure::Connect
             }),
         }
     }
