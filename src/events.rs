@@ -1,4 +1,5 @@
-//! Webhook delivery: a background worker that drains the durable outbox into signed HTTP POSTs.
+//! Webhook delivery: a background worker that drains the durable outbox into signed HTTP POSTs
+//! (and, with `[mail]` enabled, into e-mail: see [`mail`], a delivery kind of its own).
 //!
 //! # Flow
 //!

@@ -310,7 +310,7 @@ pub struct LinkCommit {
     pub event: OutboxEvent,
 }
 
-/// The control-plane store. Implemented by the SQLite and PostgreSQL metadata stores.
+/// The control-plane store. Implemented by the SQLite, PostgreSQL and MySQL metadata stores.
 #[async_trait]
 pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     async fn create_tenant(&self, t: &Tenant) -> Result<(), MetaError>;
