@@ -704,7 +704,8 @@ impl Deliverer {
                         event = %e.event,
                         attempts = failures,
                         error = %error,
-                        "webhook event parked after its last attempt"
+                        kind,
+                        "outbox event parked after its last attempt"
                     );
                     i64::MAX
                 } else {
@@ -717,7 +718,7 @@ impl Deliverer {
             }
         };
         if let Err(err) = result {
-            tracing::warn!(event_id = %e.id, error = %err, "cannot record webhook outcome");
+            tracing::warn!(event_id = %e.id, error = %err, kind, "cannot record delivery outcome");
         }
     }
 }
