@@ -47,6 +47,8 @@ pub enum StartError {
     Setup(String),
     #[error("webhooks: {0}")]
     Webhooks(String),
+    #[error("mail: {0}")]
+    Mail(String),
 }
 
 /// Where the root credentials came from (so `main` can print a generated pair exactly once).
@@ -89,8 +91,14 @@ impl App {
         } else {
             None
         };
-        let mut webhooks =
-            crate::events::Deliverer::new(&config.webhooks).map_err(StartError::Webhooks)?;
+        let mut webhooks = crate::events::Deliverer::new(&config.webhooks)
+            .map_err(StartError::Webhooks)?
+            .with_metrics(Arc::clone(&metrics));
+        if let Some(mailer) = crate::events::mail::Mailer::new(&config.mail)
+            .map_err(|problems| StartError::Mail(problems.join("; ")))?
+        {
+            webhooks = webhooks.with_mail(mailer);
+        }
         if let Some(a) = &accounts {
             webhooks = webhooks.with_receipts(Arc::clone(&a.signing));
         }
@@ -257,6 +265,7 @@ pub fn load_config(
 /// The mechanism-level checks of [`load_config`], for a config built another way.
 pub fn check_config(config: &Config) -> Result<(), ConfigError> {
     let mut problems = config.webhooks.problems();
+    problems.extend(config.mail.problems());
     problems.extend(crate::storage::problems(&config.storage));
     if !config.scan.clamd.is_empty()
         && let Err(e) = crate::scan::clamd::Address::parse(&config.scan.clamd)

@@ -1,4 +1,5 @@
-//! Webhook delivery: a background worker that drains the durable outbox into signed HTTP POSTs.
+//! Webhook delivery: a background worker that drains the durable outbox into signed HTTP POSTs
+//! (and, with `[mail]` enabled, into e-mail: see [`mail`], a delivery kind of its own).
 //!
 //! # Flow
 //!
@@ -87,6 +88,9 @@ use zeroize::Zeroizing;
 
 use crate::metadata::MetaError;
 use crate::metadata::control::{ControlStore, OutboxEvent};
+use crate::metrics::Metrics;
+
+pub mod mail;
 
 /// A link upload finished and its file version is visible.
 pub const UPLOAD_COMPLETED: &str = "upload.completed";
@@ -96,8 +100,16 @@ pub const UPLOAD_FAILED: &str = "upload.failed";
 pub const FILE_DELETED: &str = "file.deleted";
 /// A tenant's usage crossed its quota warning threshold.
 pub const QUOTA_WARNING: &str = "quota.warning";
+/// An upload token has no uploads or bytes left (reported by the upload that used it up).
+pub const TOKEN_EXHAUSTED: &str = crate::metadata::control::TOKEN_EXHAUSTED;
 /// Every event name an endpoint may subscribe to.
-pub const EVENTS: [&str; 4] = [UPLOAD_COMPLETED, UPLOAD_FAILED, FILE_DELETED, QUOTA_WARNING];
+pub const EVENTS: [&str; 5] = [
+    UPLOAD_COMPLETED,
+    UPLOAD_FAILED,
+    FILE_DELETED,
+    QUOTA_WARNING,
+    TOKEN_EXHAUSTED,
+];
 
 /// Shortest accepted endpoint secret, in bytes: 256 bits, the HMAC-SHA256 output size, so the
 /// secret is not the weak link (`openssl rand -hex 32` gives 64).
@@ -396,6 +408,13 @@ pub struct Deliverer {
     concurrency: usize,
     /// Signs the receipts `upload.completed` events carry (accounts enabled).
     receipts: Option<Arc<crate::auth::signing::SigningKeys>>,
+    /// Mails notices (`[mail]` enabled).
+    mailer: Option<mail::Mailer>,
+    /// Counts deliveries by kind and outcome.
+    metrics: Option<Arc<Metrics>>,
+    /// Set when a pass queued mail rows: the next pass runs at once and sends them, instead of
+    /// after a poll interval.
+    queued_mail: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Deliverer {
@@ -447,7 +466,22 @@ impl Deliverer {
             batch: cfg.batch,
             concurrency: cfg.concurrency,
             receipts: None,
+            mailer: None,
+            metrics: None,
+            queued_mail: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Also mails notices, through `mailer` (see [`mail`]).
+    pub fn with_mail(mut self, mailer: mail::Mailer) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Counts each delivery outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Signs the receipts of `upload.completed` events with `keys` when sending them.
@@ -492,15 +526,95 @@ impl Deliverer {
         let n = due.len();
         futures_util::stream::iter(due)
             .for_each_concurrent(self.concurrency, |e| async move {
-                let outcome = self.attempt(&e).await;
+                let outcome = if e.event == mail::MAIL {
+                    self.mail(&e).await
+                } else {
+                    self.attempt(store, &e).await
+                };
                 self.record(store, &e, outcome).await;
             })
             .await;
         Ok(n)
     }
 
-    /// POSTs `e` to every endpoint that wants it, concurrently.
-    async fn attempt(&self, e: &OutboxEvent) -> Outcome {
+    /// Sends a mail row (dropped while mail is disabled).
+    async fn mail(&self, row: &OutboxEvent) -> Outcome {
+        let Some(mailer) = &self.mailer else {
+            return Outcome::Unwanted;
+        };
+        let started = std::time::Instant::now();
+        match mailer.send(row).await {
+            Ok(()) => {
+                tracing::debug!(
+                    event_id = %row.id,
+                    ms = started.elapsed().as_millis() as u64,
+                    "mail sent"
+                );
+                Outcome::Delivered
+            }
+            Err(failure) => {
+                tracing::warn!(event_id = %row.id, error = %failure, "mail delivery failed");
+                Outcome::Failed(failure.to_string())
+            }
+        }
+    }
+
+    /// Writes the mail rows of a notice into the outbox (idempotently: see [`mail`]).
+    async fn fan_out(
+        &self,
+        store: &dyn ControlStore,
+        mailer: &mail::Mailer,
+        e: &OutboxEvent,
+    ) -> Result<(), MetaError> {
+        // An upload's notice names the file as its owner sees it.
+        let file = match serde_json::from_str::<serde_json::Value>(&e.payload)
+            .ok()
+            .and_then(|p| p["file_id"].as_str().map(str::to_string))
+        {
+            Some(id) if e.event == UPLOAD_COMPLETED => store.file(&id).await?,
+            _ => None,
+        };
+        let facts = mail::facts(
+            e,
+            file.as_ref().map(|f| f.filename.as_str()),
+            file.as_ref().map(|f| f.bucket.as_str()),
+        );
+        // The address the drop link (upload token) was created for, on its uploads and when
+        // it is used up.
+        let payload = serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or_default();
+        let token_id = match e.event.as_str() {
+            UPLOAD_COMPLETED => match payload["upload_id"].as_str() {
+                Some(id) => store.link(id).await?.and_then(|l| l.token_id),
+                None => None,
+            },
+            TOKEN_EXHAUSTED => payload["token_id"].as_str().map(str::to_string),
+            _ => None,
+        };
+        let notify = match token_id {
+            Some(id) => store.token(&id).await?.and_then(|t| t.notify_email),
+            None => None,
+        };
+        let extra_to = notify.as_deref();
+        let now = crate::clock::now_ms();
+        for row in mailer.letters(e, &facts, extra_to) {
+            if store.enqueue_once(&row, now).await? {
+                self.queued_mail
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Turns a notice into mail rows, then POSTs `e` to every endpoint that wants it,
+    /// concurrently.
+    async fn attempt(&self, store: &dyn ControlStore, e: &OutboxEvent) -> Outcome {
+        if let Some(mailer) = &self.mailer
+            && mailer.notices(e)
+            && let Err(err) = self.fan_out(store, mailer, e).await
+        {
+            tracing::warn!(event_id = %e.id, error = %err, "cannot queue the mail of an event");
+            return Outcome::Failed("mail: cannot queue".into());
+        }
         let targets: Vec<&Endpoint> = self.endpoints.iter().filter(|ep| ep.wants(e)).collect();
         if targets.is_empty() {
             return Outcome::Unwanted;
@@ -574,17 +688,37 @@ impl Deliverer {
     /// is attempted again (a delivered event may thus be sent twice: at-least-once).
     async fn record(&self, store: &dyn ControlStore, e: &OutboxEvent, outcome: Outcome) {
         let now = crate::clock::now_ms();
+        let kind = if e.event == mail::MAIL {
+            "mail"
+        } else {
+            "webhook"
+        };
+        let count = |result: &'static str| {
+            if let Some(m) = &self.metrics {
+                m.delivery(kind, result);
+            }
+        };
         let result = match outcome {
-            Outcome::Unwanted | Outcome::Delivered => store.event_delivered(&e.id, now).await,
+            Outcome::Unwanted => store.event_delivered(&e.id, now).await,
+            Outcome::Delivered => {
+                count("delivered");
+                store.event_delivered(&e.id, now).await
+            }
             Outcome::Failed(error) => {
                 let failures = e.attempts.saturating_add(1);
+                count(if failures >= self.max_attempts {
+                    "parked"
+                } else {
+                    "failed"
+                });
                 let next = if failures >= self.max_attempts {
                     tracing::warn!(
                         event_id = %e.id,
                         event = %e.event,
                         attempts = failures,
                         error = %error,
-                        "webhook event parked after its last attempt"
+                        kind,
+                        "outbox event parked after its last attempt"
                     );
                     i64::MAX
                 } else {
@@ -597,7 +731,7 @@ impl Deliverer {
             }
         };
         if let Err(err) = result {
-            tracing::warn!(event_id = %e.id, error = %err, "cannot record webhook outcome");
+            tracing::warn!(event_id = %e.id, error = %err, kind, "cannot record delivery outcome");
         }
     }
 }
@@ -618,7 +752,7 @@ fn full_jitter(ceiling: u64, r: u64) -> u64 {
 }
 
 /// Runs the worker until `shutdown` resolves: delivers due events, sleeping `poll_interval_ms`
-/// whenever a poll did not fill a whole batch.
+/// whenever a poll did not fill a whole batch (and queued no mail, which goes out at once).
 ///
 /// Shutdown abandons deliveries in flight; they are retried after the next start (the outbox
 /// still has them as due), so stopping never loses an event.
@@ -644,7 +778,10 @@ pub async fn run(
                 }
             },
         };
-        if !full {
+        let queued = deliverer
+            .queued_mail
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if !full && !queued {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,

@@ -41,10 +41,11 @@
 //!    storage/ ── backends behind object_store (local, memory, S3, GCS, Azure); staged writes,
 //!                spooling within budgets, SSE and envelope encryption wrappers
 //!    metadata/ ─ object records (pending → committed → garbage), multipart, control records,
-//!                quotas, accounts (users, sessions, refresh tokens, signing keys); SQLite and
-//!                PostgreSQL
+//!                quotas, accounts (users, sessions, refresh tokens, signing keys); SQLite,
+//!                PostgreSQL and MySQL from one SQL source (sql.rs translates for MySQL)
 //!    ratelimit/  governor in process + Redis GCRA across replicas, circuit breaker, permits
-//!    events.rs ─ webhook worker: outbox → signed POSTs, backoff + jitter, at-least-once
+//!    events.rs ─ outbox worker: webhooks (signed POSTs) and mail (events/mail.rs: SMTP
+//!                notices, one outbox row per recipient), backoff + jitter, at-least-once
 //!    scan/ ───── content checks: PDF active content and image bombs (streamed through the
 //!                pipe or the assembly), clamd malware scanning
 //!    cors.rs, metrics.rs, telemetry.rs

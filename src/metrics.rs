@@ -61,6 +61,13 @@ pub struct Metrics {
     scans: Family<VerdictLabel, Counter>,
     content: Family<VerdictLabel, Counter>,
     closed: Family<ReasonLabel, Counter>,
+    deliveries: Family<DeliveryLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabel {
+    kind: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -181,8 +188,16 @@ impl Metrics {
              make room when the connection table was nearly full)",
             closed.clone(),
         );
+        let deliveries = Family::<DeliveryLabel, Counter>::default();
+        registry.register(
+            "outbox_deliveries",
+            "Outbox deliveries by kind (webhook, mail) and outcome: delivered, failed (retried \
+             later) or parked (its last attempt failed)",
+            deliveries.clone(),
+        );
         Self {
             registry,
+            deliveries,
             scans,
             content,
             closed,
@@ -200,6 +215,13 @@ impl Metrics {
             dependency_up,
             rate_limited,
         }
+    }
+
+    /// Records the outcome of one outbox delivery attempt.
+    pub fn delivery(&self, kind: &'static str, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabel { kind, outcome })
+            .inc();
     }
 
     /// Records a finished request.

@@ -18,6 +18,8 @@ use crate::net::Cidr;
 
 pub mod accounts;
 pub mod jwt;
+pub mod mail;
+pub mod secret;
 pub mod storage;
 pub mod web;
 pub mod webhooks;
@@ -48,6 +50,7 @@ pub struct Config {
     pub accounts: accounts::AccountsConfig,
     /// `[webhooks]`: event delivery (see `crate::events`).
     pub webhooks: webhooks::WebhookConfig,
+    pub mail: mail::MailConfig,
     pub log: LogConfig,
     pub ratelimit: RateLimitConfig,
     pub redis: RedisConfig,
@@ -630,6 +633,7 @@ impl Config {
         let jwt = section::<jwt::JwtConfig>(&mut root, "jwt", problems);
         let accounts = section::<accounts::AccountsConfig>(&mut root, "accounts", problems);
         let webhooks = section::<webhooks::WebhookConfig>(&mut root, "webhooks", problems);
+        let mail = section::<mail::MailConfig>(&mut root, "mail", problems);
         let log = section::<LogConfig>(&mut root, "log", problems);
         let ratelimit = section::<RateLimitConfig>(&mut root, "ratelimit", problems);
         let redis = section::<RedisConfig>(&mut root, "redis", problems);
@@ -668,6 +672,7 @@ impl Config {
             jwt: jwt?,
             accounts: accounts?,
             webhooks: webhooks?,
+            mail: mail?,
             log: log?,
             ratelimit: ratelimit?,
             redis: redis?,

@@ -1,42 +1,10 @@
 //! `[webhooks]`: where events go and how hard the delivery worker (`crate::events`) tries.
 //! Plain data; the worker validates and resolves it (`WebhookConfig::problems`).
 
-use std::fmt;
-
 use serde::Deserialize;
-use zeroize::Zeroizing;
 
 /// An endpoint's signing secret as configured: zeroized on drop, redacted in `Debug`.
-#[derive(Clone, Default)]
-pub struct WebhookSecret(pub(crate) Zeroizing<String>);
-
-impl WebhookSecret {
-    /// Wraps a secret; the `String` is moved in and zeroized on drop.
-    pub fn new(s: String) -> Self {
-        Self(Zeroizing::new(s))
-    }
-
-    /// Whether no secret was given.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_empty() {
-            f.write_str("WebhookSecret(<unset>)")
-        } else {
-            f.write_str("WebhookSecret(<redacted>)")
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for WebhookSecret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self::new)
-    }
-}
+pub type WebhookSecret = super::secret::Secret;
 
 /// One receiver (`[[webhooks.endpoints]]`).
 #[derive(Clone, Deserialize)]

@@ -112,6 +112,50 @@ impl FileStatus {
     }
 }
 
+/// The event name of a token that has no uploads or bytes left.
+pub const TOKEN_EXHAUSTED: &str = "token.exhausted";
+
+/// An upload token's counters right after an upload was charged to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUsage<'a> {
+    pub token_id: &'a str,
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub uploads_used: i64,
+    pub max_uploads: i64,
+    pub bytes_used: i64,
+    pub max_bytes: i64,
+}
+
+impl TokenUsage<'_> {
+    /// The `token.exhausted` event, if the token has no uploads or no bytes left: its id and
+    /// figures, never its secret.
+    pub fn exhausted_event(&self, at_ms: i64) -> Option<OutboxEvent> {
+        if self.uploads_used < self.max_uploads && self.bytes_used < self.max_bytes {
+            return None;
+        }
+        let payload = serde_json::json!({
+            "event": TOKEN_EXHAUSTED,
+            "token_id": self.token_id,
+            "tenant_id": self.tenant_id,
+            "client_id": self.client_id,
+            "uploads_used": self.uploads_used,
+            "max_uploads": self.max_uploads,
+            "bytes_used": self.bytes_used,
+            "max_bytes": self.max_bytes,
+            "at": crate::clock::iso8601(crate::clock::from_ms(at_ms)),
+        });
+        Some(OutboxEvent {
+            id: crate::id::random_hex(16),
+            tenant_id: self.tenant_id.to_string(),
+            event: TOKEN_EXHAUSTED.to_string(),
+            payload: payload.to_string(),
+            created_at_ms: at_ms,
+            attempts: 0,
+        })
+    }
+}
+
 /// A file as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {
@@ -274,7 +318,7 @@ pub struct LinkCommit {
     pub event: OutboxEvent,
 }
 
-/// The control-plane store. Implemented by the SQLite and PostgreSQL metadata stores.
+/// The control-plane store. Implemented by the SQLite, PostgreSQL and MySQL metadata stores.
 #[async_trait]
 pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     async fn create_tenant(&self, t: &Tenant) -> Result<(), MetaError>;
@@ -356,6 +400,9 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     async fn retire_link_keys_except(&self, keep_id: &str, now_ms: i64) -> Result<u64, MetaError>;
 
     async fn enqueue(&self, e: &OutboxEvent, now_ms: i64) -> Result<(), MetaError>;
+    /// Like [`ControlStore::enqueue`], but an event whose id is already in the outbox is left
+    /// as it is (delivered or not); returns whether it was added.
+    async fn enqueue_once(&self, e: &OutboxEvent, now_ms: i64) -> Result<bool, MetaError>;
     /// Undelivered events due at `now_ms`, oldest first.
     async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>, MetaError>;
     async fn event_delivered(&self, id: &str, now_ms: i64) -> Result<(), MetaError>;
@@ -460,6 +507,34 @@ macro_rules! impl_control_store {
             const TOKEN_COLS: &str = "id, tenant_id, client_id, owner, secret_hash, expires_at, \
                 max_uploads, uploads_used, max_bytes, bytes_used, allowed_types, revoked_at, \
                 created_at, max_file_bytes, note, requester, notify_email";
+
+            /// Adds `e` to the outbox, due at `next_attempt_ms`; with `once`, an id already there
+            /// is left alone. Returns the rows added.
+            async fn insert_event<'c, E>(
+                executor: E,
+                e: &OutboxEvent,
+                next_attempt_ms: i64,
+                once: bool,
+            ) -> Result<u64, sqlx::Error>
+            where
+                E: sqlx::Executor<'c, Database = Db>,
+            {
+                let sql = format!(
+                    "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
+                     next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6){}",
+                    if once { " ON CONFLICT (id) DO NOTHING" } else { "" }
+                );
+                Ok(query::<Db>(&sql)
+                    .bind(&e.id)
+                    .bind(&e.tenant_id)
+                    .bind(&e.event)
+                    .bind(&e.payload)
+                    .bind(e.created_at_ms)
+                    .bind(next_attempt_ms)
+                    .execute(executor)
+                    .await?
+                    .rows_affected())
+            }
 
             #[async_trait::async_trait]
             impl ControlStore for $ty {
@@ -972,6 +1047,27 @@ macro_rules! impl_control_store {
                         if n == 0 {
                             return Err(MetaError::TokenExhausted);
                         }
+                        // The upload that used the token up reports it, in this transaction:
+                        // once per token, as no later charge can pass the UPDATE above.
+                        let t = query::<Db>(
+                            "SELECT tenant_id, client_id, uploads_used, max_uploads, bytes_used, \
+                             max_bytes FROM upload_tokens WHERE id = $1",
+                        )
+                        .bind(token)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let usage = TokenUsage {
+                            token_id: token,
+                            tenant_id: &t.field::<String, _>("tenant_id")?,
+                            client_id: &t.field::<String, _>("client_id")?,
+                            uploads_used: t.field("uploads_used")?,
+                            max_uploads: t.field("max_uploads")?,
+                            bytes_used: t.field("bytes_used")?,
+                            max_bytes: t.field("max_bytes")?,
+                        };
+                        if let Some(e) = usage.exhausted_event(o.committed_at_ms) {
+                            insert_event(&mut *tx, &e, e.created_at_ms, false).await?;
+                        }
                     }
                     let (algo, value) = match &o.checksum {
                         Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
@@ -1015,17 +1111,7 @@ macro_rules! impl_control_store {
                     .bind(&o.scan)
                     .execute(&mut *tx)
                     .await?;
-                    query::<Db>(
-                        "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
-                         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $5)",
-                    )
-                    .bind(&c.event.id)
-                    .bind(&c.event.tenant_id)
-                    .bind(&c.event.event)
-                    .bind(&c.event.payload)
-                    .bind(c.event.created_at_ms)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_event(&mut *tx, &c.event, c.event.created_at_ms, false).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -1114,19 +1200,12 @@ macro_rules! impl_control_store {
                 }
 
                 async fn enqueue(&self, e: &OutboxEvent, now_ms: i64) -> Result<(), MetaError> {
-                    query::<Db>(
-                        "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
-                         next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(&e.id)
-                    .bind(&e.tenant_id)
-                    .bind(&e.event)
-                    .bind(&e.payload)
-                    .bind(e.created_at_ms)
-                    .bind(now_ms)
-                    .execute(&self.$w)
-                    .await?;
+                    insert_event(&self.$w, e, now_ms, false).await?;
                     Ok(())
+                }
+
+                async fn enqueue_once(&self, e: &OutboxEvent, now_ms: i64) -> Result<bool, MetaError> {
+                    Ok(insert_event(&self.$w, e, now_ms, true).await? == 1)
                 }
 
                 async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>, MetaError> {

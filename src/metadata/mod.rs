@@ -1,8 +1,9 @@
 //! The metadata seam: one record per object version (owner, size, SHA-256, detected type,
-//! status), behind [`MetadataStore`]. SQLite by default ([`sqlite::SqliteStore`]).
+//! status), behind [`MetadataStore`]. SQLite by default ([`sqlite::SqliteStore`]); PostgreSQL
+//! ([`postgres::PgStore`]) and MySQL / MariaDB ([`mysql::MySqlStore`]) for several replicas.
 //!
 //! The record, not the backend, decides what exists: a key resolves to the one row with status
-//! `committed`, enforced by a partial unique index. An upload's row is inserted as `pending`
+//! `committed`, enforced by a unique index (partial, or on a generated column in MySQL). An upload's row is inserted as `pending`
 //! (with a lease) before the first byte is written, flipped to `committed` in one transaction
 //! that also retires the previous version, or removed on failure. Rows whose lease ran out (the
 //! process died mid-upload) and retired versions are swept together with their bytes.
@@ -443,8 +444,8 @@ pub trait MultipartStore: Send + Sync + std::fmt::Debug + 'static {
     async fn forget_loose_blob(&self, blob_id: &str) -> Result<(), MetaError>;
 }
 
-/// The metadata store. Implementations: SQLite (default), PostgreSQL (at scale), from one SQL
-/// source (`objects.rs`).
+/// The metadata store. Implementations: SQLite (default), PostgreSQL and MySQL (at scale), from
+/// one SQL source (`objects.rs`, run through `sql.rs`).
 #[async_trait]
 pub trait MetadataStore:
     MultipartStore + resumable::ResumableStore + Send + Sync + std::fmt::Debug + 'static

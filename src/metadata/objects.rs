@@ -1,6 +1,6 @@
-//! [`MetadataStore`](super::MetadataStore) (buckets and object versions) for SQLite and
-//! PostgreSQL, from one SQL source (`$N` placeholders, introduced in ascending order, as in
-//! [`super::control`]).
+//! [`MetadataStore`](super::MetadataStore) (buckets and object versions) for SQLite,
+//! PostgreSQL and MySQL, from one SQL source (`$N` placeholders, introduced in ascending order,
+//! as in [`super::control`]; translated for MySQL by [`super::sql`]).
 //!
 //! Statuses are SQL literals rather than bound parameters so that both planners match the
 //! partial indexes when they prepare a statement: a PostgreSQL generic plan cannot prove
@@ -12,7 +12,10 @@
 //! them. PostgreSQL replicas write concurrently, so a commit locks its pending row, retires the
 //! committed version and commits its own row; the partial unique index `objects_current`
 //! rejects the loser of a race, which then retries on a fresh snapshot, so the later commit
-//! wins (as in S3).
+//! wins (as in S3). MySQL replicas do the same, but first lock every row of the key in one
+//! order (`Dialect::KEY_LOCKS`), so that commits of one key queue instead of deadlocking on
+//! the index; a commit the server still rolls back for a deadlock (the unique index locks gaps,
+//! across keys) runs again whole.
 
 /// How many times a commit re-runs its retire + commit step after losing a race to a concurrent
 /// commit of the same key. Each lost attempt means another commit succeeded in between, so this

@@ -249,6 +249,8 @@ conformance!(
     concurrent_commits_cannot_exceed_a_tenant_quota,
     accounts_emails_are_unique_per_tenant_and_tokens_spend_once,
     accounts_failures_count_within_a_window,
+    link_commits_charge_tokens_and_report_the_one_that_uses_it_up,
+    outbox_events_enqueued_once_stay_once,
     drop_links_round_trip_and_list_by_issuer_and_token,
 );
 
@@ -383,6 +385,172 @@ async fn drop_links_round_trip_and_list_by_issuer_and_token(s: Store) {
         .collect();
     assert_eq!(links, ["l2", "l1"]);
     assert!(c.links_of_token("tk2", 10).await.expect("links").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control records: link commits, tokens, the outbox
+// ---------------------------------------------------------------------------------------------
+
+/// `info(n)` (1007 bytes for n = 1) committed through link `link` of a file.
+async fn commit_through_link(s: &Store, link: &str, token: &str) {
+    use upgate::metadata::control::{LinkCommit, LinkStatus, OutboxEvent, UploadLink};
+    let c = as_control(s);
+    c.insert_link(&UploadLink {
+        id: link.to_owned(),
+        tenant_id: "t1".to_owned(),
+        owner: OWNER.to_owned(),
+        file_id: "f1".to_owned(),
+        bucket: BUCKET.to_owned(),
+        key: format!("files/{link}"),
+        size: 1007,
+        content_type: "image/png".to_owned(),
+        sha256: None,
+        token_id: Some(token.to_owned()),
+        status: LinkStatus::Pending,
+        expires_at_ms: LATER,
+        claimed_until_ms: None,
+        created_at_ms: T0,
+        completed_at_ms: None,
+    })
+    .await
+    .unwrap();
+    let claim = c.claim_link(link, T0, T0 + 1_000).await.unwrap();
+    assert!(
+        matches!(claim, upgate::metadata::control::Claim::Claimed(_)),
+        "{claim:?}"
+    );
+    let object = format!("o-{link}");
+    s.insert_pending(&pending(&object, BUCKET, &format!("files/{link}")))
+        .await
+        .unwrap();
+    c.commit_link(&LinkCommit {
+        object_id: object,
+        object: info(1),
+        link_id: link.to_owned(),
+        event: OutboxEvent {
+            id: format!("ev-{link}"),
+            tenant_id: "t1".to_owned(),
+            event: "upload.completed".to_owned(),
+            payload: "{}".to_owned(),
+            created_at_ms: T0 + 1,
+            attempts: 0,
+        },
+    })
+    .await
+    .unwrap();
+}
+
+/// Every event due by [`LATER`], as (event, payload), sorted.
+async fn due_events(c: &dyn ControlStore) -> Vec<(String, String)> {
+    let mut events: Vec<(String, String)> = c
+        .due_events(LATER, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event, e.payload))
+        .collect();
+    events.sort();
+    events
+}
+
+async fn link_commits_charge_tokens_and_report_the_one_that_uses_it_up(s: Store) {
+    use upgate::metadata::control::{FileRecord, FileStatus, UploadToken};
+    let c = as_control(&s);
+    c.create_tenant(&upgate::metadata::control::Tenant {
+        id: "t1".to_owned(),
+        name: "t1".to_owned(),
+        created_at_ms: T0,
+        max_bytes: None,
+        max_objects: None,
+    })
+    .await
+    .unwrap();
+    c.insert_token(&UploadToken {
+        id: "tok1".to_owned(),
+        tenant_id: "t1".to_owned(),
+        client_id: "kiosk".to_owned(),
+        owner: OWNER.to_owned(),
+        secret_hash: "h".to_owned(),
+        expires_at_ms: LATER,
+        max_uploads: 2,
+        uploads_used: 0,
+        max_bytes: 10_000,
+        bytes_used: 0,
+        allowed_types: vec!["image/png".to_owned()],
+        revoked: false,
+        created_at_ms: T0,
+        max_file_bytes: None,
+        note: String::new(),
+        requester: String::new(),
+        notify_email: None,
+    })
+    .await
+    .unwrap();
+    c.insert_file(&FileRecord {
+        id: "f1".to_owned(),
+        tenant_id: "t1".to_owned(),
+        owner: OWNER.to_owned(),
+        bucket: BUCKET.to_owned(),
+        filename: "a.png".to_owned(),
+        metadata: "{}".to_owned(),
+        status: FileStatus::Pending,
+        current_key: None,
+        content_type: None,
+        size: None,
+        sha256: None,
+        versions: 0,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+        scan: None,
+    })
+    .await
+    .unwrap();
+    commit_through_link(&s, "l1", "tok1").await;
+    let first = due_events(c).await;
+    assert_eq!(
+        first.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["upload.completed"],
+        "one of two uploads left"
+    );
+    commit_through_link(&s, "l2", "tok1").await;
+    let second = due_events(c).await;
+    assert_eq!(
+        second.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["token.exhausted", "upload.completed"],
+        "the second upload used the token up"
+    );
+    let report: serde_json::Value = serde_json::from_str(&second[0].1).unwrap();
+    assert_eq!(report["token_id"], "tok1");
+    assert_eq!(report["client_id"], "kiosk");
+    assert_eq!(report["uploads_used"], 2);
+    assert_eq!(report["bytes_used"], 2014);
+    assert!(report.get("secret_hash").is_none());
+    let token = c.token("tok1").await.unwrap().expect("token");
+    assert_eq!((token.uploads_used, token.bytes_used), (2, 2014));
+}
+
+async fn outbox_events_enqueued_once_stay_once(s: Store) {
+    use upgate::metadata::control::OutboxEvent;
+    let c = as_control(&s);
+    let e = OutboxEvent {
+        id: "ev-1.mail.ab".to_owned(),
+        tenant_id: "t1".to_owned(),
+        event: "mail".to_owned(),
+        payload: r#"{"to":"a@example.com"}"#.to_owned(),
+        created_at_ms: T0,
+        attempts: 0,
+    };
+    assert!(c.enqueue_once(&e, T0).await.unwrap());
+    assert!(!c.enqueue_once(&e, T0).await.unwrap(), "already there");
+    let due = c.due_events(T0, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].payload, e.payload);
+    c.event_delivered(&e.id, T0 + 1).await.unwrap();
+    assert!(
+        !c.enqueue_once(&e, T0 + 2).await.unwrap(),
+        "a delivered event is not queued again"
+    );
+    assert!(c.due_events(LATER, 10).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

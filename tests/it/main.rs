@@ -15,6 +15,7 @@ mod content_rewrite;
 mod h2_abuse;
 mod layers;
 mod limits;
+mod mail;
 mod malware;
 mod ops;
 mod ratelimit;

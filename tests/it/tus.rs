@@ -7,7 +7,10 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::common::{TestApp, pdf, send, sha256_hex, spawn_app, spawn_app_in, spawn_app_with};
+use crate::common::{
+    MySqlDatabase, PgSchema, TestApp, pdf, send, sha256_hex, spawn_app, spawn_app_in,
+    spawn_app_with,
+};
 
 pub(crate) fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -912,12 +915,24 @@ async fn ietf_draft_interop_6_and_8_careful_creation_appends_and_problem_documen
 
 #[tokio::test]
 async fn an_upload_begun_on_one_replica_finishes_on_another() {
-    let url = std::env::var("UPGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    let schema = format!("tus_{}", upgate::id::random_hex(6));
+    let pg = PgSchema::new();
+    finishes_on_another_replica(&pg.config()).await;
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn an_upload_begun_on_one_replica_finishes_on_another_on_mysql() {
+    let db = MySqlDatabase::new().await;
+    finishes_on_another_replica(&db.config()).await;
+    db.drop().await;
+}
+
+/// Two gateways sharing `metadata` (a `[metadata]` table) and one object store: half an
+/// upload through one, the rest through the other.
+async fn finishes_on_another_replica(metadata: &str) {
     let shared = tempfile::tempdir().expect("shared store");
     let cfg = format!(
-        "[metadata]\nurl = {url:?}\nschema = {schema:?}\n[storage.local]\nroot = {:?}\n",
+        "{metadata}[storage.local]\nroot = {:?}\n",
         shared.path().display().to_string()
     );
     let a = spawn_app_with(&cfg).await;
@@ -943,11 +958,6 @@ async fn an_upload_begun_on_one_replica_finishes_on_another() {
     assert_eq!(download(&a, &t.api_key, &id).await, data);
     a.stop().await;
     b.stop().await;
-    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&pool)
-        .await
-        .expect("drop schema");
 }
 
 #[tokio::test]
