@@ -10,6 +10,7 @@
 //! (route, name, bucket/key, writes), an arm in [`dispatch`], and the handler.
 
 pub mod bucket;
+mod copy;
 pub mod multipart;
 pub mod object;
 mod object_headers;

@@ -122,6 +122,27 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>
     Ok(resp)
 }
 
+/// What a part's bytes are held to. Part 1's first bytes are the object's: type-checked on
+/// arrival. Later parts start mid-file; their sniffed type is only recorded (completion checks
+/// the first listed part). A part's content and size are checked whole, when assembled.
+pub(crate) fn part_expectations(
+    bcfg: &crate::config::BucketConfig,
+    upload: &crate::metadata::MultipartUpload,
+    part_number: u32,
+) -> ingest::Expectations {
+    let first = part_number == 1;
+    let opaque = bcfg.types == crate::config::TypesMode::Any;
+    let mut base = if opaque {
+        crate::upload::expectations(bcfg, None)
+    } else {
+        crate::upload::expectations(bcfg, first.then(|| upload.content_type.clone()).flatten())
+    };
+    base.enforce_type = first && !opaque;
+    base.checks = None;
+    base.min_bytes = 0;
+    base
+}
+
 /// UploadPart.
 pub async fn upload_part(
     ctx: Ctx,
@@ -140,24 +161,11 @@ pub async fn upload_part(
         ));
     }
     let h = &ctx.parts.headers;
-    if h.contains_key("x-amz-copy-source") {
-        return Err(Error::NotImplemented);
-    }
     super::object::refuse_client_encryption(h)?;
-    let first = part_number == 1;
-    // Part 1's first bytes are the object's: type-checked on arrival. Later parts start
-    // mid-file; their sniffed type is only recorded (completion checks the first listed part).
-    let opaque = bcfg.types == crate::config::TypesMode::Any;
-    let mut base = if opaque {
-        crate::upload::expectations(bcfg, None)
-    } else {
-        crate::upload::expectations(bcfg, first.then(|| upload.content_type.clone()).flatten())
-    };
-    base.enforce_type = first && !opaque;
-    // A part is a piece of the object: its content and its size are checked whole, when
-    // assembled.
-    base.checks = None;
-    base.min_bytes = 0;
+    let base = part_expectations(bcfg, &upload, part_number);
+    if h.contains_key("x-amz-copy-source") {
+        return super::copy::upload_part_copy(&ctx, &upload, part_number, base).await;
+    }
     let BodyPlan { decoder, exp } = plan_body(
         h,
         ctx.verified.into_payload(),

@@ -207,7 +207,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     let bcfg = state.bucket(bucket)?;
     let h = &ctx.parts.headers;
     if h.contains_key("x-amz-copy-source") {
-        return Err(Error::NotImplemented);
+        return super::copy::copy_object(ctx, bucket, key).await;
     }
     let condition = write_condition(h)?;
     refuse_client_encryption(h)?;

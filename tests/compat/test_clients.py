@@ -344,3 +344,29 @@ def test_rclone_copy_with_metadata(gateway, tmp_path):
     assert res.returncode == 0, res.stderr
     listed = json.loads(res.stdout)
     assert listed[0]["Metadata"]["color"] == "blue", listed
+
+
+def test_aws_cli_copies_s3_to_s3(gateway, tmp_path):
+    """`aws s3 cp s3://… s3://…` (CopyObject, and UploadPartCopy for a multipart-sized object),
+    and `aws s3 sync` between prefixes; the copies keep their bytes and metadata."""
+    small = pdf_bytes(400_000, seed=400)
+    big = pdf_bytes(12 * 1024 * 1024, seed=401)
+    (tmp_path / "small.pdf").write_bytes(small)
+    (tmp_path / "big.pdf").write_bytes(big)
+    aws(gateway, "s3", "cp", str(tmp_path / "small.pdf"), f"s3://{BUCKET}/cpsrc/small.pdf", "--metadata", "case=c-7")
+    aws(gateway, "s3", "cp", str(tmp_path / "big.pdf"), f"s3://{BUCKET}/cpsrc/big.pdf")
+    # A multipart threshold below the object's size makes the CLI copy it in parts.
+    env_cfg = tmp_path / "aws.cfg"
+    env_cfg.write_text("[default]\ns3 =\n  multipart_threshold = 8MB\n  multipart_chunksize = 5MB\n")
+    res = subprocess.run(
+        ["aws", "--endpoint-url", gateway.endpoint, "s3", "cp", "--recursive", f"s3://{BUCKET}/cpsrc/", f"s3://{BUCKET}/cpdst/"],
+        env=dict(gateway.env(), AWS_CONFIG_FILE=str(env_cfg)), capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    s3 = s3_client(gateway)
+    assert s3.get_object(Bucket=BUCKET, Key="cpdst/small.pdf")["Body"].read() == small
+    assert s3.get_object(Bucket=BUCKET, Key="cpdst/big.pdf")["Body"].read() == big
+    assert s3.head_object(Bucket=BUCKET, Key="cpdst/small.pdf")["Metadata"] == {"case": "c-7"}
+    aws(gateway, "s3", "sync", f"s3://{BUCKET}/cpdst/", f"s3://{BUCKET}/cpsync/")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="cpsync/")["Contents"])
+    assert keys == ["cpsync/big.pdf", "cpsync/small.pdf"]

@@ -21,6 +21,7 @@ mod ops;
 mod ratelimit;
 mod s3_compat;
 mod s3_conditional;
+mod s3_copy;
 mod s3_multipart;
 mod s3_post;
 mod s3_sdk;
