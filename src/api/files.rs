@@ -154,6 +154,15 @@ pub async fn list(
             Some((k.to_string(), v.to_string()))
         }
     };
+    let tag = match q.get("tag")? {
+        None => None,
+        Some(kv) => {
+            let (k, v) = kv
+                .split_once(':')
+                .ok_or(Error::InvalidArgument("tag filter is key:value."))?;
+            Some((k.to_string(), v.to_string()))
+        }
+    };
     let status = match q.get("status")? {
         None => None,
         Some(s) => Some(FileStatus::parse(s).ok_or(Error::InvalidArgument("Unknown status."))?),
@@ -167,6 +176,7 @@ pub async fn list(
         created_to_ms: q.get("created_before")?.map(parse_time).transpose()?,
         filename_contains: q.get("filename")?.map(str::to_string),
         metadata,
+        tag,
         before,
         limit: limit + 1,
     };

@@ -262,6 +262,8 @@ pub struct FileQuery {
     pub filename_contains: Option<String>,
     /// `(key, value)`: the file's metadata must have this string value at this key.
     pub metadata: Option<(String, String)>,
+    /// `(key, value)`: the file's current version must carry this S3 object tag.
+    pub tag: Option<(String, String)>,
     /// Keyset cursor: files strictly older than `(created_at, id)` in listing order.
     pub before: Option<(i64, String)>,
     pub limit: u32,
@@ -833,6 +835,16 @@ macro_rules! impl_control_store {
                         // Exact match of `"key":"value"` in the canonical JSON text.
                         next(&mut sql, " AND metadata LIKE ? ESCAPE '\\'");
                     }
+                    if q.tag.is_some() {
+                        // The current version's tags hold the pair `["key","value"]` (their
+                        // canonical JSON text); one index lookup per file on (bucket, key).
+                        next(
+                            &mut sql,
+                            " AND EXISTS (SELECT 1 FROM objects o WHERE o.bucket = files.bucket \
+                             AND o.key = files.current_key AND o.status = 'committed' \
+                             AND o.tags LIKE ? ESCAPE '\\')",
+                        );
+                    }
                     if q.before.is_some() {
                         // A row-value comparison is an index condition on files_owner: the
                         // ordered index scan starts at the cursor and stops at the limit (the
@@ -874,6 +886,10 @@ macro_rules! impl_control_store {
                         let pair = serde_json::json!({ k.as_str(): v.as_str() }).to_string();
                         let inner = pair.trim_start_matches('{').trim_end_matches('}');
                         query = query.bind(like(inner));
+                    }
+                    if let Some((k, v)) = &q.tag {
+                        let pair = serde_json::json!([k, v]).to_string();
+                        query = query.bind(like(&pair));
                     }
                     if let Some((at, id)) = &q.before {
                         query = query.bind(*at).bind(id);

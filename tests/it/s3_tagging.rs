@@ -180,3 +180,69 @@ async fn multipart_objects_get_the_tags_given_at_creation() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn files_are_found_by_the_tags_of_their_current_version() {
+    use crate::api::{call, new_upload, tenant, upload};
+    let app = spawn_app().await;
+    let t = tenant(&app, "tag-search").await;
+    let mut ids = Vec::new();
+    for name in ["a.pdf", "b.pdf", "c.pdf"] {
+        let data = pdf(10_000 + ids.len());
+        let (s, link) = call(
+            &app,
+            "POST",
+            "/v1/uploads",
+            &t.api_key,
+            Some(new_upload(name, &data)),
+        )
+        .await;
+        assert_eq!(s, 201, "{link}");
+        assert_eq!(upload(&link, data).await.0, 200);
+        ids.push(link["file_id"].as_str().expect("id").to_string());
+    }
+    let s3 = app.s3();
+    for (id, value) in [(&ids[0], "legal"), (&ids[1], "finance")] {
+        let f = app
+            .state
+            .control
+            .file(id)
+            .await
+            .expect("file")
+            .expect("some");
+        s3.put_object_tagging()
+            .bucket(BUCKET)
+            .key(f.current_key.expect("key"))
+            .tagging(tag_set(&[("team", value), ("year", "2026")]))
+            .send()
+            .await
+            .expect("tag");
+    }
+    let found = |q: &'static str| {
+        let app = &app;
+        let key = t.api_key.clone();
+        async move {
+            let (s, v) = call(app, "GET", &format!("/v1/files?{q}"), &key, None).await;
+            assert_eq!(s, 200, "{v}");
+            let mut ids: Vec<String> = v["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .map(|f| f["file_id"].as_str().expect("id").to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(found("tag=team:legal").await, vec![ids[0].clone()]);
+    let mut both = vec![ids[0].clone(), ids[1].clone()];
+    both.sort();
+    assert_eq!(found("tag=year:2026").await, both);
+    assert!(found("tag=team:lega").await.is_empty(), "whole values only");
+    assert!(
+        found("tag=team:%25").await.is_empty(),
+        "LIKE wildcards are literal"
+    );
+    let (s, _) = call(&app, "GET", "/v1/files?tag=nocolon", &t.api_key, None).await;
+    assert_eq!(s, 400);
+}
