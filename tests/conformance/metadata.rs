@@ -252,6 +252,7 @@ conformance!(
     link_commits_charge_tokens_and_report_the_one_that_uses_it_up,
     outbox_events_enqueued_once_stay_once,
     drop_links_round_trip_and_list_by_issuer_and_token,
+    files_are_listed_by_the_tags_of_their_current_version,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -385,6 +386,94 @@ async fn drop_links_round_trip_and_list_by_issuer_and_token(s: Store) {
         .collect();
     assert_eq!(links, ["l2", "l1"]);
     assert!(c.links_of_token("tk2", 10).await.expect("links").is_empty());
+}
+
+async fn files_are_listed_by_the_tags_of_their_current_version(s: Store) {
+    use upgate::metadata::control::{FileQuery, FileRecord, FileStatus, Tenant};
+    let c = as_control(&s);
+    c.create_tenant(&Tenant {
+        id: "tt".to_owned(),
+        name: "tt".to_owned(),
+        created_at_ms: T0,
+        max_bytes: None,
+        max_objects: None,
+    })
+    .await
+    .expect("tenant");
+    for (i, (id, tags)) in [
+        ("fa", vec![("team", "legal"), ("year", "2026")]),
+        ("fb", vec![("team", "finance"), ("year", "2026")]),
+        ("fc", vec![("team", "100%_sure")]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("tt/{id}/v1");
+        put(&s, &format!("o-{id}"), BUCKET, &key).await;
+        let tags = ObjectTags(
+            tags.into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        );
+        assert!(s.set_tags(BUCKET, &key, &tags).await.expect("tags"));
+        c.insert_file(&FileRecord {
+            id: id.to_owned(),
+            tenant_id: "tt".to_owned(),
+            owner: "app".to_owned(),
+            bucket: BUCKET.to_owned(),
+            filename: format!("{id}.pdf"),
+            metadata: "{}".to_owned(),
+            status: FileStatus::Complete,
+            current_key: Some(key),
+            content_type: Some("application/pdf".to_owned()),
+            size: Some(1007),
+            sha256: None,
+            versions: 1,
+            created_at_ms: T0 + i as i64,
+            updated_at_ms: T0,
+            scan: None,
+        })
+        .await
+        .expect("file");
+    }
+    let by = |k: &str, v: &str| FileQuery {
+        tenant_id: "tt".to_owned(),
+        owner: "app".to_owned(),
+        content_type: None,
+        status: None,
+        created_from_ms: None,
+        created_to_ms: None,
+        filename_contains: None,
+        metadata: None,
+        tag: Some((k.to_owned(), v.to_owned())),
+        before: None,
+        limit: 10,
+    };
+    let ids = |v: Vec<FileRecord>| -> Vec<String> { v.into_iter().map(|f| f.id).collect() };
+    assert_eq!(
+        ids(c.list_files(&by("team", "legal")).await.expect("list")),
+        ["fa"]
+    );
+    assert_eq!(
+        ids(c.list_files(&by("year", "2026")).await.expect("list")),
+        ["fb", "fa"]
+    );
+    assert_eq!(
+        ids(c.list_files(&by("team", "100%_sure")).await.expect("list")),
+        ["fc"]
+    );
+    assert!(
+        c.list_files(&by("team", "100%"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        c.list_files(&by("team", "lega"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
