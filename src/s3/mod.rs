@@ -175,6 +175,9 @@ async fn dispatch(
         } => multipart::list_parts(&ctx, &bucket, &key, &upload_id).await,
         Endpoint::ListMultipartUploads { bucket } => multipart::list_uploads(&ctx, &bucket).await,
         Endpoint::GetObjectTagging { bucket, key } => tagging::get(&ctx, &bucket, &key).await,
+        Endpoint::GetObjectAttributes { bucket, key } => {
+            object::attributes(&ctx, &bucket, &key).await
+        }
         Endpoint::PutObjectTagging { bucket, key } => tagging::put(&ctx, &bucket, &key, body).await,
         Endpoint::DeleteObjectTagging { bucket, key } => tagging::delete(&ctx, &bucket, &key).await,
         Endpoint::Preflight { .. } | Endpoint::PostObject { .. } | Endpoint::Unsupported => {

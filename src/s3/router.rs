@@ -47,6 +47,10 @@ pub enum Endpoint {
         bucket: String,
         key: String,
     },
+    GetObjectAttributes {
+        bucket: String,
+        key: String,
+    },
     DeleteObject {
         bucket: String,
         key: String,
@@ -125,6 +129,7 @@ impl Endpoint {
             | Endpoint::ListParts { bucket, .. }
             | Endpoint::ListMultipartUploads { bucket }
             | Endpoint::GetObjectTagging { bucket, .. }
+            | Endpoint::GetObjectAttributes { bucket, .. }
             | Endpoint::PutObjectTagging { bucket, .. }
             | Endpoint::DeleteObjectTagging { bucket, .. }
             | Endpoint::Preflight { bucket }
@@ -146,6 +151,7 @@ impl Endpoint {
             | Endpoint::AbortMultipartUpload { key, .. }
             | Endpoint::ListParts { key, .. }
             | Endpoint::GetObjectTagging { key, .. }
+            | Endpoint::GetObjectAttributes { key, .. }
             | Endpoint::PutObjectTagging { key, .. }
             | Endpoint::DeleteObjectTagging { key, .. } => Some(key),
             Endpoint::ListBuckets
@@ -187,6 +193,7 @@ impl Endpoint {
             | Endpoint::ListParts { .. }
             | Endpoint::ListMultipartUploads { .. }
             | Endpoint::GetObjectTagging { .. }
+            | Endpoint::GetObjectAttributes { .. }
             | Endpoint::Preflight { .. }
             | Endpoint::Unsupported => false,
         }
@@ -215,6 +222,7 @@ impl Endpoint {
             Endpoint::ListParts { .. } => "ListParts",
             Endpoint::ListMultipartUploads { .. } => "ListMultipartUploads",
             Endpoint::GetObjectTagging { .. } => "GetObjectTagging",
+            Endpoint::GetObjectAttributes { .. } => "GetObjectAttributes",
             Endpoint::PutObjectTagging { .. } => "PutObjectTagging",
             Endpoint::DeleteObjectTagging { .. } => "DeleteObjectTagging",
             Endpoint::Unsupported => "Unsupported",
@@ -228,7 +236,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "acl",
     "analytics",
     "accelerate",
-    "attributes",
     "cors",
     "encryption",
     "intelligent-tiering",
@@ -347,6 +354,12 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
                     Method::GET => Ok(Endpoint::GetObjectTagging { bucket, key }),
                     Method::PUT => Ok(Endpoint::PutObjectTagging { bucket, key }),
                     Method::DELETE => Ok(Endpoint::DeleteObjectTagging { bucket, key }),
+                    _ => Err(Error::MethodNotAllowed),
+                };
+            }
+            if query.has("attributes") {
+                return match *method {
+                    Method::GET => Ok(Endpoint::GetObjectAttributes { bucket, key }),
                     _ => Err(Error::MethodNotAllowed),
                 };
             }

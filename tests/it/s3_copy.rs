@@ -336,3 +336,86 @@ async fn upload_part_copy_assembles_an_object_from_ranges() {
         .expect("rec");
     assert_eq!(rec.sha256, sha256_hex(&data));
 }
+
+#[tokio::test]
+async fn get_object_attributes_reports_etag_checksum_parts_and_size() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectAttributes};
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    let data = pdf(200_000);
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("attr/one.pdf")
+        .content_type("application/pdf")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .expect("put");
+    let out = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attr/one.pdf")
+        .object_attributes(ObjectAttributes::Etag)
+        .object_attributes(ObjectAttributes::Checksum)
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .object_attributes(ObjectAttributes::StorageClass)
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .send()
+        .await
+        .expect("attributes");
+    let rec = app
+        .state
+        .meta
+        .current(BUCKET, "attr/one.pdf")
+        .await
+        .expect("meta")
+        .expect("rec");
+    assert_eq!(out.e_tag(), Some(rec.etag.as_str()));
+    assert_eq!(out.object_size(), Some(data.len() as i64));
+    assert_eq!(out.storage_class().map(|c| c.as_str()), Some("STANDARD"));
+    let sum = out.checksum().expect("checksum");
+    let b64 = |raw: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    };
+    assert_eq!(
+        sum.checksum_sha256(),
+        Some(b64(&hex::decode(sha256_hex(&data)).expect("hex")).as_str())
+    );
+    assert!(
+        sum.checksum_crc32().is_some(),
+        "the CRC32 the upload was checked with"
+    );
+    assert!(out.object_parts().is_none(), "a single PUT has no parts");
+    // A multipart object reports its part count.
+    let big = pdf(6_000_000);
+    let (a, b) = big.split_at(5 * 1024 * 1024);
+    multipart_put(&s3, "attr/multi.pdf", "application/pdf", &[a, b])
+        .await
+        .expect("multipart");
+    let out = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attr/multi.pdf")
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .send()
+        .await
+        .expect("attributes");
+    assert_eq!(
+        out.object_parts().and_then(|p| p.total_parts_count()),
+        Some(2)
+    );
+    assert_eq!(out.object_size(), Some(big.len() as i64));
+    // Unknown attributes and missing keys answer as S3 does.
+    let err = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key("attr/nope.pdf")
+        .object_attributes(ObjectAttributes::Etag)
+        .send()
+        .await
+        .expect_err("missing");
+    assert_eq!(code(err.into_service_error()), "NoSuchKey");
+}
