@@ -59,10 +59,16 @@ impl PgStore {
     }
 
     async fn connect(opts: PgConnectOptions, schema: Option<&str>) -> Result<Self, MetaError> {
+        // Connections say who they are ("upgate", unless the URL names them, e.g. per replica).
+        let opts = if opts.get_application_name().is_none() {
+            opts.application_name("upgate")
+        } else {
+            opts
+        };
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(opts.application_name("upgate"))
+            .connect_with(opts)
             .await?;
         // A plain identifier (checked by the caller): safe to splice.
         let create_schema = schema.map(|s| format!("CREATE SCHEMA IF NOT EXISTS {s}"));

@@ -734,3 +734,32 @@ async fn uploads_still_running_after_the_grace_period_are_aborted_cleanly() {
     );
     assert!(app.object_files().is_empty(), "{:?}", app.object_files());
 }
+
+#[tokio::test]
+async fn the_metadata_database_is_reached_over_tls_when_the_url_asks() {
+    // Debian's PostgreSQL serves TLS (its snakeoil certificate): `sslmode=require` encrypts
+    // without verifying the certificate, as libpq does.
+    let pg = PgSchema::new();
+    let sep = if pg.url.contains('?') { '&' } else { '?' };
+    let app_name = format!("upgate-tls-{}", upgate::id::random_hex(4));
+    let url = format!("{}{sep}sslmode=require&application_name={app_name}", pg.url);
+    let app = spawn_app_with(&format!(
+        "[metadata]\nurl = {url:?}\nschema = {:?}\n",
+        pg.schema
+    ))
+    .await;
+    put_pdf(&app.s3(), "tls/one.pdf", pdf(5000)).await;
+    assert_eq!(get_bytes(&app, "tls/one.pdf").await, pdf(5000));
+    let probe = sqlx::PgPool::connect(&pg.url).await.expect("connect");
+    let (tls, plain): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = $1",
+    )
+    .bind(&app_name)
+    .fetch_one(&probe)
+    .await
+    .expect("pg_stat_ssl");
+    assert!(tls >= 1 && plain == 0, "tls {tls}, plain {plain}");
+    app.stop().await;
+    pg.drop().await;
+}
