@@ -455,6 +455,12 @@ pub async fn get_upload(
     if link.tenant_id != who.tenant_id || link.owner != who.subject {
         return Err(Error::NotFound);
     }
+    // A token holder sees the links of its own token, not every link of its issuer.
+    if let Via::Token(t) = &who.via
+        && link.token_id.as_deref() != Some(t.id.as_str())
+    {
+        return Err(Error::NotFound);
+    }
     let now = crate::clock::now_ms();
     let status = match link.status {
         LinkStatus::Pending if link.expires_at_ms < now => "expired",

@@ -236,6 +236,36 @@ async fn a_drop_link_tells_its_holder_what_is_allowed_and_why_it_stopped() {
     .await;
     assert_eq!(s, 413);
 
+    // A holder reads the links of its own token only, not the issuer's others.
+    let (s, own) = call(
+        &app,
+        "POST",
+        "/v1/uploads",
+        &t.api_key,
+        Some(crate::api::new_upload("app.pdf", &pdf(1000))),
+    )
+    .await;
+    assert_eq!(s, 201, "{own}");
+    let (s, _) = call(
+        &app,
+        "GET",
+        &format!("/v1/uploads/{}", own["upload_id"].as_str().expect("id")),
+        &secret,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, mine) = call(
+        &app,
+        "GET",
+        &format!("/v1/uploads/{}", up["upload_id"].as_str().expect("id")),
+        &secret,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{mine}");
+    assert_eq!(mine["sha256"], sha256_hex(&data));
+
     // The issuer lists its links, without secrets.
     let (s, list) = call(&app, "GET", "/v1/upload-tokens", &t.api_key, None).await;
     assert_eq!(s, 200);
