@@ -98,15 +98,18 @@ pub const UPLOAD_COMPLETED: &str = "upload.completed";
 pub const UPLOAD_FAILED: &str = "upload.failed";
 /// A file was deleted.
 pub const FILE_DELETED: &str = "file.deleted";
+/// A file reached the end of its retention and was deleted by the sweeper.
+pub const FILE_EXPIRED: &str = "file.expired";
 /// A tenant's usage crossed its quota warning threshold.
 pub const QUOTA_WARNING: &str = "quota.warning";
 /// An upload token has no uploads or bytes left (reported by the upload that used it up).
 pub const TOKEN_EXHAUSTED: &str = crate::metadata::control::TOKEN_EXHAUSTED;
 /// Every event name an endpoint may subscribe to.
-pub const EVENTS: [&str; 5] = [
+pub const EVENTS: [&str; 6] = [
     UPLOAD_COMPLETED,
     UPLOAD_FAILED,
     FILE_DELETED,
+    FILE_EXPIRED,
     QUOTA_WARNING,
     TOKEN_EXHAUSTED,
 ];

@@ -1,5 +1,6 @@
-//! Background cleanup: removes the bytes of retired versions and of uploads whose process died
-//! before committing or aborting (pending rows whose lease ran out), then their rows.
+//! Background cleanup: deletes files whose retention ended, removes the bytes of retired
+//! versions and of uploads whose process died before committing or aborting (pending rows whose
+//! lease ran out), then their rows.
 //!
 //! Idempotent and safe on several replicas at once: deleting absent bytes is not an error and a
 //! purge only ever removes non-committed rows.
@@ -50,6 +51,9 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> 
     }
     // Expired resumable uploads: their parts become loose blobs, removed below.
     purged += crate::upload::resumable::sweep(state).await?;
+    // Files at the end of their retention (not under legal hold): their versions are retired
+    // here and their bytes removed below.
+    purged += crate::upload::delete::expire_files(state, crate::clock::now_ms(), 100).await?;
     loop {
         let due = state
             .meta

@@ -19,9 +19,7 @@ use crate::auth::principal::Principal;
 use crate::clock::iso8601;
 use crate::error::{Error, Result};
 use crate::http::Body;
-use crate::metadata::control::{
-    AuditEntry, FileQuery, FileRecord, FileStatus, LinkStatus, OutboxEvent,
-};
+use crate::metadata::control::{AuditEntry, FileQuery, FileRecord, FileStatus, LinkStatus};
 use crate::state::AppState;
 
 /// The file if the caller may read it; records the use of a grant.
@@ -90,6 +88,8 @@ pub fn file_json(f: &FileRecord) -> serde_json::Value {
         "versions": f.versions,
         "metadata": metadata,
         "scan": verdict_json(f.scan.as_deref()),
+        "expires_at": f.expires_at_ms.map(|ms| iso8601(crate::clock::from_ms(ms))),
+        "legal_hold": f.legal_hold,
         "created_at": iso8601(crate::clock::from_ms(f.created_at_ms)),
         "updated_at": iso8601(crate::clock::from_ms(f.updated_at_ms)),
     })
@@ -211,33 +211,52 @@ pub async fn delete(state: &Arc<AppState>, who: &Principal, id: &str) -> Result<
         // A read grant does not allow deleting.
         return Err(Error::NotFound);
     }
-    let now = crate::clock::now_ms();
-    let event = OutboxEvent {
-        id: crate::id::random_hex(16),
-        tenant_id: f.tenant_id.clone(),
-        event: crate::events::FILE_DELETED.into(),
-        payload: serde_json::json!({
-            "event": crate::events::FILE_DELETED,
-            "file_id": f.id,
-            "tenant_id": f.tenant_id,
-            "at": iso8601(crate::clock::from_ms(now)),
-        })
-        .to_string(),
-        created_at_ms: now,
-        attempts: 0,
-    };
-    if !state.control.delete_file(&f.id, now, &event).await? {
-        return Err(Error::NotFound);
+    if f.legal_hold {
+        return Err(Error::AccessDenied(
+            "The file is under legal hold; release the hold first.",
+        ));
     }
-    for link in state.control.links_of_file(&f.id).await? {
-        if link.status == LinkStatus::Complete {
-            crate::upload::delete::delete_key(state, &link.bucket, &link.key).await?;
-        }
+    if !crate::upload::delete::delete_file(state, &f, crate::events::FILE_DELETED).await? {
+        return Err(Error::NotFound);
     }
     audit(state, who, "file.delete", Some(&f.id), "").await?;
     let mut r = json(StatusCode::NO_CONTENT, &serde_json::json!({}));
     *r.body_mut() = crate::http::empty();
     Ok(r)
+}
+
+/// `PATCH /v1/files/{id}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFile {
+    /// Set or release the legal hold.
+    pub legal_hold: Option<bool>,
+}
+
+/// `PATCH /v1/files/{id}`: the owner sets or releases the file's legal hold (audited).
+pub async fn update(
+    state: &Arc<AppState>,
+    who: &Principal,
+    id: &str,
+    req: UpdateFile,
+) -> Result<Response<Body>> {
+    who.require_app_or_user()?;
+    let f = owned_file(state, who, id).await?;
+    if f.owner != who.subject {
+        return Err(Error::NotFound);
+    }
+    if let Some(hold) = req.legal_hold {
+        if !state
+            .control
+            .set_legal_hold(&f.id, hold, crate::clock::now_ms())
+            .await?
+        {
+            return Err(Error::NotFound);
+        }
+        let action = if hold { "file.hold" } else { "file.release" };
+        audit(state, who, action, Some(&f.id), "").await?;
+    }
+    get(state, who, id).await
 }
 
 /// `POST /v1/files/{id}/download-url` body.

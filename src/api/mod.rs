@@ -45,6 +45,7 @@ pub enum ApiRoute {
     ListFiles,
     GetFile(String),
     DeleteFile(String),
+    UpdateFile(String),
     DownloadUrl(String),
     CreateVersion(String),
     ListVersions(String),
@@ -76,6 +77,7 @@ impl ApiRoute {
             ApiRoute::ListFiles => "api.ListFiles",
             ApiRoute::GetFile(_) => "api.GetFile",
             ApiRoute::DeleteFile(_) => "api.DeleteFile",
+            ApiRoute::UpdateFile(_) => "api.UpdateFile",
             ApiRoute::DownloadUrl(_) => "api.DownloadUrl",
             ApiRoute::CreateVersion(_) => "api.CreateVersion",
             ApiRoute::ListVersions(_) => "api.ListVersions",
@@ -136,6 +138,7 @@ fn route_exact(method: &Method, path: &str) -> Result<ApiRoute> {
         (Method::GET, ["files"]) => ApiRoute::ListFiles,
         (Method::GET, ["files", f]) => ApiRoute::GetFile(id(f)?),
         (Method::DELETE, ["files", f]) => ApiRoute::DeleteFile(id(f)?),
+        (Method::PATCH, ["files", f]) => ApiRoute::UpdateFile(id(f)?),
         (Method::POST, ["files", f, "download-url"]) => ApiRoute::DownloadUrl(id(f)?),
         (Method::POST, ["files", f, "versions"]) => ApiRoute::CreateVersion(id(f)?),
         (Method::GET, ["files", f, "versions"]) => ApiRoute::ListVersions(id(f)?),
@@ -180,6 +183,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/files"),
     ("get", "/v1/files/{id}"),
     ("delete", "/v1/files/{id}"),
+    ("patch", "/v1/files/{id}"),
     ("post", "/v1/files/{id}/download-url"),
     ("post", "/v1/files/{id}/versions"),
     ("get", "/v1/files/{id}/versions"),
@@ -364,6 +368,7 @@ async fn dispatch(
         ApiRoute::ListFiles => files::list(state, &who, query).await,
         ApiRoute::GetFile(id) => files::get(state, &who, &id).await,
         ApiRoute::DeleteFile(id) => files::delete(state, &who, &id).await,
+        ApiRoute::UpdateFile(id) => files::update(state, &who, &id, read_json(body).await?).await,
         ApiRoute::DownloadUrl(id) => {
             let base = base_url(state, &parts.headers, conn)?;
             files::download_url(state, &who, &id, read_json(body).await?, &base).await
@@ -451,7 +456,7 @@ mod tests {
         for (m, p, want) in cases {
             assert_eq!(route(&m, p).expect(p), want, "{m} {p}");
         }
-        assert_eq!(ROUTES.len(), 26);
+        assert_eq!(ROUTES.len(), 27);
         assert_eq!(
             route(&Method::PATCH, "/v1/auth/me").expect("me"),
             ApiRoute::AuthUpdateMe

@@ -44,6 +44,8 @@ pub struct CreateUpload {
     /// tus upload URL, already created and pinned to this request's size, type and hash;
     /// resumable, authenticated with the same credential).
     pub protocol: Option<String>,
+    /// Days the file is kept (1..=36500), never longer than the bucket's `retention_days`.
+    pub retain_days: Option<u32>,
 }
 
 use crate::upload::names;
@@ -162,6 +164,15 @@ pub async fn create_upload(
                 created_at_ms: now,
                 updated_at_ms: now,
                 scan: None,
+                expires_at_ms: crate::upload::file_expiry(
+                    bcfg,
+                    match &who.via {
+                        Via::Token(t) => t.file_ttl_secs,
+                        _ => retain_secs(req.retain_days, "retain_days must be 1..=36500.")?,
+                    },
+                    now,
+                ),
+                legal_hold: false,
             };
             state.control.insert_file(&f).await?;
             f
@@ -525,6 +536,18 @@ pub struct CreateToken {
     pub requester: Option<String>,
     /// An address to notify about uploads through the token.
     pub notify_email: Option<String>,
+    /// Days each file uploaded through the token is kept (1..=36500), never longer than the
+    /// bucket's `retention_days`.
+    pub file_retain_days: Option<u32>,
+}
+
+/// Checks a retention in days and gives it in seconds.
+fn retain_secs(days: Option<u32>, what: &'static str) -> Result<Option<i64>> {
+    match days {
+        None => Ok(None),
+        Some(d) if (1..=36_500).contains(&d) => Ok(Some(i64::from(d) * 86_400)),
+        Some(_) => Err(Error::InvalidJson(what)),
+    }
 }
 
 /// Most characters of a token's note.
@@ -596,6 +619,7 @@ fn token_json(t: &UploadToken, now_ms: i64) -> serde_json::Value {
         "max_file_bytes": t.max_file_bytes,
         "allowed_types": t.allowed_types,
         "notify_email": t.notify_email,
+        "file_retain_days": t.file_ttl_secs.map(|s| s / 86_400),
     })
 }
 
@@ -692,6 +716,7 @@ pub async fn create_token(
         note,
         requester,
         notify_email,
+        file_ttl_secs: retain_secs(req.file_retain_days, "file_retain_days must be 1..=36500.")?,
     };
     state.control.insert_token(&token).await?;
     let credential = format!("ugt_{}_{}", token.id, secret);

@@ -272,6 +272,10 @@ pub enum EtagMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BucketConfig {
+    /// Days a file (every version) is kept after its creation before the sweeper deletes it;
+    /// 0 (default): kept until deleted. Per-file retention chosen at minting is capped by it.
+    #[serde(default)]
+    pub retention_days: u32,
     pub max_object_bytes: u64,
     pub allowed_types: Vec<String>,
     pub etag: EtagMode,

@@ -78,6 +78,8 @@ pub struct UploadToken {
     pub requester: String,
     /// The address notified about uploads through the token.
     pub notify_email: Option<String>,
+    /// How long a file uploaded through the token is kept; `None`: the bucket's rule.
+    pub file_ttl_secs: Option<i64>,
 }
 
 /// File lifecycle.
@@ -178,6 +180,10 @@ pub struct FileRecord {
     pub updated_at_ms: i64,
     /// The current version's content verdict (JSON, see `crate::upload::verdict::Verdict`).
     pub scan: Option<String>,
+    /// When the sweeper deletes the file (every version); `None`: kept.
+    pub expires_at_ms: Option<i64>,
+    /// Neither the owner nor expiry may delete the file while this is set.
+    pub legal_hold: bool,
 }
 
 /// Upload link lifecycle.
@@ -366,7 +372,16 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     async fn insert_file(&self, f: &FileRecord) -> Result<(), MetaError>;
     async fn file(&self, id: &str) -> Result<Option<FileRecord>, MetaError>;
     async fn list_files(&self, q: &FileQuery) -> Result<Vec<FileRecord>, MetaError>;
-    /// Marks a file deleted (with an outbox event); returns false if it was not live.
+    /// Sets or releases a file's legal hold; false if there is no such live file.
+    async fn set_legal_hold(&self, id: &str, hold: bool, now_ms: i64) -> Result<bool, MetaError>;
+    /// Live files whose expiry is due at `now_ms` and that are not held, oldest expiry first.
+    async fn due_expired_files(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, MetaError>;
+    /// Marks a file deleted (with an outbox event); returns false if it was not live or is
+    /// under legal hold.
     async fn delete_file(
         &self,
         id: &str,
@@ -452,6 +467,11 @@ macro_rules! impl_control_store {
                     created_at_ms: row.field("created_at")?,
                     updated_at_ms: row.field("updated_at")?,
                     scan: row.field("scan")?,
+                    expires_at_ms: row.field("expires_at")?,
+                    legal_hold: {
+                        let hold: i64 = row.field("legal_hold")?;
+                        hold != 0
+                    },
                 })
             }
 
@@ -498,17 +518,19 @@ macro_rules! impl_control_store {
                     note: row.field("note")?,
                     requester: row.field("requester")?,
                     notify_email: row.field("notify_email")?,
+                    file_ttl_secs: row.field("file_ttl_secs")?,
                 })
             }
 
             const FILE_COLS: &str = "id, tenant_id, owner, bucket, filename, metadata, status, \
-                current_key, content_type, size, sha256, versions, created_at, updated_at, scan";
+                current_key, content_type, size, sha256, versions, created_at, updated_at, scan, \
+                expires_at, legal_hold";
             const LINK_COLS: &str = "id, tenant_id, owner, file_id, bucket, key, size, \
                 content_type, sha256, token_id, status, expires_at, claimed_until, created_at, \
                 completed_at";
             const TOKEN_COLS: &str = "id, tenant_id, client_id, owner, secret_hash, expires_at, \
                 max_uploads, uploads_used, max_bytes, bytes_used, allowed_types, revoked_at, \
-                created_at, max_file_bytes, note, requester, notify_email";
+                created_at, max_file_bytes, note, requester, notify_email, file_ttl_secs";
 
             /// Adds `e` to the outbox, due at `next_attempt_ms`; with `once`, an id already there
             /// is left alone. Returns the rows added.
@@ -693,7 +715,7 @@ macro_rules! impl_control_store {
                         .map_err(|_| MetaError::Corrupt("token types"))?;
                     query::<Db>(&format!(
                         "INSERT INTO upload_tokens ({TOKEN_COLS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
                     ))
                     .bind(&t.id)
                     .bind(&t.tenant_id)
@@ -712,6 +734,7 @@ macro_rules! impl_control_store {
                     .bind(&t.note)
                     .bind(&t.requester)
                     .bind(&t.notify_email)
+                    .bind(t.file_ttl_secs)
                     .execute(&self.$w)
                     .await?;
                     Ok(())
@@ -774,7 +797,7 @@ macro_rules! impl_control_store {
                 async fn insert_file(&self, f: &FileRecord) -> Result<(), MetaError> {
                     query::<Db>(&format!(
                         "INSERT INTO files ({FILE_COLS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
                     ))
                     .bind(&f.id)
                     .bind(&f.tenant_id)
@@ -791,9 +814,38 @@ macro_rules! impl_control_store {
                     .bind(f.created_at_ms)
                     .bind(f.updated_at_ms)
                     .bind(&f.scan)
+                    .bind(f.expires_at_ms)
+                    .bind(i64::from(f.legal_hold))
                     .execute(&self.$w)
                     .await?;
                     Ok(())
+                }
+
+                async fn set_legal_hold(&self, id: &str, hold: bool, now_ms: i64) -> Result<bool, MetaError> {
+                    let n = query::<Db>(
+                        "UPDATE files SET legal_hold = $1, updated_at = $2 \
+                         WHERE id = $3 AND status != 'deleted'",
+                    )
+                    .bind(i64::from(hold))
+                    .bind(now_ms)
+                    .bind(id)
+                    .execute(&self.$w)
+                    .await?
+                    .rows_affected();
+                    Ok(n > 0)
+                }
+
+                async fn due_expired_files(&self, now_ms: i64, limit: u32) -> Result<Vec<FileRecord>, MetaError> {
+                    let rows = query::<Db>(&format!(
+                        "SELECT {FILE_COLS} FROM files WHERE expires_at IS NOT NULL \
+                         AND expires_at <= $1 AND legal_hold = 0 AND status != 'deleted' \
+                         ORDER BY expires_at, id LIMIT $2"
+                    ))
+                    .bind(now_ms)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$w)
+                    .await?;
+                    rows.iter().map(file_row).collect()
                 }
 
                 async fn file(&self, id: &str) -> Result<Option<FileRecord>, MetaError> {
@@ -902,7 +954,7 @@ macro_rules! impl_control_store {
                     let mut tx = self.$w.begin().await?;
                     let n = query::<Db>(
                         "UPDATE files SET status = 'deleted', updated_at = $1 \
-                         WHERE id = $2 AND status != 'deleted'",
+                         WHERE id = $2 AND status != 'deleted' AND legal_hold = 0",
                     )
                     .bind(now_ms)
                     .bind(id)

@@ -99,6 +99,11 @@ macro_rules! embedded {
                 "drop links",
                 include_str!(concat!("migrations/", $dir, "/0009_drop_links.sql")),
             ),
+            (
+                10,
+                "retention",
+                include_str!(concat!("migrations/", $dir, "/0010_retention.sql")),
+            ),
         ])
     };
 }

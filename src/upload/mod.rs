@@ -125,3 +125,14 @@ pub fn link_expectations(bucket: &BucketConfig, size: u64, content_type: &str) -
         ..expectations(bucket, Some(content_type.to_string()))
     }
 }
+
+/// When a file created now expires: `bucket.retention_days` after `now_ms`, or sooner if the
+/// minting asked (`requested_secs`); `None`: kept until deleted.
+pub fn file_expiry(bucket: &BucketConfig, requested_secs: Option<i64>, now_ms: i64) -> Option<i64> {
+    let cap = (bucket.retention_days > 0).then(|| i64::from(bucket.retention_days) * 86_400);
+    let secs = match (cap, requested_secs) {
+        (Some(c), Some(r)) => Some(c.min(r)),
+        (c, r) => c.or(r),
+    }?;
+    Some(now_ms.saturating_add(secs.saturating_mul(1000)))
+}

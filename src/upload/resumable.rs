@@ -556,11 +556,13 @@ async fn record_link(
         .ok_or(Error::internal("resumable key without a file id"))?
         .to_string();
     let mut metadata = std::collections::BTreeMap::new();
+    let mut file_ttl = None;
     if let Some(token_id) = &u.token_id
         && let Some(t) = state.control.token(token_id).await?
     {
         // Uploads through a token are tagged with the client id it was issued for.
         metadata.insert("client_id".to_string(), t.client_id);
+        file_ttl = t.file_ttl_secs;
     }
     let size = i64::try_from(u.length.unwrap_or(0)).map_err(|_| Error::EntityTooLarge)?;
     // A completion retried after a failed one reuses the file recorded then.
@@ -589,6 +591,8 @@ async fn record_link(
                 created_at_ms: now,
                 updated_at_ms: now,
                 scan: None,
+                expires_at_ms: super::file_expiry(state.bucket(&u.bucket)?, file_ttl, now),
+                legal_hold: false,
             })
             .await?;
     }

@@ -253,6 +253,7 @@ conformance!(
     outbox_events_enqueued_once_stay_once,
     drop_links_round_trip_and_list_by_issuer_and_token,
     files_are_listed_by_the_tags_of_their_current_version,
+    files_expire_in_order_and_a_hold_stops_deletion,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +279,7 @@ fn drop_token(id: &str, owner: &str, created: i64) -> upgate::metadata::control:
         note: "Line one\nline two — ünïcode".to_owned(),
         requester: "Acme Legal".to_owned(),
         notify_email: Some("legal@acme.example".to_owned()),
+        file_ttl_secs: None,
     }
 }
 
@@ -349,6 +351,8 @@ async fn drop_links_round_trip_and_list_by_issuer_and_token(s: Store) {
         created_at_ms: T0,
         updated_at_ms: T0,
         scan: None,
+        expires_at_ms: None,
+        legal_hold: false,
     })
     .await
     .expect("file");
@@ -432,6 +436,8 @@ async fn files_are_listed_by_the_tags_of_their_current_version(s: Store) {
             created_at_ms: T0 + i as i64,
             updated_at_ms: T0,
             scan: None,
+            expires_at_ms: None,
+            legal_hold: false,
         })
         .await
         .expect("file");
@@ -474,6 +480,75 @@ async fn files_are_listed_by_the_tags_of_their_current_version(s: Store) {
             .expect("list")
             .is_empty()
     );
+}
+
+async fn files_expire_in_order_and_a_hold_stops_deletion(s: Store) {
+    use upgate::metadata::control::{FileRecord, FileStatus, OutboxEvent, Tenant};
+    let c = as_control(&s);
+    c.create_tenant(&Tenant {
+        id: "tr".to_owned(),
+        name: "tr".to_owned(),
+        created_at_ms: T0,
+        max_bytes: None,
+        max_objects: None,
+    })
+    .await
+    .expect("tenant");
+    for (id, expires) in [("e1", Some(T0 + 10)), ("e2", Some(T0 + 20)), ("e3", None)] {
+        c.insert_file(&FileRecord {
+            id: id.to_owned(),
+            tenant_id: "tr".to_owned(),
+            owner: "app".to_owned(),
+            bucket: BUCKET.to_owned(),
+            filename: format!("{id}.pdf"),
+            metadata: "{}".to_owned(),
+            status: FileStatus::Complete,
+            current_key: None,
+            content_type: None,
+            size: None,
+            sha256: None,
+            versions: 1,
+            created_at_ms: T0,
+            updated_at_ms: T0,
+            scan: None,
+            expires_at_ms: expires,
+            legal_hold: false,
+        })
+        .await
+        .expect("file");
+    }
+    let due = |now: i64| async move {
+        c.due_expired_files(now, 10)
+            .await
+            .expect("due")
+            .into_iter()
+            .map(|f| f.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(due(T0 + 15).await, ["e1"]);
+    assert_eq!(due(T0 + 30).await, ["e1", "e2"]);
+    assert!(c.set_legal_hold("e1", true, T0).await.expect("hold"));
+    assert!(c.file("e1").await.expect("read").expect("some").legal_hold);
+    assert_eq!(due(T0 + 30).await, ["e2"], "a held file is not due");
+    let event = |id: &str| OutboxEvent {
+        id: format!("ev-{id}"),
+        tenant_id: "tr".to_owned(),
+        event: "file.deleted".to_owned(),
+        payload: "{}".to_owned(),
+        created_at_ms: T0,
+        attempts: 0,
+    };
+    assert!(
+        !c.delete_file("e1", T0, &event("e1")).await.expect("delete"),
+        "held"
+    );
+    assert!(c.set_legal_hold("e1", false, T0).await.expect("release"));
+    assert!(c.delete_file("e1", T0, &event("e1")).await.expect("delete"));
+    assert!(
+        !c.set_legal_hold("e1", true, T0).await.expect("hold"),
+        "deleted files take no hold"
+    );
+    assert_eq!(due(T0 + 30).await, ["e2"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,6 +647,7 @@ async fn link_commits_charge_tokens_and_report_the_one_that_uses_it_up(s: Store)
         note: String::new(),
         requester: String::new(),
         notify_email: None,
+        file_ttl_secs: None,
     })
     .await
     .unwrap();
@@ -591,6 +667,8 @@ async fn link_commits_charge_tokens_and_report_the_one_that_uses_it_up(s: Store)
         created_at_ms: T0,
         updated_at_ms: T0,
         scan: None,
+        expires_at_ms: None,
+        legal_hold: false,
     })
     .await
     .unwrap();
@@ -2021,7 +2099,7 @@ where
 }
 
 /// Every migration version the stores embed.
-const MIGRATION_VERSIONS: [i64; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+const MIGRATION_VERSIONS: [i64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 const SQLX_MIGRATIONS: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY version";
 
