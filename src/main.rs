@@ -269,6 +269,19 @@ enum AdminCommand {
     /// tenant_id, api_key, access_key_id and secret_access_key (shown only once).
     #[command(after_help = "Example:\n  upgate admin create-tenant acme")]
     CreateTenant { name: String },
+    /// Show what retention would delete (dry run, nothing is deleted): the files whose expiry
+    /// is due at the given time (default now), not under legal hold, as JSON lines.
+    #[command(
+        after_help = "Example:\n  upgate admin expiring --in-days 7 --config /etc/upgate/upgate.toml"
+    )]
+    Expiring {
+        /// Look this many days ahead.
+        #[arg(long, default_value_t = 0)]
+        in_days: u32,
+        /// At most this many files.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// Add an API key to a tenant; prints JSON.
     #[command(after_help = "Example:\n  upgate admin create-api-key t_0123")]
     CreateApiKey { tenant_id: String },
@@ -403,6 +416,28 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
             Ok(serde_json::json!({
                 "tenant_id": tenant_id, "max_bytes": max_bytes, "max_objects": max_objects,
                 "used_bytes": bytes, "used_objects": objects
+            }))
+        }
+        AdminCommand::Expiring { in_days, limit } => {
+            let at = upgate::clock::now_ms().saturating_add(i64::from(in_days) * 86_400_000);
+            let due = c
+                .due_expired_files(at, limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            let files: Vec<serde_json::Value> = due
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "file_id": f.id, "tenant_id": f.tenant_id, "owner": f.owner,
+                        "filename": f.filename, "size": f.size, "versions": f.versions,
+                        "expires_at": f.expires_at_ms.map(|ms| upgate::clock::iso8601(upgate::clock::from_ms(ms))),
+                    })
+                })
+                .collect();
+            Ok(serde_json::json!({
+                "dry_run": true,
+                "at": upgate::clock::iso8601(upgate::clock::from_ms(at)),
+                "files": files,
             }))
         }
         AdminCommand::RotateKey { all } => rotate_key(&config, all).await,

@@ -110,6 +110,31 @@ async fn files_expire_unless_held_and_leave_nothing_behind() {
     .await;
     assert_eq!(s, 404, "another tenant cannot release it");
 
+    // The dry run names what a sweep three days on would delete: the 2-day file, not the held one.
+    let dir = app.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_upgate"))
+            .args(["admin", "expiring", "--in-days", "3"])
+            .env("UPGATE__STORAGE__DATA_DIR", dir)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plan["dry_run"], true);
+    let named: Vec<&str> = plan["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["filename"].as_str())
+        .collect();
+    assert_eq!(named, ["dropped.pdf"]);
     let (used_before, objects_before) = app.state.control.usage(&t.tenant_id).await.expect("usage");
     // Three days on: the 2-day file expires; the held 1-day file does not.
     let n =
