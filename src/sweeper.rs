@@ -54,6 +54,7 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> 
     // Files at the end of their retention (not under legal hold): their versions are retired
     // here and their bytes removed below.
     purged += crate::upload::delete::expire_files(state, crate::clock::now_ms(), 100).await?;
+    purged += crate::upload::delete::retire_versions(state, crate::clock::now_ms(), 100).await?;
     loop {
         let due = state
             .meta

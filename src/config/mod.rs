@@ -276,6 +276,13 @@ pub struct BucketConfig {
     /// 0 (default): kept until deleted. Per-file retention chosen at minting is capped by it.
     #[serde(default)]
     pub retention_days: u32,
+    /// Versions of a file kept (the newest ones); older versions are deleted by the sweeper.
+    /// 0 (default): every version.
+    #[serde(default)]
+    pub keep_versions: u32,
+    /// Days a replaced (non-current) version is kept after it was uploaded; 0 (default): kept.
+    #[serde(default)]
+    pub noncurrent_version_days: u32,
     pub max_object_bytes: u64,
     pub allowed_types: Vec<String>,
     pub etag: EtagMode,

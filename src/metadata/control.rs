@@ -374,6 +374,20 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     async fn list_files(&self, q: &FileQuery) -> Result<Vec<FileRecord>, MetaError>;
     /// Sets or releases a file's legal hold; false if there is no such live file.
     async fn set_legal_hold(&self, id: &str, hold: bool, now_ms: i64) -> Result<bool, MetaError>;
+    /// Versions (completed links) of files in `bucket` that retention retires: those with
+    /// `keep` newer versions or more (`keep` 0: none for this reason), and non-current ones
+    /// completed before `noncurrent_before_ms` (`None`: none for this reason). Files under
+    /// legal hold keep every version. At most `limit`, oldest first.
+    async fn retired_versions(
+        &self,
+        bucket: &str,
+        keep: u32,
+        noncurrent_before_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<UploadLink>, MetaError>;
+    /// Marks a completed link's version as removed by retention (status `expired`); false if it
+    /// was not a completed link.
+    async fn retire_version(&self, link_id: &str) -> Result<bool, MetaError>;
     /// Live files whose expiry is due at `now_ms` and that are not held, oldest expiry first.
     async fn due_expired_files(
         &self,
@@ -829,6 +843,49 @@ macro_rules! impl_control_store {
                     .bind(i64::from(hold))
                     .bind(now_ms)
                     .bind(id)
+                    .execute(&self.$w)
+                    .await?
+                    .rows_affected();
+                    Ok(n > 0)
+                }
+
+                async fn retired_versions(
+                    &self,
+                    bucket: &str,
+                    keep: u32,
+                    noncurrent_before_ms: Option<i64>,
+                    limit: u32,
+                ) -> Result<Vec<UploadLink>, MetaError> {
+                    // `u` is a version; `n` counts the file's completed versions newer than it.
+                    let rows = query::<Db>(&format!(
+                        "SELECT {} FROM uploads u JOIN files f ON f.id = u.file_id \
+                         WHERE u.bucket = $1 AND u.status = 'complete' AND f.legal_hold = 0 \
+                         AND f.status != 'deleted' AND u.key != f.current_key AND ( \
+                           ($2 > 0 AND (SELECT COUNT(*) FROM uploads n WHERE n.file_id = u.file_id \
+                              AND n.status = 'complete' AND (n.completed_at > u.completed_at \
+                              OR (n.completed_at = u.completed_at AND n.id > u.id))) >= $2) \
+                           OR ($3 >= 0 AND u.completed_at < $3)) \
+                         ORDER BY u.completed_at, u.id LIMIT $4",
+                        LINK_COLS
+                            .split(", ")
+                            .map(|c| format!("u.{c}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .bind(bucket)
+                    .bind(i64::from(keep))
+                    .bind(noncurrent_before_ms.unwrap_or(-1))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.$w)
+                    .await?;
+                    rows.iter().map(link_row).collect()
+                }
+
+                async fn retire_version(&self, link_id: &str) -> Result<bool, MetaError> {
+                    let n = query::<Db>(
+                        "UPDATE uploads SET status = 'expired' WHERE id = $1 AND status = 'complete'",
+                    )
+                    .bind(link_id)
                     .execute(&self.$w)
                     .await?
                     .rows_affected();

@@ -100,3 +100,52 @@ pub async fn expire_files(state: &AppState, now_ms: i64, batch: u32) -> Result<u
         }
     }
 }
+
+/// Deletes the versions the buckets' version rules retire (`keep_versions`,
+/// `noncurrent_version_days`), as of `now_ms`, in batches; the current version and files under
+/// legal hold are never touched. Each removal is audited (actor `retention`). Returns how many.
+pub async fn retire_versions(state: &AppState, now_ms: i64, batch: u32) -> Result<usize> {
+    let mut done = 0;
+    for (name, b) in &state.config.buckets {
+        if b.keep_versions == 0 && b.noncurrent_version_days == 0 {
+            continue;
+        }
+        let before = (b.noncurrent_version_days > 0)
+            .then(|| now_ms.saturating_sub(i64::from(b.noncurrent_version_days) * 86_400_000));
+        loop {
+            let due = state
+                .control
+                .retired_versions(name, b.keep_versions, before, batch)
+                .await?;
+            if due.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for link in &due {
+                // Marked first: a version is removed once, even with several replicas sweeping.
+                if !state.control.retire_version(&link.id).await? {
+                    continue;
+                }
+                delete_key(state, &link.bucket, &link.key).await?;
+                state
+                    .control
+                    .audit(&crate::metadata::control::AuditEntry {
+                        id: crate::id::random_hex(12),
+                        at_ms: crate::clock::now_ms(),
+                        tenant_id: link.tenant_id.clone(),
+                        actor: "retention".to_string(),
+                        action: "version.expired".to_string(),
+                        file_id: Some(link.file_id.clone()),
+                        detail: format!("version={}", link.key.rsplit('/').next().unwrap_or("")),
+                    })
+                    .await?;
+                done += 1;
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+    Ok(done)
+}

@@ -254,6 +254,7 @@ conformance!(
     drop_links_round_trip_and_list_by_issuer_and_token,
     files_are_listed_by_the_tags_of_their_current_version,
     files_expire_in_order_and_a_hold_stops_deletion,
+    old_versions_are_found_by_count_and_age,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -549,6 +550,110 @@ async fn files_expire_in_order_and_a_hold_stops_deletion(s: Store) {
         "deleted files take no hold"
     );
     assert_eq!(due(T0 + 30).await, ["e2"]);
+}
+
+async fn old_versions_are_found_by_count_and_age(s: Store) {
+    use upgate::metadata::control::{FileRecord, FileStatus, LinkStatus, Tenant, UploadLink};
+    let c = as_control(&s);
+    c.create_tenant(&Tenant {
+        id: "tv".to_owned(),
+        name: "tv".to_owned(),
+        created_at_ms: T0,
+        max_bytes: None,
+        max_objects: None,
+    })
+    .await
+    .expect("tenant");
+    c.insert_file(&FileRecord {
+        id: "fv".to_owned(),
+        tenant_id: "tv".to_owned(),
+        owner: "app".to_owned(),
+        bucket: BUCKET.to_owned(),
+        filename: "v.pdf".to_owned(),
+        metadata: "{}".to_owned(),
+        status: FileStatus::Complete,
+        current_key: Some("tv/fv/v4".to_owned()),
+        content_type: None,
+        size: None,
+        sha256: None,
+        versions: 4,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+        scan: None,
+        expires_at_ms: None,
+        legal_hold: false,
+    })
+    .await
+    .expect("file");
+    for i in 1..=4 {
+        c.insert_link(&UploadLink {
+            id: format!("lv{i}"),
+            tenant_id: "tv".to_owned(),
+            owner: "app".to_owned(),
+            file_id: "fv".to_owned(),
+            bucket: BUCKET.to_owned(),
+            key: format!("tv/fv/v{i}"),
+            size: 10,
+            content_type: "application/pdf".to_owned(),
+            sha256: None,
+            token_id: None,
+            status: LinkStatus::Complete,
+            expires_at_ms: T0 + 60_000,
+            claimed_until_ms: None,
+            created_at_ms: T0 + i,
+            completed_at_ms: Some(T0 + 100 * i),
+        })
+        .await
+        .expect("link");
+    }
+    let ids = |v: Vec<UploadLink>| -> Vec<String> { v.into_iter().map(|l| l.id).collect() };
+    // Keep two: the two oldest go; keep four: none.
+    assert_eq!(
+        ids(c.retired_versions(BUCKET, 2, None, 10).await.expect("q")),
+        ["lv1", "lv2"]
+    );
+    assert!(
+        c.retired_versions(BUCKET, 4, None, 10)
+            .await
+            .expect("q")
+            .is_empty()
+    );
+    // By age: completed before T0 + 250 (v1, v2); the current one never.
+    assert_eq!(
+        ids(c
+            .retired_versions(BUCKET, 0, Some(T0 + 250), 10)
+            .await
+            .expect("q")),
+        ["lv1", "lv2"]
+    );
+    assert_eq!(
+        ids(c
+            .retired_versions(BUCKET, 0, Some(T0 + 10_000), 10)
+            .await
+            .expect("q")),
+        ["lv1", "lv2", "lv3"]
+    );
+    assert!(
+        c.retired_versions("other", 1, None, 10)
+            .await
+            .expect("q")
+            .is_empty()
+    );
+    // Retired once; then not found again, and the count moves on.
+    assert!(c.retire_version("lv1").await.expect("retire"));
+    assert!(!c.retire_version("lv1").await.expect("retire"));
+    assert_eq!(
+        ids(c.retired_versions(BUCKET, 2, None, 10).await.expect("q")),
+        ["lv2"]
+    );
+    // A hold keeps every version.
+    assert!(c.set_legal_hold("fv", true, T0).await.expect("hold"));
+    assert!(
+        c.retired_versions(BUCKET, 1, Some(T0 + 10_000), 10)
+            .await
+            .expect("q")
+            .is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

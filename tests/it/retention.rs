@@ -233,3 +233,122 @@ async fn files_expire_unless_held_and_leave_nothing_behind() {
     let f = upload_file(&keep, &k.api_key, "kept.pdf", json!({})).await;
     assert!(f["expires_at"].is_null());
 }
+
+/// A file with `n` versions (the first upload and `n - 1` new versions); returns its id and
+/// the keys of its versions, oldest first.
+async fn versioned(app: &TestApp, key: &str, name: &str, n: usize) -> (String, Vec<String>) {
+    let first = upload_file(app, key, name, json!({})).await;
+    let id = first["file_id"].as_str().expect("id").to_string();
+    for i in 1..n {
+        let data = pdf(30_000 + i);
+        let (s, link) = call(
+            app,
+            "POST",
+            &format!("/v1/files/{id}/versions"),
+            key,
+            Some(new_upload(name, &data)),
+        )
+        .await;
+        assert_eq!(s, 201, "{link}");
+        assert_eq!(upload(&link, data).await.0, 200);
+    }
+    let mut links = app.state.control.links_of_file(&id).await.expect("links");
+    links.reverse();
+    (id, links.into_iter().map(|l| l.key).collect())
+}
+
+async fn version_count(app: &TestApp, key: &str, id: &str) -> usize {
+    let (s, v) = call(app, "GET", &format!("/v1/files/{id}/versions"), key, None).await;
+    assert_eq!(s, 200, "{v}");
+    v["versions"].as_array().expect("versions").len()
+}
+
+#[tokio::test]
+async fn old_versions_go_by_count_and_by_age_but_never_the_current_one() {
+    let app = spawn_app_with("[buckets.uploads]\nkeep_versions = 2\n").await;
+    let t = tenant(&app, "versions").await;
+    let (id, keys) = versioned(&app, &t.api_key, "contract.pdf", 4).await;
+    let (held, _) = versioned(&app, &t.api_key, "held.pdf", 3).await;
+    let (s, _) = call(
+        &app,
+        "PATCH",
+        &format!("/v1/files/{held}"),
+        &t.api_key,
+        Some(json!({"legal_hold": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(version_count(&app, &t.api_key, &id).await, 4);
+    let n = upgate::upload::delete::retire_versions(&app.state, upgate::clock::now_ms(), 1)
+        .await
+        .expect("retire");
+    assert_eq!(n, 2, "the two oldest of four, in batches of one");
+    assert_eq!(version_count(&app, &t.api_key, &id).await, 2);
+    assert_eq!(
+        version_count(&app, &t.api_key, &held).await,
+        3,
+        "a held file keeps every version"
+    );
+    for (i, k) in keys.iter().enumerate() {
+        let live = app
+            .state
+            .meta
+            .current(BUCKET, k)
+            .await
+            .expect("meta")
+            .is_some();
+        assert_eq!(live, i >= 2, "version {i}");
+    }
+    let audit = app.state.control.audit_of_file(&id).await.expect("audit");
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "version.expired")
+            .count(),
+        2
+    );
+    assert_eq!(
+        upgate::upload::delete::retire_versions(&app.state, upgate::clock::now_ms(), 10)
+            .await
+            .expect("again"),
+        0
+    );
+
+    // By age: replaced versions go after a day; the current one stays however old.
+    let aged = spawn_app_with("[buckets.uploads]\nnoncurrent_version_days = 1\n").await;
+    let a = tenant(&aged, "aged").await;
+    let (id, keys) = versioned(&aged, &a.api_key, "report.pdf", 2).await;
+    let (single, _) = versioned(&aged, &a.api_key, "single.pdf", 1).await;
+    assert_eq!(
+        upgate::upload::delete::retire_versions(&aged.state, upgate::clock::now_ms(), 10)
+            .await
+            .expect("now"),
+        0,
+        "not a day old yet"
+    );
+    let later = upgate::clock::now_ms() + 2 * DAY_MS;
+    assert_eq!(
+        upgate::upload::delete::retire_versions(&aged.state, later, 10)
+            .await
+            .expect("later"),
+        1
+    );
+    assert!(
+        aged.state
+            .meta
+            .current(BUCKET, &keys[0])
+            .await
+            .expect("meta")
+            .is_none()
+    );
+    assert!(
+        aged.state
+            .meta
+            .current(BUCKET, &keys[1])
+            .await
+            .expect("meta")
+            .is_some()
+    );
+    assert_eq!(version_count(&aged, &a.api_key, &id).await, 1);
+    assert_eq!(version_count(&aged, &a.api_key, &single).await, 1);
+}
