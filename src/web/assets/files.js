@@ -93,7 +93,7 @@
     const list = el("ul", {}, r.versions.map((v) => el("li", {},
       `${fmtDate(v.created_at)} · ${fmtBytes(v.size)}${v.current ? " · current" : ""} `,
       el("button", { type: "button", class: "secondary", onclick: () => download(f.file_id, v.version_id).catch((e) => problem(e.message)) }, "Download"))));
-    const tr = el("tr", { class: "versions" }, el("td", { colspan: 6 }, el("strong", {}, `Versions of ${f.filename}`), list));
+    const tr = el("tr", { class: "versions" }, el("td", { colspan: 7 }, el("strong", {}, `Versions of ${f.filename}`), list));
     row.after(tr);
   }
 
@@ -124,10 +124,16 @@
       el("td", { "data-label": "Size", class: "num" }, fmtBytes(f.size)),
       el("td", { "data-label": "Uploaded" }, fmtDate(f.created_at)),
       el("td", { "data-label": "Versions" }, String(f.versions)),
+      el("td", { "data-label": "Kept until", class: "kept" }, f.legal_hold ? "On legal hold" : (f.expires_at ? fmtDate(f.expires_at) : "–")),
       el("td", { "data-label": "Actions" }, el("div", { class: "actions" },
         act("Download", () => download(f.file_id)),
         act("Versions", () => showVersions(f, tr)),
         act("New version", async () => { versionFor = f; $("version-picker").click(); }),
+        act(f.legal_hold ? "Release hold" : "Hold", async () => {
+          await call(`/v1/files/${f.file_id}`, { method: "PATCH", body: { legal_hold: !f.legal_hold } });
+          notice(f.legal_hold ? `${f.filename}: legal hold released.` : `${f.filename} is on legal hold: it cannot be deleted or expire.`);
+          await load();
+        }),
         act("Delete", async () => {
           if (!confirm(`Delete ${f.filename}? This cannot be undone.`)) return;
           await call(`/v1/files/${f.file_id}`, { method: "DELETE" });
@@ -141,7 +147,7 @@
     problem("");
     const r = await call(`/v1/files?${query()}`);
     const rows = sorted(r.files).map(fileRow);
-    $("rows").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 6 }, "No files match."))]));
+    $("rows").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 7 }, "No files match."))]));
     cursors[page + 1] = r.next_cursor || null;
     $("prev").disabled = page === 0;
     $("next").disabled = !r.next_cursor;
