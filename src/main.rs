@@ -270,7 +270,8 @@ enum AdminCommand {
     #[command(after_help = "Example:\n  upgate admin create-tenant acme")]
     CreateTenant { name: String },
     /// Show what retention would delete (dry run, nothing is deleted): the files whose expiry
-    /// is due at the given time (default now), not under legal hold, as JSON lines.
+    /// is due at the given time (default now) and the versions the buckets' version rules
+    /// would remove, none under legal hold, as one JSON document.
     #[command(
         after_help = "Example:\n  upgate admin expiring --in-days 7 --config /etc/upgate/upgate.toml"
     )]
@@ -434,10 +435,30 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
                     })
                 })
                 .collect();
+            // The versions the buckets' version rules would remove by then.
+            let mut versions = Vec::new();
+            for (name, b) in &config.buckets {
+                if b.keep_versions == 0 && b.noncurrent_version_days == 0 {
+                    continue;
+                }
+                let before = (b.noncurrent_version_days > 0)
+                    .then(|| at.saturating_sub(i64::from(b.noncurrent_version_days) * 86_400_000));
+                for l in c
+                    .retired_versions(name, b.keep_versions, before, limit)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    versions.push(serde_json::json!({
+                        "file_id": l.file_id, "tenant_id": l.tenant_id, "bucket": l.bucket,
+                        "version_id": l.key.rsplit('/').next().unwrap_or(""), "size": l.size,
+                    }));
+                }
+            }
             Ok(serde_json::json!({
                 "dry_run": true,
                 "at": upgate::clock::iso8601(upgate::clock::from_ms(at)),
                 "files": files,
+                "versions": versions,
             }))
         }
         AdminCommand::RotateKey { all } => rotate_key(&config, all).await,

@@ -35,6 +35,32 @@ async fn upload_file(app: &TestApp, bearer: &str, name: &str, extra: Value) -> V
     upload_as(app, bearer, bearer, name, extra).await
 }
 
+/// `upgate admin expiring --in-days DAYS` on the app's data directory, with `config`.
+async fn dry_run(app: &TestApp, days: &str, config: &str) -> Value {
+    let dir = app.dir.path().to_path_buf();
+    let file = dir.join("dry-run.toml");
+    std::fs::write(&file, config).expect("config");
+    let days = days.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_upgate"))
+            .args(["admin", "expiring", "--in-days", &days, "--config"])
+            .arg(&file)
+            .env("UPGATE__STORAGE__DATA_DIR", &dir)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plan["dry_run"], true);
+    plan
+}
+
 fn expires_in_days(f: &Value) -> i64 {
     let at =
         upgate::clock::parse_rfc3339(f["expires_at"].as_str().expect("expires_at")).expect("time");
@@ -111,22 +137,7 @@ async fn files_expire_unless_held_and_leave_nothing_behind() {
     assert_eq!(s, 404, "another tenant cannot release it");
 
     // The dry run names what a sweep three days on would delete: the 2-day file, not the held one.
-    let dir = app.dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_upgate"))
-            .args(["admin", "expiring", "--in-days", "3"])
-            .env("UPGATE__STORAGE__DATA_DIR", dir)
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joins");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let plan = dry_run(&app, "3", "").await;
     assert_eq!(plan["dry_run"], true);
     let named: Vec<&str> = plan["files"]
         .as_array()
@@ -278,6 +289,16 @@ async fn old_versions_go_by_count_and_by_age_but_never_the_current_one() {
     )
     .await;
     assert_eq!(s, 200);
+    assert_eq!(version_count(&app, &t.api_key, &id).await, 4);
+    // The dry run names the two versions, and deletes nothing.
+    let plan = dry_run(&app, "0", "[buckets.uploads]\nkeep_versions = 2\n").await;
+    let named: Vec<&str> = plan["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["file_id"].as_str())
+        .collect();
+    assert_eq!(named, [id.as_str(), id.as_str()]);
     assert_eq!(version_count(&app, &t.api_key, &id).await, 4);
     let n = upgate::upload::delete::retire_versions(&app.state, upgate::clock::now_ms(), 1)
         .await
