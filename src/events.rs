@@ -569,12 +569,10 @@ impl Deliverer {
         mailer: &mail::Mailer,
         e: &OutboxEvent,
     ) -> Result<(), MetaError> {
+        let payload = serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or_default();
         // An upload's notice names the file as its owner sees it.
-        let file = match serde_json::from_str::<serde_json::Value>(&e.payload)
-            .ok()
-            .and_then(|p| p["file_id"].as_str().map(str::to_string))
-        {
-            Some(id) if e.event == UPLOAD_COMPLETED => store.file(&id).await?,
+        let file = match payload["file_id"].as_str() {
+            Some(id) if e.event == UPLOAD_COMPLETED => store.file(id).await?,
             _ => None,
         };
         let facts = mail::facts(
@@ -584,7 +582,6 @@ impl Deliverer {
         );
         // The address the drop link (upload token) was created for, on its uploads and when
         // it is used up.
-        let payload = serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or_default();
         let token_id = match e.event.as_str() {
             UPLOAD_COMPLETED => match payload["upload_id"].as_str() {
                 Some(id) => store.link(id).await?.and_then(|l| l.token_id),

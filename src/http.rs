@@ -88,6 +88,22 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     typed_response(status, "application/json", body)
 }
 
+/// The JSON error document of the control API and the pages: `{"error": {code, message,
+/// request_id}}` with the error's status, and `Retry-After` when the error has one.
+pub fn json_error(e: &Error, request_id: &str) -> Response<Body> {
+    let mut r = json(
+        e.api_status(),
+        &serde_json::json!({
+            "error": { "code": e.code(), "message": e.message(), "request_id": request_id }
+        }),
+    );
+    if let Some(secs) = e.retry_after() {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
+}
+
 /// The base URL of this gateway as clients reach it: `public_url` when configured, otherwise
 /// the scheme of the connection and the request's `Host` (which must be a plain host name).
 pub fn base_url(public_url: &str, headers: &http::HeaderMap, conn: ConnInfo) -> Result<String> {

@@ -438,13 +438,11 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
             // The versions the buckets' version rules would remove by then.
             let mut versions = Vec::new();
             for (name, b) in &config.buckets {
-                if b.keep_versions == 0 && b.noncurrent_version_days == 0 {
+                let Some((keep, before)) = upgate::upload::delete::version_rule(b, at) else {
                     continue;
-                }
-                let before = (b.noncurrent_version_days > 0)
-                    .then(|| at.saturating_sub(i64::from(b.noncurrent_version_days) * 86_400_000));
+                };
                 for l in c
-                    .retired_versions(name, b.keep_versions, before, limit)
+                    .retired_versions(name, keep, before, limit)
                     .await
                     .map_err(|e| e.to_string())?
                 {

@@ -215,16 +215,7 @@ pub async fn handle_jwks(state: &AppState) -> Outcome {
 /// The control API's error document, `{"error": {"code", "message", "request_id"}}`, with
 /// HTTP conventions for the status (see [`Error::api_status`]).
 pub fn error_response(e: &Error, _method: &Method, request_id: &str) -> Response<Body> {
-    let mut r = json(
-        e.api_status(),
-        &serde_json::json!({
-            "error": { "code": e.code(), "message": e.message(), "request_id": request_id }
-        }),
-    );
-    if let Some(secs) = e.retry_after() {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
+    let mut r = crate::http::json_error(e, request_id);
     if matches!(e, Error::Unauthorized) {
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -565,21 +565,14 @@ fn page_text(v: Option<String>, max: usize, what: &'static str) -> Result<String
     Ok(v)
 }
 
-/// Whether `s` looks like one e-mail address (`local@domain.tld`: one `@`, no spaces, no
-/// characters that would split a header into several addresses).
+/// Whether `s` is one e-mail address as accounts take them (`accounts::normalise_email`), with
+/// a dotted domain and none of the characters that would split a mail header into several
+/// addresses.
 fn plausible_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    s.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
-        })
-        && !domain.contains('@')
+    crate::accounts::normalise_email(s).is_some()
+        && s.split_once('@')
+            .is_some_and(|(_, d)| d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+        && !s.chars().any(|c| matches!(c, '<' | '>' | ',' | ';' | '"'))
 }
 
 /// The drop page URL of a token (the token in the fragment, which no request line carries).

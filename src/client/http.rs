@@ -87,10 +87,7 @@ fn refused(status: StatusCode, body: &[u8]) -> CallError {
             e["code"].as_str().unwrap_or("Error").to_string(),
             e["message"].as_str().unwrap_or("").to_string(),
         )
-    } else if let (Some(c), Some(m)) = (
-        between(&text, "<Code>", "</Code>"),
-        between(&text, "<Message>", "</Message>"),
-    ) {
+    } else if let (Some(c), Some(m)) = (xml_value(&text, "Code"), xml_value(&text, "Message")) {
         (c.to_string(), m.to_string())
     } else if let Some((c, m)) = text.trim().split_once(": ")
         && !c.is_empty()
@@ -111,10 +108,12 @@ fn refused(status: StatusCode, body: &[u8]) -> CallError {
     }
 }
 
-fn between<'a>(s: &'a str, a: &str, b: &str) -> Option<&'a str> {
-    let start = s.find(a)? + a.len();
-    let end = s[start..].find(b)? + start;
-    Some(&s[start..end])
+/// The text of the first `<tag>` of an XML answer.
+pub(super) fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(&xml[start..end])
 }
 
 /// A client of one gateway.

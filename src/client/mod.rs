@@ -341,8 +341,12 @@ pub async fn upload(http: &Http, o: UploadOptions) -> Result<(), Failure> {
     worst.map_or(Ok(()), Err)
 }
 
-/// Retries `f` with exponential backoff (0.5 s, 1 s, 2 s, … at most 30 s) while it fails in a
-/// way worth retrying.
+/// The wait before retry number `attempt + 1`: 0.5 s, 1 s, 2 s, … at most 30 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30))
+}
+
+/// Retries `f` with [`backoff`] while it fails in a way worth retrying.
 async fn with_retries<T, F, Fut>(retries: u32, mut f: F) -> Result<T, CallError>
 where
     F: FnMut() -> Fut,
@@ -353,10 +357,8 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if e.retryable() && attempt < retries => {
-                let delay = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
-                    .min(Duration::from_secs(30));
+                tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
-                tokio::time::sleep(delay).await;
             }
             Err(e) => return Err(e),
         }
@@ -474,10 +476,8 @@ async fn upload_one(
                 attempt = 0;
             }
             Err(e) if e.retryable() && attempt < o.retries => {
-                let delay = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6)))
-                    .min(Duration::from_secs(30));
+                tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
-                tokio::time::sleep(delay).await;
                 // The gateway's offset is the truth after a failed append.
                 let a = with_retries(o.retries, || {
                     http.send(Method::HEAD, &kept.url, &tus, full(Bytes::new()))

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use indicatif::ProgressBar;
 
-use super::http::{CallError, Http, full};
+use super::http::{CallError, Http, full, xml_value};
 use super::{Failure, Job, Kept, State, UploadOptions, file_body, key_of, with_retries as retried};
 use crate::auth::{PresignParams, SecretKey, presign_url};
 
@@ -69,14 +69,6 @@ impl S3Target {
             presign_url(&params, &self.secret)
         )
     }
-}
-
-/// The text of the first `<tag>` of an XML answer.
-fn xml_value<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{tag}>"))? + start;
-    Some(&xml[start..end])
 }
 
 /// The parts an S3 ListParts answer names: (number, ETag without quotes, size).

@@ -52,11 +52,7 @@ pub(crate) fn copy_source(h: &HeaderMap) -> Result<(String, String)> {
 
 /// `x-amz-copy-source-if-*` against the source version: 412 when one does not hold.
 pub(crate) fn source_conditions(h: &HeaderMap, rec: &ObjectRecord) -> Result<()> {
-    let etag_in = |list: &str| {
-        list.split(',')
-            .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
-            .any(|t| t == "*" || t == rec.etag)
-    };
+    let etag_in = |list: &str| super::object::etag_matches(list, &rec.etag);
     let secs = |ms: i64| ms / 1000;
     let date = |name: &str| {
         header_str(h, name)

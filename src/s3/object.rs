@@ -355,7 +355,8 @@ fn http_date(ms: i64) -> String {
     httpdate::fmt_http_date(crate::clock::from_ms(ms))
 }
 
-fn etag_matches(list: &str, etag: &str) -> bool {
+/// Whether an `If-Match`-style list (`"a", W/"b"`, or `*`) names `etag`.
+pub(crate) fn etag_matches(list: &str, etag: &str) -> bool {
     list.split(',').any(|t| {
         let t = t.trim();
         let t = t.strip_prefix("W/").unwrap_or(t);

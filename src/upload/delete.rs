@@ -72,24 +72,12 @@ pub async fn expire_files(state: &AppState, now_ms: i64, batch: u32) -> Result<u
         let mut progressed = false;
         for f in &due {
             if delete_file(state, f, crate::events::FILE_EXPIRED).await? {
-                state
-                    .control
-                    .audit(&crate::metadata::control::AuditEntry {
-                        id: crate::id::random_hex(12),
-                        at_ms: crate::clock::now_ms(),
-                        tenant_id: f.tenant_id.clone(),
-                        actor: "retention".to_string(),
-                        action: "file.expired".to_string(),
-                        file_id: Some(f.id.clone()),
-                        detail: format!(
-                            "expires_at={}",
-                            f.expires_at_ms
-                                .map(crate::clock::from_ms)
-                                .map(crate::clock::iso8601)
-                                .unwrap_or_default()
-                        ),
-                    })
-                    .await?;
+                let at = f.expires_at_ms.map(crate::clock::from_ms);
+                let detail = format!(
+                    "expires_at={}",
+                    at.map(crate::clock::iso8601).unwrap_or_default()
+                );
+                audit_retention(state, &f.tenant_id, &f.id, "file.expired", detail).await?;
                 done += 1;
                 progressed = true;
             }
@@ -101,21 +89,53 @@ pub async fn expire_files(state: &AppState, now_ms: i64, batch: u32) -> Result<u
     }
 }
 
+/// A bucket's version rule as of `now_ms`: the versions kept (0: no limit) and the time before
+/// which a replaced version goes (`None`: no age limit); `None` when the bucket has no rule.
+pub fn version_rule(b: &crate::config::BucketConfig, now_ms: i64) -> Option<(u32, Option<i64>)> {
+    if b.keep_versions == 0 && b.noncurrent_version_days == 0 {
+        return None;
+    }
+    let before = (b.noncurrent_version_days > 0)
+        .then(|| now_ms.saturating_sub(i64::from(b.noncurrent_version_days) * 86_400_000));
+    Some((b.keep_versions, before))
+}
+
+/// One audit entry of the sweeper's retention (actor `retention`).
+async fn audit_retention(
+    state: &AppState,
+    tenant_id: &str,
+    file_id: &str,
+    action: &str,
+    detail: String,
+) -> Result<()> {
+    state
+        .control
+        .audit(&crate::metadata::control::AuditEntry {
+            id: crate::id::random_hex(12),
+            at_ms: crate::clock::now_ms(),
+            tenant_id: tenant_id.to_string(),
+            actor: "retention".to_string(),
+            action: action.to_string(),
+            file_id: Some(file_id.to_string()),
+            detail,
+        })
+        .await?;
+    Ok(())
+}
+
 /// Deletes the versions the buckets' version rules retire (`keep_versions`,
 /// `noncurrent_version_days`), as of `now_ms`, in batches; the current version and files under
 /// legal hold are never touched. Each removal is audited (actor `retention`). Returns how many.
 pub async fn retire_versions(state: &AppState, now_ms: i64, batch: u32) -> Result<usize> {
     let mut done = 0;
     for (name, b) in &state.config.buckets {
-        if b.keep_versions == 0 && b.noncurrent_version_days == 0 {
+        let Some((keep, before)) = version_rule(b, now_ms) else {
             continue;
-        }
-        let before = (b.noncurrent_version_days > 0)
-            .then(|| now_ms.saturating_sub(i64::from(b.noncurrent_version_days) * 86_400_000));
+        };
         loop {
             let due = state
                 .control
-                .retired_versions(name, b.keep_versions, before, batch)
+                .retired_versions(name, keep, before, batch)
                 .await?;
             if due.is_empty() {
                 break;
@@ -127,18 +147,15 @@ pub async fn retire_versions(state: &AppState, now_ms: i64, batch: u32) -> Resul
                     continue;
                 }
                 delete_key(state, &link.bucket, &link.key).await?;
-                state
-                    .control
-                    .audit(&crate::metadata::control::AuditEntry {
-                        id: crate::id::random_hex(12),
-                        at_ms: crate::clock::now_ms(),
-                        tenant_id: link.tenant_id.clone(),
-                        actor: "retention".to_string(),
-                        action: "version.expired".to_string(),
-                        file_id: Some(link.file_id.clone()),
-                        detail: format!("version={}", link.key.rsplit('/').next().unwrap_or("")),
-                    })
-                    .await?;
+                let detail = format!("version={}", link.key.rsplit('/').next().unwrap_or(""));
+                audit_retention(
+                    state,
+                    &link.tenant_id,
+                    &link.file_id,
+                    "version.expired",
+                    detail,
+                )
+                .await?;
                 done += 1;
                 progressed = true;
             }

@@ -248,21 +248,10 @@ fn asset(a: &Asset, req: &HeaderMap, method: &Method) -> Response<Body> {
 /// Renders an error of the pages' routes: a JSON document (`error.code`, `error.message`),
 /// with the pages' headers; a page that is not there is a plain 404.
 pub fn error_response(e: &Error, _method: &Method, request_id: &str) -> Response<Body> {
-    let body = serde_json::json!({
-        "error": { "code": e.code(), "message": e.message(), "request_id": request_id }
-    });
-    let mut resp = Response::new(full(body.to_string()));
-    *resp.status_mut() = e.api_status();
+    let mut resp = crate::http::json_error(e, request_id);
     let h = resp.headers_mut();
     secure(h);
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(secs) = e.retry_after() {
-        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
     resp
 }
 

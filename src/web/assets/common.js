@@ -147,6 +147,12 @@ const upgate = (() => {
     SlowDown: "The service is busy; trying again shortly.",
   };
 
+  /** The code and message of tus's one-line error text (`Code: message (request …)`), or null. */
+  function tusError(text) {
+    const m = /^([A-Za-z]+): (.*?)( \(request [^)]*\))?$/m.exec(text.trim());
+    return m ? { code: m[1], message: m[2] } : null;
+  }
+
   /** Reads an error answer (JSON `{error: {code, message}}`, or tus's `Code: message` text). */
   async function readError(resp) {
     const text = await resp.text().catch(() => "");
@@ -156,8 +162,8 @@ const upgate = (() => {
       const j = JSON.parse(text);
       if (j && j.error) { code = j.error.code; message = j.error.message; }
     } catch {
-      const m = /^([A-Za-z]+): (.*?)( \(request [^)]*\))?$/m.exec(text.trim());
-      if (m) { code = m[1]; message = m[2]; }
+      const t = tusError(text);
+      if (t) { code = t.code; message = t.message; }
     }
     return new ApiError(resp.status, code, FRIENDLY[code] ? `${FRIENDLY[code]} (${message})` : message);
   }
@@ -187,5 +193,5 @@ const upgate = (() => {
     setTimeout(() => { region.textContent = text; }, 50);
   }
 
-  return { el, fmtBytes, fmtDuration, fmtDate, typeName, sniff, precheck, sha256Hex, api, readError, ApiError, announce, EXTENSIONS };
+  return { el, fmtBytes, fmtDuration, fmtDate, typeName, extensionsFor, sniff, precheck, sha256Hex, api, readError, tusError, ApiError, announce };
 })();

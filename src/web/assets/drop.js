@@ -43,7 +43,7 @@
     $("p-files").textContent = `${filesLeft} of ${p.max_uploads} left`;
     $("p-total").textContent = `${fmtBytes(bytesLeft)} left of ${fmtBytes(p.max_bytes)}`;
     $("p-until").textContent = fmtDate(p.expires_at);
-    const accept = p.allowed_types.flatMap((t) => Object.keys(upgate.EXTENSIONS).filter((e) => upgate.EXTENSIONS[e] === t).map((e) => `.${e}`));
+    const accept = p.allowed_types.flatMap((t) => upgate.extensionsFor(t).map((e) => `.${e}`));
     if (accept.length) $("picker").setAttribute("accept", [...p.allowed_types, ...accept].join(","));
   }
 

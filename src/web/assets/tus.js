@@ -195,10 +195,10 @@ class TusUpload {
         this.xhr = null;
         if (xhr.status >= 200 && xhr.status < 300) return resolve(xhr);
         const text = xhr.responseText || "";
-        const m = /^([A-Za-z]+): (.*?)( \(request [^)]*\))?$/m.exec(text.trim());
-        const err = new Error(m ? m[2] : `HTTP ${xhr.status}`);
+        const t = upgate.tusError(text);
+        const err = new Error(t ? t.message : `HTTP ${xhr.status}`);
         err.status = xhr.status;
-        err.code = m ? m[1] : `HTTP ${xhr.status}`;
+        err.code = t ? t.code : `HTTP ${xhr.status}`;
         reject(err);
       };
       xhr.onerror = xhr.ontimeout = xhr.onabort = () => {
