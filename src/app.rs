@@ -215,7 +215,10 @@ impl App {
     /// for up to the configured grace period.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let grace = Duration::from_secs(self.state.config.server.shutdown_grace_secs);
-        let mut background = vec![tokio::spawn(crate::sweeper::run(Arc::clone(&self.state)))];
+        let mut background = vec![
+            tokio::spawn(crate::sweeper::run(Arc::clone(&self.state))),
+            tokio::spawn(crate::sweeper::reconcile_loop(Arc::clone(&self.state))),
+        ];
         if let Some(tls) = &self.tls {
             let every = Duration::from_secs(self.state.config.tls.reload_interval_secs);
             background.push(tokio::spawn(Arc::clone(tls).watch(every)));

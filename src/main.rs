@@ -283,6 +283,21 @@ enum AdminCommand {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
+    /// Compare the bytes in the backends with the records: remove the blobs no record refers
+    /// to (older than metadata.reconcile_grace_secs) and report committed records whose bytes
+    /// are missing, per bucket, as one JSON document. Safe while the gateway runs.
+    #[command(
+        after_help = "Example:\n  upgate admin reconcile --dry-run --config /etc/upgate/upgate.toml"
+    )]
+    Reconcile {
+        /// Report only; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave unreferenced blobs younger than this alone (default:
+        /// metadata.reconcile_grace_secs). Below 60 only while no upload is in flight.
+        #[arg(long)]
+        grace_secs: Option<u64>,
+    },
     /// Add an API key to a tenant; prints JSON.
     #[command(after_help = "Example:\n  upgate admin create-api-key t_0123")]
     CreateApiKey { tenant_id: String },
@@ -336,15 +351,38 @@ async fn rotate_key(config: &Config, all: bool) -> Result<serde_json::Value, Str
     Ok(serde_json::json!({ "backends": backends }))
 }
 
+async fn reconcile(
+    config: &Config,
+    meta: &dyn upgate::metadata::MetadataStore,
+    dry_run: bool,
+    grace_secs: Option<u64>,
+) -> Result<serde_json::Value, String> {
+    use upgate::upload::reconcile as r;
+    let storage = upgate::storage::Storage::for_config(config).map_err(|e| e.to_string())?;
+    let buckets = r::buckets(meta, config).await.map_err(|e| e.to_string())?;
+    let opts = r::Options::new(config, dry_run, grace_secs);
+    let reports = r::run(meta, &storage, &buckets, opts, None)
+        .await
+        .map_err(|e| format!("{}: {} (it is safe to run again)", e.code(), e.message()))?;
+    Ok(serde_json::json!({ "dry_run": dry_run, "buckets": reports }))
+}
+
 async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Value, String> {
     use upgate::api::admin;
     if let AdminCommand::RotateKey { all } = command {
         return rotate_key(&config, all).await;
     }
     std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| e.to_string())?;
-    let (_, control, accounts) = upgate::app::open_metadata(&config)
+    let (meta, control, accounts) = upgate::app::open_metadata(&config)
         .await
         .map_err(|e| e.to_string())?;
+    if let AdminCommand::Reconcile {
+        dry_run,
+        grace_secs,
+    } = command
+    {
+        return reconcile(&config, meta.as_ref(), dry_run, grace_secs).await;
+    }
     let c = control.as_ref();
     if let AdminCommand::CreateUser {
         tenant_id,
@@ -460,9 +498,9 @@ async fn admin(config: Config, command: AdminCommand) -> Result<serde_json::Valu
             }))
         }
         AdminCommand::RotateKey { all } => rotate_key(&config, all).await,
-        AdminCommand::CreateUser { .. } | AdminCommand::RotateSigningKey => {
-            Err("handled above".into())
-        }
+        AdminCommand::CreateUser { .. }
+        | AdminCommand::RotateSigningKey
+        | AdminCommand::Reconcile { .. } => Err("handled above".into()),
         AdminCommand::RotateLinkKey { retire_others } => {
             let id = upgate::auth::links::rotate(c)
                 .await

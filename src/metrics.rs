@@ -62,6 +62,7 @@ pub struct Metrics {
     content: Family<VerdictLabel, Counter>,
     closed: Family<ReasonLabel, Counter>,
     deliveries: Family<DeliveryLabel, Counter>,
+    reconciled: Family<ReasonLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -195,8 +196,16 @@ impl Metrics {
              later) or parked (its last attempt failed)",
             deliveries.clone(),
         );
+        let reconciled = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "reconciled_blobs",
+            "What reconciling stored bytes with records found, by kind: orphan_removed (bytes no \
+             record refers to, removed), missing (a committed record whose bytes are gone)",
+            reconciled.clone(),
+        );
         Self {
             registry,
+            reconciled,
             deliveries,
             scans,
             content,
@@ -240,6 +249,13 @@ impl Metrics {
     /// Records a content verdict: `clean`, `disarmed`, `stripped`, or a refusal's reason.
     pub fn content_verdict(&self, verdict: &'static str) {
         self.content.get_or_create(&VerdictLabel { verdict }).inc();
+    }
+
+    /// Records what a reconciliation found: `orphan_removed` or `missing`, `n` times.
+    pub fn reconciled(&self, reason: &'static str, n: u64) {
+        self.reconciled
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(n);
     }
 
     /// Records a connection the server closed: `silent`, `idle` or `shed`.

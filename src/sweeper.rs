@@ -4,6 +4,10 @@
 //!
 //! Idempotent and safe on several replicas at once: deleting absent bytes is not an error and a
 //! purge only ever removes non-committed rows.
+//!
+//! Beside it, [`reconcile_loop`] compares the stored bytes with the records every
+//! `metadata.reconcile_interval_secs` (one replica per interval, by a claim in the database) and
+//! removes the blobs no record refers to ([`crate::upload::reconcile`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +26,52 @@ pub async fn run(state: Arc<AppState>) {
             tracing::warn!(error = %e, "sweep failed");
         }
     }
+}
+
+/// Runs forever: about every `metadata.reconcile_interval_secs`, the replica that claims the
+/// run reconciles every bucket's bytes with the records. Replicas look every few minutes
+/// (jittered), so a claim missed because its holder died is taken over within the interval.
+pub async fn reconcile_loop(state: Arc<AppState>) {
+    let every = state.config.metadata.reconcile_interval_secs;
+    if every == 0 {
+        return;
+    }
+    let holder = format!("{}:{}", std::process::id(), crate::id::random_hex(4));
+    let look = Duration::from_secs(every.min(300));
+    loop {
+        let jitter = Duration::from_millis(
+            u64::from_str_radix(&crate::id::random_hex(2), 16).unwrap_or(0) % 5000,
+        );
+        tokio::time::sleep(look + jitter).await;
+        let now = crate::clock::now_ms();
+        let stale =
+            now.saturating_sub(i64::try_from(every.saturating_mul(1000)).unwrap_or(i64::MAX));
+        match state
+            .meta
+            .claim_maintenance("reconcile", &holder, now, stale)
+            .await
+        {
+            Ok(true) => {
+                if let Err(e) = reconcile_all(&state, false).await {
+                    tracing::warn!(error = %e, "reconciliation failed; the next interval retries");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "reconciliation claim failed"),
+        }
+    }
+}
+
+/// One reconciliation pass over every bucket (configured and recorded).
+pub async fn reconcile_all(
+    state: &AppState,
+    dry_run: bool,
+) -> Result<Vec<crate::upload::reconcile::BucketReport>, crate::error::Error> {
+    use crate::upload::reconcile;
+    let buckets = reconcile::buckets(state.meta.as_ref(), &state.config).await?;
+    let opts = reconcile::Options::new(&state.config, dry_run, None);
+    let metrics = Some(state.metrics.as_ref());
+    reconcile::run(state.meta.as_ref(), &state.storage, &buckets, opts, metrics).await
 }
 
 /// One pass; returns how many rows were purged (objects, multipart uploads, loose blobs).

@@ -204,6 +204,10 @@ pub struct MetadataConfig {
     pub pending_lease_secs: u64,
     /// Seconds between two passes of the sweeper.
     pub sweep_interval_secs: u64,
+    /// Seconds between two reconciliations of stored bytes with records (0: never).
+    pub reconcile_interval_secs: u64,
+    /// Seconds a blob no record refers to is left alone before the reconciler removes it.
+    pub reconcile_grace_secs: u64,
 }
 
 /// A read grant (`[[api.grants]]`).
@@ -809,6 +813,15 @@ impl Config {
         }
         if !(1..=3600).contains(&self.metadata.sweep_interval_secs) {
             problems.push("metadata.sweep_interval_secs must be 1..=3600".into());
+        }
+        let reconcile = self.metadata.reconcile_interval_secs;
+        if reconcile != 0 && !(60..=30 * 86400).contains(&reconcile) {
+            problems
+                .push("metadata.reconcile_interval_secs must be 0 (off) or 60..=2592000".into());
+        }
+        // A blob younger than this may belong to a write whose record is being read or written.
+        if self.metadata.reconcile_grace_secs < 60 {
+            problems.push("metadata.reconcile_grace_secs must be at least 60".into());
         }
         if self.s3.max_parts == 0 || self.s3.max_parts > 10_000 {
             problems.push("s3.max_parts must be 1..=10000".into());

@@ -104,6 +104,11 @@ macro_rules! embedded {
                 "retention",
                 include_str!(concat!("migrations/", $dir, "/0010_retention.sql")),
             ),
+            (
+                12,
+                "reconcile",
+                include_str!(concat!("migrations/", $dir, "/0012_reconcile.sql")),
+            ),
         ])
     };
 }

@@ -487,6 +487,29 @@ pub trait MetadataStore:
     async fn sweepable(&self, now_ms: i64, limit: u32) -> Result<Vec<Sweepable>, MetaError>;
     /// Cheap liveness probe.
     async fn ping(&self) -> Result<(), MetaError>;
+    /// Of the blob ids `ids` (at most a few hundred), those a record refers to: an object
+    /// version in any state, a stored part, or a loose blob (to be written or removed). Read
+    /// from the primary (a blob is recorded before it is written).
+    async fn referenced_blobs(&self, ids: &[String]) -> Result<Vec<String>, MetaError>;
+    /// `(id, key)` of the committed versions in `bucket` whose id starts with `fan` and that
+    /// were committed before `before_ms` (the reconciler's check for missing bytes).
+    async fn committed_ids(
+        &self,
+        bucket: &str,
+        fan: &str,
+        before_ms: i64,
+    ) -> Result<Vec<(String, String)>, MetaError>;
+    /// The status of object row `id` (`pending`, `committed`, `garbage`), if there is one.
+    async fn object_status(&self, id: &str) -> Result<Option<String>, MetaError>;
+    /// Claims the periodic job `job` for `holder` if its last run started before
+    /// `stale_before_ms`; true if this caller got it (one replica per interval).
+    async fn claim_maintenance(
+        &self,
+        job: &str,
+        holder: &str,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> Result<bool, MetaError>;
 }
 
 /// The smallest string greater than every string that starts with `prefix`, if one exists

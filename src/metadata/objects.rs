@@ -477,6 +477,90 @@ macro_rules! impl_object_store {
                     query::<Db>("SELECT 1").execute(&self.$r).await?;
                     Ok(())
                 }
+
+                async fn referenced_blobs(&self, ids: &[String]) -> Result<Vec<String>, MetaError> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let list = (1..=ids.len())
+                        .map(|n| format!("${n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let mut found = Vec::new();
+                    // Loose blobs first: a part's blob moves from there to a part row in one
+                    // transaction, so reading in this order cannot miss it.
+                    for (table, column) in [
+                        ("loose_blobs", "blob_id"),
+                        ("multipart_parts", "blob_id"),
+                        ("objects", "id"),
+                    ] {
+                        let sql = format!("SELECT {column} AS id FROM {table} WHERE {column} IN ({list})");
+                        let mut q = query::<Db>(&sql);
+                        for id in ids {
+                            q = q.bind(id.as_str());
+                        }
+                        for row in q.fetch_all(&self.$w).await? {
+                            found.push(row.field::<String, _>("id")?);
+                        }
+                    }
+                    Ok(found)
+                }
+
+                async fn committed_ids(
+                    &self,
+                    bucket: &str,
+                    fan: &str,
+                    before_ms: i64,
+                ) -> Result<Vec<(String, String)>, MetaError> {
+                    let Some(upper) = prefix_upper_bound(fan) else {
+                        return Ok(Vec::new());
+                    };
+                    if has_nul(bucket) {
+                        return Ok(Vec::new());
+                    }
+                    let rows = query::<Db>(
+                        "SELECT id, key FROM objects WHERE id >= $1 AND id < $2 \
+                         AND bucket = $3 AND status = 'committed' AND committed_at < $4",
+                    )
+                    .bind(fan)
+                    .bind(upper)
+                    .bind(bucket)
+                    .bind(before_ms)
+                    .fetch_all(&self.$w)
+                    .await?;
+                    rows.iter()
+                        .map(|r| Ok((r.field("id")?, r.field("key")?)))
+                        .collect()
+                }
+
+                async fn object_status(&self, id: &str) -> Result<Option<String>, MetaError> {
+                    let row = query::<Db>("SELECT status FROM objects WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.$w)
+                        .await?;
+                    Ok(row.map(|r| r.field("status")).transpose()?)
+                }
+
+                async fn claim_maintenance(
+                    &self,
+                    job: &str,
+                    holder: &str,
+                    now_ms: i64,
+                    stale_before_ms: i64,
+                ) -> Result<bool, MetaError> {
+                    let n = query::<Db>(
+                        "UPDATE maintenance SET started_at = $1, holder = $2 \
+                         WHERE name = $3 AND started_at < $4",
+                    )
+                    .bind(now_ms)
+                    .bind(holder)
+                    .bind(job)
+                    .bind(stale_before_ms)
+                    .execute(&self.$w)
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
+                }
             }
         };
     };

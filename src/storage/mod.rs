@@ -373,6 +373,46 @@ impl Storage {
         }
     }
 
+    /// The object ids stored under fan directory `fan` of `bucket` (the paths
+    /// [`Storage::path_for`] makes), with their last-modified times in milliseconds. Anything
+    /// else found there (not an id of that fan) is left out: the reconciler never touches it.
+    pub async fn list_fan(
+        &self,
+        bucket: &str,
+        fan: &str,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
+        let prefix = Path::from(format!("{bucket}/{fan}"));
+        let started = Instant::now();
+        let listed: Result<Vec<_>, _> = self
+            .backend(&prefix)
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await;
+        self.observe("list", started, &listed);
+        let mut out = Vec::new();
+        for meta in listed? {
+            let mut parts = meta.location.parts();
+            let (Some(b), Some(f), Some(id), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let id = id.as_ref();
+            if b.as_ref() == bucket
+                && f.as_ref() == fan
+                && id.starts_with(fan)
+                && id.len() == 32
+                && id
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            {
+                out.push((id.to_string(), meta.last_modified.timestamp_millis()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether anything exists at `path` (tests and the sweeper).
     pub async fn exists(&self, path: &Path) -> Result<bool, StorageError> {
         match self.backend(path).store.head(path).await {

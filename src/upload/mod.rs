@@ -27,6 +27,7 @@ pub mod names;
 pub mod put;
 pub mod quota;
 pub mod receipt;
+pub mod reconcile;
 pub mod resumable;
 pub mod verdict;
 

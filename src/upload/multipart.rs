@@ -353,8 +353,7 @@ pub async fn assemble_and_commit(
     let (sha256, passed) = match assembled {
         Ok((sha, size, passed)) if size == total => (sha, passed),
         Ok(_) => {
-            let _ = state.storage.delete(&path).await;
-            let _ = state.meta.discard_pending(&id).await;
+            super::put::abandon(state, &id, &path).await;
             return Err(Error::internal(
                 "assembled size differs from the parts' sizes",
             ));
@@ -377,8 +376,7 @@ pub async fn assemble_and_commit(
         && let Some(want) = &link.sha256
         && *want != hex::encode(sha256)
     {
-        let _ = state.storage.delete(&path).await;
-        let _ = state.meta.discard_pending(&id).await;
+        super::put::abandon(state, &id, &path).await;
         return Err(Error::ContentSha256Mismatch);
     }
     let typed = bcfg.types != crate::config::TypesMode::Any;

@@ -272,8 +272,11 @@ where
         tags,
         condition,
     };
-    let retired = commit_object(state, &id, &path, &info, link).await?;
+    // Whatever the commit's outcome, it is settled there (or left to the sweeper when unknown):
+    // the guard must not remove bytes a landed commit points to.
+    let committed = commit_object(state, &id, &path, &info, link).await;
     guard.disarm();
+    let retired = committed?;
     after_commit(state, bucket, retired, &info, started).await;
     Ok(Committed {
         ingested,
@@ -310,8 +313,15 @@ pub async fn insert_pending(
 
 /// Commits the pending row `id` with `info` — through `link` when given (object, link, file
 /// record, token usage, quota and event in one transaction) — and returns the ids of the
-/// versions it retired. If the commit fails, the bytes published at `path` (which nothing
-/// points to) are removed now; the pending row's lease lets the sweeper retry if that fails too.
+/// versions it retired.
+///
+/// A failed commit may still have committed: the database can apply a transaction and lose the
+/// connection before it says so (a restart, a network cut). So the row is read back first. If
+/// it is committed (or already retired by a newer version), the upload succeeded and is
+/// answered as such; the versions it retired, if any, are garbage rows the sweeper removes. If
+/// it is still pending, the commit did not happen: the bytes published at `path` (which nothing
+/// points to) are removed and the row discarded. If the database cannot say, nothing is
+/// touched: the row's lease lets the sweeper decide once it can.
 pub async fn commit_object(
     state: &AppState,
     id: &str,
@@ -332,12 +342,38 @@ pub async fn commit_object(
             .await
             .map(|()| Vec::new()),
     };
-    match committed {
-        Ok(retired) => Ok(retired),
-        Err(e) => {
-            let _ = state.storage.delete(path).await;
+    let e = match committed {
+        Ok(retired) => return Ok(retired),
+        Err(e) => e,
+    };
+    match state.meta.object_status(id).await {
+        Ok(Some(status)) if status != "pending" => {
+            tracing::warn!(error = %e, "the commit was reported failed but had landed");
+            Ok(Vec::new())
+        }
+        Ok(Some(_)) => {
+            abandon(state, id, path).await;
             Err(e.into())
         }
+        // Gone: the sweeper took the row (its lease ended) and removes the bytes.
+        Ok(None) => Err(e.into()),
+        Err(check) => {
+            tracing::warn!(error = %check, "commit outcome unknown; the sweeper settles it");
+            Err(e.into())
+        }
+    }
+}
+
+/// Gives up an upload that did not commit: removes the bytes at `path`, then the pending row
+/// `id`. The row goes only once the bytes are gone; if either step fails, the row's lease lets
+/// the sweeper finish the job (and the reconciler finds bytes that land later).
+pub async fn abandon(state: &AppState, id: &str, path: &object_store::path::Path) {
+    if let Err(e) = state.storage.delete(path).await {
+        tracing::warn!(error = %e, "removing an abandoned upload's bytes failed; the sweeper will");
+        return;
+    }
+    if let Err(e) = state.meta.discard_pending(id).await {
+        tracing::warn!(error = %e, "discarding a pending record failed; the sweeper will");
     }
 }
 

@@ -255,6 +255,7 @@ conformance!(
     files_are_listed_by_the_tags_of_their_current_version,
     files_expire_in_order_and_a_hold_stops_deletion,
     old_versions_are_found_by_count_and_age,
+    reconciler_sees_every_reference_and_one_claim_per_interval,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1227,6 +1228,89 @@ async fn overwrite_retires_previous_version_and_latest_commit_wins(s: Store) {
     );
     s.purge("v1").await.unwrap();
     assert_eq!(sweep_ids(&s, T0).await, BTreeSet::from(["v3".to_owned()]));
+}
+
+/// What the reconciler asks: which listed blob ids some record refers to (object versions in
+/// any state, parts, loose blobs), the committed ids of one fan, a row's status, and a claim
+/// that one caller per interval wins.
+async fn reconciler_sees_every_reference_and_one_claim_per_interval(s: Store) {
+    put(&s, "ab01", BUCKET, "k1").await;
+    put(&s, "ab03", BUCKET, "k1").await; // ab01 is now garbage
+    put(&s, "ac01", BUCKET, "k2").await; // another fan
+    put(&s, "ab05", "other", "k1").await; // another bucket
+    s.insert_pending(&pending("ab02", BUCKET, "k3"))
+        .await
+        .unwrap();
+    s.register_loose_blob("ab04", BUCKET, LATER).await.unwrap();
+    s.create_multipart(&upload("u9", "k4", OWNER))
+        .await
+        .unwrap();
+    s.register_loose_blob("ab06", BUCKET, LATER).await.unwrap();
+    assert!(
+        s.put_part("u9", &part_record(1, "ab06", 10), 100, T0)
+            .await
+            .unwrap()
+    );
+    let asked: Vec<String> = ["ab01", "ab02", "ab03", "ab04", "ab06", "ab07", "ab08"]
+        .map(String::from)
+        .to_vec();
+    let found: BTreeSet<String> = s
+        .referenced_blobs(&asked)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let want: BTreeSet<String> = ["ab01", "ab02", "ab03", "ab04", "ab06"]
+        .map(String::from)
+        .into();
+    assert_eq!(
+        found, want,
+        "every kind of reference counts; unknown ids do not"
+    );
+    assert!(s.referenced_blobs(&[]).await.unwrap().is_empty());
+
+    let committed = s.committed_ids(BUCKET, "ab", T0 + 1_000).await.unwrap();
+    assert_eq!(committed, vec![("ab03".to_owned(), "k1".to_owned())]);
+    assert!(
+        s.committed_ids(BUCKET, "ab", T0).await.unwrap().is_empty(),
+        "only versions committed before the listing"
+    );
+    assert_eq!(
+        s.object_status("ab01").await.unwrap().as_deref(),
+        Some("garbage")
+    );
+    assert_eq!(
+        s.object_status("ab02").await.unwrap().as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        s.object_status("ab03").await.unwrap().as_deref(),
+        Some("committed")
+    );
+    assert_eq!(s.object_status("zz").await.unwrap(), None);
+
+    let hour = 3_600_000;
+    assert!(
+        s.claim_maintenance("reconcile", "a", T0, T0 - hour)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_maintenance("reconcile", "b", T0 + 10, T0 + 10 - hour)
+            .await
+            .unwrap(),
+        "claimed within the interval"
+    );
+    assert!(
+        s.claim_maintenance("reconcile", "b", T0 + hour + 1, T0 + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_maintenance("no-such-job", "a", T0, T0)
+            .await
+            .unwrap()
+    );
 }
 
 async fn discard_pending_removes_only_pending_rows(s: Store) {
@@ -2204,7 +2288,7 @@ where
 }
 
 /// Every migration version the stores embed.
-const MIGRATION_VERSIONS: [i64; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+const MIGRATION_VERSIONS: [i64; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12];
 
 const SQLX_MIGRATIONS: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY version";
 

@@ -624,3 +624,37 @@ impl MySqlDatabase {
         let _ = conn.close().await;
     }
 }
+
+/// `upgate admin ARGS` as a second process on the app's data directory (and so its database);
+/// fails the test unless it succeeds, and returns the JSON it prints.
+pub async fn admin_json(app: &TestApp, args: &[&str]) -> serde_json::Value {
+    let dir = app.dir.path().to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_upgate"))
+            .arg("admin")
+            .args(&args)
+            .env("UPGATE__STORAGE__DATA_DIR", &dir)
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joins");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The app's Prometheus text from its admin listener.
+pub async fn metrics_text(app: &TestApp) -> String {
+    let admin = app.admin.expect("admin listener");
+    reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}

@@ -208,13 +208,7 @@ async fn the_per_key_upload_cap_answers_retry_after_and_the_sdk_retry_gets_throu
         }
     }
     eprintln!("took {:?}, failed {failed:?}", started.elapsed());
-    let admin = app.admin.expect("admin");
-    let metrics = reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&app).await;
     let count = |status: &str| -> f64 {
         metrics
             .lines()

@@ -19,6 +19,7 @@ mod mail;
 mod malware;
 mod ops;
 mod ratelimit;
+mod reconcile;
 mod retention;
 mod s3_compat;
 mod s3_conditional;

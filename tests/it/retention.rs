@@ -37,26 +37,10 @@ async fn upload_file(app: &TestApp, bearer: &str, name: &str, extra: Value) -> V
 
 /// `upgate admin expiring --in-days DAYS` on the app's data directory, with `config`.
 async fn dry_run(app: &TestApp, days: &str, config: &str) -> Value {
-    let dir = app.dir.path().to_path_buf();
-    let file = dir.join("dry-run.toml");
+    let file = app.dir.path().join("dry-run.toml");
     std::fs::write(&file, config).expect("config");
-    let days = days.to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_upgate"))
-            .args(["admin", "expiring", "--in-days", &days, "--config"])
-            .arg(&file)
-            .env("UPGATE__STORAGE__DATA_DIR", &dir)
-            .output()
-            .expect("runs")
-    })
-    .await
-    .expect("joins");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let file = file.display().to_string();
+    let plan = admin_json(app, &["expiring", "--in-days", days, "--config", &file]).await;
     assert_eq!(plan["dry_run"], true);
     plan
 }
