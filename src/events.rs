@@ -522,10 +522,29 @@ impl Deliverer {
         Bytes::from(v.to_string())
     }
 
+    /// How long a pass owns the events it claims: every round of `concurrency` attempts may
+    /// take the longest timeout (the endpoints of one event are posted to at once), plus a
+    /// margin for recording the results. A replica that dies mid-pass holds its events no longer
+    /// than this; then another delivers them (at least once: with the same delivery id).
+    pub fn claim(&self) -> Duration {
+        let rounds = self
+            .batch
+            .div_ceil(u32::try_from(self.concurrency.max(1)).unwrap_or(1));
+        let slowest = match &self.mailer {
+            Some(m) => self.timeout.max(m.timeout()),
+            None => self.timeout,
+        };
+        slowest * rounds.max(1) + Duration::from_secs(5)
+    }
+
     /// One pass: fetches the due events (at most `batch`), attempts each and records the result.
     /// Returns how many events were due.
     pub async fn deliver_due(&self, store: &dyn ControlStore) -> Result<usize, MetaError> {
-        let due = store.due_events(crate::clock::now_ms(), self.batch).await?;
+        let now = crate::clock::now_ms();
+        let claim = i64::try_from(self.claim().as_millis()).unwrap_or(i64::MAX);
+        let due = store
+            .due_events(now, now.saturating_add(claim), self.batch)
+            .await?;
         let n = due.len();
         futures_util::stream::iter(due)
             .for_each_concurrent(self.concurrency, |e| async move {

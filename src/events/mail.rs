@@ -133,6 +133,11 @@ pub struct Letter {
 }
 
 impl Mailer {
+    /// Most time one mail may take, connecting included.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Validates `cfg` (reading the password file) and builds the SMTP transport; `Ok(None)`
     /// when mail is disabled. The error lists every problem.
     pub fn new(cfg: &MailConfig) -> Result<Option<Self>, Vec<String>> {

@@ -435,7 +435,14 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     /// as it is (delivered or not); returns whether it was added.
     async fn enqueue_once(&self, e: &OutboxEvent, now_ms: i64) -> Result<bool, MetaError>;
     /// Undelivered events due at `now_ms`, oldest first.
-    async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>, MetaError>;
+    /// Claims up to `limit` due events until `claim_until_ms` (the worker's pass must end
+    /// before; a worker that dies leaves them to another after that) and returns them.
+    async fn due_events(
+        &self,
+        now_ms: i64,
+        claim_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, MetaError>;
     async fn event_delivered(&self, id: &str, now_ms: i64) -> Result<(), MetaError>;
     async fn event_failed(
         &self,
@@ -446,10 +453,6 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes events delivered before `before_ms`; returns how many.
     async fn prune_events(&self, before_ms: i64) -> Result<u64, MetaError>;
 }
-
-/// How long a worker owns the events it took from the outbox before another may retry them
-/// (longer than any delivery attempt: timeouts are seconds).
-pub const OUTBOX_CLAIM_MS: i64 = 5 * 60 * 1000;
 
 /// Implements [`ControlStore`] for a store type whose rows are `$row`; `$w` is the pool for
 /// writes, `$r` for reads.
@@ -1333,11 +1336,16 @@ macro_rules! impl_control_store {
                     Ok(insert_event(&self.$w, e, now_ms, true).await? == 1)
                 }
 
-                async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>, MetaError> {
+                async fn due_events(
+                    &self,
+                    now_ms: i64,
+                    claim_until_ms: i64,
+                    limit: u32,
+                ) -> Result<Vec<OutboxEvent>, MetaError> {
                     // Claims the events for this worker for a lease: replicas polling at once do
                     // not deliver the same event in parallel (the outer `next_attempt_at`
                     // condition is re-checked on the locked row, so only one claim wins).
-                    let until = now_ms.saturating_add(OUTBOX_CLAIM_MS);
+                    let until = claim_until_ms;
                     let rows = if Db::RETURNING {
                         query::<Db>(
                             "UPDATE outbox SET next_attempt_at = $1 WHERE delivered_at IS NULL \

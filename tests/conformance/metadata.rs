@@ -713,7 +713,7 @@ async fn commit_through_link(s: &Store, link: &str, token: &str) {
 /// Every event due by [`LATER`], as (event, payload), sorted.
 async fn due_events(c: &dyn ControlStore) -> Vec<(String, String)> {
     let mut events: Vec<(String, String)> = c
-        .due_events(LATER, 100)
+        .due_events(LATER, LATER + 60_000, 100)
         .await
         .unwrap()
         .into_iter()
@@ -815,7 +815,7 @@ async fn outbox_events_enqueued_once_stay_once(s: Store) {
     };
     assert!(c.enqueue_once(&e, T0).await.unwrap());
     assert!(!c.enqueue_once(&e, T0).await.unwrap(), "already there");
-    let due = c.due_events(T0, 10).await.unwrap();
+    let due = c.due_events(T0, T0 + 60_000, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].payload, e.payload);
     c.event_delivered(&e.id, T0 + 1).await.unwrap();
@@ -823,7 +823,12 @@ async fn outbox_events_enqueued_once_stay_once(s: Store) {
         !c.enqueue_once(&e, T0 + 2).await.unwrap(),
         "a delivered event is not queued again"
     );
-    assert!(c.due_events(LATER, 10).await.unwrap().is_empty());
+    assert!(
+        c.due_events(LATER, LATER + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

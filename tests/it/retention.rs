@@ -179,7 +179,7 @@ async fn files_expire_unless_held_and_leave_nothing_behind() {
     let events = app
         .state
         .control
-        .due_events(upgate::clock::now_ms() + DAY_MS, 100)
+        .due_events(upgate::clock::now_ms() + DAY_MS, i64::MAX, 100)
         .await
         .expect("events");
     let expired: Vec<&str> = events

@@ -451,6 +451,13 @@ async fn retries_with_backoff_after_server_errors_then_succeeds() {
     cfg.backoff_base_ms = 100;
     cfg.backoff_max_ms = 1_000;
     enqueue(store.as_ref(), "ev-r", "t1", events::UPLOAD_COMPLETED).await;
+    let claim_ms = i64::try_from(
+        events::Deliverer::new(&cfg)
+            .expect("deliverer")
+            .claim()
+            .as_millis(),
+    )
+    .expect("ms");
     let worker = start(&store, &cfg);
 
     // While it is failing, each scheduled retry lies within the full-jitter window after the
@@ -463,8 +470,7 @@ async fn retries_with_backoff_after_server_errors_then_succeeds() {
         }
         // While a worker holds the event (claimed for delivery), `next_attempt_at` is the claim
         // lease, not a retry schedule: look again once the attempt is recorded.
-        let in_flight = row.next_attempt_at - upgate::clock::now_ms()
-            > upgate::metadata::control::OUTBOX_CLAIM_MS / 2;
+        let in_flight = row.next_attempt_at - upgate::clock::now_ms() > claim_ms / 2;
         if row.attempts >= 1 && !in_flight {
             assert_eq!(row.last_error.as_deref(), Some("endpoint 0: status 500"));
             let failed_hit = &rx.hits_on("/hook")[usize::try_from(row.attempts - 1).unwrap()];
@@ -517,7 +523,13 @@ async fn parks_event_after_max_attempts() {
         3,
         "a parked event is not retried"
     );
-    assert!(store.due_events(now_ms(), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .due_events(now_ms(), now_ms() + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     worker.stop().await;
 }
 
