@@ -474,6 +474,8 @@ impl Error {
         match self {
             Error::SlowDown(secs) => Some((*secs).max(1)),
             Error::ServiceUnavailable(_) | Error::UploadLocked => Some(1),
+            // Another attempt holds the link (or held it and died): its claim runs out soon.
+            Error::LinkInUse => Some(5),
             _ => None,
         }
     }

@@ -1,6 +1,6 @@
 //! Background cleanup: deletes files whose retention ended, removes the bytes of retired
 //! versions and of uploads whose process died before committing or aborting (pending rows whose
-//! lease ran out), then their rows.
+//! lease ran out), then their rows, and the spool files such a process left on this replica.
 //!
 //! Idempotent and safe on several replicas at once: deleting absent bytes is not an error and a
 //! purge only ever removes non-committed rows.
@@ -121,6 +121,10 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> 
             purged += 1;
         }
     }
+    // Spool files a process of this replica left when it died mid-upload (only this replica
+    // reaches its disk; the rows are swept by whichever replica comes first).
+    let deadline = Duration::from_secs(state.config.longest_upload_deadline_secs());
+    purged += state.storage.remove_stale_spool(deadline).await?;
     loop {
         let batch = state.meta.sweepable(crate::clock::now_ms(), 100).await?;
         if batch.is_empty() {

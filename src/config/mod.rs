@@ -542,6 +542,22 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// The absolute deadline of one upload into bucket `b`, in seconds: its largest object at
+    /// the slowest tolerated rate, plus the slack.
+    pub fn upload_deadline_secs(&self, b: &BucketConfig) -> u64 {
+        b.max_object_bytes / self.server.min_upload_rate_bytes_per_sec.max(1)
+            + self.server.upload_deadline_slack_secs
+    }
+
+    /// The longest upload deadline of any bucket, in seconds.
+    pub fn longest_upload_deadline_secs(&self) -> u64 {
+        self.buckets
+            .values()
+            .map(|b| self.upload_deadline_secs(b))
+            .max()
+            .unwrap_or(self.server.upload_deadline_slack_secs)
+    }
+
     /// The embedded defaults alone.
     pub fn defaults() -> Result<Self, ConfigError> {
         Self::from_layers(None, std::iter::empty())
@@ -792,9 +808,8 @@ impl Config {
         if self.s3.max_signed_chunk_bytes < 8192 || self.s3.max_signed_chunk_bytes > 16 << 20 {
             problems.push("s3.max_signed_chunk_bytes must be 8192..=16777216".into());
         }
-        let rate = self.server.min_upload_rate_bytes_per_sec.max(1);
         for (name, b) in &self.buckets {
-            let deadline = b.max_object_bytes / rate + self.server.upload_deadline_slack_secs;
+            let deadline = self.upload_deadline_secs(b);
             if deadline >= self.metadata.pending_lease_secs {
                 problems.push(format!(
                     "metadata.pending_lease_secs ({}) must exceed the longest upload deadline \

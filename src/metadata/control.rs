@@ -434,9 +434,9 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     /// Like [`ControlStore::enqueue`], but an event whose id is already in the outbox is left
     /// as it is (delivered or not); returns whether it was added.
     async fn enqueue_once(&self, e: &OutboxEvent, now_ms: i64) -> Result<bool, MetaError>;
-    /// Undelivered events due at `now_ms`, oldest first.
-    /// Claims up to `limit` due events until `claim_until_ms` (the worker's pass must end
-    /// before; a worker that dies leaves them to another after that) and returns them.
+    /// Claims up to `limit` undelivered events due at `now_ms`, oldest first, until
+    /// `claim_until_ms` (the worker's pass must end before; a worker that dies leaves them to
+    /// another after that) and returns them.
     async fn due_events(
         &self,
         now_ms: i64,

@@ -286,7 +286,15 @@ async fn put_via_link(
         ));
     }
     let bcfg = state.bucket(bucket)?;
-    let mut guard = crate::upload::link::claim(&state, &link_id, bucket, key).await?;
+    // The signed length (the link's size; a different one fails below, after the claim).
+    let declared = ctx
+        .parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(bcfg.max_object_bytes);
+    let mut guard = crate::upload::link::claim(&state, &link_id, bucket, key, declared).await?;
     let link = guard.link()?.clone();
     let size = u64::try_from(link.size).map_err(|_| Error::internal("negative link size"))?;
     let base = crate::upload::link_expectations(bcfg, size, &link.content_type);

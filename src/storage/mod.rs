@@ -413,6 +413,23 @@ impl Storage {
         Ok(out)
     }
 
+    /// Removes the spool files of every remote backend left by a process that died
+    /// mid-upload (untouched for longer than `max_age`, the longest upload deadline).
+    pub async fn remove_stale_spool(&self, max_age: Duration) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for b in self.all.iter() {
+            if let Some(spool) = &b.spool {
+                removed += spool.remove_stale(max_age).await.map_err(|e| {
+                    StorageError::Backend(object_store::Error::Generic {
+                        store: "Spool",
+                        source: Box::new(e),
+                    })
+                })?;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Whether anything exists at `path` (tests and the sweeper).
     pub async fn exists(&self, path: &Path) -> Result<bool, StorageError> {
         match self.backend(path).store.head(path).await {

@@ -129,6 +129,40 @@ impl Spool {
         }
     }
 
+    /// Removes spool files untouched for longer than `max_age`: a live upload writes its file
+    /// with every body frame and never outlives its deadline, so such a file was left by a
+    /// process that died mid-upload (the pending row's sweep may run on another replica, which
+    /// cannot reach this disk). Returns how many were removed.
+    pub async fn remove_stale(&self, max_age: Duration) -> std::io::Result<usize> {
+        let dir = self.dir.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let age = entry
+                    .metadata()?
+                    .modified()?
+                    .elapsed()
+                    .unwrap_or(Duration::ZERO);
+                if age > max_age && entry.file_type()?.is_file() {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await;
+        swept.map_err(std::io::Error::other)?
+    }
+
     fn reserve(self: &Arc<Self>, n: u64) -> Result<Reservation, SpoolError> {
         let mut cur = self.disk_used.load(Ordering::Relaxed);
         loop {
@@ -563,5 +597,44 @@ pub fn is_busy(e: &object_store::Error) -> bool {
             Some(SpoolError::Full | SpoolError::Busy)
         ),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_files_untouched_past_the_deadline_are_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::new(
+            dir.path().to_path_buf(),
+            1 << 20,
+            1 << 20,
+            Duration::from_secs(1),
+        );
+        let dead = spool.file_for(&Path::from("b/aa/dead"));
+        let live = spool.file_for(&Path::from("b/bb/live"));
+        for f in [&dead, &live] {
+            std::fs::write(f, b"part bytes").expect("write");
+        }
+        let old = std::time::SystemTime::now() - Duration::from_secs(600);
+        std::fs::File::options()
+            .write(true)
+            .open(&dead)
+            .expect("open")
+            .set_modified(old)
+            .expect("mtime");
+        assert_eq!(
+            spool
+                .remove_stale(Duration::from_secs(300))
+                .await
+                .expect("sweep"),
+            1
+        );
+        assert!(!dead.exists() && live.exists());
+        // A spool directory not created yet is nothing to sweep.
+        let none = Spool::new(dir.path().join("absent"), 1, 1, Duration::from_secs(1));
+        assert_eq!(none.remove_stale(Duration::ZERO).await.expect("sweep"), 0);
     }
 }

@@ -125,24 +125,26 @@ impl LinkGuard {
     }
 }
 
-/// Claims the single-use link `link_id` for one upload attempt into `bucket`/`key`. The claim
-/// lasts as long as an upload of the bucket's largest object may take; a concurrent attempt
-/// gets [`Error::LinkInUse`], a used or expired link AccessDenied. The returned guard gives the
-/// link back if the attempt ends without committing.
+/// Claims the single-use link `link_id` for one upload attempt of `size` bytes (the length the
+/// link signs) into `bucket`/`key`. The claim lasts as long as that upload may take (its body
+/// deadline, plus the same slack again for the checks and the commit), so an attempt cut off by
+/// a crash blocks a retry only that long; a concurrent attempt gets [`Error::LinkInUse`] (with
+/// Retry-After), a used or expired link AccessDenied. Overlapping attempts after a claim ran
+/// out cannot both complete the link: its commit requires it still unused. The returned guard
+/// gives the link back if the attempt ends without committing.
 pub async fn claim(
     state: &Arc<AppState>,
     link_id: &str,
     bucket: &str,
     key: &str,
+    size: u64,
 ) -> Result<LinkGuard> {
     let bcfg = state.bucket(bucket)?;
     let server = &state.config.server;
-    let deadline_ms = i64::try_from(
-        (bcfg.max_object_bytes / server.min_upload_rate_bytes_per_sec.max(1)
-            + server.upload_deadline_slack_secs)
-            .saturating_mul(1000),
-    )
-    .unwrap_or(i64::MAX);
+    let body_secs = size.min(bcfg.max_object_bytes) / server.min_upload_rate_bytes_per_sec.max(1);
+    let deadline_ms =
+        i64::try_from((body_secs + 2 * server.upload_deadline_slack_secs).saturating_mul(1000))
+            .unwrap_or(i64::MAX);
     let now = crate::clock::now_ms();
     let link = claimed(
         state

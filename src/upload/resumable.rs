@@ -321,14 +321,9 @@ where
         return Err(Error::UploadComplete);
     }
     let bcfg = state.bucket(&u.bucket)?;
-    let server = &state.config.server;
     // As long as an upload of the largest object may take; a dead holder's lease runs out.
-    let lease_ms = i64::try_from(
-        (bcfg.max_object_bytes / server.min_upload_rate_bytes_per_sec.max(1)
-            + server.upload_deadline_slack_secs)
-            .saturating_mul(1000),
-    )
-    .unwrap_or(i64::MAX);
+    let lease_ms = i64::try_from(state.config.upload_deadline_secs(bcfg).saturating_mul(1000))
+        .unwrap_or(i64::MAX);
     let now = crate::clock::now_ms();
     if !state
         .meta

@@ -275,7 +275,8 @@ class Cluster:
             + limits
             + "[ratelimit.token_exchange]\nprincipal = { rate = 0.0, burst = 1 }\nip = { rate = 0.0, burst = 1 }\n"
             + f"global = {{ rate = {RL_RATE}, burst = {RL_BURST} }}\n"
-            + "[webhooks]\npoll_interval_ms = 200\nbackoff_base_ms = 200\nbackoff_max_ms = 2000\n"
+            # A killed replica's claimed events wait ceil(100 / 8) x 2 s + 5 s, then go out again.
+            + "[webhooks]\npoll_interval_ms = 200\nbackoff_base_ms = 200\nbackoff_max_ms = 2000\ntimeout_ms = 2000\n"
             + "[[webhooks.endpoints]]\n"
             + f'url = "http://127.0.0.1:{self.hooks.server_address[1]}/hook"\nsecret = "{HOOK_SECRET}"\n'
         )
@@ -367,9 +368,11 @@ def attempt(seen, fn, tries=8, ok=(200,)):
         seen.note(r.status_code)
         if r.status_code in ok:
             return r
-        if r.status_code < 500 and r.status_code != 429 and r.status_code != 423:
+        # Retry-After on a 4xx means "not yet" (a link another attempt holds, or held and died).
+        if r.status_code < 500 and r.status_code not in (423, 429) and "Retry-After" not in r.headers:
             return r
-        time.sleep(min(2.0, 0.2 * 2**n) * random.uniform(0.5, 1.0))
+        wait = min(2.0, 0.2 * 2**n) * random.uniform(0.5, 1.0)
+        time.sleep(max(wait, min(10.0, float(r.headers.get("Retry-After", 0)))))
     return r
 
 

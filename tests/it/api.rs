@@ -209,6 +209,66 @@ async fn a_link_works_once_even_under_50_concurrent_attempts() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_held_by_an_attempt_that_died_is_free_again_after_its_own_deadline() {
+    // 100 KB at 1 MiB/s is no time at all: the claim lasts twice the 1 s slack, not the
+    // deadline of the bucket's largest object (20 MiB: 21 s).
+    let app = spawn_app_with(
+        "[server]\nmin_upload_rate_bytes_per_sec = 1048576\nupload_deadline_slack_secs = 1\n",
+    )
+    .await;
+    let t = tenant(&app, "crash").await;
+    let data = pdf(100_000);
+    let (_, link) = call(
+        &app,
+        "POST",
+        "/v1/uploads",
+        &t.api_key,
+        Some(new_upload("c.pdf", &data)),
+    )
+    .await;
+    let id = link["upload_id"].as_str().expect("id");
+    let rec = app
+        .state
+        .control
+        .link(id)
+        .await
+        .expect("meta")
+        .expect("link");
+    // An attempt claims the link and its process dies: the guard that would give it back never
+    // runs.
+    let claimed = std::time::Instant::now();
+    let guard = upgate::upload::link::claim(&app.state, id, &rec.bucket, &rec.key, 100_000)
+        .await
+        .expect("claim");
+    std::mem::forget(guard);
+    let headers: Vec<(String, String)> = link["headers"]
+        .as_object()
+        .expect("headers")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("str").to_string()))
+        .collect();
+    let url = link["url"].as_str().expect("url");
+    let (status, h, body) = send("PUT", url, &headers, data.clone()).await;
+    assert_eq!((status, error_code(&body).as_str()), (409, "Conflict"));
+    assert_eq!(h.get("retry-after").map(|v| v.to_str().unwrap()), Some("5"));
+    // Retried as Retry-After says, the upload goes through once the claim ran out.
+    let status = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (status, _, _) = send("PUT", url, &headers, data.clone()).await;
+        if status != 409 || claimed.elapsed() > Duration::from_secs(15) {
+            break status;
+        }
+    };
+    assert_eq!(status, 200);
+    let waited = claimed.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(6),
+        "the claim lasted {waited:?}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn links_pin_size_type_and_hash_and_a_failed_upload_can_be_retried() {
     // T-A9, T-F3, T-F4.
