@@ -52,13 +52,18 @@ pub(crate) async fn call(
 }
 
 /// PUTs `body` to a minted link with the headers it asks for.
-pub(crate) async fn upload(link: &Value, body: Vec<u8>) -> (u16, String) {
-    let headers: Vec<(String, String)> = link["headers"]
+/// The headers a minted link says to send.
+fn link_headers(link: &Value) -> Vec<(String, String)> {
+    link["headers"]
         .as_object()
         .expect("headers")
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().expect("str").to_string()))
-        .collect();
+        .collect()
+}
+
+pub(crate) async fn upload(link: &Value, body: Vec<u8>) -> (u16, String) {
+    let headers = link_headers(link);
     let (status, _, resp) = send("PUT", link["url"].as_str().expect("url"), &headers, body).await;
     (status, error_code(&resp))
 }
@@ -242,12 +247,7 @@ async fn a_link_held_by_an_attempt_that_died_is_free_again_after_its_own_deadlin
         .await
         .expect("claim");
     std::mem::forget(guard);
-    let headers: Vec<(String, String)> = link["headers"]
-        .as_object()
-        .expect("headers")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().expect("str").to_string()))
-        .collect();
+    let headers = link_headers(&link);
     let url = link["url"].as_str().expect("url");
     let (status, h, body) = send("PUT", url, &headers, data.clone()).await;
     assert_eq!((status, error_code(&body).as_str()), (409, "Conflict"));
