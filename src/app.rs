@@ -156,6 +156,7 @@ impl App {
             ),
             None => None,
         };
+        let extractions = Arc::new(tokio::sync::Semaphore::new(config.search.max_concurrent));
         Ok(Self {
             webhooks,
             state: Arc::new(AppState {
@@ -171,6 +172,7 @@ impl App {
                 cleanup: Arc::new(CleanupTracker::default()),
                 bucket_created,
                 rewrites: tokio::sync::Semaphore::new(crate::state::MAX_REWRITES),
+                extractions,
                 readiness: tokio::sync::Mutex::new(None),
             }),
             listener,

@@ -80,6 +80,9 @@ pub struct AppState {
     /// Objects whose stored bytes are being rewritten at once (a PDF disarmed, an image's
     /// metadata removed): each is held in memory while it is, so this bounds that memory.
     pub rewrites: tokio::sync::Semaphore,
+    /// Text extractions running at once (`search.max_concurrent`); a permit is held by the
+    /// extracting thread itself, so one that timed out still counts until it ends.
+    pub extractions: Arc<tokio::sync::Semaphore>,
     /// The last readiness answer (when, ready, body), reused for [`READINESS_TTL`]: a probe
     /// storm costs the dependencies one probe round per interval, and concurrent probes wait
     /// for the one in progress.

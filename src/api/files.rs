@@ -19,7 +19,9 @@ use crate::auth::principal::Principal;
 use crate::clock::iso8601;
 use crate::error::{Error, Result};
 use crate::http::Body;
-use crate::metadata::control::{AuditEntry, FileQuery, FileRecord, FileStatus, LinkStatus};
+use crate::metadata::control::{
+    AuditEntry, FileQuery, FileRecord, FileStatus, LinkStatus, MARK_END, MARK_START, TextSearch,
+};
 use crate::state::AppState;
 
 /// The file if the caller may read it; records the use of a grant.
@@ -110,7 +112,110 @@ fn parse_time(s: &str) -> Result<i64> {
     Ok(crate::clock::to_ms(t))
 }
 
-/// `GET /v1/files`: the caller's files, newest first, filtered, cursor-paginated.
+/// Most words in a content search, and characters in one word.
+const MAX_WORDS: usize = 16;
+const MAX_WORD: usize = 64;
+
+/// The words of a content search (`q`): whitespace-separated, no query syntax.
+fn search_words(q: &str) -> Result<Vec<String>> {
+    let words: Vec<String> = q.split_whitespace().map(str::to_string).collect();
+    if words.is_empty()
+        || words.len() > MAX_WORDS
+        || words
+            .iter()
+            .any(|w| w.chars().count() > MAX_WORD || w.chars().any(char::is_control))
+    {
+        return Err(Error::InvalidArgument(
+            "q is 1 to 16 words of at most 64 characters each.",
+        ));
+    }
+    Ok(words)
+}
+
+/// A snippet with its marked words as segments: `[{"text": …, "match": bool}, …]`, so that a
+/// page renders it as text, never as markup.
+fn snippet_json(snippet: &str) -> serde_json::Value {
+    let mut out = Vec::new();
+    for (i, piece) in snippet.split(MARK_START).enumerate() {
+        let (hit, rest) = match piece.split_once(MARK_END) {
+            Some((hit, rest)) if i > 0 => (Some(hit), rest),
+            _ => (None, piece),
+        };
+        if let Some(h) = hit.filter(|h| !h.is_empty()) {
+            out.push(serde_json::json!({ "text": h, "match": true }));
+        }
+        let rest = rest.replace(MARK_END, "");
+        if !rest.is_empty() {
+            out.push(serde_json::json!({ "text": rest, "match": false }));
+        }
+    }
+    serde_json::Value::Array(out)
+}
+
+/// `GET /v1/files?q=words`: the caller's live files whose contents hold every word, best
+/// first, each with a passage of its text; paged by an opaque cursor.
+async fn search(
+    state: &Arc<AppState>,
+    who: &Principal,
+    q: &crate::http::Query,
+    words: Vec<String>,
+    limit: u32,
+) -> Result<Response<Body>> {
+    for other in [
+        "content_type",
+        "status",
+        "created_after",
+        "created_before",
+        "filename",
+        "metadata",
+        "tag",
+    ] {
+        if q.get(other)?.is_some() {
+            return Err(Error::InvalidArgument(
+                "q cannot be combined with other filters.",
+            ));
+        }
+    }
+    let offset = match q.get("cursor")? {
+        None => 0,
+        Some(c) => URL_SAFE_NO_PAD
+            .decode(c)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("q:").and_then(|n| n.parse::<u32>().ok()))
+            .filter(|n| *n <= 10_000)
+            .ok_or(Error::InvalidArgument("Invalid cursor."))?,
+    };
+    let hits = state
+        .control
+        .search_files(&TextSearch {
+            tenant_id: who.tenant_id.clone(),
+            owner: who.subject.clone(),
+            words,
+            limit: limit + 1,
+            offset,
+        })
+        .await?;
+    let more = hits.len() > limit as usize;
+    let files: Vec<serde_json::Value> = hits
+        .iter()
+        .take(limit as usize)
+        .map(|h| {
+            let mut f = file_json(&h.file);
+            f["rank"] = h.rank.into();
+            f["snippet"] = snippet_json(&h.snippet);
+            f
+        })
+        .collect();
+    let next = more.then(|| URL_SAFE_NO_PAD.encode(format!("q:{}", offset + limit)));
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "files": files, "next_cursor": next }),
+    ))
+}
+
+/// `GET /v1/files`: the caller's files, newest first, filtered, cursor-paginated; with `q`, a
+/// search of their contents instead.
 pub async fn list(
     state: &Arc<AppState>,
     who: &Principal,
@@ -127,6 +232,9 @@ pub async fn list(
             .filter(|n| (1..=max).contains(n))
             .ok_or(Error::InvalidArgument("limit is out of range."))?,
     };
+    if let Some(text) = q.get("q")? {
+        return search(state, who, &q, search_words(text)?, limit).await;
+    }
     let before = match q.get("cursor")? {
         None => None,
         Some(c) => {

@@ -19,6 +19,7 @@ use crate::net::Cidr;
 pub mod accounts;
 pub mod jwt;
 pub mod mail;
+pub mod search;
 pub mod secret;
 pub mod storage;
 pub mod web;
@@ -58,6 +59,7 @@ pub struct Config {
     pub scan: ScanConfig,
     /// `[web]`: the drop and files pages, and the Uppy routes.
     pub web: web::WebConfig,
+    pub search: search::SearchConfig,
     /// Buckets by name.
     pub buckets: BTreeMap<String, BucketConfig>,
 }
@@ -670,6 +672,7 @@ impl Config {
         let redis = section::<RedisConfig>(&mut root, "redis", problems);
         let scan = section::<ScanConfig>(&mut root, "scan", problems);
         let web = section::<web::WebConfig>(&mut root, "web", problems);
+        let search = section::<search::SearchConfig>(&mut root, "search", problems);
         let mut buckets = BTreeMap::new();
         match root.remove("buckets") {
             Some(Value::Table(t)) => {
@@ -709,12 +712,14 @@ impl Config {
             redis: redis?,
             scan: scan?,
             web: web?,
+            search: search?,
             buckets,
         })
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
         self.web.validate(self.buckets.keys(), problems);
+        self.search.validate(problems);
         problems.extend(self.accounts.problems());
         if self.accounts.enabled && !self.storage.encryption.configured() {
             problems.push(

@@ -256,6 +256,71 @@ pub enum Claim {
     Unknown,
 }
 
+/// A search of the owner's files by their contents (`GET /v1/files?q=`): files whose text holds
+/// every word.
+#[derive(Debug, Clone, Default)]
+pub struct TextSearch {
+    pub tenant_id: String,
+    pub owner: String,
+    /// Words as the user typed them (no query syntax): each must occur.
+    pub words: Vec<String>,
+    pub limit: u32,
+    /// Hits skipped (the page's start in rank order).
+    pub offset: u32,
+}
+
+/// A file found by its text.
+#[derive(Debug, Clone)]
+pub struct TextHit {
+    pub file: FileRecord,
+    /// Relevance; higher is better (comparable within one search only).
+    pub rank: f64,
+    /// A short passage of the text, matched words between [`MARK_START`] and [`MARK_END`].
+    pub snippet: String,
+}
+
+/// Opens a matched word in a [`TextHit::snippet`] (a control character: stored text has none).
+pub const MARK_START: char = '\u{1}';
+/// Closes a matched word in a [`TextHit::snippet`].
+pub const MARK_END: char = '\u{2}';
+
+/// `passage` with every case-insensitive occurrence of one of `words` marked (for databases
+/// whose full-text engine has no snippet function).
+pub fn mark_words(passage: &str, words: &[String]) -> String {
+    let lower = passage.to_lowercase();
+    // Lower-casing may change lengths outside ASCII: mark only where it did not.
+    if lower.len() != passage.len() {
+        return passage.to_string();
+    }
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for w in words
+        .iter()
+        .map(|w| w.to_lowercase())
+        .filter(|w| !w.is_empty())
+    {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(&w) {
+            spans.push((from + i, from + i + w.len()));
+            from += i + w.len();
+        }
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(passage.len() + 2 * spans.len());
+    let mut at = 0;
+    for (a, b) in spans {
+        if a < at || !passage.is_char_boundary(a) || !passage.is_char_boundary(b) {
+            continue;
+        }
+        out.push_str(&passage[at..a]);
+        out.push(MARK_START);
+        out.push_str(&passage[a..b]);
+        out.push(MARK_END);
+        at = b;
+    }
+    out.push_str(&passage[at..]);
+    out
+}
+
 /// Filters of the owner's file listing.
 #[derive(Debug, Clone, Default)]
 pub struct FileQuery {
@@ -372,6 +437,10 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     async fn insert_file(&self, f: &FileRecord) -> Result<(), MetaError>;
     async fn file(&self, id: &str) -> Result<Option<FileRecord>, MetaError>;
     async fn list_files(&self, q: &FileQuery) -> Result<Vec<FileRecord>, MetaError>;
+    /// Replaces the searchable text of file `file_id` (that of its current version).
+    async fn set_file_text(&self, file_id: &str, body: &str) -> Result<(), MetaError>;
+    /// The owner's live files whose text holds every word of `s`, best first.
+    async fn search_files(&self, s: &TextSearch) -> Result<Vec<TextHit>, MetaError>;
     /// Sets or releases a file's legal hold; false if there is no such live file.
     async fn set_legal_hold(&self, id: &str, hold: bool, now_ms: i64) -> Result<bool, MetaError>;
     /// Versions (completed links) of files in `bucket` that retention retires: those with
@@ -1010,6 +1079,121 @@ macro_rules! impl_control_store {
                     rows.iter().map(file_row).collect()
                 }
 
+                async fn set_file_text(&self, file_id: &str, body: &str) -> Result<(), MetaError> {
+                    let mut tx = self.$w.begin().await?;
+                    query::<Db>("DELETE FROM file_text WHERE file_id = $1")
+                        .bind(file_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    query::<Db>("INSERT INTO file_text (file_id, body) VALUES ($1, $2)")
+                        .bind(file_id)
+                        .bind(body)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn search_files(&self, s: &TextSearch) -> Result<Vec<TextHit>, MetaError> {
+                    use $crate::metadata::sql::FullText;
+                    if s.words.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let cols = FILE_COLS
+                        .split(", ")
+                        .map(|c| format!("f.{}", c.trim()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    // The engine's query text and the statement; the owner's tenant, the owner,
+                    // the limit and the offset follow the engine's own values, in that order.
+                    let (sql, values): (String, Vec<String>) = match Db::FULL_TEXT {
+                        FullText::Fts5 => {
+                            // Each word a quoted FTS5 string: no query syntax from the user.
+                            let q = s
+                                .words
+                                .iter()
+                                .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+                                .collect::<Vec<_>>()
+                                .join(" ");
+                            (
+                                format!(
+                                    "SELECT {cols}, -bm25(file_text_index) AS rank, \
+                                     snippet(file_text_index, 0, char(1), char(2), '…', 16) AS snippet \
+                                     FROM file_text_index JOIN file_text t ON t.id = file_text_index.rowid \
+                                     JOIN files f ON f.id = t.file_id \
+                                     WHERE file_text_index MATCH $1 AND f.tenant_id = $2 AND f.owner = $3 \
+                                     AND f.status = 'complete' \
+                                     ORDER BY bm25(file_text_index), f.id LIMIT $4 OFFSET $5"
+                                ),
+                                vec![q],
+                            )
+                        }
+                        FullText::TsVector => (
+                            format!(
+                                "SELECT {cols}, ts_rank(t.tsv, query)::float8 AS rank, \
+                                 ts_headline('simple', t.body, query, $1) AS snippet \
+                                 FROM file_text t JOIN files f ON f.id = t.file_id, \
+                                 plainto_tsquery('simple', $2) query \
+                                 WHERE t.tsv @@ query AND f.tenant_id = $3 AND f.owner = $4 \
+                                 AND f.status = 'complete' \
+                                 ORDER BY rank DESC, f.id LIMIT $5 OFFSET $6"
+                            ),
+                            vec![
+                                format!(
+                                    "StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, \
+                                     MinWords=10, MaxFragments=1"
+                                ),
+                                s.words.join(" "),
+                            ],
+                        ),
+                        FullText::InnoDb => {
+                            // Boolean mode: every word required, each quoted.
+                            let q = s
+                                .words
+                                .iter()
+                                .map(|w| format!("+\"{}\"", w.replace('"', "")))
+                                .collect::<Vec<_>>()
+                                .join(" ");
+                            (
+                                format!(
+                                    "SELECT {cols}, MATCH(t.body) AGAINST($1 IN BOOLEAN MODE) AS rank, \
+                                     SUBSTRING(t.body, GREATEST(1, LOCATE($2, t.body) - 60), 200) \
+                                     AS snippet FROM file_text t JOIN files f ON f.id = t.file_id \
+                                     WHERE MATCH(t.body) AGAINST($3 IN BOOLEAN MODE) \
+                                     AND f.tenant_id = $4 AND f.owner = $5 AND f.status = 'complete' \
+                                     ORDER BY rank DESC, f.id LIMIT $6 OFFSET $7"
+                                ),
+                                vec![q.clone(), s.words[0].clone(), q],
+                            )
+                        }
+                    };
+                    let mut q = query::<Db>(&sql);
+                    for v in values {
+                        q = q.bind(v);
+                    }
+                    let rows = q
+                        .bind(&s.tenant_id)
+                        .bind(&s.owner)
+                        .bind(i64::from(s.limit))
+                        .bind(i64::from(s.offset))
+                        .fetch_all(&self.$r)
+                        .await?;
+                    rows.iter()
+                        .map(|r| {
+                            let snippet: String = r.field("snippet")?;
+                            Ok(TextHit {
+                                file: file_row(r)?,
+                                rank: r.field("rank")?,
+                                snippet: if Db::FULL_TEXT == FullText::InnoDb {
+                                    mark_words(&snippet, &s.words)
+                                } else {
+                                    snippet
+                                },
+                            })
+                        })
+                        .collect()
+                }
+
                 async fn delete_file(&self, id: &str, now_ms: i64, event: &OutboxEvent) -> Result<bool, MetaError> {
                     let mut tx = self.$w.begin().await?;
                     let n = query::<Db>(
@@ -1022,6 +1206,11 @@ macro_rules! impl_control_store {
                     .await?
                     .rows_affected();
                     if n > 0 {
+                        // A deleted file's contents are not kept for search.
+                        query::<Db>("DELETE FROM file_text WHERE file_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                         query::<Db>(
                             "INSERT INTO outbox (id, tenant_id, event, payload, created_at, \
                              next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",

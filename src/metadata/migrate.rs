@@ -109,6 +109,11 @@ macro_rules! embedded {
                 "reconcile",
                 include_str!(concat!("migrations/", $dir, "/0012_reconcile.sql")),
             ),
+            (
+                13,
+                "file_text",
+                include_str!(concat!("migrations/", $dir, "/0013_file_text.sql")),
+            ),
         ])
     };
 }

@@ -51,9 +51,23 @@ pub trait Dialect: Database {
     /// index of the value it takes (`None`: the values in the order bound). Fails on a
     /// construct the dialect cannot express.
     fn dialect(sql: &str) -> Result<(&str, Option<&'static [usize]>), sqlx::Error>;
+    /// This database's full-text search (migration 0013).
+    const FULL_TEXT: FullText;
+}
+
+/// The full-text engines behind `GET /v1/files?q=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullText {
+    /// SQLite FTS5 (`file_text_index`), ranked by BM25.
+    Fts5,
+    /// PostgreSQL tsvector in a GIN index, ranked by `ts_rank`.
+    TsVector,
+    /// InnoDB FULLTEXT, ranked by its relevance.
+    InnoDb,
 }
 
 impl Dialect for sqlx::Sqlite {
+    const FULL_TEXT: FullText = FullText::Fts5;
     const RETURNING: bool = true;
     const CHECKED_DECODE: bool = true;
     const KEY_LOCKS: bool = false;
@@ -63,6 +77,7 @@ impl Dialect for sqlx::Sqlite {
 }
 
 impl Dialect for sqlx::Postgres {
+    const FULL_TEXT: FullText = FullText::TsVector;
     const RETURNING: bool = true;
     const CHECKED_DECODE: bool = true;
     const KEY_LOCKS: bool = false;
@@ -72,6 +87,7 @@ impl Dialect for sqlx::Postgres {
 }
 
 impl Dialect for sqlx::MySql {
+    const FULL_TEXT: FullText = FullText::InnoDb;
     const RETURNING: bool = false;
     const CHECKED_DECODE: bool = false;
     const KEY_LOCKS: bool = true;

@@ -4,6 +4,7 @@
 //! one), and gives its verdict at the end, before anything is committed.
 
 pub mod clamd;
+pub mod extract;
 pub mod image;
 pub mod office;
 pub mod pdf;

@@ -29,6 +29,7 @@ pub mod quota;
 pub mod receipt;
 pub mod reconcile;
 pub mod resumable;
+pub mod text_index;
 pub mod verdict;
 
 use crate::config::{BucketConfig, EtagMode};

@@ -323,7 +323,7 @@ pub async fn insert_pending(
 /// points to) are removed and the row discarded. If the database cannot say, nothing is
 /// touched: the row's lease lets the sweeper decide once it can.
 pub async fn commit_object(
-    state: &AppState,
+    state: &Arc<AppState>,
     id: &str,
     path: &object_store::path::Path,
     info: &CommitInfo,
@@ -342,13 +342,31 @@ pub async fn commit_object(
             .await
             .map(|()| Vec::new()),
     };
+    // A file's new version: its text is indexed for search, off the request.
+    let index = || {
+        if let Some(link) = link {
+            super::text_index::index_later(
+                state,
+                super::text_index::Version {
+                    file_id: link.file_id.clone(),
+                    key: link.key.clone(),
+                    path: path.clone(),
+                    content_type: info.content_type.clone(),
+                },
+            );
+        }
+    };
     let e = match committed {
-        Ok(retired) => return Ok(retired),
+        Ok(retired) => {
+            index();
+            return Ok(retired);
+        }
         Err(e) => e,
     };
     match state.meta.object_status(id).await {
         Ok(Some(status)) if status != "pending" => {
             tracing::warn!(error = %e, "the commit was reported failed but had landed");
+            index();
             Ok(Vec::new())
         }
         Ok(Some(_)) => {

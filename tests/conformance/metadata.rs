@@ -2293,7 +2293,7 @@ where
 }
 
 /// Every migration version the stores embed.
-const MIGRATION_VERSIONS: [i64; 11] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12];
+const MIGRATION_VERSIONS: [i64; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13];
 
 const SQLX_MIGRATIONS: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY version";
 

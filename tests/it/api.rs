@@ -51,7 +51,6 @@ pub(crate) async fn call(
     (status, v)
 }
 
-/// PUTs `body` to a minted link with the headers it asks for.
 /// The headers a minted link says to send.
 fn link_headers(link: &Value) -> Vec<(String, String)> {
     link["headers"]
@@ -62,6 +61,7 @@ fn link_headers(link: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// PUTs `body` to a minted link with the headers it asks for.
 pub(crate) async fn upload(link: &Value, body: Vec<u8>) -> (u16, String) {
     let headers = link_headers(link);
     let (status, _, resp) = send("PUT", link["url"].as_str().expect("url"), &headers, body).await;

@@ -658,3 +658,77 @@ pub async fn metrics_text(app: &TestApp) -> String {
         .await
         .expect("text")
 }
+
+/// A zip archive of `entries` (deflated), as Office documents are.
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        w.start_file(*name, opts).expect("entry");
+        w.write_all(data).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+/// A Word document whose body is `document` (the `word/document.xml` part), plus `extra` parts.
+pub fn docx_with(document: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let types = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
+<Default Extension="xml" ContentType="application/xml"/>
+<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>
+</Types>"#;
+    let mut entries: Vec<(&str, &[u8])> = vec![
+        ("[Content_Types].xml", types),
+        ("word/document.xml", document),
+    ];
+    entries.extend_from_slice(extra);
+    zip_of(&entries)
+}
+
+/// A one-page PDF whose text layer says `words` (Helvetica, an uncompressed content stream),
+/// padded with a comment to at least `len` bytes.
+pub fn pdf_with_text(words: &str, len: usize) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 712 Td ({words}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let pad = len.saturating_sub(600);
+    if pad > 0 {
+        out.extend_from_slice(b"%");
+        out.extend(std::iter::repeat_n(b'x', pad));
+        out.push(b'\n');
+    }
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}

@@ -3,7 +3,7 @@
 //! oracle, a JPEG decoder proves the pixels unchanged), and Office documents checked for their
 //! format, macros and zip bombs. The verdict is on the record and in the API.
 
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::process::Command;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use upgate::api::admin::create_tenant;
 
 use crate::common::{
-    BUCKET, TestApp, get_bytes, multipart_put, pdf, send, sha256_hex, spawn_app, spawn_app_with,
+    BUCKET, TestApp, docx_with, get_bytes, multipart_put, pdf, send, sha256_hex, spawn_app,
+    spawn_app_with,
 };
 use crate::content::{api, js_pdf, objstm_pdf, put_through};
 use crate::tus;
@@ -364,29 +365,8 @@ async fn image_metadata_is_removed_with_the_pixels_and_orientation_kept() {
 const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in entries {
-        w.start_file(*name, opts).expect("entry");
-        w.write_all(data).expect("write");
-    }
-    w.finish().expect("finish").into_inner()
-}
-
 fn docx(extra: &[(&str, &[u8])]) -> Vec<u8> {
-    let types = br#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">
-<Default Extension="xml" ContentType="application/xml"/>
-<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>
-</Types>"#;
-    let mut entries: Vec<(&str, &[u8])> = vec![
-        ("[Content_Types].xml", types),
-        ("word/document.xml", b"<w:document><w:body/></w:document>"),
-    ];
-    entries.extend_from_slice(extra);
-    zip_of(&entries)
+    docx_with(b"<w:document><w:body/></w:document>", extra)
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ mod s3_post;
 mod s3_sdk;
 mod s3_security;
 mod s3_tagging;
+mod search;
 mod storage_faults;
 mod tus;
 mod web;
