@@ -104,6 +104,11 @@ macro_rules! embedded {
                 "retention",
                 include_str!(concat!("migrations/", $dir, "/0010_retention.sql")),
             ),
+            (
+                11,
+                "runtime_buckets",
+                include_str!(concat!("migrations/", $dir, "/0011_runtime_buckets.sql")),
+            ),
         ])
     };
 }

@@ -255,6 +255,39 @@ macro_rules! apply_quota {
     };
 }
 
+/// A bucket created at run time (S3 CreateBucket), as the metadata database records it. Its
+/// policy is the config's `[bucket_template]`, read when it is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeBucket {
+    pub name: String,
+    pub created_at_ms: i64,
+    /// The tenant whose access key created it; `None`: an operator key.
+    pub tenant_id: Option<String>,
+}
+
+/// What [`MetadataStore::create_bucket`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketCreation {
+    /// The bucket was recorded.
+    Created,
+    /// A bucket of that name is recorded already: a run-time one (its record), or one recorded
+    /// from the configuration (`None`). Nothing changed.
+    Exists(Option<RuntimeBucket>),
+    /// The tenant owns as many run-time buckets as it may. Nothing changed.
+    TooMany,
+}
+
+/// What [`MetadataStore::delete_bucket`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketRemoval {
+    /// The run-time bucket is gone.
+    Removed,
+    /// No run-time bucket of that name.
+    NotFound,
+    /// It holds objects (or uploads being written, or open multipart uploads): kept.
+    NotEmpty,
+}
+
 /// A committed object version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
@@ -454,6 +487,21 @@ pub trait MetadataStore:
     async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError>;
     /// All recorded buckets with creation times, by name.
     async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError>;
+    /// Records a run-time bucket unless one of that name is recorded (configured ones too);
+    /// a bucket of a tenant only while that tenant has fewer than `tenant_max` run-time buckets
+    /// (checked and recorded atomically).
+    async fn create_bucket(
+        &self,
+        bucket: &RuntimeBucket,
+        tenant_max: u32,
+    ) -> Result<BucketCreation, MetaError>;
+    /// The run-time bucket `name`, if there is one.
+    async fn runtime_bucket(&self, name: &str) -> Result<Option<RuntimeBucket>, MetaError>;
+    /// Every run-time bucket, by name.
+    async fn runtime_buckets(&self) -> Result<Vec<RuntimeBucket>, MetaError>;
+    /// Removes the run-time bucket `name` if it is empty: no committed or pending object and no
+    /// open multipart upload (checked and removed atomically).
+    async fn delete_bucket(&self, name: &str) -> Result<BucketRemoval, MetaError>;
     /// Inserts a `pending` row before any byte is written.
     async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError>;
     /// Atomically retires the current version at the row's key and commits the row, if

@@ -20,6 +20,9 @@ pub enum Endpoint {
     CreateBucket {
         bucket: String,
     },
+    DeleteBucket {
+        bucket: String,
+    },
     HeadBucket {
         bucket: String,
     },
@@ -113,6 +116,7 @@ impl Endpoint {
     pub fn bucket(&self) -> Option<&str> {
         match self {
             Endpoint::CreateBucket { bucket }
+            | Endpoint::DeleteBucket { bucket }
             | Endpoint::HeadBucket { bucket }
             | Endpoint::GetBucketLocation { bucket }
             | Endpoint::ListObjectsV1 { bucket }
@@ -156,6 +160,7 @@ impl Endpoint {
             | Endpoint::DeleteObjectTagging { key, .. } => Some(key),
             Endpoint::ListBuckets
             | Endpoint::CreateBucket { .. }
+            | Endpoint::DeleteBucket { .. }
             | Endpoint::HeadBucket { .. }
             | Endpoint::GetBucketLocation { .. }
             | Endpoint::ListObjectsV1 { .. }
@@ -176,6 +181,7 @@ impl Endpoint {
             | Endpoint::DeleteObject { .. }
             | Endpoint::DeleteObjects { .. }
             | Endpoint::CreateBucket { .. }
+            | Endpoint::DeleteBucket { .. }
             | Endpoint::CreateMultipartUpload { .. }
             | Endpoint::UploadPart { .. }
             | Endpoint::CompleteMultipartUpload { .. }
@@ -206,6 +212,7 @@ impl Endpoint {
             Endpoint::PostObject { .. } => "PostObject",
             Endpoint::ListBuckets => "ListBuckets",
             Endpoint::CreateBucket { .. } => "CreateBucket",
+            Endpoint::DeleteBucket { .. } => "DeleteBucket",
             Endpoint::HeadBucket { .. } => "HeadBucket",
             Endpoint::GetBucketLocation { .. } => "GetBucketLocation",
             Endpoint::ListObjectsV1 { .. } => "ListObjects",
@@ -311,7 +318,9 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
             Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
             Method::POST if query.has("delete") => Ok(Endpoint::DeleteObjects { bucket }),
             Method::POST if query.is_empty() => Ok(Endpoint::PostObject { bucket }),
-            Method::POST | Method::DELETE => Ok(Endpoint::Unsupported),
+            // Sub-resources of a bucket that name other operations were refused above.
+            Method::DELETE => Ok(Endpoint::DeleteBucket { bucket }),
+            Method::POST => Ok(Endpoint::Unsupported),
             _ => Err(Error::MethodNotAllowed),
         },
         Some(key) => {
@@ -420,6 +429,9 @@ mod tests {
             (Method::GET, "/", "", ListBuckets),
             (Method::HEAD, "/up", "", HeadBucket { bucket: b("up") }),
             (Method::PUT, "/up", "", CreateBucket { bucket: b("up") }),
+            (Method::DELETE, "/up", "", DeleteBucket { bucket: b("up") }),
+            (Method::DELETE, "/up/", "", DeleteBucket { bucket: b("up") }),
+            (Method::DELETE, "/up", "cors", Unsupported),
             (
                 Method::GET,
                 "/up",
@@ -683,6 +695,7 @@ mod tests {
         assert!(r(Method::DELETE, "/up/k", "").expect("del").writes());
         assert!(r(Method::POST, "/up", "delete").expect("dels").writes());
         assert!(r(Method::PUT, "/up", "").expect("mb").writes());
+        assert!(r(Method::DELETE, "/up", "").expect("rb").writes());
         assert!(!r(Method::GET, "/up/k", "").expect("get").writes());
     }
 }

@@ -699,6 +699,23 @@ pub fn parse_tagging(body: &[u8], max_tags: usize) -> Result<Vec<(String, String
     Ok(tags)
 }
 
+/// Parses a `CreateBucketConfiguration` document (CreateBucket's optional body): its
+/// `LocationConstraint`, `None` when absent or empty. [`XmlError::Malformed`] for any other
+/// child or a repeated one (directory-bucket and tag settings are not offered).
+pub fn parse_create_bucket(body: &[u8]) -> Result<Option<String>, XmlError> {
+    let mut p = Pull::new(body);
+    p.root("CreateBucketConfiguration")?;
+    let mut constraint = None;
+    while let Some(name) = p.child()? {
+        if name != "LocationConstraint" || constraint.is_some() {
+            return Err(XmlError::Malformed);
+        }
+        constraint = Some(p.text()?);
+    }
+    p.finish()?;
+    Ok(constraint.filter(|c| !c.is_empty()))
+}
+
 /// A `CreateMultipartUpload` response (`InitiateMultipartUploadResult`).
 pub fn initiate_multipart(bucket: &str, key: &str, upload_id: &str) -> String {
     #[derive(Serialize)]
@@ -1337,6 +1354,33 @@ mod tests {
         assert!(
             empty.contains("<DisplayName>&lt;name&gt;</DisplayName></Owner><Buckets></Buckets>")
         );
+    }
+
+    #[test]
+    fn parse_create_bucket_reads_the_location_constraint_only() {
+        let doc = |inner: &str| {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"{S3_NAMESPACE}\">{inner}</CreateBucketConfiguration>"
+            )
+        };
+        let parse = |inner: &str| parse_create_bucket(doc(inner).as_bytes());
+        assert_eq!(
+            parse("<LocationConstraint>eu-west-1</LocationConstraint>"),
+            Ok(Some("eu-west-1".to_string()))
+        );
+        assert_eq!(parse("<LocationConstraint></LocationConstraint>"), Ok(None));
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(
+            parse(
+                "<LocationConstraint>a</LocationConstraint><LocationConstraint>b</LocationConstraint>"
+            ),
+            Err(XmlError::Malformed)
+        );
+        assert_eq!(
+            parse("<Bucket><Type>Directory</Type></Bucket>"),
+            Err(XmlError::Malformed)
+        );
+        assert_eq!(parse_create_bucket(b"<Other/>"), Err(XmlError::Malformed));
     }
 
     #[test]

@@ -393,6 +393,15 @@ pub async fn send(
     (status, headers, bytes)
 }
 
+/// The status and S3 code of a failed SDK call.
+pub fn failure<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    e: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> (u16, String) {
+    let status = e.raw_response().map_or(0, |r| r.status().as_u16());
+    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+    (status, code.to_string())
+}
+
 /// The `<Code>` of an S3 XML error body.
 pub fn error_code(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(body);

@@ -20,6 +20,7 @@ mod malware;
 mod ops;
 mod ratelimit;
 mod retention;
+mod s3_buckets;
 mod s3_compat;
 mod s3_conditional;
 mod s3_copy;
