@@ -142,6 +142,9 @@ pub struct CommitInfo {
     pub tags: ObjectTags,
     /// A condition on the version the commit replaces, checked in the commit's transaction.
     pub condition: Option<WriteCondition>,
+    /// The sizes of the parts a multipart object's stored bytes are made of, in part order
+    /// (GET/HEAD by `partNumber`); empty: a single-part object.
+    pub part_sizes: Vec<u64>,
 }
 
 /// A conditional write's condition on the key's current version, checked by
@@ -307,6 +310,31 @@ pub struct ObjectRecord {
     pub headers: ObjectHeaders,
     /// The object's tags.
     pub tags: ObjectTags,
+    /// The sizes of its parts, in part order; empty: a single-part object (or one whose parts
+    /// are not known: completed before they were recorded, or rewritten by a content check).
+    pub part_sizes: Vec<u64>,
+}
+
+/// The `part_sizes` column of a list of part sizes (`NULL` for none).
+pub(crate) fn part_sizes_column(sizes: &[u64]) -> Option<String> {
+    (!sizes.is_empty()).then(|| {
+        sizes
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// The part sizes of a `part_sizes` column.
+fn part_sizes_of(column: Option<&str>) -> Result<Vec<u64>, MetaError> {
+    match column {
+        None | Some("") => Ok(Vec::new()),
+        Some(list) => list
+            .split(',')
+            .map(|n| n.parse().map_err(|_| MetaError::Corrupt("part sizes")))
+            .collect(),
+    }
 }
 
 /// One `objects` row as a record: the columns are the same in both databases.
@@ -323,6 +351,7 @@ where
     let value: Option<String> = row.field("checksum_value")?;
     let headers: Option<String> = row.field("headers")?;
     let tags: Option<String> = row.field("tags")?;
+    let part_sizes: Option<String> = row.field("part_sizes")?;
     Ok(ObjectRecord {
         id: row.field("id")?,
         bucket: row.field("bucket")?,
@@ -337,6 +366,7 @@ where
         scan: row.field("scan")?,
         headers: ObjectHeaders::from_column(headers.as_deref())?,
         tags: ObjectTags::from_column(tags.as_deref())?,
+        part_sizes: part_sizes_of(part_sizes.as_deref())?,
     })
 }
 

@@ -86,13 +86,14 @@ macro_rules! impl_object_store {
             use $crate::metadata::{
                 BucketCreation, BucketRemoval, CommitInfo, MetaError, MetadataStore, NewPending,
                 ObjectRecord, ObjectTags, RuntimeBucket, Sweepable, object_record,
-                prefix_upper_bound, sweepables,
+                part_sizes_column, prefix_upper_bound, sweepables,
             };
 
             const CONCURRENT_WRITERS: bool = $concurrent;
 
             const OBJECT_COLUMNS: &str = "id, bucket, key, owner, size, sha256, etag, \
-                content_type, checksum_algorithm, checksum_value, committed_at, scan, headers, tags";
+                content_type, checksum_algorithm, checksum_value, committed_at, scan, headers, tags, \
+                part_sizes";
 
             /// Marks the committed version at (`bucket`, `key`) garbage (at most one row, by the
             /// unique index); returns its `columns`. Without `UPDATE … RETURNING`, the rows are
@@ -161,7 +162,7 @@ macro_rules! impl_object_store {
                     "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, etag = $3, \
                      content_type = $4, checksum_algorithm = $5, checksum_value = $6, \
                      committed_at = $7, lease_until = NULL, scan = $9, headers = $10, \
-                     tags = $11 WHERE id = $8",
+                     tags = $11, part_sizes = $12 WHERE id = $8",
                 )
                 .bind(size)
                 .bind(&info.sha256)
@@ -174,6 +175,7 @@ macro_rules! impl_object_store {
                 .bind(&info.scan)
                 .bind(info.headers.to_column())
                 .bind(info.tags.to_column())
+                .bind(part_sizes_column(&info.part_sizes))
                 .execute(&mut **tx)
                 .await?;
                 Ok((retired, retired_bytes, retired_etag))

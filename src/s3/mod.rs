@@ -160,8 +160,16 @@ async fn dispatch(
         Endpoint::ListObjectsV2 { bucket } => bucket::list_objects(&ctx, &bucket, true).await,
         Endpoint::DeleteObjects { bucket } => bucket::delete_objects(&ctx, &bucket, body).await,
         Endpoint::PutObject { bucket, key } => object::put(ctx, &bucket, &key, body).await,
-        Endpoint::GetObject { bucket, key } => object::get(&ctx, &bucket, &key, false).await,
-        Endpoint::HeadObject { bucket, key } => object::get(&ctx, &bucket, &key, true).await,
+        Endpoint::GetObject {
+            bucket,
+            key,
+            part_number,
+        } => object::get(&ctx, &bucket, &key, part_number, false).await,
+        Endpoint::HeadObject {
+            bucket,
+            key,
+            part_number,
+        } => object::get(&ctx, &bucket, &key, part_number, true).await,
         Endpoint::DeleteObject { bucket, key } => object::delete(&ctx, &bucket, &key).await,
         Endpoint::CreateMultipartUpload { bucket, key } => {
             multipart::create(&ctx, &bucket, &key).await

@@ -427,8 +427,34 @@ fn apply_overrides(ctx: &Ctx, bcfg: &BucketConfig, stored: &str, h: &mut HeaderM
     Ok(())
 }
 
-/// GetObject / HeadObject.
-pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<Response<Body>> {
+/// The bytes of part `n` of `rec` (GET/HEAD by `partNumber`), as S3 reads them: a part of a
+/// multipart object, or the whole of a single-part object as its part 1 (`None` for an empty
+/// one, which has no byte range). Also the part count to report, for a multipart object.
+fn part_range(rec: &ObjectRecord, n: u32) -> Result<(Option<Range<u64>>, Option<usize>)> {
+    let sizes = &rec.part_sizes;
+    let index = usize::try_from(n).map_err(|_| Error::InvalidPartNumber)?;
+    // Part sizes that do not add up to the object would describe other bytes: unknown.
+    if sizes.is_empty() || sizes.iter().sum::<u64>() != rec.size {
+        return match n {
+            1 => Ok(((rec.size > 0).then_some(0..rec.size), None)),
+            _ => Err(Error::InvalidPartNumber),
+        };
+    }
+    let size = *sizes
+        .get(index.wrapping_sub(1))
+        .ok_or(Error::InvalidPartNumber)?;
+    let start: u64 = sizes[..index - 1].iter().sum();
+    Ok(((size > 0).then_some(start..start + size), Some(sizes.len())))
+}
+
+/// GetObject / HeadObject; with `part_number`, only that part (`?partNumber=N`).
+pub async fn get(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    part_number: Option<u32>,
+    head_only: bool,
+) -> Result<Response<Body>> {
     let state = &ctx.state;
     let bcfg = state.bucket(bucket)?;
     let download = ctx.query.get(DOWNLOAD_PARAM)?.map(str::to_string);
@@ -499,14 +525,23 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<
         );
     }
 
-    let range = match header_str(h, "range") {
-        Some(r) => parse_range(r, rec.size)?,
-        None => None,
+    let (range, parts_count) = match (header_str(h, "range"), part_number) {
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidRequest(
+                "Cannot specify both Range header and partNumber query parameter.",
+            ));
+        }
+        (Some(r), None) => (parse_range(r, rec.size)?, None),
+        (None, Some(n)) => part_range(&rec, n)?,
+        (None, None) => (None, None),
     };
+    if let Some(count) = parts_count {
+        rh.insert("x-amz-mp-parts-count", HeaderValue::from(count));
+    }
     let checksum_mode = header_str(h, "x-amz-checksum-mode")
         .map(|v| v.eq_ignore_ascii_case("enabled"))
         .unwrap_or(false);
-    if checksum_mode && range.is_none() {
+    if checksum_mode && range.is_none() && part_number.is_none() {
         // The SHA-256 of every object is known; a verified client checksum is returned too.
         if let Some((name, value)) = &rec.checksum
             && let Ok(v) = HeaderValue::from_str(value)
@@ -525,6 +560,7 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<
         );
     }
     let (status, len) = match &range {
+        // A part is a range even when it is the whole object (S3 answers 206).
         Some(r) => {
             if let Ok(v) =
                 HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start, r.end - 1, rec.size))

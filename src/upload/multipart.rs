@@ -402,9 +402,10 @@ pub async fn assemble_and_commit(
         hex::encode(&of_parts.finalize()[..16]),
         chosen.len()
     );
-    let (size, sha256) = match finalized.stored {
-        Some(s) => (s.size, s.sha256),
-        None => (total, sha256),
+    // Bytes a content check rewrote no longer split at the parts' sizes.
+    let (size, sha256, part_sizes) = match finalized.stored {
+        Some(s) => (s.size, s.sha256, Vec::new()),
+        None => (total, sha256, chosen.iter().map(|p| p.size).collect()),
     };
     let info = CommitInfo {
         size,
@@ -418,6 +419,7 @@ pub async fn assemble_and_commit(
         headers,
         tags,
         condition,
+        part_sizes,
     };
     let retired = commit_object(state, &id, &path, &info, link).await?;
     after_commit(state, bucket, retired, &info, started).await;

@@ -271,6 +271,7 @@ where
         headers,
         tags,
         condition,
+        part_sizes: Vec::new(),
     };
     let retired = commit_object(state, &id, &path, &info, link).await?;
     guard.disarm();

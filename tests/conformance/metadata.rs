@@ -973,6 +973,7 @@ fn info(n: u64) -> CommitInfo {
         headers: headers(n),
         tags: ObjectTags(vec![("version".to_owned(), format!("{n}"))]),
         condition: None,
+        part_sizes: Vec::new(),
     }
 }
 
@@ -999,6 +1000,7 @@ fn expected(p: &NewPending, i: &CommitInfo) -> ObjectRecord {
         scan: i.scan.clone(),
         headers: i.headers.clone(),
         tags: i.tags.clone(),
+        part_sizes: i.part_sizes.clone(),
     }
 }
 
@@ -1131,6 +1133,12 @@ async fn commit_round_trips_every_field(s: Store) {
         )]),
         tags: ObjectTags::default(),
         condition: None,
+        // A multipart object: its part sizes (5 TiB in 10,000 parts).
+        part_sizes: {
+            let mut sizes = vec![512 << 20; 9_999];
+            sizes.push(5 * (1 << 40) - 9_999 * (512 << 20));
+            sizes
+        },
     };
     let without = NewPending {
         owner: "AKIDOTHEROWNER000002".to_owned(),

@@ -393,6 +393,23 @@ pub async fn send(
     (status, headers, bytes)
 }
 
+/// Sends a bodiless request signed (in headers) with the root key, raw: (status, headers,
+/// body), for what an SDK would not send or would not show.
+pub async fn signed_bodiless(
+    method: &str,
+    url: &str,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let headers = sign_headers(
+        method,
+        url,
+        &[],
+        Payload::Bytes(b""),
+        std::time::SystemTime::now(),
+        SECRET_KEY,
+    );
+    send(method, url, &headers, Vec::new()).await
+}
+
 /// The status and S3 code of a failed SDK call.
 pub fn failure<E: aws_sdk_s3::error::ProvideErrorMetadata>(
     e: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,

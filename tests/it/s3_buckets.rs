@@ -179,15 +179,7 @@ async fn bucket_names_follow_s3_rules_and_stay_clear_of_the_pages() {
     // Upper case and underscores never reach a path-style bucket through the SDK; sent raw.
     for bad in ["Upper", "under_score"] {
         let url = format!("{}/{bad}", app.endpoint());
-        let headers = sign_headers(
-            "PUT",
-            &url,
-            &[],
-            Payload::Bytes(b""),
-            std::time::SystemTime::now(),
-            SECRET_KEY,
-        );
-        let (status, _, body) = send("PUT", &url, &headers, Vec::new()).await;
+        let (status, _, body) = signed_bodiless("PUT", &url).await;
         assert_eq!(
             (status, error_code(&body)),
             (400, "InvalidBucketName".to_string()),

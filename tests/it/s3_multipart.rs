@@ -467,3 +467,134 @@ async fn abandoned_uploads_are_swept() {
     assert_no_files(&app).await;
     app.stop().await;
 }
+
+/// GetObject/HeadObject with `partNumber` (issue 17), answered as S3 answers them.
+mod by_part_number {
+    use crate::common::*;
+
+    const SMALL_PARTS: &str = "[s3]\nmin_part_bytes = 1000\n";
+
+    async fn get_part(
+        s3: &aws_sdk_s3::Client,
+        key: &str,
+        n: i32,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, (u16, String)> {
+        s3.get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .part_number(n)
+            .send()
+            .await
+            .map_err(failure)
+    }
+
+    #[tokio::test]
+    async fn each_part_of_a_multipart_object_is_read_alone() {
+        let app = spawn_app_with(SMALL_PARTS).await;
+        let s3 = app.s3();
+        let data = pdf(5_500);
+        let parts: [&[u8]; 3] = [&data[..2_000], &data[2_000..4_000], &data[4_000..]];
+        let etag = multipart_put(&s3, "mp/three.pdf", "application/pdf", &parts)
+            .await
+            .expect("complete");
+        let mut start = 0;
+        for (n, part) in (1..).zip(parts) {
+            let got = get_part(&s3, "mp/three.pdf", n).await.expect("part");
+            let end = start + part.len();
+            assert_eq!(got.content_length(), Some(part.len() as i64), "part {n}");
+            assert_eq!(
+                got.content_range(),
+                Some(format!("bytes {start}-{}/5500", end - 1).as_str()),
+                "part {n}"
+            );
+            assert_eq!(got.parts_count(), Some(3), "part {n}");
+            assert_eq!(got.e_tag(), Some(etag.as_str()), "the object's ETag");
+            assert_eq!(
+                got.body.collect().await.expect("body").to_vec(),
+                part,
+                "part {n}"
+            );
+            let head = s3
+                .head_object()
+                .bucket(BUCKET)
+                .key("mp/three.pdf")
+                .part_number(n)
+                .send()
+                .await
+                .expect("head part");
+            assert_eq!(head.content_length(), Some(part.len() as i64));
+            assert_eq!(head.parts_count(), Some(3));
+            start = end;
+        }
+        // A raw GET shows S3's status: 206 Partial Content.
+        let url = format!("{}/{BUCKET}/mp/three.pdf?partNumber=2", app.endpoint());
+        let (status, h, body) = signed_bodiless("GET", &url).await;
+        assert_eq!(status, 206);
+        assert_eq!(h["content-range"], "bytes 2000-3999/5500");
+        assert_eq!(h["x-amz-mp-parts-count"], "3");
+        assert_eq!(body, parts[1]);
+        // A whole GET reports no part count (as S3).
+        let whole = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("mp/three.pdf")
+            .send()
+            .await
+            .expect("whole");
+        assert_eq!(whole.parts_count(), None);
+        assert_eq!(whole.content_length(), Some(5_500));
+        // Past the last part.
+        assert_eq!(
+            get_part(&s3, "mp/three.pdf", 4).await.map(|_| ()),
+            Err((416, "InvalidPartNumber".to_string()))
+        );
+        // With a Range too: refused.
+        let both = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key("mp/three.pdf")
+            .part_number(1)
+            .range("bytes=0-9")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failure);
+        assert_eq!(both, Err((400, "InvalidRequest".to_string())));
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn part_one_of_a_single_part_object_is_the_whole_object() {
+        let app = spawn_app().await;
+        let s3 = app.s3();
+        put_pdf(&s3, "single.pdf", pdf(1_234)).await;
+        let got = get_part(&s3, "single.pdf", 1).await.expect("part 1");
+        assert_eq!(got.content_length(), Some(1_234));
+        assert_eq!(got.content_range(), Some("bytes 0-1233/1234"));
+        assert_eq!(
+            got.parts_count(),
+            None,
+            "no part count for a single-part object"
+        );
+        assert_eq!(got.body.collect().await.expect("body").to_vec(), pdf(1_234));
+        assert_eq!(
+            get_part(&s3, "single.pdf", 2).await.map(|_| ()),
+            Err((416, "InvalidPartNumber".to_string()))
+        );
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("single.pdf")
+            .part_number(2)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failure);
+        assert_eq!(head.map_err(|(status, _)| status), Err(416));
+        assert_eq!(
+            get_part(&s3, "missing.pdf", 1).await.map(|_| ()),
+            Err((404, "NoSuchKey".to_string()))
+        );
+        app.stop().await;
+    }
+}
