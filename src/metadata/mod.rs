@@ -411,6 +411,8 @@ pub struct MultipartUpload {
     pub content_type: Option<String>,
     /// Checksum algorithm announced at creation (`x-amz-checksum-algorithm`), S3 spelling.
     pub checksum_algorithm: Option<String>,
+    /// How that checksum covers the object (`COMPOSITE`, `FULL_OBJECT`); `None` without one.
+    pub checksum_type: Option<String>,
     pub created_at_ms: i64,
     pub last_activity_ms: i64,
     /// Headers given at creation, stored with the object it completes into.

@@ -748,6 +748,7 @@ pub fn complete_multipart(
     key: &str,
     etag: &str,
     checksum: Option<(&str, &str)>,
+    checksum_type: Option<&str>,
 ) -> String {
     #[derive(Serialize)]
     #[serde(rename = "CompleteMultipartUploadResult", rename_all = "PascalCase")]
@@ -762,14 +763,19 @@ pub fn complete_multipart(
         // `self::`: the parameter `checksum` shadows the function here.
         #[serde(rename = "$value", serialize_with = "self::checksum")]
         checksum: Option<(&'a str, &'a str)>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        checksum_type: Option<&'a str>,
     }
+    let known = checksum.filter(|(name, _)| ChecksumAlgorithm::from_xml_element(name).is_some());
     let doc = Doc {
         xmlns: S3_NAMESPACE,
         location,
         bucket,
         key,
         etag,
-        checksum,
+        checksum: known,
+        // The type of a checksum written, only.
+        checksum_type: known.and(checksum_type),
     };
     document(&doc, Expanded, 0)
 }
@@ -1849,6 +1855,7 @@ mod tests {
             "Example-Object",
             "3858f62230ac3c915f300c664312c11f-9",
             Some(("ChecksumCRC32", "i9aeUg==")),
+            None,
         );
         assert_eq!(
             xml,
@@ -1858,10 +1865,32 @@ mod tests {
              <ETag>&quot;3858f62230ac3c915f300c664312c11f-9&quot;</ETag>\
              <ChecksumCRC32>i9aeUg==</ChecksumCRC32></CompleteMultipartUploadResult>"
         );
-        let none = complete_multipart("l", "b", "k", "e", None);
+        let none = complete_multipart("l", "b", "k", "e", None, Some("COMPOSITE"));
         assert!(none.ends_with("<ETag>&quot;e&quot;</ETag></CompleteMultipartUploadResult>"));
-        let bogus = complete_multipart("l", "b", "k", "e", Some(("x><script", "v")));
+        let bogus = complete_multipart(
+            "l",
+            "b",
+            "k",
+            "e",
+            Some(("x><script", "v")),
+            Some("COMPOSITE"),
+        );
         assert_eq!(bogus, none);
+        let typed = complete_multipart(
+            "l",
+            "b",
+            "k",
+            "e",
+            Some(("ChecksumCRC32", "otMqCw==-2")),
+            Some("COMPOSITE"),
+        );
+        assert!(
+            typed.ends_with(
+                "<ChecksumCRC32>otMqCw==-2</ChecksumCRC32><ChecksumType>COMPOSITE</ChecksumType>\
+                 </CompleteMultipartUploadResult>"
+            ),
+            "{typed}"
+        );
     }
 
     /// The `Initiator` and `Owner` content for the owner `owner&id`.
@@ -2148,7 +2177,7 @@ mod tests {
             ),
             delete_result(false, &[DeletedEntry { key: "]]>" }], &[]),
             initiate_multipart("b", "k\u{FFFF}", "u"),
-            complete_multipart("l", "b", "k", "e", Some(("ChecksumSHA1", "x"))),
+            complete_multipart("l", "b", "k", "e", Some(("ChecksumSHA1", "x")), None),
         ];
         for d in &docs {
             assert!(!leaves(d).is_empty(), "{d}");

@@ -410,3 +410,45 @@ def test_aws_cli_makes_fills_and_removes_a_bucket(gateway, tmp_path):
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
     # The configured bucket is untouched.
     s3.head_bucket(Bucket=BUCKET)
+
+
+def test_boto3_multipart_checksums_composite_and_full_object(gateway):
+    """A multipart upload with CRC32 checksums: composite by default (the CRC32 of the parts'
+    CRC32s, "-N"), full-object when asked; boto3 reads both back with ChecksumMode, and checks
+    the full-object one against the bytes. Expected values from zlib, not from upgate."""
+    import base64
+    import struct
+    import zlib
+
+    s3 = s3_client(gateway)
+    parts = [pdf_bytes(5 * 1024 * 1024, seed=600), b"tail of the object" * 100]
+    crc = lambda b: struct.pack(">I", zlib.crc32(b))
+    b64 = lambda raw: base64.b64encode(raw).decode()
+    expected = {
+        "COMPOSITE": b64(crc(b"".join(crc(p) for p in parts))) + "-2",
+        "FULL_OBJECT": b64(crc(b"".join(parts))),
+    }
+    for kind, want in expected.items():
+        key = f"ck/{kind.lower()}.pdf"
+        extra = {} if kind == "COMPOSITE" else {"ChecksumType": kind}
+        up = s3.create_multipart_upload(
+            Bucket=BUCKET, Key=key, ContentType="application/pdf", ChecksumAlgorithm="CRC32", **extra
+        )
+        done = []
+        for n, body in enumerate(parts, start=1):
+            r = s3.upload_part(
+                Bucket=BUCKET, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=body, ChecksumAlgorithm="CRC32"
+            )
+            assert r["ChecksumCRC32"] == b64(crc(body))
+            done.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+        out = s3.complete_multipart_upload(
+            Bucket=BUCKET, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": done}
+        )
+        assert out["ChecksumCRC32"] == want, kind
+        assert out["ChecksumType"] == kind
+        head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        assert head["ChecksumCRC32"] == want
+        assert head["ChecksumType"] == kind
+        got = s3.get_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        assert got["Body"].read() == b"".join(parts)
+        assert got["ChecksumType"] == kind

@@ -1851,6 +1851,7 @@ fn upload(id: &str, key: &str, owner: &str) -> MultipartUpload {
         owner: owner.into(),
         content_type: Some("application/pdf".into()),
         checksum_algorithm: Some("CRC32".into()),
+        checksum_type: Some("FULL_OBJECT".into()),
         created_at_ms: T0,
         last_activity_ms: T0,
         headers: headers(9),

@@ -181,6 +181,26 @@ pub async fn multipart_put(
     content_type: &str,
     parts: &[&[u8]],
 ) -> Result<String, String> {
+    multipart_put_checked(s3, key, content_type, parts, None, None)
+        .await
+        .map(|o| o.e_tag().unwrap_or_default().to_string())
+        .map_err(|(_, code)| code)
+}
+
+/// Like [`multipart_put`], with the checksum `alg` (of type `kind`, if given) asked for at
+/// creation and sent with every part (and each part's checksum listed at completion): the
+/// completion's answer, or its status and S3 code.
+pub async fn multipart_put_checked(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    content_type: &str,
+    parts: &[&[u8]],
+    alg: Option<aws_sdk_s3::types::ChecksumAlgorithm>,
+    kind: Option<aws_sdk_s3::types::ChecksumType>,
+) -> Result<
+    aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
+    (u16, String),
+> {
     use aws_sdk_s3::primitives::ByteStream;
     use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
     let up = s3
@@ -188,6 +208,8 @@ pub async fn multipart_put(
         .bucket(BUCKET)
         .key(key)
         .content_type(content_type)
+        .set_checksum_algorithm(alg.clone())
+        .set_checksum_type(kind)
         .send()
         .await
         .expect("create");
@@ -200,6 +222,7 @@ pub async fn multipart_put(
             .key(key)
             .upload_id(id)
             .part_number(n)
+            .set_checksum_algorithm(alg.clone())
             .body(ByteStream::from(chunk.to_vec()))
             .send()
             .await
@@ -208,6 +231,9 @@ pub async fn multipart_put(
             CompletedPart::builder()
                 .part_number(n)
                 .e_tag(r.e_tag().expect("etag"))
+                .set_checksum_crc32(r.checksum_crc32().map(str::to_string))
+                .set_checksum_sha256(r.checksum_sha256().map(str::to_string))
+                .set_checksum_crc64_nvme(r.checksum_crc64_nvme().map(str::to_string))
                 .build(),
         );
     }
@@ -222,14 +248,7 @@ pub async fn multipart_put(
         )
         .send()
         .await
-        .map(|o| o.e_tag().unwrap_or_default().to_string())
-        .map_err(|e| {
-            e.into_service_error()
-                .meta()
-                .code()
-                .unwrap_or("?")
-                .to_string()
-        })
+        .map_err(failure)
 }
 
 /// A minimal PDF-looking body of `len` bytes (magic + deterministic filler).

@@ -598,3 +598,199 @@ mod by_part_number {
         app.stop().await;
     }
 }
+
+/// Checksums of multipart objects (issue 17): full-object and composite, as aws-sdk-s3 asks for
+/// them and reads them back.
+mod checksums {
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, ObjectAttributes};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use sha2::{Digest, Sha256};
+
+    use crate::common::*;
+
+    const SMALL_PARTS: &str = "[s3]\nmin_part_bytes = 1000\n";
+
+    /// Uploads `parts` with `alg` (and `kind`, if given) and completes; returns the completion.
+    async fn upload(
+        s3: &aws_sdk_s3::Client,
+        key: &str,
+        parts: &[&[u8]],
+        alg: ChecksumAlgorithm,
+        kind: Option<ChecksumType>,
+    ) -> aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput {
+        multipart_put_checked(s3, key, "application/pdf", parts, Some(alg), kind)
+            .await
+            .expect("complete")
+    }
+
+    /// Reads `key` whole with checksum mode on: the SDK validates a full-object checksum
+    /// against the bytes as it reads them (and skips a composite one).
+    async fn read_checked(
+        s3: &aws_sdk_s3::Client,
+        key: &str,
+    ) -> (aws_sdk_s3::operation::get_object::GetObjectOutput, Vec<u8>) {
+        let mut got = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("get");
+        let body = std::mem::replace(&mut got.body, ByteStream::from_static(b""));
+        let bytes = body.collect().await.expect("validated body").to_vec();
+        (got, bytes)
+    }
+
+    #[tokio::test]
+    async fn a_sha256_upload_is_composite_by_default_and_reported_so_everywhere() {
+        let app = spawn_app_with(SMALL_PARTS).await;
+        let s3 = app.s3();
+        let data = pdf(4_200);
+        let parts: [&[u8]; 2] = [&data[..2_500], &data[2_500..]];
+        // The composite SHA-256: of the parts' SHA-256s, then "-<parts>".
+        let mut of_parts = Sha256::new();
+        for p in parts {
+            of_parts.update(Sha256::digest(p));
+        }
+        let composite = format!("{}-2", STANDARD.encode(of_parts.finalize()));
+        let done = upload(&s3, "ck/sha.pdf", &parts, ChecksumAlgorithm::Sha256, None).await;
+        assert_eq!(done.checksum_sha256(), Some(composite.as_str()));
+        assert_eq!(done.checksum_type(), Some(&ChecksumType::Composite));
+        let (got, bytes) = read_checked(&s3, "ck/sha.pdf").await;
+        assert_eq!(bytes, data);
+        assert_eq!(got.checksum_sha256(), Some(composite.as_str()));
+        assert_eq!(got.checksum_type(), Some(&ChecksumType::Composite));
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("ck/sha.pdf")
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(head.checksum_sha256(), Some(composite.as_str()));
+        let attrs = s3
+            .get_object_attributes()
+            .bucket(BUCKET)
+            .key("ck/sha.pdf")
+            .object_attributes(ObjectAttributes::Checksum)
+            .send()
+            .await
+            .expect("attributes");
+        let sum = attrs.checksum().expect("checksum");
+        assert_eq!(sum.checksum_type(), Some(&ChecksumType::Composite));
+        assert_eq!(
+            sum.checksum_sha256(),
+            composite.split('-').next(),
+            "GetObjectAttributes leaves the part count out"
+        );
+        // Without checksum mode, no checksum headers.
+        let plain = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("ck/sha.pdf")
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(plain.checksum_sha256(), None);
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn full_object_crc_checksums_are_of_the_whole_object() {
+        let app = spawn_app_with(SMALL_PARTS).await;
+        let s3 = app.s3();
+        let data = pdf(3_100);
+        let parts: [&[u8]; 2] = [&data[..2_000], &data[2_000..]];
+        for (key, alg, kind) in [
+            ("ck/crc64.pdf", ChecksumAlgorithm::Crc64Nvme, None),
+            (
+                "ck/crc32.pdf",
+                ChecksumAlgorithm::Crc32,
+                Some(ChecksumType::FullObject),
+            ),
+        ] {
+            let done = upload(&s3, key, &parts, alg, kind).await;
+            assert_eq!(
+                done.checksum_type(),
+                Some(&ChecksumType::FullObject),
+                "{key}"
+            );
+            let value = done
+                .checksum_crc64_nvme()
+                .or(done.checksum_crc32())
+                .expect("a checksum")
+                .to_string();
+            assert!(!value.contains('-'), "{key}: {value}");
+            // The SDK checks the full-object CRC against the bytes it reads.
+            let (got, bytes) = read_checked(&s3, key).await;
+            assert_eq!(bytes, data, "{key}");
+            assert_eq!(
+                got.checksum_type(),
+                Some(&ChecksumType::FullObject),
+                "{key}"
+            );
+            assert_eq!(
+                got.checksum_crc64_nvme().or(got.checksum_crc32()),
+                Some(value.as_str()),
+                "{key}"
+            );
+        }
+        // The CRC-32 of the whole object is not the composite of its parts.
+        let composite = upload(
+            &s3,
+            "ck/crc32-c.pdf",
+            &parts,
+            ChecksumAlgorithm::Crc32,
+            None,
+        )
+        .await;
+        assert_eq!(composite.checksum_type(), Some(&ChecksumType::Composite));
+        assert!(
+            composite
+                .checksum_crc32()
+                .is_some_and(|v| v.ends_with("-2")),
+            "{:?}",
+            composite.checksum_crc32()
+        );
+        app.stop().await;
+    }
+
+    #[tokio::test]
+    async fn checksum_types_an_algorithm_has_no_form_of_are_refused() {
+        let app = spawn_app_with(SMALL_PARTS).await;
+        let s3 = app.s3();
+        for (alg, kind) in [
+            (Some(ChecksumAlgorithm::Crc64Nvme), ChecksumType::Composite),
+            (Some(ChecksumAlgorithm::Sha256), ChecksumType::FullObject),
+            (None, ChecksumType::FullObject),
+        ] {
+            let refused = s3
+                .create_multipart_upload()
+                .bucket(BUCKET)
+                .key("ck/refused.pdf")
+                .set_checksum_algorithm(alg.clone())
+                .checksum_type(kind.clone())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(failure);
+            assert_eq!(
+                refused,
+                Err((400, "InvalidRequest".to_string())),
+                "{alg:?} {kind:?}"
+            );
+        }
+        let open = s3
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("list");
+        assert!(open.uploads().is_empty(), "nothing was created");
+        app.stop().await;
+    }
+}

@@ -9,3 +9,6 @@ CREATE INDEX buckets_tenant ON buckets (tenant_id);
 -- Sizes of the parts an object was completed from, in part order, comma-separated decimal;
 -- NULL: a single-part object.
 ALTER TABLE objects ADD COLUMN part_sizes TEXT;
+-- How a multipart upload's checksum covers the object it completes into
+-- (x-amz-checksum-type): COMPOSITE or FULL_OBJECT; NULL: no checksum algorithm was asked for.
+ALTER TABLE multipart_uploads ADD COLUMN checksum_type TEXT;
