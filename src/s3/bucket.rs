@@ -73,12 +73,14 @@ pub async fn list_buckets(ctx: &Ctx) -> Result<Response<Body>> {
 
 /// Whether S3 (and upgate's own paths) allow a new bucket named `name`: 3-63 characters of
 /// a-z 0-9 . -, starting and ending with a letter or digit, no `..`, not shaped like an IPv4
-/// address, none of S3's reserved prefixes and suffixes, and no name the web pages' paths
-/// would hide.
+/// address, none of S3's reserved prefixes and suffixes, and no name the web pages' paths or
+/// the probes (`/healthz`, `/readyz`, answered before S3 routing) would hide.
 fn creatable_name(config: &crate::config::Config, name: &str) -> bool {
     const RESERVED_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
     const RESERVED_SUFFIXES: [&str; 3] = ["-s3alias", "--ol-s3", "--x-s3"];
+    const PROBES: [&str; 2] = ["healthz", "readyz"];
     crate::config::valid_bucket_name(name)
+        && !PROBES.contains(&name)
         && name.parse::<std::net::Ipv4Addr>().is_err()
         && !RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
         && !RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s))
@@ -138,7 +140,8 @@ pub async fn create_bucket(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Re
             }
             Ok(resp)
         }
-        BucketCreation::Exists(Some(b)) if b.tenant_id.as_deref() == tenant => {
+        // Answered like a configured bucket to whoever may use it.
+        BucketCreation::Exists(Some(b)) if super::may_use(tenant, &b) => {
             Err(Error::BucketAlreadyOwnedByYou)
         }
         BucketCreation::Exists(_) => Err(Error::BucketAlreadyExists),

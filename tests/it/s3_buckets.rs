@@ -169,6 +169,9 @@ async fn bucket_names_follow_s3_rules_and_stay_clear_of_the_pages() {
         "192.168.10.20",
         "xn--abc",
         "abc-s3alias",
+        // The probes' paths.
+        "healthz",
+        "readyz",
     ] {
         assert_eq!(
             create(&s3, bad).await,
@@ -313,8 +316,23 @@ async fn tenant_keys_create_within_their_quota_and_keep_to_their_own_buckets() {
         delete(&sb, "alpha-data").await,
         Err((403, "AccessDenied".to_string()))
     );
-    // The operator sees every bucket.
+    // The operator sees every bucket; an operator's bucket is shared like a configured one.
     assert_eq!(bucket_names(&operator).await, ["alpha-data", BUCKET]);
+    create(&operator, "shared-by-op")
+        .await
+        .expect("operator creates");
+    assert_eq!(
+        create(&sb, "shared-by-op").await,
+        conflict("BucketAlreadyOwnedByYou")
+    );
+    assert_eq!(head(&sb, "shared-by-op").await, 200);
+    put_in(&sb, "shared-by-op", &b_key, pdf(100))
+        .await
+        .expect("b writes under its prefix in the operator's bucket");
+    assert_eq!(
+        delete(&sb, "shared-by-op").await,
+        Err((403, "AccessDenied".to_string()))
+    );
     sa.delete_object()
         .bucket("alpha-data")
         .key(&own_key)
