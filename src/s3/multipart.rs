@@ -282,10 +282,11 @@ pub async fn complete(
         // A retry (the client timed out waiting for the first answer): the same result.
         return completed(ctx, &location, bucket, key, etag).await;
     }
-    // The type is the upload's; a completion naming another is refused, as in S3.
+    // The type is the upload's; a completion naming another is refused, as in S3 (an upload
+    // created without a checksum has none to contradict).
     if let Some(asked) = header_str(&ctx.parts.headers, "x-amz-checksum-type")
-        && crate::upload::multipart::checksum_of(&upload)
-            .is_none_or(|(_, kind)| !kind.as_str().eq_ignore_ascii_case(asked))
+        && let Some((_, kind)) = crate::upload::multipart::checksum_of(&upload)
+        && !kind.as_str().eq_ignore_ascii_case(asked)
     {
         return Err(Error::InvalidRequest(
             "The upload was created using a different checksum type.",

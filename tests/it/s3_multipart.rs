@@ -760,6 +760,39 @@ mod checksums {
     }
 
     #[tokio::test]
+    async fn a_completion_naming_another_checksum_type_is_refused() {
+        let app = spawn_app().await;
+        let s3 = app.s3();
+        let create = s3
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key("ck/typed.pdf")
+            .content_type("application/pdf")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32);
+        let (id, done) = one_part_upload(&s3, create, 1_500).await;
+        let complete = |kind: ChecksumType| {
+            s3.complete_multipart_upload()
+                .bucket(BUCKET)
+                .key("ck/typed.pdf")
+                .upload_id(&id)
+                .multipart_upload(done.clone())
+                .checksum_type(kind)
+                .send()
+        };
+        let refused = complete(ChecksumType::FullObject)
+            .await
+            .map(|_| ())
+            .map_err(failure);
+        assert_eq!(refused, Err((400, "InvalidRequest".to_string())));
+        let out = complete(ChecksumType::Composite)
+            .await
+            .expect("the upload's own type");
+        assert_eq!(out.checksum_type(), Some(&ChecksumType::Composite));
+        assert!(out.checksum_crc32().is_some_and(|v| v.ends_with("-1")));
+        app.stop().await;
+    }
+
+    #[tokio::test]
     async fn checksum_types_an_algorithm_has_no_form_of_are_refused() {
         let app = spawn_app_with(SMALL_PARTS).await;
         let s3 = app.s3();
