@@ -181,6 +181,27 @@ macro_rules! impl_object_store {
                 Ok((retired, retired_bytes, retired_etag))
             }
 
+            /// Gives a retired object's bytes back to its tenant's usage (`row`: its `size` and
+            /// `tenant_id`).
+            async fn release_usage(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                row: &<Db as sqlx::Database>::Row,
+            ) -> Result<(), MetaError> {
+                let tenant: Option<String> = row.field("tenant_id")?;
+                if let Some(t) = tenant {
+                    let size: i64 = row.field("size")?;
+                    query::<Db>(
+                        "UPDATE tenant_usage SET bytes = bytes - $1, objects = objects - 1 \
+                         WHERE tenant_id = $2",
+                    )
+                    .bind(size)
+                    .bind(t)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
             /// A `buckets` row (name, created_at, tenant_id) as a run-time bucket.
             fn runtime_bucket_of(r: &<Db as sqlx::Database>::Row) -> Result<RuntimeBucket, MetaError> {
                 Ok(RuntimeBucket {
@@ -373,6 +394,23 @@ macro_rules! impl_object_store {
                     .await?
                     .rows_affected();
                     if inserted == 1 {
+                        // A new bucket starts empty. An upload that resolved a deleted bucket of
+                        // this name before its deletion may still have committed into it: such
+                        // leftovers are retired (their bytes go to the sweeper), never shown.
+                        let leftovers = query::<Db>(&format!(
+                            "SELECT id, size, tenant_id FROM objects \
+                             WHERE bucket = $1 AND status = 'committed'{lock}"
+                        ))
+                        .bind(&bucket.name)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for row in &leftovers {
+                            query::<Db>("UPDATE objects SET status = 'garbage' WHERE id = $1")
+                                .bind(row.field::<String, _>("id")?)
+                                .execute(&mut *tx)
+                                .await?;
+                            release_usage(&mut tx, row).await?;
+                        }
                         tx.commit().await?;
                         return Ok(BucketCreation::Created);
                     }
@@ -512,19 +550,7 @@ macro_rules! impl_object_store {
                     let Some(row) = row else {
                         return Ok(None);
                     };
-                    // The retired object's bytes go back to its tenant's usage.
-                    let tenant: Option<String> = row.field("tenant_id")?;
-                    if let Some(t) = tenant {
-                        let size: i64 = row.field("size")?;
-                        query::<Db>(
-                            "UPDATE tenant_usage SET bytes = bytes - $1, objects = objects - 1 \
-                             WHERE tenant_id = $2",
-                        )
-                        .bind(size)
-                        .bind(t)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    release_usage(&mut tx, &row).await?;
                     tx.commit().await?;
                     Ok(Some(row.field("id")?))
                 }

@@ -2257,6 +2257,25 @@ async fn runtime_buckets_are_deleted_only_when_empty(s: Store) {
             .expect("recreate"),
         BucketCreation::Created
     );
+    // An object committed into a deleted bucket (an upload that had resolved it before the
+    // deletion) does not show in a new bucket of that name: it is garbage for the sweeper.
+    put(&s, "late", "with-object", "late-key").await;
+    assert_eq!(
+        s.create_bucket(&runtime("with-object", None, T0 + 6), 0)
+            .await
+            .expect("recreate"),
+        BucketCreation::Created
+    );
+    assert_eq!(
+        s.current("with-object", "late-key").await.expect("get"),
+        None
+    );
+    assert!(sweep_ids(&s, T0).await.contains("late"));
+    assert_eq!(
+        s.delete_bucket("with-object").await.expect("delete"),
+        BucketRemoval::Removed,
+        "it starts empty"
+    );
 }
 
 async fn concurrent_bucket_creations_cannot_exceed_a_tenant_bucket_quota(s: Store) {
