@@ -61,6 +61,15 @@ async fn bucket_names(s3: &aws_sdk_s3::Client) -> Vec<String> {
         .collect()
 }
 
+async fn delete_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("delete object");
+}
+
 fn conflict(code: &str) -> Result<(), (u16, String)> {
     Err((409, code.to_string()))
 }
@@ -118,12 +127,7 @@ async fn a_created_bucket_is_served_listed_and_deleted_once_empty() {
         conflict("BucketNotEmpty")
     );
     assert_eq!(head(&s3, "made-at-runtime").await, 200);
-    s3.delete_object()
-        .bucket("made-at-runtime")
-        .key("a.pdf")
-        .send()
-        .await
-        .expect("delete object");
+    delete_object(&s3, "made-at-runtime", "a.pdf").await;
     delete(&s3, "made-at-runtime").await.expect("delete bucket");
     assert_eq!(head(&s3, "made-at-runtime").await, 404);
     assert_eq!(
@@ -333,12 +337,7 @@ async fn tenant_keys_create_within_their_quota_and_keep_to_their_own_buckets() {
         delete(&sb, "shared-by-op").await,
         Err((403, "AccessDenied".to_string()))
     );
-    sa.delete_object()
-        .bucket("alpha-data")
-        .key(&own_key)
-        .send()
-        .await
-        .expect("delete object");
+    delete_object(&sa, "alpha-data", &own_key).await;
     delete(&sa, "alpha-data")
         .await
         .expect("a deletes its bucket");
@@ -377,12 +376,7 @@ async fn a_bucket_made_on_one_replica_works_on_another_and_its_deletion_reaches_
         conflict("BucketNotEmpty"),
         "the object written through b is seen by a's bucket"
     );
-    sb.delete_object()
-        .bucket("shared-bucket")
-        .key("from-b.pdf")
-        .send()
-        .await
-        .expect("delete object");
+    delete_object(&sb, "shared-bucket", "from-b.pdf").await;
     assert_eq!(head(&sb, "shared-bucket").await, 200, "b has it cached");
     delete(&sa, "shared-bucket").await.expect("delete on a");
     // b stops serving it within its cache's lifetime.
@@ -405,4 +399,26 @@ async fn a_bucket_made_on_one_replica_works_on_another_and_its_deletion_reaches_
     a.stop().await;
     b.stop().await;
     pg.drop().await;
+}
+
+#[tokio::test]
+async fn runtime_buckets_work_on_mysql_too() {
+    let db = MySqlDatabase::new().await;
+    let app = spawn_app_with(&db.config()).await;
+    let s3 = app.s3();
+    create(&s3, "on-mysql").await.expect("create");
+    assert_eq!(
+        create(&s3, "on-mysql").await,
+        conflict("BucketAlreadyOwnedByYou")
+    );
+    put_in(&s3, "on-mysql", "a.pdf", pdf(200))
+        .await
+        .expect("put");
+    assert_eq!(bucket_names(&s3).await, ["on-mysql", BUCKET]);
+    assert_eq!(delete(&s3, "on-mysql").await, conflict("BucketNotEmpty"));
+    delete_object(&s3, "on-mysql", "a.pdf").await;
+    delete(&s3, "on-mysql").await.expect("delete bucket");
+    assert_eq!(head(&s3, "on-mysql").await, 404);
+    app.stop().await;
+    db.drop().await;
 }
