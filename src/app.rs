@@ -171,6 +171,7 @@ impl App {
                 metrics,
                 cleanup: Arc::new(CleanupTracker::default()),
                 bucket_created,
+                runtime_buckets: Default::default(),
                 rewrites: tokio::sync::Semaphore::new(crate::state::MAX_REWRITES),
                 extractions,
                 readiness: tokio::sync::Mutex::new(None),

@@ -87,7 +87,7 @@ pub async fn handle(
     // already carries its own).
     if let (Some(origin), Some(b)) = (&origin, &bucket)
         && op != "Preflight"
-        && let Some(bcfg) = state.config.bucket(b)
+        && let Ok(bcfg) = state.bucket(b)
         && let Some(h) = crate::cors::actual(&bcfg.cors, origin, &method)
     {
         // A front end may expose protocol headers of its own: the rule's are added to them.

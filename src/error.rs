@@ -110,6 +110,24 @@ pub enum Error {
     /// `CreateBucket` for a bucket that already exists and is ours.
     #[error("bucket already owned by you")]
     BucketAlreadyOwnedByYou,
+    /// CreateBucket of a name another owner (or the configuration) holds.
+    #[error("bucket already exists")]
+    BucketAlreadyExists,
+    /// DeleteBucket of a bucket that still holds objects or uploads.
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    /// A bucket name S3 would refuse, or one the web pages' paths would hide.
+    #[error("invalid bucket name")]
+    InvalidBucketName,
+    /// CreateBucket past the tenant's bucket quota (`s3.tenant_max_buckets`).
+    #[error("too many buckets")]
+    TooManyBuckets,
+    /// CreateBucket for a region other than the gateway's.
+    #[error("invalid location constraint")]
+    InvalidLocationConstraint,
+    /// GET/HEAD by a part number the object does not have.
+    #[error("invalid part number")]
+    InvalidPartNumber,
     /// The method is not allowed on this resource.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -256,7 +274,11 @@ impl Error {
             UploadComplete | InconsistentLength => StatusCode::BAD_REQUEST,
             Gone => StatusCode::GONE,
             InvalidJson(_) => StatusCode::BAD_REQUEST,
-            BucketAlreadyOwnedByYou => StatusCode::CONFLICT,
+            BucketAlreadyOwnedByYou | BucketAlreadyExists | BucketNotEmpty => StatusCode::CONFLICT,
+            InvalidBucketName | TooManyBuckets | InvalidLocationConstraint => {
+                StatusCode::BAD_REQUEST
+            }
+            InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -313,6 +335,12 @@ impl Error {
             InvalidTag(_) => "InvalidTag",
             ConditionalRequestConflict => "ConditionalRequestConflict",
             BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            BucketAlreadyExists => "BucketAlreadyExists",
+            BucketNotEmpty => "BucketNotEmpty",
+            InvalidBucketName => "InvalidBucketName",
+            TooManyBuckets => "TooManyBuckets",
+            InvalidLocationConstraint => "InvalidLocationConstraint",
+            InvalidPartNumber => "InvalidPartNumber",
             MethodNotAllowed => "MethodNotAllowed",
             NotImplemented => "NotImplemented",
             MissingContentLength => "MissingContentLength",
@@ -386,6 +414,15 @@ impl Error {
                 "A conflicting operation occurred. If using PutObject you can retry the request."
             }
             BucketAlreadyOwnedByYou => "The bucket already exists and is owned by you.",
+            BucketAlreadyExists => {
+                "The requested bucket name is not available. Please select a different name and \
+                 try again."
+            }
+            BucketNotEmpty => "The bucket you tried to delete is not empty.",
+            InvalidBucketName => "The specified bucket is not valid.",
+            TooManyBuckets => "You have attempted to create more buckets than allowed.",
+            InvalidLocationConstraint => "The specified location-constraint is not valid.",
+            InvalidPartNumber => "The requested partnumber is not satisfiable.",
             MethodNotAllowed => "The specified method is not allowed against this resource.",
             NotImplemented => "This operation is not implemented by upgate.",
             MissingContentLength => "You must provide the Content-Length HTTP header.",
@@ -434,6 +471,9 @@ impl Error {
             | MissingContentLength
             | IncompleteBody
             | InvalidRange
+            | InvalidPartNumber
+            | InvalidBucketName
+            | InvalidLocationConstraint
             | MethodNotAllowed => "malformed",
             EntityTooLarge | MetadataTooLarge => "too_large",
             EntityTooSmall | InvalidPart | InvalidPartOrder => "malformed",
@@ -445,11 +485,13 @@ impl Error {
             LinkInUse | AlreadyExists | UploadLocked | OffsetMismatch { .. } => "precondition",
             Gone => "not_found",
             UploadComplete | InconsistentLength => "malformed",
-            QuotaExceeded => "quota",
+            QuotaExceeded | TooManyBuckets => "quota",
             InvalidJson(_) => "malformed",
-            BucketAlreadyOwnedByYou | PreconditionFailed | ConditionalRequestConflict => {
-                "precondition"
-            }
+            BucketAlreadyOwnedByYou
+            | BucketAlreadyExists
+            | BucketNotEmpty
+            | PreconditionFailed
+            | ConditionalRequestConflict => "precondition",
             NotImplemented => "unsupported",
             RequestTimeout => "timeout",
             SlowDown(_) => "rate_limited",

@@ -330,6 +330,7 @@ async fn multipart_link(
             owner: format!("link:{}", link.id),
             content_type: Some(link.content_type.clone()),
             checksum_algorithm: None,
+            checksum_type: None,
             created_at_ms: now,
             last_activity_ms: now,
             headers: Default::default(),

@@ -62,6 +62,9 @@ pub struct Config {
     pub search: search::SearchConfig,
     /// Buckets by name.
     pub buckets: BTreeMap<String, BucketConfig>,
+    /// `[bucket_template]`: the policy of every bucket created at run time (S3 CreateBucket);
+    /// each setting defaults to the default bucket's.
+    pub bucket_template: BucketConfig,
 }
 
 /// `[server]`: the listener and its connection-level limits.
@@ -136,6 +139,10 @@ pub struct S3Config {
     pub min_part_bytes: u64,
     pub max_parts: u32,
     pub multipart_max_idle_secs: u64,
+    /// Whether operator keys may create buckets at run time (CreateBucket).
+    pub create_buckets: bool,
+    /// Most run-time buckets one tenant may create; 0: tenant keys may not create buckets.
+    pub tenant_max_buckets: u32,
 }
 
 pub use storage::{
@@ -551,11 +558,11 @@ impl Config {
             + self.server.upload_deadline_slack_secs
     }
 
-    /// The longest upload deadline of any bucket, in seconds.
+    /// The longest upload deadline of any bucket (run-time buckets' template included), in
+    /// seconds.
     pub fn longest_upload_deadline_secs(&self) -> u64 {
-        self.buckets
-            .values()
-            .map(|b| self.upload_deadline_secs(b))
+        self.policies()
+            .map(|(_, b)| self.upload_deadline_secs(b))
             .max()
             .unwrap_or(self.server.upload_deadline_slack_secs)
     }
@@ -590,16 +597,17 @@ impl Config {
         let mut root: Table = DEFAULT_TOML
             .parse()
             .map_err(|e| ConfigError(vec![format!("embedded defaults: {e}")]))?;
+        // Every bucket a file defines, and the run-time buckets' template, start from the
+        // default bucket's settings.
+        let template = root
+            .get("buckets")
+            .and_then(|b| b.get("uploads"))
+            .cloned()
+            .unwrap_or(Value::Table(Table::new()));
         if let Some(text) = overlay {
             match text.parse::<Table>() {
                 Ok(user) => {
-                    // A user-defined bucket list replaces the default bucket set entirely, but
-                    // each user bucket starts from the default bucket's settings.
-                    let template = root
-                        .get("buckets")
-                        .and_then(|b| b.get("uploads"))
-                        .cloned()
-                        .unwrap_or(Value::Table(Table::new()));
+                    // A user-defined bucket list replaces the default bucket set entirely.
                     let mut user = user;
                     if let Some(Value::Table(buckets)) = user.get_mut("buckets") {
                         for (_, b) in buckets.iter_mut() {
@@ -614,6 +622,11 @@ impl Config {
                 Err(e) => problems.push(format!("config file: {e}")),
             }
         }
+        let mut bucket_template = template;
+        if let Some(given) = root.remove("bucket_template") {
+            merge(&mut bucket_template, given);
+        }
+        root.insert("bucket_template".into(), bucket_template);
         for (k, v) in env {
             if let Some(rest) = k.strip_prefix(ENV_PREFIX) {
                 apply_env(&mut root, rest, &v, &mut problems);
@@ -673,6 +686,14 @@ impl Config {
         let scan = section::<ScanConfig>(&mut root, "scan", problems);
         let web = section::<web::WebConfig>(&mut root, "web", problems);
         let search = section::<search::SearchConfig>(&mut root, "search", problems);
+        let bucket_template = match root.remove("bucket_template").map(Value::try_into) {
+            Some(Ok(b)) => Some(b),
+            Some(Err(e)) => {
+                problems.push(format!("[bucket_template]: {}", e.message().trim()));
+                None
+            }
+            None => None,
+        };
         let mut buckets = BTreeMap::new();
         match root.remove("buckets") {
             Some(Value::Table(t)) => {
@@ -714,6 +735,7 @@ impl Config {
             web: web?,
             search: search?,
             buckets,
+            bucket_template: bucket_template?,
         })
     }
 
@@ -731,10 +753,10 @@ impl Config {
         if self.scan.timeout_secs == 0 || self.scan.max_concurrent == 0 {
             problems.push("scan.timeout_secs and scan.max_concurrent must be at least 1".into());
         }
-        for (name, b) in &self.buckets {
+        for (at, b) in self.policies() {
             if b.scan == ScanMode::Required && self.scan.clamd.is_empty() {
                 problems.push(format!(
-                    "buckets.{name}.scan = \"required\" needs a scanner: set scan.clamd"
+                    "{at}.scan = \"required\" needs a scanner: set scan.clamd"
                 ));
             }
         }
@@ -813,12 +835,12 @@ impl Config {
         if self.s3.max_signed_chunk_bytes < 8192 || self.s3.max_signed_chunk_bytes > 16 << 20 {
             problems.push("s3.max_signed_chunk_bytes must be 8192..=16777216".into());
         }
-        for (name, b) in &self.buckets {
+        for (at, b) in self.policies() {
             let deadline = self.upload_deadline_secs(b);
             if deadline >= self.metadata.pending_lease_secs {
                 problems.push(format!(
                     "metadata.pending_lease_secs ({}) must exceed the longest upload deadline \
-                     ({deadline} s for bucket {name}: max_object_bytes / \
+                     ({deadline} s for {at}: max_object_bytes / \
                      min_upload_rate_bytes_per_sec + upload_deadline_slack_secs), or the \
                      sweeper could remove an upload that is still running",
                     self.metadata.pending_lease_secs
@@ -882,30 +904,30 @@ impl Config {
             problems.push("at least one [buckets.NAME] table is required".into());
         }
         self.storage
-            .validate(self.buckets.values().map(|b| b.backend.as_str()), problems);
-        for (name, b) in &self.buckets {
+            .validate(self.policies().map(|(_, b)| b.backend.as_str()), problems);
+        for name in self.buckets.keys() {
             if !valid_bucket_name(name) {
                 problems.push(format!(
                     "bucket name {name:?} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)"
                 ));
             }
+        }
+        for (at, b) in self.policies() {
             if b.max_object_bytes == 0 || b.max_object_bytes > 5 << 30 {
-                problems.push(format!(
-                    "buckets.{name}.max_object_bytes must be 1..=5368709120"
-                ));
+                problems.push(format!("{at}.max_object_bytes must be 1..=5368709120"));
             }
             for (i, rule) in b.cors.iter().enumerate() {
                 for p in rule.problems() {
-                    problems.push(format!("buckets.{name}.cors[{i}]: {p}"));
+                    problems.push(format!("{at}.cors[{i}]: {p}"));
                 }
             }
             if b.allowed_types.is_empty() && b.types == TypesMode::Checked {
-                problems.push(format!("buckets.{name}.allowed_types must not be empty"));
+                problems.push(format!("{at}.allowed_types must not be empty"));
             }
             for t in &b.allowed_types {
                 if !mime::is_accepted(t) {
                     problems.push(format!(
-                        "buckets.{name}.allowed_types: {t:?} is not a type upgate can verify (known: {}, {})",
+                        "{at}.allowed_types: {t:?} is not a type upgate can verify (known: {}, {})",
                         mime::known_types().join(", "),
                         mime::declared_only_types().collect::<Vec<_>>().join(", ")
                     ));
@@ -913,7 +935,7 @@ impl Config {
             }
             if b.min_object_bytes > b.max_object_bytes {
                 problems.push(format!(
-                    "buckets.{name}.min_object_bytes must not exceed max_object_bytes"
+                    "{at}.min_object_bytes must not exceed max_object_bytes"
                 ));
             }
         }
@@ -984,6 +1006,18 @@ impl Config {
         if r.key_prefix.is_empty() || r.key_prefix.len() > 64 {
             problems.push("redis.key_prefix must be 1..=64 bytes".into());
         }
+    }
+
+    /// Every bucket policy with the config path naming it: each `[buckets.NAME]`, then
+    /// `[bucket_template]`.
+    fn policies(&self) -> impl Iterator<Item = (String, &BucketConfig)> {
+        self.buckets
+            .iter()
+            .map(|(name, b)| (format!("buckets.{name}"), b))
+            .chain(std::iter::once((
+                "bucket_template".to_string(),
+                &self.bucket_template,
+            )))
     }
 
     /// The policy of a bucket, if it is configured.
@@ -1181,6 +1215,42 @@ mod tests {
         let err = Config::from_layers(Some("[server]\nlisten_addr = \"x\"\n"), Vec::new())
             .expect_err("unknown key");
         assert!(err.to_string().contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn the_bucket_template_starts_from_the_default_bucket_and_is_checked_like_one() {
+        let defaults = Config::defaults().expect("defaults");
+        assert_eq!(
+            defaults.bucket_template.allowed_types,
+            defaults.buckets["uploads"].allowed_types
+        );
+        assert_eq!(
+            defaults.bucket_template.max_object_bytes,
+            defaults.buckets["uploads"].max_object_bytes
+        );
+        let c = Config::from_layers(
+            Some("[bucket_template]\ntypes = \"any\"\n[buckets.docs]\nmax_object_bytes = 9\n"),
+            env(&[("UPGATE__BUCKET_TEMPLATE__MAX_OBJECT_BYTES", "1234")]),
+        )
+        .expect("config");
+        assert_eq!(c.bucket_template.types, TypesMode::Any);
+        assert_eq!(c.bucket_template.max_object_bytes, 1234);
+        assert_eq!(c.buckets["docs"].max_object_bytes, 9);
+        assert_eq!(c.buckets["docs"].types, TypesMode::Checked);
+        let err = Config::from_layers(
+            Some("[bucket_template]\nscan = \"required\"\nmax_object_bytes = 0\nbogus = 1\n"),
+            Vec::new(),
+        )
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("[bucket_template]"), "{err}");
+        let err = Config::from_layers(
+            Some("[bucket_template]\nscan = \"required\"\nmax_object_bytes = 0\n"),
+            Vec::new(),
+        )
+        .expect_err("bad template");
+        let text = err.to_string();
+        assert!(text.contains("bucket_template.scan"), "{text}");
+        assert!(text.contains("bucket_template.max_object_bytes"), "{text}");
     }
 
     #[test]

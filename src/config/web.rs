@@ -19,6 +19,21 @@ pub struct WebConfig {
 }
 
 impl WebConfig {
+    /// Whether the pages' paths would hide a bucket named `bucket` (so no such bucket may be
+    /// configured or created).
+    pub fn hides(&self, bucket: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let first = self
+            .prefix
+            .trim_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or("");
+        (first.is_empty() && PAGE_SEGMENTS.contains(&bucket)) || bucket == first
+    }
+
     /// Adds every problem with the section to `problems`; `buckets` are the configured names.
     pub fn validate<'a>(
         &self,
@@ -43,12 +58,8 @@ impl WebConfig {
             ));
             return;
         }
-        if !self.enabled {
-            return;
-        }
-        let first = p.trim_matches('/').split('/').next().unwrap_or("");
         for b in buckets {
-            if (first.is_empty() && PAGE_SEGMENTS.contains(&b.as_str())) || b == first {
+            if self.hides(b) {
                 problems.push(format!(
                     "bucket {b:?} would be hidden by the web pages under web.prefix {p:?}: rename \
                      the bucket or set another web.prefix"

@@ -117,6 +117,114 @@ impl ChecksumAlgorithm {
     }
 }
 
+/// How a multipart object's checksum covers it (`x-amz-checksum-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumType {
+    /// The checksum of the part checksums (raw digests, concatenated in part order), written
+    /// `<base64>-<part count>`: SHA-1, SHA-256, CRC-32 and CRC-32C.
+    Composite,
+    /// The checksum of the whole object's bytes: CRC-32, CRC-32C and CRC-64/NVME.
+    FullObject,
+}
+
+impl ChecksumType {
+    /// S3's name: `COMPOSITE`, `FULL_OBJECT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Composite => "COMPOSITE",
+            Self::FullObject => "FULL_OBJECT",
+        }
+    }
+
+    /// The type S3 names `name` (ASCII case ignored); `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Composite, Self::FullObject]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(name))
+    }
+
+    /// The type a multipart upload of `alg` gets when none is asked for (S3: full-object for
+    /// CRC-64/NVME, which has no composite form; composite for the others).
+    pub fn default_for(alg: ChecksumAlgorithm) -> Self {
+        match alg {
+            ChecksumAlgorithm::Crc64Nvme => Self::FullObject,
+            _ => Self::Composite,
+        }
+    }
+
+    /// Whether S3 offers this type for `alg`.
+    pub fn supports(self, alg: ChecksumAlgorithm) -> bool {
+        match self {
+            Self::Composite => alg != ChecksumAlgorithm::Crc64Nvme,
+            Self::FullObject => matches!(
+                alg,
+                ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc64Nvme
+            ),
+        }
+    }
+
+    /// The type of a stored checksum value: composite values end in `-<part count>` (base64
+    /// has no `-`).
+    pub fn of_value(value: &str) -> Self {
+        if value.contains('-') {
+            Self::Composite
+        } else {
+            Self::FullObject
+        }
+    }
+}
+
+/// The checksum of a multipart object, fed the parts' bytes in order: of the whole object
+/// (full-object) or of the parts' checksums (composite).
+#[derive(Debug)]
+pub struct MultipartChecksummer {
+    kind: ChecksumType,
+    /// The whole object so far (full-object), or the current part (composite).
+    running: Checksummer,
+    /// Composite: the finished parts' raw digests, concatenated.
+    part_digests: Vec<u8>,
+    parts: usize,
+}
+
+impl MultipartChecksummer {
+    /// A checksummer of `alg` and `kind` that has seen no part.
+    pub fn new(alg: ChecksumAlgorithm, kind: ChecksumType) -> Self {
+        Self {
+            kind,
+            running: Checksummer::new(alg),
+            part_digests: Vec::new(),
+            parts: 0,
+        }
+    }
+
+    /// Feeds the next bytes of the current part.
+    pub fn update(&mut self, data: &[u8]) {
+        self.running.update(data);
+    }
+
+    /// Ends the current part: the next bytes start the next one.
+    pub fn end_part(&mut self) {
+        self.parts += 1;
+        if self.kind == ChecksumType::Composite {
+            let alg = self.running.algorithm();
+            let done = std::mem::replace(&mut self.running, Checksummer::new(alg));
+            self.part_digests.extend(done.finalize());
+        }
+    }
+
+    /// The object's checksum as S3 writes it: base64, and `-<parts>` for a composite one.
+    pub fn finalize(self) -> String {
+        match self.kind {
+            ChecksumType::FullObject => encode_b64(&self.running.finalize()),
+            ChecksumType::Composite => {
+                let mut of_parts = Checksummer::new(self.running.algorithm());
+                of_parts.update(&self.part_digests);
+                format!("{}-{}", encode_b64(&of_parts.finalize()), self.parts)
+            }
+        }
+    }
+}
+
 /// Incremental hasher for one [`ChecksumAlgorithm`].
 ///
 /// Feed the body with [`update`](Self::update) in as many pieces as it arrives; the result of
@@ -253,6 +361,45 @@ mod tests {
     use super::*;
     use ChecksumAlgorithm::*;
     use proptest::prelude::*;
+
+    // Python's zlib and hashlib: the CRC-32 of "hello world" (the parts "hello", " world"), the
+    // CRC-32 of the two parts' big-endian CRC-32s, and the SHA-256 of their SHA-256s.
+    #[test]
+    fn multipart_checksums_are_of_the_object_or_of_the_parts() {
+        let run = |alg, kind| {
+            let mut m = MultipartChecksummer::new(alg, kind);
+            for part in [&b"hel"[..], b"lo"] {
+                m.update(part);
+            }
+            m.end_part();
+            m.update(b" world");
+            m.end_part();
+            m.finalize()
+        };
+        assert_eq!(run(Crc32, ChecksumType::FullObject), "DUoRhQ==");
+        assert_eq!(run(Crc32, ChecksumType::Composite), "otMqCw==-2");
+        assert_eq!(
+            run(Sha256, ChecksumType::Composite),
+            "wpQQjqgKlhF49FQdoVTheIiiSjfvtKR+G5kBEF28Vf0=-2"
+        );
+        assert_eq!(
+            ChecksumType::of_value("otMqCw==-2"),
+            ChecksumType::Composite
+        );
+        assert_eq!(ChecksumType::of_value("DUoRhQ=="), ChecksumType::FullObject);
+        assert!(!ChecksumType::Composite.supports(Crc64Nvme));
+        assert!(!ChecksumType::FullObject.supports(Sha256));
+        assert_eq!(
+            ChecksumType::default_for(Crc64Nvme),
+            ChecksumType::FullObject
+        );
+        assert_eq!(ChecksumType::default_for(Crc32c), ChecksumType::Composite);
+        assert_eq!(
+            ChecksumType::parse("full_object"),
+            Some(ChecksumType::FullObject)
+        );
+        assert_eq!(ChecksumType::parse("whole"), None);
+    }
 
     // Ground truth from botocore 1.43.11 with awscrt 0.38.1, the code path the AWS CLI and boto3 use:
     //

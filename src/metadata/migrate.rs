@@ -105,6 +105,11 @@ macro_rules! embedded {
                 include_str!(concat!("migrations/", $dir, "/0010_retention.sql")),
             ),
             (
+                11,
+                "runtime_buckets",
+                include_str!(concat!("migrations/", $dir, "/0011_runtime_buckets.sql")),
+            ),
+            (
                 12,
                 "reconcile",
                 include_str!(concat!("migrations/", $dir, "/0012_reconcile.sql")),

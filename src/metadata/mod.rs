@@ -142,6 +142,9 @@ pub struct CommitInfo {
     pub tags: ObjectTags,
     /// A condition on the version the commit replaces, checked in the commit's transaction.
     pub condition: Option<WriteCondition>,
+    /// The sizes of the parts a multipart object's stored bytes are made of, in part order
+    /// (GET/HEAD by `partNumber`); empty: a single-part object.
+    pub part_sizes: Vec<u64>,
 }
 
 /// A conditional write's condition on the key's current version, checked by
@@ -255,6 +258,39 @@ macro_rules! apply_quota {
     };
 }
 
+/// A bucket created at run time (S3 CreateBucket), as the metadata database records it. Its
+/// policy is the config's `[bucket_template]`, read when it is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeBucket {
+    pub name: String,
+    pub created_at_ms: i64,
+    /// The tenant whose access key created it; `None`: an operator key.
+    pub tenant_id: Option<String>,
+}
+
+/// What [`MetadataStore::create_bucket`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketCreation {
+    /// The bucket was recorded.
+    Created,
+    /// A bucket of that name is recorded already: a run-time one (its record), or one recorded
+    /// from the configuration (`None`). Nothing changed.
+    Exists(Option<RuntimeBucket>),
+    /// The tenant owns as many run-time buckets as it may. Nothing changed.
+    TooMany,
+}
+
+/// What [`MetadataStore::delete_bucket`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketRemoval {
+    /// The run-time bucket is gone.
+    Removed,
+    /// No run-time bucket of that name.
+    NotFound,
+    /// It holds objects (or uploads being written, or open multipart uploads): kept.
+    NotEmpty,
+}
+
 /// A committed object version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {
@@ -274,6 +310,31 @@ pub struct ObjectRecord {
     pub headers: ObjectHeaders,
     /// The object's tags.
     pub tags: ObjectTags,
+    /// The sizes of its parts, in part order; empty: a single-part object (or one whose parts
+    /// are not known: completed before they were recorded, or rewritten by a content check).
+    pub part_sizes: Vec<u64>,
+}
+
+/// The `part_sizes` column of a list of part sizes (`NULL` for none).
+pub(crate) fn part_sizes_column(sizes: &[u64]) -> Option<String> {
+    (!sizes.is_empty()).then(|| {
+        sizes
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// The part sizes of a `part_sizes` column.
+fn part_sizes_of(column: Option<&str>) -> Result<Vec<u64>, MetaError> {
+    match column {
+        None | Some("") => Ok(Vec::new()),
+        Some(list) => list
+            .split(',')
+            .map(|n| n.parse().map_err(|_| MetaError::Corrupt("part sizes")))
+            .collect(),
+    }
 }
 
 /// One `objects` row as a record: the columns are the same in both databases.
@@ -290,6 +351,7 @@ where
     let value: Option<String> = row.field("checksum_value")?;
     let headers: Option<String> = row.field("headers")?;
     let tags: Option<String> = row.field("tags")?;
+    let part_sizes: Option<String> = row.field("part_sizes")?;
     Ok(ObjectRecord {
         id: row.field("id")?,
         bucket: row.field("bucket")?,
@@ -304,6 +366,7 @@ where
         scan: row.field("scan")?,
         headers: ObjectHeaders::from_column(headers.as_deref())?,
         tags: ObjectTags::from_column(tags.as_deref())?,
+        part_sizes: part_sizes_of(part_sizes.as_deref())?,
     })
 }
 
@@ -348,6 +411,8 @@ pub struct MultipartUpload {
     pub content_type: Option<String>,
     /// Checksum algorithm announced at creation (`x-amz-checksum-algorithm`), S3 spelling.
     pub checksum_algorithm: Option<String>,
+    /// How that checksum covers the object (`COMPOSITE`, `FULL_OBJECT`); `None` without one.
+    pub checksum_type: Option<String>,
     pub created_at_ms: i64,
     pub last_activity_ms: i64,
     /// Headers given at creation, stored with the object it completes into.
@@ -454,6 +519,21 @@ pub trait MetadataStore:
     async fn ensure_bucket(&self, name: &str, now_ms: i64) -> Result<i64, MetaError>;
     /// All recorded buckets with creation times, by name.
     async fn buckets(&self) -> Result<Vec<(String, i64)>, MetaError>;
+    /// Records a run-time bucket unless one of that name is recorded (configured ones too);
+    /// a bucket of a tenant only while that tenant has fewer than `tenant_max` run-time buckets
+    /// (checked and recorded atomically).
+    async fn create_bucket(
+        &self,
+        bucket: &RuntimeBucket,
+        tenant_max: u32,
+    ) -> Result<BucketCreation, MetaError>;
+    /// The run-time bucket `name`, if there is one.
+    async fn runtime_bucket(&self, name: &str) -> Result<Option<RuntimeBucket>, MetaError>;
+    /// Every run-time bucket, by name.
+    async fn runtime_buckets(&self) -> Result<Vec<RuntimeBucket>, MetaError>;
+    /// Removes the run-time bucket `name` if it is empty: no committed or pending object and no
+    /// open multipart upload (checked and removed atomically).
+    async fn delete_bucket(&self, name: &str) -> Result<BucketRemoval, MetaError>;
     /// Inserts a `pending` row before any byte is written.
     async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError>;
     /// Atomically retires the current version at the row's key and commits the row, if

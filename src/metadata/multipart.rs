@@ -22,7 +22,8 @@ macro_rules! impl_multipart_store {
             };
 
             const UPLOAD_COLUMNS: &str = "upload_id, bucket, key, owner, content_type, \
-                checksum_algorithm, created_at, last_activity, headers, completed_etag, tags";
+                checksum_algorithm, created_at, last_activity, headers, completed_etag, tags, \
+                checksum_type";
             const PART_COLUMNS: &str = "part_number, blob_id, size, etag, sha256, \
                 checksum_algorithm, checksum_value, detected_type, created_at";
 
@@ -41,6 +42,7 @@ macro_rules! impl_multipart_store {
                     headers: ObjectHeaders::from_column(headers.as_deref())?,
                     completed_etag: row.field("completed_etag")?,
                     tags: ObjectTags::from_column(tags.as_deref())?,
+                    checksum_type: row.field("checksum_type")?,
                 })
             }
 
@@ -125,7 +127,7 @@ macro_rules! impl_multipart_store {
                 async fn create_multipart(&self, u: &MultipartUpload) -> Result<(), MetaError> {
                     query::<Db>(&format!(
                         "INSERT INTO multipart_uploads ({UPLOAD_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                     ))
                     .bind(&u.upload_id)
                     .bind(&u.bucket)
@@ -138,6 +140,7 @@ macro_rules! impl_multipart_store {
                     .bind(u.headers.to_column())
                     .bind(&u.completed_etag)
                     .bind(u.tags.to_column())
+                    .bind(&u.checksum_type)
                     .execute(&self.$w)
                     .await?;
                     Ok(())

@@ -84,14 +84,16 @@ macro_rules! impl_object_store {
             type Db = $db;
             use $crate::metadata::objects::{MAX_COMMIT_ATTEMPTS, deadlocked, has_nul, lost_commit_race};
             use $crate::metadata::{
-                CommitInfo, MetaError, MetadataStore, NewPending, ObjectRecord, ObjectTags, Sweepable,
-                object_record, prefix_upper_bound, sweepables,
+                BucketCreation, BucketRemoval, CommitInfo, MetaError, MetadataStore, NewPending,
+                ObjectRecord, ObjectTags, RuntimeBucket, Sweepable, object_record,
+                part_sizes_column, prefix_upper_bound, sweepables,
             };
 
             const CONCURRENT_WRITERS: bool = $concurrent;
 
             const OBJECT_COLUMNS: &str = "id, bucket, key, owner, size, sha256, etag, \
-                content_type, checksum_algorithm, checksum_value, committed_at, scan, headers, tags";
+                content_type, checksum_algorithm, checksum_value, committed_at, scan, headers, tags, \
+                part_sizes";
 
             /// Marks the committed version at (`bucket`, `key`) garbage (at most one row, by the
             /// unique index); returns its `columns`. Without `UPDATE … RETURNING`, the rows are
@@ -160,7 +162,7 @@ macro_rules! impl_object_store {
                     "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, etag = $3, \
                      content_type = $4, checksum_algorithm = $5, checksum_value = $6, \
                      committed_at = $7, lease_until = NULL, scan = $9, headers = $10, \
-                     tags = $11 WHERE id = $8",
+                     tags = $11, part_sizes = $12 WHERE id = $8",
                 )
                 .bind(size)
                 .bind(&info.sha256)
@@ -173,9 +175,40 @@ macro_rules! impl_object_store {
                 .bind(&info.scan)
                 .bind(info.headers.to_column())
                 .bind(info.tags.to_column())
+                .bind(part_sizes_column(&info.part_sizes))
                 .execute(&mut **tx)
                 .await?;
                 Ok((retired, retired_bytes, retired_etag))
+            }
+
+            /// Gives a retired object's bytes back to its tenant's usage (`row`: its `size` and
+            /// `tenant_id`).
+            async fn release_usage(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                row: &<Db as sqlx::Database>::Row,
+            ) -> Result<(), MetaError> {
+                let tenant: Option<String> = row.field("tenant_id")?;
+                if let Some(t) = tenant {
+                    let size: i64 = row.field("size")?;
+                    query::<Db>(
+                        "UPDATE tenant_usage SET bytes = bytes - $1, objects = objects - 1 \
+                         WHERE tenant_id = $2",
+                    )
+                    .bind(size)
+                    .bind(t)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// A `buckets` row (name, created_at, tenant_id) as a run-time bucket.
+            fn runtime_bucket_of(r: &<Db as sqlx::Database>::Row) -> Result<RuntimeBucket, MetaError> {
+                Ok(RuntimeBucket {
+                    name: r.field("name")?,
+                    created_at_ms: r.field("created_at")?,
+                    tenant_id: r.field("tenant_id")?,
+                })
             }
 
             /// One attempt at [`MetadataStore::commit`], in one transaction.
@@ -301,6 +334,155 @@ macro_rules! impl_object_store {
                         .collect()
                 }
 
+                async fn create_bucket(
+                    &self,
+                    bucket: &RuntimeBucket,
+                    tenant_max: u32,
+                ) -> Result<BucketCreation, MetaError> {
+                    /// The bucket of that name, as CreateBucket reports it.
+                    async fn existing(
+                        tx: &mut sqlx::Transaction<'_, Db>,
+                        name: &str,
+                    ) -> Result<Option<BucketCreation>, MetaError> {
+                        let row = query::<Db>(
+                            "SELECT name, created_at, tenant_id, runtime FROM buckets \
+                             WHERE name = $1",
+                        )
+                        .bind(name)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                        Ok(match row {
+                            Some(r) if r.field::<i64, _>("runtime")? == 1 => {
+                                Some(BucketCreation::Exists(Some(runtime_bucket_of(&r)?)))
+                            }
+                            Some(_) => Some(BucketCreation::Exists(None)),
+                            None => None,
+                        })
+                    }
+                    let lock = if CONCURRENT_WRITERS { " FOR UPDATE" } else { "" };
+                    let mut tx = self.$w.begin().await?;
+                    // An existing bucket is reported as such, whatever the quota says (as S3).
+                    if let Some(found) = existing(&mut tx, &bucket.name).await? {
+                        return Ok(found);
+                    }
+                    if let Some(tenant) = &bucket.tenant_id {
+                        // The tenant's row is the lock that queues its concurrent creations, so
+                        // that two of them cannot both pass the count (a single writer queues
+                        // them anyway).
+                        query::<Db>(&format!("SELECT id FROM tenants WHERE id = $1{lock}"))
+                            .bind(tenant)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let owned: i64 = query::<Db>(
+                            "SELECT COUNT(*) FROM buckets WHERE tenant_id = $1 AND runtime = 1",
+                        )
+                        .bind(tenant)
+                        .scalar_one(&mut *tx)
+                        .await?;
+                        if owned >= i64::from(tenant_max) {
+                            return Ok(BucketCreation::TooMany);
+                        }
+                    }
+                    let inserted = query::<Db>(
+                        "INSERT INTO buckets (name, created_at, runtime, tenant_id) \
+                         VALUES ($1, $2, 1, $3) ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(&bucket.name)
+                    .bind(bucket.created_at_ms)
+                    .bind(&bucket.tenant_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 1 {
+                        // A new bucket starts empty. An upload that resolved a deleted bucket of
+                        // this name before its deletion may still have committed into it: such
+                        // leftovers are retired (their bytes go to the sweeper), never shown.
+                        let leftovers = query::<Db>(&format!(
+                            "SELECT id, size, tenant_id FROM objects \
+                             WHERE bucket = $1 AND status = 'committed'{lock}"
+                        ))
+                        .bind(&bucket.name)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for row in &leftovers {
+                            query::<Db>("UPDATE objects SET status = 'garbage' WHERE id = $1")
+                                .bind(row.field::<String, _>("id")?)
+                                .execute(&mut *tx)
+                                .await?;
+                            release_usage(&mut tx, row).await?;
+                        }
+                        tx.commit().await?;
+                        return Ok(BucketCreation::Created);
+                    }
+                    // Created concurrently since the first look.
+                    Ok(existing(&mut tx, &bucket.name)
+                        .await?
+                        .unwrap_or(BucketCreation::Exists(None)))
+                }
+
+                async fn runtime_bucket(&self, name: &str) -> Result<Option<RuntimeBucket>, MetaError> {
+                    if has_nul(name) {
+                        return Ok(None);
+                    }
+                    let row = query::<Db>(
+                        "SELECT name, created_at, tenant_id FROM buckets \
+                         WHERE name = $1 AND runtime = 1",
+                    )
+                    .bind(name)
+                    .fetch_optional(&self.$r)
+                    .await?;
+                    row.as_ref().map(runtime_bucket_of).transpose()
+                }
+
+                async fn runtime_buckets(&self) -> Result<Vec<RuntimeBucket>, MetaError> {
+                    let rows = query::<Db>(
+                        "SELECT name, created_at, tenant_id FROM buckets WHERE runtime = 1 \
+                         ORDER BY name",
+                    )
+                    .fetch_all(&self.$r)
+                    .await?;
+                    rows.iter().map(runtime_bucket_of).collect()
+                }
+
+                async fn delete_bucket(&self, name: &str) -> Result<BucketRemoval, MetaError> {
+                    if has_nul(name) {
+                        return Ok(BucketRemoval::NotFound);
+                    }
+                    let lock = if CONCURRENT_WRITERS { " FOR UPDATE" } else { "" };
+                    let mut tx = self.$w.begin().await?;
+                    let found = query::<Db>(&format!(
+                        "SELECT name FROM buckets WHERE name = $1 AND runtime = 1{lock}"
+                    ))
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if found.is_none() {
+                        return Ok(BucketRemoval::NotFound);
+                    }
+                    let object = query::<Db>(
+                        "SELECT id FROM objects WHERE bucket = $1 AND status != 'garbage' LIMIT 1",
+                    )
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let upload = query::<Db>(
+                        "SELECT upload_id FROM multipart_uploads \
+                         WHERE bucket = $1 AND completed_etag IS NULL LIMIT 1",
+                    )
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if object.is_some() || upload.is_some() {
+                        return Ok(BucketRemoval::NotEmpty);
+                    }
+                    query::<Db>("DELETE FROM buckets WHERE name = $1 AND runtime = 1")
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(BucketRemoval::Removed)
+                }
+
                 async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError> {
                     query::<Db>(
                         "INSERT INTO objects (id, bucket, key, status, owner, created_at, \
@@ -368,19 +550,7 @@ macro_rules! impl_object_store {
                     let Some(row) = row else {
                         return Ok(None);
                     };
-                    // The retired object's bytes go back to its tenant's usage.
-                    let tenant: Option<String> = row.field("tenant_id")?;
-                    if let Some(t) = tenant {
-                        let size: i64 = row.field("size")?;
-                        query::<Db>(
-                            "UPDATE tenant_usage SET bytes = bytes - $1, objects = objects - 1 \
-                             WHERE tenant_id = $2",
-                        )
-                        .bind(size)
-                        .bind(t)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    release_usage(&mut tx, &row).await?;
                     tx.commit().await?;
                     Ok(Some(row.field("id")?))
                 }

@@ -1,5 +1,6 @@
-//! Bucket operations: ListBuckets, HeadBucket, GetBucketLocation, CreateBucket (buckets are
-//! configured, so it only acknowledges existing ones), ListObjects v1/v2, DeleteObjects.
+//! Bucket operations: ListBuckets, HeadBucket, GetBucketLocation, CreateBucket and DeleteBucket
+//! (run-time buckets, recorded in the metadata database; configured ones are acknowledged and
+//! kept), ListObjects v1/v2, DeleteObjects.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,7 +17,9 @@ use crate::auth::PayloadMode;
 use crate::error::{Error, Result};
 use crate::http::{Body, header_str, status_response};
 use crate::ingest::checksum::{self, Checksummer};
-use crate::metadata::{ObjectRecord, prefix_upper_bound};
+use crate::metadata::{
+    BucketCreation, BucketRemoval, ObjectRecord, RuntimeBucket, prefix_upper_bound,
+};
 
 /// Most keys returned per list page (S3's cap).
 pub const MAX_KEYS: u32 = 1000;
@@ -24,22 +27,36 @@ pub const MAX_KEYS: u32 = 1000;
 const PAGE: u32 = 1000;
 
 fn ensure_bucket(ctx: &Ctx, bucket: &str) -> Result<()> {
-    ctx.state
-        .config
-        .bucket(bucket)
-        .map(|_| ())
-        .ok_or(Error::NoSuchBucket)
+    ctx.state.bucket(bucket).map(|_| ())
 }
 
-/// ListBuckets: the configured buckets.
+/// The tenant of the caller's key (`None`: an operator key).
+fn caller_tenant(ctx: &Ctx) -> Option<&str> {
+    crate::upload::quota::tenant_of_scope(ctx.scope.as_deref())
+}
+
+/// ListBuckets: the configured buckets and the run-time buckets the caller may use (an
+/// operator key sees every one), by name.
 pub async fn list_buckets(ctx: &Ctx) -> Result<Response<Body>> {
-    let names: Vec<(&String, i64)> = ctx
+    let tenant = caller_tenant(ctx);
+    let runtime = ctx.state.meta.runtime_buckets().await?;
+    let mut names: Vec<(&str, i64)> = ctx
         .state
         .config
         .buckets
         .keys()
-        .map(|n| (n, ctx.state.bucket_created.get(n).copied().unwrap_or(0)))
+        .map(|n| {
+            let created = ctx.state.bucket_created.get(n).copied().unwrap_or(0);
+            (n.as_str(), created)
+        })
+        .chain(
+            runtime
+                .iter()
+                .filter(|b| super::may_use(tenant, b) && ctx.state.config.bucket(&b.name).is_none())
+                .map(|b| (b.name.as_str(), b.created_at_ms)),
+        )
         .collect();
+    names.sort_unstable();
     let entries: Vec<BucketEntry<'_>> = names
         .iter()
         .map(|(n, c)| BucketEntry {
@@ -54,15 +71,113 @@ pub async fn list_buckets(ctx: &Ctx) -> Result<Response<Body>> {
     ))
 }
 
-/// CreateBucket: buckets come from the config; an existing one is acknowledged the way S3
-/// acknowledges a bucket you already own (tools such as rclone create before first upload).
-pub fn create_bucket(ctx: &Ctx, bucket: &str) -> Result<Response<Body>> {
-    if ctx.state.config.bucket(bucket).is_some() {
-        Err(Error::BucketAlreadyOwnedByYou)
-    } else {
-        Err(Error::AccessDenied(
-            "Buckets are defined in the upgate configuration.",
-        ))
+/// Whether S3 (and upgate's own paths) allow a new bucket named `name`: 3-63 characters of
+/// a-z 0-9 . -, starting and ending with a letter or digit, no `..`, not shaped like an IPv4
+/// address, none of S3's reserved prefixes and suffixes, and no name the web pages' paths or
+/// the probes (`/healthz`, `/readyz`, answered before S3 routing) would hide.
+fn creatable_name(config: &crate::config::Config, name: &str) -> bool {
+    const RESERVED_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+    const RESERVED_SUFFIXES: [&str; 3] = ["-s3alias", "--ol-s3", "--x-s3"];
+    const PROBES: [&str; 2] = ["healthz", "readyz"];
+    crate::config::valid_bucket_name(name)
+        && !PROBES.contains(&name)
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+        && !RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+        && !RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s))
+        && !config.web.hides(name)
+}
+
+/// CreateBucket. A configured bucket is acknowledged the way S3 acknowledges a bucket you
+/// already own (tools such as rclone create before their first upload); a new name becomes a
+/// run-time bucket, governed by `[bucket_template]`, if the caller may create one
+/// (`s3.create_buckets` for operator keys, `s3.tenant_max_buckets` for tenant keys).
+pub async fn create_bucket(ctx: &Ctx, bucket: &str, body: Incoming) -> Result<Response<Body>> {
+    let config = &ctx.state.config;
+    if !creatable_name(config, bucket) && config.bucket(bucket).is_none() {
+        return Err(Error::InvalidBucketName);
+    }
+    let data = read_small_body(ctx, body).await?;
+    if !data.is_empty() {
+        let constraint = xml::parse_create_bucket(&data).map_err(|_| Error::MalformedXml)?;
+        // The gateway has one region: it may be named or left out (as S3 names us-east-1).
+        if constraint.is_some_and(|c| c != config.s3.region) {
+            return Err(Error::InvalidLocationConstraint);
+        }
+    }
+    if config.bucket(bucket).is_some() {
+        return Err(Error::BucketAlreadyOwnedByYou);
+    }
+    let tenant = caller_tenant(ctx);
+    match tenant {
+        None if !config.s3.create_buckets => {
+            return Err(Error::AccessDenied(
+                "Buckets are defined in the upgate configuration.",
+            ));
+        }
+        Some(_) if config.s3.tenant_max_buckets == 0 => {
+            return Err(Error::AccessDenied(
+                "This access key may not create buckets.",
+            ));
+        }
+        _ => {}
+    }
+    let record = RuntimeBucket {
+        name: bucket.to_string(),
+        created_at_ms: crate::clock::now_ms(),
+        tenant_id: tenant.map(str::to_string),
+    };
+    match ctx
+        .state
+        .meta
+        .create_bucket(&record, config.s3.tenant_max_buckets)
+        .await?
+    {
+        BucketCreation::Created => {
+            ctx.state.runtime_buckets.remember(record);
+            let mut resp = status_response(StatusCode::OK);
+            if let Ok(v) = http::HeaderValue::from_str(&format!("/{bucket}")) {
+                resp.headers_mut().insert(http::header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        // Answered like a configured bucket to whoever may use it.
+        BucketCreation::Exists(Some(b)) if super::may_use(tenant, &b) => {
+            Err(Error::BucketAlreadyOwnedByYou)
+        }
+        BucketCreation::Exists(_) => Err(Error::BucketAlreadyExists),
+        BucketCreation::TooMany => Err(Error::TooManyBuckets),
+    }
+}
+
+/// DeleteBucket: removes an empty run-time bucket (its creator's tenant, or an operator key).
+/// Configured buckets cannot be deleted through the API: 403 AccessDenied, as S3 answers an
+/// operation the caller's policy forbids.
+pub async fn delete_bucket(ctx: &Ctx, bucket: &str) -> Result<Response<Body>> {
+    let state = &ctx.state;
+    if state.config.bucket(bucket).is_some() {
+        return Err(Error::AccessDenied(
+            "Buckets defined in the upgate configuration cannot be deleted.",
+        ));
+    }
+    let Some(found) = state.meta.runtime_bucket(bucket).await? else {
+        state.runtime_buckets.forget(bucket);
+        return Err(Error::NoSuchBucket);
+    };
+    if caller_tenant(ctx).is_some() && found.tenant_id.as_deref() != caller_tenant(ctx) {
+        return Err(Error::AccessDenied(
+            "Only the tenant that created a bucket may delete it.",
+        ));
+    }
+    match state.meta.delete_bucket(bucket).await? {
+        BucketRemoval::Removed => {
+            state.runtime_buckets.forget(bucket);
+            Ok(status_response(StatusCode::NO_CONTENT))
+        }
+        BucketRemoval::NotEmpty => Err(Error::BucketNotEmpty),
+        BucketRemoval::NotFound => {
+            state.runtime_buckets.forget(bucket);
+            Err(Error::NoSuchBucket)
+        }
     }
 }
 

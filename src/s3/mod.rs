@@ -29,8 +29,9 @@ use crate::auth::links::{DOWNLOAD_PARAM, is_link_key};
 use crate::auth::{AuthError, RequestHead, Verified};
 use crate::error::{Error, Result};
 use crate::http::{Body, ConnInfo, Outcome, Query, empty, full};
+use crate::metadata::RuntimeBucket;
 use crate::ratelimit::RouteClass;
-use crate::state::AppState;
+use crate::state::{AppState, BucketSource};
 use crate::upload::admit::{client_ip, rate_limit};
 use router::Endpoint;
 
@@ -85,10 +86,12 @@ async fn dispatch(
         // the signed policy inside it. Both are charged to the address and the global budget.
         Endpoint::Preflight { bucket } => {
             rate_limit(&state, class, None, ip).await?;
+            state.resolve_bucket(bucket).await?;
             return preflight(&state, &parts.headers, bucket);
         }
         Endpoint::PostObject { bucket } => {
             rate_limit(&state, class, None, ip).await?;
+            state.resolve_bucket(bucket).await?;
             return post::post_object(Arc::clone(&state), &parts, bucket, body).await;
         }
         _ => {}
@@ -116,6 +119,16 @@ async fn dispatch(
     ) {
         check_scope(scope.as_deref(), query.get("prefix")?.unwrap_or(""))?;
     }
+    // A run-time bucket a tenant created is that tenant's alone (CreateBucket and DeleteBucket
+    // judge the bucket themselves).
+    if let Some(b) = endpoint.bucket()
+        && !matches!(
+            endpoint,
+            Endpoint::CreateBucket { .. } | Endpoint::DeleteBucket { .. }
+        )
+    {
+        admit_bucket(&state, b, scope.as_deref()).await?;
+    }
     // Link keys sign only upload links (PutObject, UploadPart) and download links
     // (GetObject/HeadObject); those handlers check the link parameters.
     if link_key
@@ -139,15 +152,24 @@ async fn dispatch(
     };
     match endpoint {
         Endpoint::ListBuckets => bucket::list_buckets(&ctx).await,
-        Endpoint::CreateBucket { bucket } => bucket::create_bucket(&ctx, &bucket),
+        Endpoint::CreateBucket { bucket } => bucket::create_bucket(&ctx, &bucket, body).await,
+        Endpoint::DeleteBucket { bucket } => bucket::delete_bucket(&ctx, &bucket).await,
         Endpoint::HeadBucket { bucket } => bucket::head_bucket(&ctx, &bucket),
         Endpoint::GetBucketLocation { bucket } => bucket::location(&ctx, &bucket),
         Endpoint::ListObjectsV1 { bucket } => bucket::list_objects(&ctx, &bucket, false).await,
         Endpoint::ListObjectsV2 { bucket } => bucket::list_objects(&ctx, &bucket, true).await,
         Endpoint::DeleteObjects { bucket } => bucket::delete_objects(&ctx, &bucket, body).await,
         Endpoint::PutObject { bucket, key } => object::put(ctx, &bucket, &key, body).await,
-        Endpoint::GetObject { bucket, key } => object::get(&ctx, &bucket, &key, false).await,
-        Endpoint::HeadObject { bucket, key } => object::get(&ctx, &bucket, &key, true).await,
+        Endpoint::GetObject {
+            bucket,
+            key,
+            part_number,
+        } => object::get(&ctx, &bucket, &key, part_number, false).await,
+        Endpoint::HeadObject {
+            bucket,
+            key,
+            part_number,
+        } => object::get(&ctx, &bucket, &key, part_number, true).await,
         Endpoint::DeleteObject { bucket, key } => object::delete(&ctx, &bucket, &key).await,
         Endpoint::CreateMultipartUpload { bucket, key } => {
             multipart::create(&ctx, &bucket, &key).await
@@ -206,6 +228,32 @@ fn route_class(endpoint: &Endpoint, query: &Query) -> RouteClass {
 /// 400, as in S3.
 fn preflight(state: &AppState, headers: &http::HeaderMap, bucket: &str) -> Result<Response<Body>> {
     crate::cors::preflight_response(&state.bucket(bucket)?.cors, headers)
+}
+
+/// Whether a caller of `tenant` (`None`: an operator key) may use the run-time bucket `b`: an
+/// operator's bucket is shared like a configured one, a tenant's bucket is that tenant's.
+pub(crate) fn may_use(tenant: Option<&str>, b: &RuntimeBucket) -> bool {
+    match (tenant, b.tenant_id.as_deref()) {
+        (Some(caller), Some(owner)) => caller == owner,
+        _ => true,
+    }
+}
+
+/// Resolves `bucket` for this request (so that [`AppState::bucket`] answers for a run-time
+/// bucket) and refuses a caller confined to `scope` another tenant's run-time bucket. An
+/// unknown bucket passes: the handler answers NoSuchBucket.
+pub(crate) async fn admit_bucket(
+    state: &AppState,
+    bucket: &str,
+    scope: Option<&str>,
+) -> Result<()> {
+    let tenant = crate::upload::quota::tenant_of_scope(scope);
+    match state.resolve_bucket(bucket).await? {
+        Some(BucketSource::Runtime(b)) if !may_use(tenant, &b) => Err(Error::AccessDenied(
+            "This bucket belongs to another tenant.",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses keys outside the caller's prefix (see [`lookup_key`]).

@@ -26,7 +26,7 @@ use crate::auth::links::{UPLOAD_PARAM, is_link_key};
 use crate::error::{Error, Result};
 use crate::http::{Body, header_str, incoming_frames, status_response};
 use crate::ingest;
-use crate::ingest::checksum::ChecksumAlgorithm;
+use crate::ingest::checksum::{ChecksumAlgorithm, ChecksumType};
 use crate::metadata::MultipartUpload;
 use crate::upload::multipart::{PartRef, StoredPart};
 
@@ -82,17 +82,13 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>
     {
         return Err(Error::ContentTypeNotAllowed);
     }
-    let checksum_algorithm = match header_str(h, "x-amz-checksum-algorithm") {
+    let algorithm = match header_str(h, "x-amz-checksum-algorithm") {
         None => None,
-        Some(a) => Some(
-            ChecksumAlgorithm::from_algorithm_name(a)
-                .ok_or(Error::InvalidArgument(
-                    "unsupported x-amz-checksum-algorithm",
-                ))?
-                .algorithm_name()
-                .to_string(),
-        ),
+        Some(a) => Some(ChecksumAlgorithm::from_algorithm_name(a).ok_or(
+            Error::InvalidArgument("unsupported x-amz-checksum-algorithm"),
+        )?),
     };
+    let checksum_type = checksum_type(h, algorithm)?;
     let headers = super::object_headers::from_request(h)?;
     let tags = super::tagging::from_header(h)?;
     let now = crate::clock::now_ms();
@@ -102,7 +98,8 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>
         key: key.to_string(),
         owner: ctx.verified.access_key_id().to_string(),
         content_type,
-        checksum_algorithm,
+        checksum_algorithm: algorithm.map(|a| a.algorithm_name().to_string()),
+        checksum_type: checksum_type.map(|t| t.as_str().to_string()),
         created_at_ms: now,
         last_activity_ms: now,
         headers,
@@ -114,12 +111,66 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>
         StatusCode::OK,
         xml::initiate_multipart(bucket, key, &upload.upload_id),
     );
-    if let Some(a) = &upload.checksum_algorithm
-        && let Ok(v) = HeaderValue::from_str(a)
-    {
-        resp.headers_mut().insert("x-amz-checksum-algorithm", v);
+    if let (Some(a), Some(t)) = (algorithm, checksum_type) {
+        let h = resp.headers_mut();
+        h.insert(
+            "x-amz-checksum-algorithm",
+            HeaderValue::from_static(a.algorithm_name()),
+        );
+        h.insert("x-amz-checksum-type", HeaderValue::from_static(t.as_str()));
     }
     Ok(resp)
+}
+
+/// The checksum type a CreateMultipartUpload asks for (`x-amz-checksum-type`) with `algorithm`,
+/// or that algorithm's default; refused as S3 refuses a type without an algorithm, or one the
+/// algorithm has no form of (composite CRC-64/NVME, full-object SHA).
+fn checksum_type(
+    h: &http::HeaderMap,
+    algorithm: Option<ChecksumAlgorithm>,
+) -> Result<Option<ChecksumType>> {
+    let asked = match header_str(h, "x-amz-checksum-type") {
+        None => None,
+        Some(t) => Some(
+            ChecksumType::parse(t).ok_or(Error::InvalidArgument("invalid x-amz-checksum-type"))?,
+        ),
+    };
+    match (algorithm, asked) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(Error::InvalidRequest(
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+        )),
+        (Some(a), None) => Ok(Some(ChecksumType::default_for(a))),
+        (Some(a), Some(t)) if t.supports(a) => Ok(Some(t)),
+        (Some(_), Some(_)) => Err(Error::InvalidRequest(
+            "The checksum type is not supported with this checksum algorithm.",
+        )),
+    }
+}
+
+/// The CompleteMultipartUpload answer for the object `etag` names: with the checksum it was
+/// completed with, read back from the key's current version (the checksum of a multipart object
+/// is known once its parts are assembled; a version that replaced it since has another ETag).
+async fn completed(
+    ctx: &Ctx,
+    location: &str,
+    bucket: &str,
+    key: &str,
+    etag: &str,
+) -> Result<Response<Body>> {
+    let current = ctx.state.meta.current(bucket, key).await?;
+    let sum = current
+        .filter(|r| r.etag == etag)
+        .and_then(|r| r.checksum)
+        .and_then(|(name, value)| Some((ChecksumAlgorithm::from_header_name(&name)?, value)));
+    let element = sum.as_ref().map(|(alg, v)| (alg.xml_element(), v.as_str()));
+    let kind = sum
+        .as_ref()
+        .map(|(_, v)| ChecksumType::of_value(v).as_str());
+    Ok(xml_response(
+        StatusCode::OK,
+        xml::complete_multipart(location, bucket, key, etag, element, kind),
+    ))
 }
 
 /// What a part's bytes are held to. Part 1's first bytes are the object's: type-checked on
@@ -229,9 +280,16 @@ pub async fn complete(
     let location = format!("/{bucket}/{key}");
     if let Some(etag) = &upload.completed_etag {
         // A retry (the client timed out waiting for the first answer): the same result.
-        return Ok(xml_response(
-            StatusCode::OK,
-            xml::complete_multipart(&location, bucket, key, etag, None),
+        return completed(ctx, &location, bucket, key, etag).await;
+    }
+    // The type is the upload's; a completion naming another is refused, as in S3 (an upload
+    // created without a checksum has none to contradict).
+    if let Some(asked) = header_str(&ctx.parts.headers, "x-amz-checksum-type")
+        && let Some((_, kind)) = crate::upload::multipart::checksum_of(&upload)
+        && !kind.as_str().eq_ignore_ascii_case(asked)
+    {
+        return Err(Error::InvalidRequest(
+            "The upload was created using a different checksum type.",
         ));
     }
     let data = super::bucket::read_small_body(ctx, body).await?;
@@ -259,10 +317,7 @@ pub async fn complete(
         state, &upload, &listed, tenant, None, condition, started,
     )
     .await?;
-    Ok(xml_response(
-        StatusCode::OK,
-        xml::complete_multipart(&location, bucket, key, &etag, None),
-    ))
+    completed(ctx, &location, bucket, key, &etag).await
 }
 
 /// AbortMultipartUpload: the parts are freed now.

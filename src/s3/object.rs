@@ -15,7 +15,7 @@ use crate::config::BucketConfig;
 use crate::error::{Error, Result};
 use crate::http::{Body, empty, header_str, incoming_frames, status_response};
 use crate::ingest::aws_chunked::{ChunkMode, Decoder};
-use crate::ingest::checksum::{self, ChecksumAlgorithm};
+use crate::ingest::checksum::{self, ChecksumAlgorithm, ChecksumType};
 use crate::ingest::{self, Expectations, sniff};
 use crate::metadata::{ObjectRecord, WriteCondition};
 use crate::storage::Storage;
@@ -435,8 +435,58 @@ fn apply_overrides(ctx: &Ctx, bcfg: &BucketConfig, stored: &str, h: &mut HeaderM
     Ok(())
 }
 
-/// GetObject / HeadObject.
-pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<Response<Body>> {
+/// The checksums S3 reports for `rec` (GET/HEAD with checksum mode, GetObjectAttributes), and
+/// their type. A multipart object completed with a composite checksum has that one only (its
+/// value ends in `-N`); any other object has the SHA-256 upgate computes of every object, and
+/// the client checksum of another algorithm its upload was verified with, both of the whole
+/// object.
+pub(crate) fn checksums_of(rec: &ObjectRecord) -> (Vec<(ChecksumAlgorithm, String)>, ChecksumType) {
+    let client = rec.checksum.as_ref().and_then(|(name, value)| {
+        Some((ChecksumAlgorithm::from_header_name(name)?, value.clone()))
+    });
+    if let Some((alg, value)) = &client
+        && ChecksumType::of_value(value) == ChecksumType::Composite
+    {
+        return (vec![(*alg, value.clone())], ChecksumType::Composite);
+    }
+    let mut sums: Vec<(ChecksumAlgorithm, String)> = client
+        .into_iter()
+        .filter(|(alg, _)| *alg != ChecksumAlgorithm::Sha256)
+        .collect();
+    if let Ok(raw) = hex::decode(&rec.sha256) {
+        sums.push((ChecksumAlgorithm::Sha256, checksum::encode_b64(&raw)));
+    }
+    (sums, ChecksumType::FullObject)
+}
+
+/// The bytes of part `n` of `rec` (GET/HEAD by `partNumber`), as S3 reads them: a part of a
+/// multipart object, or the whole of a single-part object as its part 1 (`None` for an empty
+/// one, which has no byte range). Also the part count to report, for a multipart object.
+fn part_range(rec: &ObjectRecord, n: u32) -> Result<(Option<Range<u64>>, Option<usize>)> {
+    let sizes = &rec.part_sizes;
+    let index = usize::try_from(n).map_err(|_| Error::InvalidPartNumber)?;
+    // Part sizes that do not add up to the object would describe other bytes: unknown.
+    if sizes.is_empty() || sizes.iter().sum::<u64>() != rec.size {
+        return match n {
+            1 => Ok(((rec.size > 0).then_some(0..rec.size), None)),
+            _ => Err(Error::InvalidPartNumber),
+        };
+    }
+    let size = *sizes
+        .get(index.wrapping_sub(1))
+        .ok_or(Error::InvalidPartNumber)?;
+    let start: u64 = sizes[..index - 1].iter().sum();
+    Ok(((size > 0).then_some(start..start + size), Some(sizes.len())))
+}
+
+/// GetObject / HeadObject; with `part_number`, only that part (`?partNumber=N`).
+pub async fn get(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    part_number: Option<u32>,
+    head_only: bool,
+) -> Result<Response<Body>> {
     let state = &ctx.state;
     let bcfg = state.bucket(bucket)?;
     let download = ctx.query.get(DOWNLOAD_PARAM)?.map(str::to_string);
@@ -507,32 +557,36 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<
         );
     }
 
-    let range = match header_str(h, "range") {
-        Some(r) => parse_range(r, rec.size)?,
-        None => None,
+    let (range, parts_count) = match (header_str(h, "range"), part_number) {
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidRequest(
+                "Cannot specify both Range header and partNumber query parameter.",
+            ));
+        }
+        (Some(r), None) => (parse_range(r, rec.size)?, None),
+        (None, Some(n)) => part_range(&rec, n)?,
+        (None, None) => (None, None),
     };
+    if let Some(count) = parts_count {
+        rh.insert("x-amz-mp-parts-count", HeaderValue::from(count));
+    }
     let checksum_mode = header_str(h, "x-amz-checksum-mode")
         .map(|v| v.eq_ignore_ascii_case("enabled"))
         .unwrap_or(false);
-    if checksum_mode && range.is_none() {
-        // The SHA-256 of every object is known; a verified client checksum is returned too.
-        if let Some((name, value)) = &rec.checksum
-            && let Ok(v) = HeaderValue::from_str(value)
-            && let Ok(n) = http::HeaderName::from_bytes(name.as_bytes())
-        {
-            rh.insert(n, v);
-        }
-        if let Ok(raw) = hex::decode(&rec.sha256)
-            && let Ok(v) = HeaderValue::from_str(&checksum::encode_b64(&raw))
-        {
-            rh.insert("x-amz-checksum-sha256", v);
+    if checksum_mode && range.is_none() && part_number.is_none() {
+        let (sums, kind) = checksums_of(&rec);
+        for (alg, value) in sums {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                rh.insert(alg.header_name(), v);
+            }
         }
         rh.insert(
             "x-amz-checksum-type",
-            HeaderValue::from_static("FULL_OBJECT"),
+            HeaderValue::from_static(kind.as_str()),
         );
     }
     let (status, len) = match &range {
+        // A part is a range even when it is the whole object (S3 answers 206).
         Some(r) => {
             if let Ok(v) =
                 HeaderValue::from_str(&format!("bytes {}-{}/{}", r.start, r.end - 1, rec.size))
@@ -563,10 +617,9 @@ pub async fn get(ctx: &Ctx, bucket: &str, key: &str, head_only: bool) -> Result<
 }
 
 /// GetObjectAttributes: the attributes `x-amz-object-attributes` names (ETag, Checksum,
-/// ObjectParts, StorageClass, ObjectSize), without reading the bytes. The checksum is the
-/// object's SHA-256 (known for every object, `FULL_OBJECT`), plus a verified client checksum of
-/// another algorithm when the upload carried one; ObjectParts gives the part count of a
-/// multipart object of two parts or more (the parts themselves are not kept after completion).
+/// ObjectParts, StorageClass, ObjectSize), without reading the bytes. The checksums are those
+/// of [`checksums_of`] (a composite one without its part count, as S3 writes it here);
+/// ObjectParts gives the part count of a multipart object of two parts or more.
 pub async fn attributes(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<Body>> {
     let state = &ctx.state;
     state.bucket(bucket)?;
@@ -611,20 +664,17 @@ pub async fn attributes(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<B
     }
     if want("Checksum") {
         xml.push_str("<Checksum>");
-        if let Some((name, value)) = &rec.checksum
-            && let Some(alg) = name.strip_prefix("x-amz-checksum-")
-            && alg != "sha256"
-        {
-            let tag = format!("Checksum{}", alg.to_ascii_uppercase());
+        let (sums, kind) = checksums_of(&rec);
+        for (alg, value) in sums {
+            // GetObjectAttributes writes a composite checksum without its part count.
+            let value = value.split('-').next().unwrap_or_default();
+            let tag = alg.xml_element();
             xml.push_str(&format!("<{tag}>{}</{tag}>", super::xml::escape(value)));
         }
-        if let Ok(raw) = hex::decode(&rec.sha256) {
-            xml.push_str(&format!(
-                "<ChecksumSHA256>{}</ChecksumSHA256>",
-                checksum::encode_b64(&raw)
-            ));
-        }
-        xml.push_str("<ChecksumType>FULL_OBJECT</ChecksumType></Checksum>");
+        xml.push_str(&format!(
+            "<ChecksumType>{}</ChecksumType></Checksum>",
+            kind.as_str()
+        ));
     }
     if want("ObjectParts")
         && let Some(n) = rec

@@ -209,7 +209,7 @@ pub async fn post_object(
     body: Incoming,
 ) -> Result<Response<Body>> {
     let started = std::time::Instant::now();
-    let bcfg = state.config.bucket(bucket).ok_or(Error::NoSuchBucket)?;
+    let bcfg = state.bucket(bucket)?;
     let ct = header_str(&parts.headers, "content-type").unwrap_or("");
     let boundary = multer::parse_boundary(ct).map_err(|_| {
         Error::MalformedPostRequest(
@@ -301,6 +301,7 @@ pub async fn post_object(
     };
     crate::upload::validate_key(&key)?;
     super::check_scope(scope.as_deref(), &key)?;
+    super::admit_bucket(&state, bucket, scope.as_deref()).await?;
     let mut eval: Vec<(String, String)> = fields
         .iter()
         .filter(|(k, _)| !k.eq_ignore_ascii_case("bucket") && !k.eq_ignore_ascii_case("key"))

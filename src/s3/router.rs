@@ -20,6 +20,9 @@ pub enum Endpoint {
     CreateBucket {
         bucket: String,
     },
+    DeleteBucket {
+        bucket: String,
+    },
     HeadBucket {
         bucket: String,
     },
@@ -39,13 +42,16 @@ pub enum Endpoint {
         bucket: String,
         key: String,
     },
+    /// GetObject; `part_number`: only that part of a multipart object (`?partNumber=N`).
     GetObject {
         bucket: String,
         key: String,
+        part_number: Option<u32>,
     },
     HeadObject {
         bucket: String,
         key: String,
+        part_number: Option<u32>,
     },
     GetObjectAttributes {
         bucket: String,
@@ -113,6 +119,7 @@ impl Endpoint {
     pub fn bucket(&self) -> Option<&str> {
         match self {
             Endpoint::CreateBucket { bucket }
+            | Endpoint::DeleteBucket { bucket }
             | Endpoint::HeadBucket { bucket }
             | Endpoint::GetBucketLocation { bucket }
             | Endpoint::ListObjectsV1 { bucket }
@@ -156,6 +163,7 @@ impl Endpoint {
             | Endpoint::DeleteObjectTagging { key, .. } => Some(key),
             Endpoint::ListBuckets
             | Endpoint::CreateBucket { .. }
+            | Endpoint::DeleteBucket { .. }
             | Endpoint::HeadBucket { .. }
             | Endpoint::GetBucketLocation { .. }
             | Endpoint::ListObjectsV1 { .. }
@@ -176,6 +184,7 @@ impl Endpoint {
             | Endpoint::DeleteObject { .. }
             | Endpoint::DeleteObjects { .. }
             | Endpoint::CreateBucket { .. }
+            | Endpoint::DeleteBucket { .. }
             | Endpoint::CreateMultipartUpload { .. }
             | Endpoint::UploadPart { .. }
             | Endpoint::CompleteMultipartUpload { .. }
@@ -206,6 +215,7 @@ impl Endpoint {
             Endpoint::PostObject { .. } => "PostObject",
             Endpoint::ListBuckets => "ListBuckets",
             Endpoint::CreateBucket { .. } => "CreateBucket",
+            Endpoint::DeleteBucket { .. } => "DeleteBucket",
             Endpoint::HeadBucket { .. } => "HeadBucket",
             Endpoint::GetBucketLocation { .. } => "GetBucketLocation",
             Endpoint::ListObjectsV1 { .. } => "ListObjects",
@@ -311,7 +321,9 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
             Method::PUT => Ok(Endpoint::CreateBucket { bucket }),
             Method::POST if query.has("delete") => Ok(Endpoint::DeleteObjects { bucket }),
             Method::POST if query.is_empty() => Ok(Endpoint::PostObject { bucket }),
-            Method::POST | Method::DELETE => Ok(Endpoint::Unsupported),
+            // Sub-resources of a bucket that name other operations were refused above.
+            Method::DELETE => Ok(Endpoint::DeleteBucket { bucket }),
+            Method::POST => Ok(Endpoint::Unsupported),
             _ => Err(Error::MethodNotAllowed),
         },
         Some(key) => {
@@ -363,17 +375,30 @@ pub fn route(method: &Method, raw_path: &str, query: &Query) -> Result<Endpoint,
                     _ => Err(Error::MethodNotAllowed),
                 };
             }
-            if query.has("partNumber") {
-                // GetObject/HeadObject by part number: not offered.
-                return Ok(Endpoint::Unsupported);
+            let part_number = query
+                .get("partNumber")?
+                .map(parse_part_number)
+                .transpose()?;
+            if part_number.is_some() && !matches!(*method, Method::GET | Method::HEAD) {
+                return Err(Error::InvalidArgument(
+                    "partNumber is only accepted on GET and HEAD without an uploadId.",
+                ));
             }
             if *method == Method::POST && query.has("uploads") {
                 return Ok(Endpoint::CreateMultipartUpload { bucket, key });
             }
             match *method {
                 Method::PUT => Ok(Endpoint::PutObject { bucket, key }),
-                Method::GET => Ok(Endpoint::GetObject { bucket, key }),
-                Method::HEAD => Ok(Endpoint::HeadObject { bucket, key }),
+                Method::GET => Ok(Endpoint::GetObject {
+                    bucket,
+                    key,
+                    part_number,
+                }),
+                Method::HEAD => Ok(Endpoint::HeadObject {
+                    bucket,
+                    key,
+                    part_number,
+                }),
                 Method::DELETE => Ok(Endpoint::DeleteObject { bucket, key }),
                 Method::POST => Ok(Endpoint::Unsupported),
                 _ => Err(Error::MethodNotAllowed),
@@ -420,6 +445,9 @@ mod tests {
             (Method::GET, "/", "", ListBuckets),
             (Method::HEAD, "/up", "", HeadBucket { bucket: b("up") }),
             (Method::PUT, "/up", "", CreateBucket { bucket: b("up") }),
+            (Method::DELETE, "/up", "", DeleteBucket { bucket: b("up") }),
+            (Method::DELETE, "/up/", "", DeleteBucket { bucket: b("up") }),
+            (Method::DELETE, "/up", "cors", Unsupported),
             (
                 Method::GET,
                 "/up",
@@ -475,6 +503,7 @@ mod tests {
                 GetObject {
                     bucket: b("up"),
                     key: b("k"),
+                    part_number: None,
                 },
             ),
             (
@@ -484,6 +513,7 @@ mod tests {
                 HeadObject {
                     bucket: b("up"),
                     key: b("k"),
+                    part_number: None,
                 },
             ),
             (
@@ -581,7 +611,26 @@ mod tests {
                 "uploads",
                 ListMultipartUploads { bucket: b("up") },
             ),
-            (Method::GET, "/up/k", "partNumber=1", Unsupported),
+            (
+                Method::GET,
+                "/up/k",
+                "partNumber=1",
+                GetObject {
+                    bucket: b("up"),
+                    key: b("k"),
+                    part_number: Some(1),
+                },
+            ),
+            (
+                Method::HEAD,
+                "/up/k",
+                "partNumber=10000",
+                HeadObject {
+                    bucket: b("up"),
+                    key: b("k"),
+                    part_number: Some(10000),
+                },
+            ),
             (Method::OPTIONS, "/up/k", "", Preflight { bucket: b("up") }),
             (Method::OPTIONS, "/up", "", Preflight { bucket: b("up") }),
             (Method::POST, "/up", "", PostObject { bucket: b("up") }),
@@ -593,6 +642,7 @@ mod tests {
                 GetObject {
                     bucket: b("up"),
                     key: b("a//b"),
+                    part_number: None,
                 },
             ),
             (
@@ -602,6 +652,7 @@ mod tests {
                 GetObject {
                     bucket: b("up"),
                     key: b("a/b"),
+                    part_number: None,
                 },
             ),
             (
@@ -611,6 +662,7 @@ mod tests {
                 GetObject {
                     bucket: b("up"),
                     key: b("a%2Fb"),
+                    part_number: None,
                 },
             ),
         ];
@@ -663,6 +715,25 @@ mod tests {
             );
         }
         assert!(r(Method::PUT, "/up/k", "partNumber=10000&uploadId=x").is_ok());
+        for bad in ["0", "10001", "x", ""] {
+            let q = format!("partNumber={bad}");
+            for m in [Method::GET, Method::HEAD] {
+                assert!(
+                    matches!(r(m.clone(), "/up/k", &q), Err(Error::InvalidArgument(_))),
+                    "{m} {bad}"
+                );
+            }
+        }
+        // A part of an object is read, never written or deleted.
+        for m in [Method::PUT, Method::DELETE, Method::POST] {
+            assert!(
+                matches!(
+                    r(m.clone(), "/up/k", "partNumber=1"),
+                    Err(Error::InvalidArgument(_))
+                ),
+                "{m}"
+            );
+        }
     }
 
     #[test]
@@ -683,6 +754,7 @@ mod tests {
         assert!(r(Method::DELETE, "/up/k", "").expect("del").writes());
         assert!(r(Method::POST, "/up", "delete").expect("dels").writes());
         assert!(r(Method::PUT, "/up", "").expect("mb").writes());
+        assert!(r(Method::DELETE, "/up", "").expect("rb").writes());
         assert!(!r(Method::GET, "/up/k", "").expect("get").writes());
     }
 }

@@ -699,6 +699,23 @@ pub fn parse_tagging(body: &[u8], max_tags: usize) -> Result<Vec<(String, String
     Ok(tags)
 }
 
+/// Parses a `CreateBucketConfiguration` document (CreateBucket's optional body): its
+/// `LocationConstraint`, `None` when absent or empty. [`XmlError::Malformed`] for any other
+/// child or a repeated one (directory-bucket and tag settings are not offered).
+pub fn parse_create_bucket(body: &[u8]) -> Result<Option<String>, XmlError> {
+    let mut p = Pull::new(body);
+    p.root("CreateBucketConfiguration")?;
+    let mut constraint = None;
+    while let Some(name) = p.child()? {
+        if name != "LocationConstraint" || constraint.is_some() {
+            return Err(XmlError::Malformed);
+        }
+        constraint = Some(p.text()?);
+    }
+    p.finish()?;
+    Ok(constraint.filter(|c| !c.is_empty()))
+}
+
 /// A `CreateMultipartUpload` response (`InitiateMultipartUploadResult`).
 pub fn initiate_multipart(bucket: &str, key: &str, upload_id: &str) -> String {
     #[derive(Serialize)]
@@ -731,6 +748,7 @@ pub fn complete_multipart(
     key: &str,
     etag: &str,
     checksum: Option<(&str, &str)>,
+    checksum_type: Option<&str>,
 ) -> String {
     #[derive(Serialize)]
     #[serde(rename = "CompleteMultipartUploadResult", rename_all = "PascalCase")]
@@ -745,14 +763,19 @@ pub fn complete_multipart(
         // `self::`: the parameter `checksum` shadows the function here.
         #[serde(rename = "$value", serialize_with = "self::checksum")]
         checksum: Option<(&'a str, &'a str)>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        checksum_type: Option<&'a str>,
     }
+    let known = checksum.filter(|(name, _)| ChecksumAlgorithm::from_xml_element(name).is_some());
     let doc = Doc {
         xmlns: S3_NAMESPACE,
         location,
         bucket,
         key,
         etag,
-        checksum,
+        checksum: known,
+        // The type of a checksum written, only.
+        checksum_type: known.and(checksum_type),
     };
     document(&doc, Expanded, 0)
 }
@@ -1340,6 +1363,33 @@ mod tests {
     }
 
     #[test]
+    fn parse_create_bucket_reads_the_location_constraint_only() {
+        let doc = |inner: &str| {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"{S3_NAMESPACE}\">{inner}</CreateBucketConfiguration>"
+            )
+        };
+        let parse = |inner: &str| parse_create_bucket(doc(inner).as_bytes());
+        assert_eq!(
+            parse("<LocationConstraint>eu-west-1</LocationConstraint>"),
+            Ok(Some("eu-west-1".to_string()))
+        );
+        assert_eq!(parse("<LocationConstraint></LocationConstraint>"), Ok(None));
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(
+            parse(
+                "<LocationConstraint>a</LocationConstraint><LocationConstraint>b</LocationConstraint>"
+            ),
+            Err(XmlError::Malformed)
+        );
+        assert_eq!(
+            parse("<Bucket><Type>Directory</Type></Bucket>"),
+            Err(XmlError::Malformed)
+        );
+        assert_eq!(parse_create_bucket(b"<Other/>"), Err(XmlError::Malformed));
+    }
+
+    #[test]
     fn location_of_us_east_1_is_empty() {
         let ns = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"";
         assert_eq!(location("us-east-1"), format!("{ns}/>"));
@@ -1805,6 +1855,7 @@ mod tests {
             "Example-Object",
             "3858f62230ac3c915f300c664312c11f-9",
             Some(("ChecksumCRC32", "i9aeUg==")),
+            None,
         );
         assert_eq!(
             xml,
@@ -1814,10 +1865,32 @@ mod tests {
              <ETag>&quot;3858f62230ac3c915f300c664312c11f-9&quot;</ETag>\
              <ChecksumCRC32>i9aeUg==</ChecksumCRC32></CompleteMultipartUploadResult>"
         );
-        let none = complete_multipart("l", "b", "k", "e", None);
+        let none = complete_multipart("l", "b", "k", "e", None, Some("COMPOSITE"));
         assert!(none.ends_with("<ETag>&quot;e&quot;</ETag></CompleteMultipartUploadResult>"));
-        let bogus = complete_multipart("l", "b", "k", "e", Some(("x><script", "v")));
+        let bogus = complete_multipart(
+            "l",
+            "b",
+            "k",
+            "e",
+            Some(("x><script", "v")),
+            Some("COMPOSITE"),
+        );
         assert_eq!(bogus, none);
+        let typed = complete_multipart(
+            "l",
+            "b",
+            "k",
+            "e",
+            Some(("ChecksumCRC32", "otMqCw==-2")),
+            Some("COMPOSITE"),
+        );
+        assert!(
+            typed.ends_with(
+                "<ChecksumCRC32>otMqCw==-2</ChecksumCRC32><ChecksumType>COMPOSITE</ChecksumType>\
+                 </CompleteMultipartUploadResult>"
+            ),
+            "{typed}"
+        );
     }
 
     /// The `Initiator` and `Owner` content for the owner `owner&id`.
@@ -2104,7 +2177,7 @@ mod tests {
             ),
             delete_result(false, &[DeletedEntry { key: "]]>" }], &[]),
             initiate_multipart("b", "k\u{FFFF}", "u"),
-            complete_multipart("l", "b", "k", "e", Some(("ChecksumSHA1", "x"))),
+            complete_multipart("l", "b", "k", "e", Some(("ChecksumSHA1", "x")), None),
         ];
         for d in &docs {
             assert!(!leaves(d).is_empty(), "{d}");

@@ -104,6 +104,8 @@ impl From<StorageError> for Error {
 /// Handle to the object backends.
 #[derive(Debug, Clone)]
 pub struct Storage {
+    /// The backend of buckets not in `routes`: the run-time buckets (S3 CreateBucket), on the
+    /// backend `[bucket_template]` names.
     default: Arc<Backend>,
     /// Backend by bucket name (buckets not listed use `default`).
     routes: Arc<HashMap<String, Arc<Backend>>>,
@@ -141,10 +143,11 @@ pub fn problems(cfg: &config::StorageConfig) -> Vec<String> {
 impl Storage {
     /// Opens the default backend described by the config; every bucket is stored on it.
     pub fn open(cfg: &StorageConfig) -> Result<Self, StorageError> {
-        Self::open_routed(cfg, std::iter::empty::<(&str, &str)>())
+        Self::open_routed(cfg, std::iter::empty::<(&str, &str)>(), "")
     }
 
-    /// Opens the backends of a whole config: each bucket on the backend it names.
+    /// Opens the backends of a whole config: each bucket on the backend it names, every other
+    /// bucket (created at run time) on the backend of `[bucket_template]`.
     pub fn for_config(config: &crate::config::Config) -> Result<Self, StorageError> {
         Self::open_routed(
             &config.storage,
@@ -152,14 +155,17 @@ impl Storage {
                 .buckets
                 .iter()
                 .map(|(name, b)| (name.as_str(), b.backend.as_str())),
+            &config.bucket_template.backend,
         )
     }
 
-    /// Opens the default backend and the backends `routes` name, as `(bucket, backend)` pairs
-    /// (an empty backend name means the default).
+    /// Opens the default backend and the backends `routes` name, as `(bucket, backend)` pairs,
+    /// and `unrouted`, the backend of every other bucket (an empty backend name means the
+    /// default).
     pub fn open_routed<'a>(
         cfg: &StorageConfig,
         routes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        unrouted: &str,
     ) -> Result<Self, StorageError> {
         let spool = Arc::new(spool::Spool::new(
             cfg.data_dir.join("spool"),
@@ -191,7 +197,9 @@ impl Storage {
             all.push(Arc::clone(&b));
             Ok(b)
         };
-        let default = get(&cfg.backend)?;
+        // The default backend first (in `all`), even when no bucket uses it.
+        get(&cfg.backend)?;
+        let default = get(cfg.resolve(unrouted))?;
         let mut by_bucket = HashMap::new();
         for (bucket, name) in routes {
             by_bucket.insert(bucket.to_string(), get(cfg.resolve(name))?);

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::ingest::aws_chunked::Decoder;
-use crate::ingest::checksum::{self};
+use crate::ingest::checksum::{self, ChecksumAlgorithm, ChecksumType, MultipartChecksummer};
 use crate::ingest::{self, Ingested};
 use crate::metadata::control::UploadLink;
 use crate::metadata::{
@@ -261,6 +261,7 @@ pub async fn complete(
             headers: upload.headers.clone(),
             tags: upload.tags.clone(),
             condition,
+            checksum: checksum_of(upload),
         },
         started,
     )
@@ -296,6 +297,20 @@ pub struct Assembly<'a> {
     pub tags: ObjectTags,
     /// A conditional write's condition, judged at commit.
     pub condition: Option<WriteCondition>,
+    /// The checksum the object gets (computed while assembling), and how it covers it.
+    pub checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+}
+
+/// The checksum a multipart upload announced (`x-amz-checksum-algorithm`, `-type`), if any; an
+/// upload recorded without a type gets the algorithm's default.
+pub fn checksum_of(upload: &MultipartUpload) -> Option<(ChecksumAlgorithm, ChecksumType)> {
+    let alg = ChecksumAlgorithm::from_algorithm_name(upload.checksum_algorithm.as_deref()?)?;
+    let kind = upload
+        .checksum_type
+        .as_deref()
+        .and_then(ChecksumType::parse)
+        .unwrap_or_else(|| ChecksumType::default_for(alg));
+    Some((alg, kind))
 }
 
 /// Streams `a.parts` into a fresh, invisible object (computing its SHA-256), checks it against
@@ -318,6 +333,7 @@ pub async fn assemble_and_commit(
         headers,
         tags,
         condition,
+        checksum,
     } = a;
     let total: u64 = chosen.iter().map(|p| p.size).sum();
     if let Some(link) = link
@@ -343,15 +359,15 @@ pub async fn assemble_and_commit(
         .and_then(|p| p.detected_type.clone())
         .unwrap_or_else(|| content_type.clone());
     let inspector = crate::scan::Inspector::for_object(&crate::scan::Policy::of(bcfg), &inspect_as);
-    let assembled = assemble(state, bucket, &path, chosen, inspector).await;
+    let assembled = assemble(state, bucket, &path, chosen, inspector, checksum).await;
     let refused = super::verdict::Refused {
         bucket,
         key,
         owner,
         id: &id,
     };
-    let (sha256, passed) = match assembled {
-        Ok((sha, size, passed)) if size == total => (sha, passed),
+    let (sha256, passed, object_checksum) = match assembled {
+        Ok((sha, size, passed, sum)) if size == total => (sha, passed, sum),
         Ok(_) => {
             super::put::abandon(state, &id, &path).await;
             return Err(Error::internal(
@@ -400,38 +416,52 @@ pub async fn assemble_and_commit(
         hex::encode(&of_parts.finalize()[..16]),
         chosen.len()
     );
-    let (size, sha256) = match finalized.stored {
-        Some(s) => (s.size, s.sha256),
-        None => (total, sha256),
+    // Bytes a content check rewrote no longer split at the parts' sizes, nor have the
+    // checksum of the bytes uploaded.
+    let (size, sha256, part_sizes, object_checksum) = match finalized.stored {
+        Some(s) => (s.size, s.sha256, Vec::new(), None),
+        None => (
+            total,
+            sha256,
+            chosen.iter().map(|p| p.size).collect(),
+            checksum.map(|(alg, _)| alg).zip(object_checksum),
+        ),
     };
     let info = CommitInfo {
         size,
         sha256: hex::encode(sha256),
         etag: etag.clone(),
         content_type,
-        checksum: None,
+        checksum: object_checksum.map(|(alg, v)| (alg.header_name().to_string(), v)),
         committed_at_ms: crate::clock::now_ms(),
         quota: quota.clone(),
         scan: Some(finalized.verdict.to_json()),
         headers,
         tags,
         condition,
+        part_sizes,
     };
     let retired = commit_object(state, &id, &path, &info, link).await?;
     after_commit(state, bucket, retired, &info, started).await;
     Ok(etag)
 }
 
-/// Streams the parts, in order, into a staged object at `path` and publishes it. Returns the
-/// SHA-256 and size of what was written, and the content check that passed.
+/// What [`assemble`] wrote: its SHA-256 and size, the content check that passed, and the
+/// checksum asked for (S3's form: base64, `-N` when composite).
+type Assembled = ([u8; 32], u64, Option<crate::scan::Passed>, Option<String>);
+
+/// Streams the parts, in order, into a staged object at `path` and publishes it, computing
+/// `checksum` on the way.
 async fn assemble(
     state: &AppState,
     bucket: &str,
     path: &object_store::path::Path,
     parts: &[&PartRecord],
     mut inspector: Option<crate::scan::Inspector>,
-) -> Result<([u8; 32], u64, Option<crate::scan::Passed>)> {
+    checksum: Option<(ChecksumAlgorithm, ChecksumType)>,
+) -> Result<Assembled> {
     let mut staging = state.storage.begin(path).await?;
+    let mut summer = checksum.map(|(alg, kind)| MultipartChecksummer::new(alg, kind));
     let mut sha = Sha256::new();
     let mut size = 0u64;
     for p in parts {
@@ -445,11 +475,17 @@ async fn assemble(
             let chunk = chunk?;
             sha.update(&chunk);
             part_sha.update(&chunk);
+            if let Some(s) = &mut summer {
+                s.update(&chunk);
+            }
             if let Some(i) = &mut inspector {
                 i.push(&chunk);
             }
             size += chunk.len() as u64;
             staging.write(chunk).await?;
+        }
+        if let Some(s) = &mut summer {
+            s.end_part();
         }
         // The stored bytes must still be the ones that were verified on upload.
         if hex::encode(part_sha.finalize()) != p.sha256 {
@@ -465,6 +501,11 @@ async fn assemble(
     staging.commit().await?;
     match inspector.map(crate::scan::Inspector::finish) {
         Some(Err(refusal)) => Err(Error::ContentRejected(refusal.reason)),
-        passed => Ok((sha.finalize().into(), size, passed.and_then(Result::ok))),
+        passed => Ok((
+            sha.finalize().into(),
+            size,
+            passed.and_then(Result::ok),
+            summer.map(MultipartChecksummer::finalize),
+        )),
     }
 }

@@ -271,6 +271,7 @@ where
         headers,
         tags,
         condition,
+        part_sizes: Vec::new(),
     };
     // Whatever the commit's outcome, it is settled there (or left to the sweeper when unknown):
     // the guard must not remove bytes a landed commit points to.

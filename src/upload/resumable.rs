@@ -217,6 +217,7 @@ pub async fn create(
             owner: parts_owner(&id),
             content_type: upload.declared_type.clone(),
             checksum_algorithm: None,
+            checksum_type: None,
             created_at_ms: now,
             last_activity_ms: now,
             headers: Default::default(),
@@ -509,6 +510,7 @@ async fn complete(
             headers: Default::default(),
             tags: Default::default(),
             condition: None,
+            checksum: None,
         },
         started,
     )

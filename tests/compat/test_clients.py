@@ -370,3 +370,85 @@ def test_aws_cli_copies_s3_to_s3(gateway, tmp_path):
     aws(gateway, "s3", "sync", f"s3://{BUCKET}/cpdst/", f"s3://{BUCKET}/cpsync/")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="cpsync/")["Contents"])
     assert keys == ["cpsync/big.pdf", "cpsync/small.pdf"]
+
+
+def test_aws_cli_makes_fills_and_removes_a_bucket(gateway, tmp_path):
+    """`aws s3 mb` / `cp` / `rb` on a bucket created at run time (CreateBucket), and S3's answers
+    to boto3 for the bucket operations it refuses."""
+    from botocore.exceptions import ClientError
+
+    data = pdf_bytes(300_000, seed=500)
+    (tmp_path / "in.pdf").write_bytes(data)
+    out = aws(gateway, "s3", "mb", "s3://cli-made-bucket").stdout
+    assert "make_bucket: cli-made-bucket" in out
+    assert "cli-made-bucket" in aws(gateway, "s3", "ls").stdout
+    aws(gateway, "s3", "cp", str(tmp_path / "in.pdf"), "s3://cli-made-bucket/docs/in.pdf")
+    aws(gateway, "s3", "cp", "s3://cli-made-bucket/docs/in.pdf", str(tmp_path / "out.pdf"))
+    assert (tmp_path / "out.pdf").read_bytes() == data
+    # Not empty: refused with S3's code, and kept.
+    res = aws(gateway, "s3", "rb", "s3://cli-made-bucket", check=False)
+    assert res.returncode != 0
+    assert "BucketNotEmpty" in res.stderr, res.stderr
+    s3 = s3_client(gateway)
+    s3.head_bucket(Bucket="cli-made-bucket")
+    # Creating it again, deleting a configured bucket, a name S3 refuses.
+    for call, status, code in [
+        (lambda: s3.create_bucket(Bucket="cli-made-bucket"), 409, "BucketAlreadyOwnedByYou"),
+        (lambda: s3.create_bucket(Bucket=BUCKET), 409, "BucketAlreadyOwnedByYou"),
+        (lambda: s3.delete_bucket(Bucket=BUCKET), 403, "AccessDenied"),
+        (lambda: s3.create_bucket(Bucket="Not_A_Bucket"), 400, "InvalidBucketName"),
+    ]:
+        with pytest.raises(ClientError) as err:
+            call()
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+        assert err.value.response["Error"]["Code"] == code
+    # --force empties it first; then it is gone.
+    aws(gateway, "s3", "rb", "--force", "s3://cli-made-bucket")
+    assert "cli-made-bucket" not in aws(gateway, "s3", "ls").stdout
+    with pytest.raises(ClientError) as err:
+        s3.head_bucket(Bucket="cli-made-bucket")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    # The configured bucket is untouched.
+    s3.head_bucket(Bucket=BUCKET)
+
+
+def test_boto3_multipart_checksums_composite_and_full_object(gateway):
+    """A multipart upload with CRC32 checksums: composite by default (the CRC32 of the parts'
+    CRC32s, "-N"), full-object when asked; boto3 reads both back with ChecksumMode, and checks
+    the full-object one against the bytes. Expected values from zlib, not from upgate."""
+    import base64
+    import struct
+    import zlib
+
+    s3 = s3_client(gateway)
+    parts = [pdf_bytes(5 * 1024 * 1024, seed=600), b"tail of the object" * 100]
+    crc = lambda b: struct.pack(">I", zlib.crc32(b))
+    b64 = lambda raw: base64.b64encode(raw).decode()
+    expected = {
+        "COMPOSITE": b64(crc(b"".join(crc(p) for p in parts))) + "-2",
+        "FULL_OBJECT": b64(crc(b"".join(parts))),
+    }
+    for kind, want in expected.items():
+        key = f"ck/{kind.lower()}.pdf"
+        extra = {} if kind == "COMPOSITE" else {"ChecksumType": kind}
+        up = s3.create_multipart_upload(
+            Bucket=BUCKET, Key=key, ContentType="application/pdf", ChecksumAlgorithm="CRC32", **extra
+        )
+        done = []
+        for n, body in enumerate(parts, start=1):
+            r = s3.upload_part(
+                Bucket=BUCKET, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=body, ChecksumAlgorithm="CRC32"
+            )
+            assert r["ChecksumCRC32"] == b64(crc(body))
+            done.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+        out = s3.complete_multipart_upload(
+            Bucket=BUCKET, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": done}
+        )
+        assert out["ChecksumCRC32"] == want, kind
+        assert out["ChecksumType"] == kind
+        head = s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        assert head["ChecksumCRC32"] == want
+        assert head["ChecksumType"] == kind
+        got = s3.get_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        assert got["Body"].read() == b"".join(parts)
+        assert got["ChecksumType"] == kind

@@ -23,8 +23,8 @@ use upgate::metadata::mysql::MySqlStore;
 use upgate::metadata::postgres::PgStore;
 use upgate::metadata::sqlite::SqliteStore;
 use upgate::metadata::{
-    CommitInfo, MetaError, MetadataStore, MultipartUpload, NewPending, ObjectHeaders, ObjectRecord,
-    ObjectTags, PartRecord, WriteCondition,
+    BucketCreation, BucketRemoval, CommitInfo, MetaError, MetadataStore, MultipartUpload,
+    NewPending, ObjectHeaders, ObjectRecord, ObjectTags, PartRecord, RuntimeBucket, WriteCondition,
 };
 
 /// Both seams a store implements (metadata and control records share one database).
@@ -256,6 +256,9 @@ conformance!(
     files_expire_in_order_and_a_hold_stops_deletion,
     old_versions_are_found_by_count_and_age,
     reconciler_sees_every_reference_and_one_claim_per_interval,
+    runtime_buckets_are_created_once_and_kept_apart_from_configured_ones,
+    runtime_buckets_are_deleted_only_when_empty,
+    concurrent_bucket_creations_cannot_exceed_a_tenant_bucket_quota,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -976,6 +979,7 @@ fn info(n: u64) -> CommitInfo {
         headers: headers(n),
         tags: ObjectTags(vec![("version".to_owned(), format!("{n}"))]),
         condition: None,
+        part_sizes: Vec::new(),
     }
 }
 
@@ -1002,6 +1006,7 @@ fn expected(p: &NewPending, i: &CommitInfo) -> ObjectRecord {
         scan: i.scan.clone(),
         headers: i.headers.clone(),
         tags: i.tags.clone(),
+        part_sizes: i.part_sizes.clone(),
     }
 }
 
@@ -1134,6 +1139,12 @@ async fn commit_round_trips_every_field(s: Store) {
         )]),
         tags: ObjectTags::default(),
         condition: None,
+        // A multipart object: its part sizes (5 TiB in 10,000 parts).
+        part_sizes: {
+            let mut sizes = vec![512 << 20; 9_999];
+            sizes.push(5 * (1 << 40) - 9_999 * (512 << 20));
+            sizes
+        },
     };
     let without = NewPending {
         owner: "AKIDOTHEROWNER000002".to_owned(),
@@ -1929,6 +1940,7 @@ fn upload(id: &str, key: &str, owner: &str) -> MultipartUpload {
         owner: owner.into(),
         content_type: Some("application/pdf".into()),
         checksum_algorithm: Some("CRC32".into()),
+        checksum_type: Some("FULL_OBJECT".into()),
         created_at_ms: T0,
         last_activity_ms: T0,
         headers: headers(9),
@@ -2195,6 +2207,228 @@ async fn concurrent_parts_cannot_exceed_the_budget_together(s: Store) {
     assert_eq!(total, 90);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Run-time buckets (S3 CreateBucket / DeleteBucket)
+// ---------------------------------------------------------------------------------------------
+
+fn runtime(name: &str, tenant: Option<&str>, at: i64) -> RuntimeBucket {
+    RuntimeBucket {
+        name: name.to_owned(),
+        created_at_ms: at,
+        tenant_id: tenant.map(str::to_owned),
+    }
+}
+
+async fn tenant(s: &Store, id: &str) {
+    use upgate::metadata::control::Tenant;
+    as_control(s)
+        .create_tenant(&Tenant {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            created_at_ms: T0,
+            max_bytes: None,
+            max_objects: None,
+        })
+        .await
+        .expect("tenant");
+}
+
+async fn runtime_buckets_are_created_once_and_kept_apart_from_configured_ones(s: Store) {
+    tenant(&s, "ta").await;
+    s.ensure_bucket("configured", T0).await.expect("configured");
+    let mine = runtime("made-by-op", None, T0 + 1);
+    assert_eq!(
+        s.create_bucket(&mine, 0).await.expect("create"),
+        BucketCreation::Created
+    );
+    let theirs = runtime("made-by-ta", Some("ta"), T0 + 2);
+    assert_eq!(
+        s.create_bucket(&theirs, 5).await.expect("create"),
+        BucketCreation::Created
+    );
+    // A second creation changes nothing and names the bucket that exists.
+    assert_eq!(
+        s.create_bucket(&runtime("made-by-ta", None, T0 + 9), 0)
+            .await
+            .expect("again"),
+        BucketCreation::Exists(Some(theirs.clone()))
+    );
+    // A configured bucket is no run-time bucket.
+    assert_eq!(
+        s.create_bucket(&runtime("configured", None, T0 + 9), 0)
+            .await
+            .expect("configured"),
+        BucketCreation::Exists(None)
+    );
+    assert_eq!(s.runtime_bucket("configured").await.expect("get"), None);
+    assert_eq!(s.runtime_bucket("nothing").await.expect("get"), None);
+    assert_eq!(s.runtime_bucket("made\0by").await.expect("nul"), None);
+    assert_eq!(
+        s.runtime_bucket("made-by-ta").await.expect("get"),
+        Some(theirs.clone())
+    );
+    assert_eq!(
+        s.runtime_buckets().await.expect("list"),
+        vec![mine.clone(), theirs.clone()]
+    );
+    // Every bucket, configured or not, is among the recorded ones.
+    let all: Vec<String> = s
+        .buckets()
+        .await
+        .expect("all")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(all, ["configured", "made-by-op", "made-by-ta"]);
+    // Deleting a configured bucket's row is not this call's business.
+    assert_eq!(
+        s.delete_bucket("configured").await.expect("delete"),
+        BucketRemoval::NotFound
+    );
+    assert_eq!(s.buckets().await.expect("all").len(), 3);
+}
+
+async fn runtime_buckets_are_deleted_only_when_empty(s: Store) {
+    for name in ["with-object", "with-pending", "with-upload", "empty"] {
+        assert_eq!(
+            s.create_bucket(&runtime(name, None, T0), 0)
+                .await
+                .expect("create"),
+            BucketCreation::Created
+        );
+    }
+    put(&s, "o1", "with-object", "k").await;
+    s.insert_pending(&pending("p1", "with-pending", "k"))
+        .await
+        .expect("pending");
+    let mut u = upload("u1", "k", OWNER);
+    u.bucket = "with-upload".into();
+    s.create_multipart(&u).await.expect("multipart");
+    for name in ["with-object", "with-pending", "with-upload"] {
+        assert_eq!(
+            s.delete_bucket(name).await.expect("delete"),
+            BucketRemoval::NotEmpty,
+            "{name}"
+        );
+        assert!(
+            s.runtime_bucket(name).await.expect("get").is_some(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        s.delete_bucket("empty").await.expect("delete"),
+        BucketRemoval::Removed
+    );
+    assert_eq!(s.runtime_bucket("empty").await.expect("get"), None);
+    assert_eq!(
+        s.delete_bucket("empty").await.expect("again"),
+        BucketRemoval::NotFound
+    );
+    // Emptied buckets can go: a deleted object, a discarded pending row, a completed upload.
+    s.delete_current("with-object", "k").await.expect("del");
+    s.discard_pending("p1").await.expect("discard");
+    assert!(
+        s.finish_multipart("u1", "etag", T0).await.expect("finish"),
+        "the upload was open"
+    );
+    for name in ["with-object", "with-pending", "with-upload"] {
+        assert_eq!(
+            s.delete_bucket(name).await.expect("delete"),
+            BucketRemoval::Removed,
+            "{name}"
+        );
+    }
+    assert!(s.runtime_buckets().await.expect("list").is_empty());
+    // The name is free again.
+    assert_eq!(
+        s.create_bucket(&runtime("empty", None, T0 + 5), 0)
+            .await
+            .expect("recreate"),
+        BucketCreation::Created
+    );
+    // An object committed into a deleted bucket (an upload that had resolved it before the
+    // deletion) does not show in a new bucket of that name: it is garbage for the sweeper.
+    put(&s, "late", "with-object", "late-key").await;
+    assert_eq!(
+        s.create_bucket(&runtime("with-object", None, T0 + 6), 0)
+            .await
+            .expect("recreate"),
+        BucketCreation::Created
+    );
+    assert_eq!(
+        s.current("with-object", "late-key").await.expect("get"),
+        None
+    );
+    assert!(sweep_ids(&s, T0).await.contains("late"));
+    assert_eq!(
+        s.delete_bucket("with-object").await.expect("delete"),
+        BucketRemoval::Removed,
+        "it starts empty"
+    );
+}
+
+async fn concurrent_bucket_creations_cannot_exceed_a_tenant_bucket_quota(s: Store) {
+    tenant(&s, "tq").await;
+    tenant(&s, "other").await;
+    assert_eq!(
+        s.create_bucket(&runtime("other-1", Some("other"), T0), 3)
+            .await
+            .expect("other"),
+        BucketCreation::Created
+    );
+    // Ten creations race for a quota of three: exactly three buckets are made.
+    let mut tasks = Vec::new();
+    for n in 0..10 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.create_bucket(&runtime(&format!("tq-{n}"), Some("tq"), T0), 3)
+                .await
+                .expect("create")
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.expect("join") {
+            BucketCreation::Created => created += 1,
+            BucketCreation::TooMany => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 3);
+    let owned: Vec<RuntimeBucket> = s
+        .runtime_buckets()
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|b| b.tenant_id.as_deref() == Some("tq"))
+        .collect();
+    assert_eq!(owned.len(), 3);
+    // Deleting one makes room for one more; an operator's bucket counts for no tenant.
+    let gone = &owned[0];
+    assert_eq!(
+        s.delete_bucket(&gone.name).await.expect("delete"),
+        BucketRemoval::Removed
+    );
+    assert_eq!(
+        s.create_bucket(&runtime("tq-again", Some("tq"), T0), 3)
+            .await
+            .expect("again"),
+        BucketCreation::Created
+    );
+    assert_eq!(
+        s.create_bucket(&runtime("tq-more", Some("tq"), T0), 3)
+            .await
+            .expect("more"),
+        BucketCreation::TooMany
+    );
+    assert_eq!(
+        s.create_bucket(&runtime("op-bucket", None, T0), 3)
+            .await
+            .expect("operator"),
+        BucketCreation::Created
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_reopen_keeps_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -2293,7 +2527,7 @@ where
 }
 
 /// Every migration version the stores embed.
-const MIGRATION_VERSIONS: [i64; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13];
+const MIGRATION_VERSIONS: [i64; 13] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
 
 const SQLX_MIGRATIONS: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY version";
 

@@ -181,6 +181,26 @@ pub async fn multipart_put(
     content_type: &str,
     parts: &[&[u8]],
 ) -> Result<String, String> {
+    multipart_put_checked(s3, key, content_type, parts, None, None)
+        .await
+        .map(|o| o.e_tag().unwrap_or_default().to_string())
+        .map_err(|(_, code)| code)
+}
+
+/// Like [`multipart_put`], with the checksum `alg` (of type `kind`, if given) asked for at
+/// creation and sent with every part (and each part's checksum listed at completion): the
+/// completion's answer, or its status and S3 code.
+pub async fn multipart_put_checked(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    content_type: &str,
+    parts: &[&[u8]],
+    alg: Option<aws_sdk_s3::types::ChecksumAlgorithm>,
+    kind: Option<aws_sdk_s3::types::ChecksumType>,
+) -> Result<
+    aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
+    (u16, String),
+> {
     use aws_sdk_s3::primitives::ByteStream;
     use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
     let up = s3
@@ -188,6 +208,8 @@ pub async fn multipart_put(
         .bucket(BUCKET)
         .key(key)
         .content_type(content_type)
+        .set_checksum_algorithm(alg.clone())
+        .set_checksum_type(kind)
         .send()
         .await
         .expect("create");
@@ -200,6 +222,7 @@ pub async fn multipart_put(
             .key(key)
             .upload_id(id)
             .part_number(n)
+            .set_checksum_algorithm(alg.clone())
             .body(ByteStream::from(chunk.to_vec()))
             .send()
             .await
@@ -208,6 +231,9 @@ pub async fn multipart_put(
             CompletedPart::builder()
                 .part_number(n)
                 .e_tag(r.e_tag().expect("etag"))
+                .set_checksum_crc32(r.checksum_crc32().map(str::to_string))
+                .set_checksum_sha256(r.checksum_sha256().map(str::to_string))
+                .set_checksum_crc64_nvme(r.checksum_crc64_nvme().map(str::to_string))
                 .build(),
         );
     }
@@ -222,14 +248,7 @@ pub async fn multipart_put(
         )
         .send()
         .await
-        .map(|o| o.e_tag().unwrap_or_default().to_string())
-        .map_err(|e| {
-            e.into_service_error()
-                .meta()
-                .code()
-                .unwrap_or("?")
-                .to_string()
-        })
+        .map_err(failure)
 }
 
 /// A minimal PDF-looking body of `len` bytes (magic + deterministic filler).
@@ -391,6 +410,32 @@ pub async fn send(
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await.expect("body").to_vec();
     (status, headers, bytes)
+}
+
+/// Sends a bodiless request signed (in headers) with the root key, raw: (status, headers,
+/// body), for what an SDK would not send or would not show.
+pub async fn signed_bodiless(
+    method: &str,
+    url: &str,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let headers = sign_headers(
+        method,
+        url,
+        &[],
+        Payload::Bytes(b""),
+        std::time::SystemTime::now(),
+        SECRET_KEY,
+    );
+    send(method, url, &headers, Vec::new()).await
+}
+
+/// The status and S3 code of a failed SDK call.
+pub fn failure<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    e: aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> (u16, String) {
+    let status = e.raw_response().map_or(0, |r| r.status().as_u16());
+    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+    (status, code.to_string())
 }
 
 /// The `<Code>` of an S3 XML error body.

@@ -21,6 +21,7 @@ mod ops;
 mod ratelimit;
 mod reconcile;
 mod retention;
+mod s3_buckets;
 mod s3_compat;
 mod s3_conditional;
 mod s3_copy;

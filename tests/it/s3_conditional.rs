@@ -1,23 +1,14 @@
 //! Conditional writes (issue 17): `If-None-Match: *` and `If-Match: <etag>` on PutObject and
 //! CompleteMultipartUpload, through aws-sdk-s3, answered as S3 answers them.
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::CompletedMultipartUpload;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::common::*;
 
 /// Room for every racer below at once (the per-principal cap would otherwise make the SDK wait
 /// and retry).
 const ROOMY: &str = "[ratelimit]\nmax_concurrent_uploads_per_principal = 64\n";
-
-/// The status and S3 code of a failed SDK call.
-fn failure<E: ProvideErrorMetadata>(e: SdkError<E, HttpResponse>) -> (u16, String) {
-    let status = e.raw_response().map_or(0, |r| r.status().as_u16());
-    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
-    (status, code.to_string())
-}
 
 async fn put(
     s3: &aws_sdk_s3::Client,
