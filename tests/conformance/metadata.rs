@@ -2766,6 +2766,13 @@ async fn mysql_string_columns_are_binary() {
     drop_mysql_database(&server, &database).await;
     assert!(columns.len() > 50, "{columns:?}");
     for (table, column, data_type, collation) in &columns {
+        if (table.as_str(), column.as_str()) == ("file_text", "body") {
+            // The one character column: InnoDB indexes only those FULLTEXT. Never compared or
+            // ordered by; searched only.
+            assert_eq!(data_type, "mediumtext");
+            assert!(collation.as_deref().is_some_and(|c| c.starts_with("utf8mb4")));
+            continue;
+        }
         assert!(
             ["varbinary", "blob", "mediumblob"].contains(&data_type.as_str())
                 && collation.is_none(),
