@@ -269,6 +269,7 @@ class Cluster:
             f'endpoint = "http://127.0.0.1:{self.s3_proxy.port}"\nbucket = "{BACKEND_BUCKET}"\n'
             'access_key_id = "test"\nsecret_access_key = "test"\n'
             f"[buckets.{BUCKET}]\nmax_object_bytes = 8388608\n"
+            "[bucket_template]\nmax_object_bytes = 8388608\n"
             f'[api]\npublic_url = "{self.endpoint}"\n'
             f'[redis]\nurl = "redis://127.0.0.1:{self.redis_port}"\ntimeout_ms = 250\n'
             f"[ratelimit]\nreplicas = {REPLICAS}\nmax_concurrent_uploads_per_principal = 0\n"
