@@ -398,6 +398,28 @@ def test_drop_page_says_when_a_link_is_used_up_expired_or_revoked(web, browser):
     ctx.close()
 
 
+def pdf_with_text(words):
+    """A one-page PDF whose text layer says `words` (Helvetica, uncompressed)."""
+    content = f"BT /F1 12 Tf 72 712 Td ({words}) Tj ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for i, o in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{o}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
 def put_file(web, bearer, name, data, ctype):
     s, link = web.call("POST", "/v1/uploads", bearer, {"filename": name, "content_type": ctype, "size": len(data), "sha256": sha(data)})
     assert s == 201, link
@@ -428,7 +450,7 @@ def test_files_page_signs_in_searches_downloads_versions_deletes_and_manages_dro
     # No cookie: the session is the tab's bearer token.
     assert ctx.cookies() == []
     shoot(page, "files-list")
-    names = lambda: [e.inner_text() for e in page.query_selector_all("#rows td.file-name")]
+    names = lambda: [e.inner_text() for e in page.query_selector_all("#rows .file-name")]
 
     def search(expect, q="", ctype="", since="", order="new"):
         page.fill("#q", q)
@@ -448,6 +470,23 @@ def test_files_page_signs_in_searches_downloads_versions_deletes_and_manages_dro
     everything = ["invoice-2026-11.pdf", "holiday.png", "receipt-taxi.pdf"]
     search(everything, order="name")
     assert names() == sorted(everything)
+    # A search of the files' contents: the lease's text layer holds the word, nothing else does.
+    put_file(web, web.alice, "lease.pdf", pdf_with_text("Lease of the Quillwort Road flat"), "application/pdf")
+    deadline = time.time() + 15
+    while True:
+        page.fill("#text", "quillwort")
+        page.click("#filters button[type=submit]")
+        time.sleep(0.3)
+        if names() == ["lease.pdf"] or time.time() > deadline:
+            break
+    assert names() == ["lease.pdf"]
+    marks = [m.inner_text() for m in page.query_selector_all("#rows .snippet mark")]
+    assert marks and all(m.lower() == "quillwort" for m in marks), marks
+    assert "Road flat" in page.inner_text("#rows .snippet")
+    shoot(page, "files-text-search")
+    page.fill("#text", "")
+    search(everything + ["lease.pdf"], order="name")
+    everything = everything + ["lease.pdf"]
     # Download: the bytes are the invoice's.
     row = page.locator("#rows tr", has_text="invoice-2026-11.pdf")
     with page.expect_download() as dl:
@@ -483,7 +522,7 @@ def test_files_page_signs_in_searches_downloads_versions_deletes_and_manages_dro
     # Delete.
     page.locator("#rows tr", has_text="receipt-taxi.pdf").get_by_role("button", name="Delete").click()
     page.wait_for_selector("#notice:has-text('was deleted')")
-    wait_js(page, "![...document.querySelectorAll('#rows td.file-name')].some(e => e.textContent === 'receipt-taxi.pdf')")
+    wait_js(page, "![...document.querySelectorAll('#rows .file-name')].some(e => e.textContent === 'receipt-taxi.pdf')")
     assert "receipt-taxi.pdf" not in [f["filename"] for f in web.files(web.alice)]
     # A drop link: created (its URL shown once), listed, revoked.
     page.fill("#l-note", "Your tax papers, please.")

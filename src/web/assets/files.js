@@ -58,6 +58,13 @@
   }
 
   function query() {
+    const text = $("text").value.trim();
+    if (text) {
+      // A search of the files' contents: ranked, and on its own (GET /v1/files?q=).
+      const p = new URLSearchParams({ limit: "20", q: text });
+      if (cursors[page]) p.set("cursor", cursors[page]);
+      return p;
+    }
     const p = new URLSearchParams({ limit: "20", status: "complete" });
     const q = $("q").value.trim();
     if (q) p.set("filename", q);
@@ -69,6 +76,7 @@
   }
 
   function sorted(files) {
+    if ($("text").value.trim()) return files; // best match first, as ranked
     const by = $("sort").value;
     const copy = [...files];
     if (by === "old") copy.reverse();
@@ -115,11 +123,17 @@
     await load();
   }
 
+  // The passage a text search found, its matched words marked; text nodes only, never markup.
+  function snippet(parts) {
+    if (!parts || !parts.length) return "";
+    return el("p", { class: "snippet muted" }, parts.map((s) => (s.match ? el("mark", {}, s.text) : s.text)));
+  }
+
   function fileRow(f) {
     const tr = el("tr", { "data-file-id": f.file_id });
     const act = (label, fn, cls) => el("button", { type: "button", class: cls || "secondary", onclick: () => fn().catch((e) => problem(e.message)) }, label);
     tr.append(
-      el("td", { "data-label": "Name", class: "file-name" }, f.filename),
+      el("td", { "data-label": "Name" }, el("span", { class: "file-name" }, f.filename), snippet(f.snippet)),
       el("td", { "data-label": "Type" }, typeName(f.content_type)),
       el("td", { "data-label": "Size", class: "num" }, fmtBytes(f.size)),
       el("td", { "data-label": "Uploaded" }, fmtDate(f.created_at)),
