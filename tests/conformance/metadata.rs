@@ -2770,7 +2770,11 @@ async fn mysql_string_columns_are_binary() {
             // The one character column: InnoDB indexes only those FULLTEXT. Never compared or
             // ordered by; searched only.
             assert_eq!(data_type, "mediumtext");
-            assert!(collation.as_deref().is_some_and(|c| c.starts_with("utf8mb4")));
+            assert!(
+                collation
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("utf8mb4"))
+            );
             continue;
         }
         assert!(
