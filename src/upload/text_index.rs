@@ -66,6 +66,7 @@ pub async fn index(state: &AppState, v: &Version) -> crate::error::Result<()> {
         }
     };
     let Some(text) = text.filter(|t| !t.is_empty()) else {
+        tracing::debug!(file_id = %v.file_id, "no text found");
         return Ok(());
     };
     tracing::debug!(
