@@ -28,7 +28,7 @@ echo "filling $n documents…"
 started=$(date +%s)
 psql_ -f - <<SQL
 -- Words w2..w5000, w_k drawn with probability ~1/k (log-uniform): w2 is in nearly every
--- document, w4000 in about 1 in 30.
+-- document, w4000 in about 1 in 300.
 INSERT INTO files (id, tenant_id, owner, bucket, filename, metadata, status, current_key,
                    content_type, size, sha256, versions, created_at, updated_at)
 SELECT 'f' || i, '$tenant', 'owner' || (i % 10000), 'uploads', 'doc' || i || '.pdf', '{}',

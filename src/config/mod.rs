@@ -550,6 +550,9 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// The probe paths (`/healthz`, `/readyz`) answered before S3 routing: no bucket can be named so.
+pub const PROBE_SEGMENTS: [&str; 2] = ["healthz", "readyz"];
+
 impl Config {
     /// The absolute deadline of one upload into bucket `b`, in seconds: its largest object at
     /// the slowest tolerated rate, plus the slack.
@@ -741,6 +744,16 @@ impl Config {
 
     fn validate(&self, problems: &mut Vec<String>) {
         self.web.validate(self.buckets.keys(), problems);
+        for b in self
+            .buckets
+            .keys()
+            .filter(|b| PROBE_SEGMENTS.contains(&b.as_str()))
+        {
+            problems.push(format!(
+                "bucket {b:?} would be hidden by the /{b} probe, answered before S3 routing: \
+                 rename the bucket"
+            ));
+        }
         self.search.validate(problems);
         problems.extend(self.accounts.problems());
         if self.accounts.enabled && !self.storage.encryption.configured() {
@@ -1192,6 +1205,15 @@ mod tests {
         let docs = c.bucket("docs").expect("docs");
         assert_eq!(docs.max_object_bytes, 10);
         assert!(docs.allowed_types.contains(&"application/pdf".to_string()));
+    }
+
+    #[test]
+    fn buckets_named_like_a_probe_are_refused() {
+        for name in PROBE_SEGMENTS {
+            let err = Config::from_layers(Some(&format!("[buckets.{name}]\n")), Vec::new())
+                .expect_err("must fail");
+            assert!(err.to_string().contains(&format!("/{name} probe")), "{err}");
+        }
     }
 
     #[test]

@@ -78,9 +78,8 @@ pub async fn list_buckets(ctx: &Ctx) -> Result<Response<Body>> {
 fn creatable_name(config: &crate::config::Config, name: &str) -> bool {
     const RESERVED_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
     const RESERVED_SUFFIXES: [&str; 3] = ["-s3alias", "--ol-s3", "--x-s3"];
-    const PROBES: [&str; 2] = ["healthz", "readyz"];
     crate::config::valid_bucket_name(name)
-        && !PROBES.contains(&name)
+        && !crate::config::PROBE_SEGMENTS.contains(&name)
         && name.parse::<std::net::Ipv4Addr>().is_err()
         && !RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
         && !RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s))
