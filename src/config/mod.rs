@@ -554,11 +554,16 @@ impl std::error::Error for ConfigError {}
 pub const PROBE_SEGMENTS: [&str; 2] = ["healthz", "readyz"];
 
 impl Config {
-    /// The absolute deadline of one upload into bucket `b`, in seconds: its largest object at
-    /// the slowest tolerated rate, plus the slack.
-    pub fn upload_deadline_secs(&self, b: &BucketConfig) -> u64 {
-        b.max_object_bytes / self.server.min_upload_rate_bytes_per_sec.max(1)
+    /// The absolute deadline of an upload of `bytes`, in seconds: that many bytes at the slowest
+    /// tolerated rate, plus the slack.
+    pub fn upload_deadline_for(&self, bytes: u64) -> u64 {
+        bytes / self.server.min_upload_rate_bytes_per_sec.max(1)
             + self.server.upload_deadline_slack_secs
+    }
+
+    /// The absolute deadline of one upload into bucket `b`, in seconds: its largest object's.
+    pub fn upload_deadline_secs(&self, b: &BucketConfig) -> u64 {
+        self.upload_deadline_for(b.max_object_bytes)
     }
 
     /// The longest upload deadline of any bucket (run-time buckets' template included), in

@@ -140,11 +140,11 @@ pub async fn claim(
     size: u64,
 ) -> Result<LinkGuard> {
     let bcfg = state.bucket(bucket)?;
-    let server = &state.config.server;
-    let body_secs = size.min(bcfg.max_object_bytes) / server.min_upload_rate_bytes_per_sec.max(1);
-    let deadline_ms =
-        i64::try_from((body_secs + 2 * server.upload_deadline_slack_secs).saturating_mul(1000))
-            .unwrap_or(i64::MAX);
+    let secs = state
+        .config
+        .upload_deadline_for(size.min(bcfg.max_object_bytes))
+        + state.config.server.upload_deadline_slack_secs;
+    let deadline_ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let now = crate::clock::now_ms();
     let link = claimed(
         state

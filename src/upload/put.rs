@@ -73,9 +73,7 @@ where
     let idle = Duration::from_secs(server.body_idle_timeout_secs);
     // The absolute bound on an upload: the presigned expiry is checked only at the start, so
     // without it a client trickling just above the idle timeout could hold a slot for hours.
-    let deadline = Duration::from_secs(
-        max_bytes / server.min_upload_rate_bytes_per_sec.max(1) + server.upload_deadline_slack_secs,
-    );
+    let deadline = Duration::from_secs(state.config.upload_deadline_for(max_bytes));
     // Optional per-upload bandwidth cap: frames are released no faster than the configured
     // rate (config validation keeps it above the minimum upload rate, so pacing never trips the
     // idle timeout).
