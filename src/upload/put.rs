@@ -348,6 +348,7 @@ pub async fn commit_object(
                 state,
                 super::text_index::Version {
                     file_id: link.file_id.clone(),
+                    bucket: link.bucket.clone(),
                     key: link.key.clone(),
                     path: path.clone(),
                     content_type: info.content_type.clone(),

@@ -10,13 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
-
 use crate::state::AppState;
 
 /// The version just committed: whose text to index.
 pub struct Version {
     pub file_id: String,
+    pub bucket: String,
     /// The version's key (the file's `current_key` while it is current).
     pub key: String,
     pub path: object_store::path::Path,
@@ -43,14 +42,8 @@ pub async fn index(state: &AppState, v: &Version) -> crate::error::Result<()> {
         .acquire_owned()
         .await
         .map_err(crate::error::Error::internal)?;
-    let body = state.storage.get(&v.path, None).await?;
-    let data: Vec<u8> = body
-        .stream
-        .try_fold(Vec::new(), |mut acc, chunk| async move {
-            acc.extend_from_slice(&chunk);
-            Ok(acc)
-        })
-        .await?;
+    let max = state.bucket(&v.bucket)?.max_object_bytes;
+    let data = super::verdict::read_all(state, &v.path, max).await?;
     let (ct, max) = (v.content_type.clone(), cfg.max_text_chars);
     let started = std::time::Instant::now();
     let work = tokio::task::spawn_blocking(move || {

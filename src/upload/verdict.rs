@@ -191,8 +191,12 @@ pub fn count_refusal(state: &AppState, e: &Error) {
     }
 }
 
-/// The staged object at `path`, whole (at most `max` bytes: the bucket's limit it was held to).
-async fn read_all(state: &AppState, path: &object_store::path::Path, max: u64) -> Result<Bytes> {
+/// The stored object at `path`, whole (at most `max` bytes: the bucket's limit it was held to).
+pub(super) async fn read_all(
+    state: &AppState,
+    path: &object_store::path::Path,
+    max: u64,
+) -> Result<Bytes> {
     let mut body = state.storage.get(path, None).await?.stream;
     let mut out = BytesMut::new();
     while let Some(chunk) = body.next().await {
