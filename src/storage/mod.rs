@@ -101,6 +101,14 @@ impl From<StorageError> for Error {
     }
 }
 
+/// A local file operation (staging or spool files) that failed.
+fn io_failure(e: std::io::Error) -> StorageError {
+    StorageError::Backend(object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(e),
+    })
+}
+
 /// Handle to the object backends.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -348,14 +356,8 @@ impl Storage {
     /// Idempotent.
     pub async fn remove_staging(&self, path: &Path) -> Result<(), StorageError> {
         let b = self.backend(path);
-        let io = |e: std::io::Error| {
-            StorageError::Backend(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            })
-        };
         if let Some(spool) = &b.spool {
-            spool.remove(path).await.map_err(io)?;
+            spool.remove(path).await.map_err(io_failure)?;
         }
         let Some(root) = &b.local_root else {
             return Ok(());
@@ -376,8 +378,8 @@ impl Storage {
         .await;
         match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(io(e)),
-            Err(e) => Err(io(std::io::Error::other(e))),
+            Ok(Err(e)) => Err(io_failure(e)),
+            Err(e) => Err(io_failure(std::io::Error::other(e))),
         }
     }
 
@@ -424,16 +426,16 @@ impl Storage {
     /// Removes the spool files of every remote backend left by a process that died
     /// mid-upload (untouched for longer than `max_age`, the longest upload deadline).
     pub async fn remove_stale_spool(&self, max_age: Duration) -> Result<usize, StorageError> {
-        let mut removed = 0;
-        for b in self.all.iter() {
-            if let Some(spool) = &b.spool {
-                removed += spool.remove_stale(max_age).await.map_err(|e| {
-                    StorageError::Backend(object_store::Error::Generic {
-                        store: "Spool",
-                        source: Box::new(e),
-                    })
-                })?;
+        // Remote backends share the process's one spool: each directory is swept once.
+        let mut spools: Vec<&Arc<spool::Spool>> = Vec::new();
+        for s in self.all.iter().filter_map(|b| b.spool.as_ref()) {
+            if !spools.iter().any(|seen| Arc::ptr_eq(seen, s)) {
+                spools.push(s);
             }
+        }
+        let mut removed = 0;
+        for s in spools {
+            removed += s.remove_stale(max_age).await.map_err(io_failure)?;
         }
         Ok(removed)
     }
