@@ -1118,14 +1118,14 @@ macro_rules! impl_control_store {
                             (
                                 format!(
                                     "SELECT {cols}, -bm25(file_text_index) AS rank, \
-                                     snippet(file_text_index, 0, char(1), char(2), '…', 16) AS snippet \
+                                     snippet(file_text_index, 0, $1, $2, '…', 16) AS snippet \
                                      FROM file_text_index JOIN file_text t ON t.id = file_text_index.rowid \
                                      JOIN files f ON f.id = t.file_id \
-                                     WHERE file_text_index MATCH $1 AND f.tenant_id = $2 AND f.owner = $3 \
+                                     WHERE file_text_index MATCH $3 AND f.tenant_id = $4 AND f.owner = $5 \
                                      AND f.status = 'complete' \
-                                     ORDER BY bm25(file_text_index), f.id LIMIT $4 OFFSET $5"
+                                     ORDER BY bm25(file_text_index), f.id LIMIT $6 OFFSET $7"
                                 ),
-                                vec![q],
+                                vec![MARK_START.to_string(), MARK_END.to_string(), q],
                             )
                         }
                         FullText::TsVector => (

@@ -153,7 +153,8 @@ async fn fan_pass(
     for chunk in ids.chunks(BATCH) {
         let known: HashSet<String> = meta.referenced_blobs(chunk).await?.into_iter().collect();
         for id in chunk.iter().filter(|id| !known.contains(*id)) {
-            let age = crate::clock::now_ms().saturating_sub(listed[id]);
+            // Against the listing's start: a blob written since is younger, never older.
+            let age = listed_at.saturating_sub(listed[id]);
             if age < grace_ms {
                 report.young += 1;
                 continue;

@@ -3,7 +3,7 @@
 //! refers to stays (committed versions, open multipart parts), foreign files are never touched,
 //! and committed records whose bytes are gone are reported, not removed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -38,10 +38,6 @@ async fn reconcile(app: &TestApp, args: &[&str]) -> Value {
         .find(|b| b["bucket"] == BUCKET)
         .cloned()
         .expect("the test bucket is reported")
-}
-
-fn exists(p: &Path) -> bool {
-    p.exists()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,9 +108,9 @@ async fn orphans_go_after_the_grace_period_and_referenced_bytes_stay() {
         (real["orphans"].as_u64(), real["removed"].as_u64()),
         (Some(1), Some(1))
     );
-    assert!(!exists(&old), "the old orphan is removed");
-    assert!(exists(&young), "a young one is left for the grace period");
-    assert!(exists(&foreign), "foreign files are never touched");
+    assert!(!old.exists(), "the old orphan is removed");
+    assert!(young.exists(), "a young one is left for the grace period");
+    assert!(foreign.exists(), "foreign files are never touched");
     assert_eq!(
         real["missing"], 1,
         "a record is never removed, only reported"
@@ -135,7 +131,7 @@ async fn orphans_go_after_the_grace_period_and_referenced_bytes_stay() {
     // With no grace (nothing in flight), the young orphan goes too.
     let now = reconcile(&app, &["--grace-secs", "0"]).await;
     assert_eq!(now["removed"], 1, "{now}");
-    assert!(!exists(&young));
+    assert!(!young.exists());
     app.stop().await;
 }
 
