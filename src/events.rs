@@ -530,11 +530,15 @@ impl Deliverer {
         let rounds = self
             .batch
             .div_ceil(u32::try_from(self.concurrency.max(1)).unwrap_or(1));
-        let slowest = match &self.mailer {
+        self.slowest_attempt() * rounds.max(1) + Duration::from_secs(5)
+    }
+
+    /// The longest one attempt may take: the webhook timeout, or the mail timeout if longer.
+    fn slowest_attempt(&self) -> Duration {
+        match &self.mailer {
             Some(m) => self.timeout.max(m.timeout()),
             None => self.timeout,
-        };
-        slowest * rounds.max(1) + Duration::from_secs(5)
+        }
     }
 
     /// One pass: fetches the due events (at most `batch`), attempts each and records the result.
@@ -786,16 +790,28 @@ pub async fn run(
         "webhook worker started"
     );
     loop {
-        let full = tokio::select! {
+        // No new pass once shutdown has begun.
+        if futures_util::FutureExt::now_or_never(&mut shutdown).is_some() {
+            break;
+        }
+        let mut pass = std::pin::pin!(deliverer.deliver_due(store.as_ref()));
+        let result = tokio::select! {
             biased;
-            () = &mut shutdown => break,
-            result = deliverer.deliver_due(store.as_ref()) => match result {
-                Ok(n) => n >= deliverer.batch as usize,
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot read the webhook outbox");
-                    false
-                }
-            },
+            result = &mut pass => result,
+            () = &mut shutdown => {
+                // Shutting down mid-pass: the attempts under way may record their outcomes
+                // (for at most one attempt's time), so that their events are not left claimed
+                // until the claim runs out.
+                let _ = tokio::time::timeout(deliverer.slowest_attempt(), pass).await;
+                break;
+            }
+        };
+        let full = match result {
+            Ok(n) => n >= deliverer.batch as usize,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the webhook outbox");
+                false
+            }
         };
         let queued = deliverer
             .queued_mail
