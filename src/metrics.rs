@@ -63,6 +63,12 @@ pub struct Metrics {
     closed: Family<ReasonLabel, Counter>,
     deliveries: Family<DeliveryLabel, Counter>,
     reconciled: Family<ReasonLabel, Counter>,
+    transitions: Family<ClassLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    storage_class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -203,9 +209,16 @@ impl Metrics {
              record refers to, removed), missing (a committed record whose bytes are gone)",
             reconciled.clone(),
         );
+        let transitions = Family::<ClassLabel, Counter>::default();
+        registry.register(
+            "storage_transitions",
+            "Objects the sweeper moved to a colder storage class, by the class they moved to",
+            transitions.clone(),
+        );
         Self {
             registry,
             reconciled,
+            transitions,
             deliveries,
             scans,
             content,
@@ -256,6 +269,13 @@ impl Metrics {
         self.reconciled
             .get_or_create(&ReasonLabel { reason })
             .inc_by(n);
+    }
+
+    /// Records an object moved to storage class `storage_class`.
+    pub fn transitioned(&self, storage_class: &'static str) {
+        self.transitions
+            .get_or_create(&ClassLabel { storage_class })
+            .inc();
     }
 
     /// Records a connection the server closed: `silent`, `idle` or `shed`.

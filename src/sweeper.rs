@@ -1,4 +1,5 @@
-//! Background cleanup: deletes files whose retention ended, removes the bytes of retired
+//! Background cleanup: deletes files whose retention ended, moves objects past their bucket's
+//! transition age to the colder storage class, removes the bytes of retired
 //! versions and of uploads whose process died before committing or aborting (pending rows whose
 //! lease ran out), then their rows, and the spool files such a process left on this replica.
 //!
@@ -105,6 +106,13 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, crate::error::Error> 
     // here and their bytes removed below.
     purged += crate::upload::delete::expire_files(state, crate::clock::now_ms(), 100).await?;
     purged += crate::upload::delete::retire_versions(state, crate::clock::now_ms(), 100).await?;
+    // Objects past their bucket's transition age move to the colder storage class (not
+    // counted: nothing is purged). A failure there must not hold up the cleanup below.
+    if let Err(e) =
+        crate::upload::transition::transition_objects(state, crate::clock::now_ms(), 100).await
+    {
+        tracing::warn!(error = %e, "storage-class transition pass failed; the next sweep resumes");
+    }
     loop {
         let due = state
             .meta

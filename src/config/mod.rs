@@ -296,6 +296,16 @@ pub struct BucketConfig {
     /// Days a replaced (non-current) version is kept after it was uploaded; 0 (default): kept.
     #[serde(default)]
     pub noncurrent_version_days: u32,
+    /// S3 storage class of new objects (`STANDARD_IA`, …; one of [`STORAGE_CLASSES`]); empty:
+    /// the backend's default (STANDARD). S3 backends only.
+    #[serde(default)]
+    pub storage_class: String,
+    /// Days after its upload when an object moves to `transition_storage_class`; 0: never.
+    #[serde(default)]
+    pub transition_days: u32,
+    /// The colder class objects move to after `transition_days` (one of [`STORAGE_CLASSES`]).
+    #[serde(default)]
+    pub transition_storage_class: String,
     pub max_object_bytes: u64,
     pub allowed_types: Vec<String>,
     pub etag: EtagMode,
@@ -334,6 +344,75 @@ pub struct BucketConfig {
     /// bomb…) are kept for the operator in the bucket's quarantine area instead of removed.
     #[serde(default)]
     pub quarantine: bool,
+}
+
+/// The S3 storage classes a bucket may use: those whose objects are read directly (GET answers
+/// at once). The archive classes (`GLACIER`, `DEEP_ARCHIVE`) need a restore before any read,
+/// and upgate serves every committed object on request, so they are refused.
+pub const STORAGE_CLASSES: [&str; 6] = [
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "REDUCED_REDUNDANCY",
+];
+
+impl BucketConfig {
+    /// The storage class of new objects, `None` for the backend's default.
+    pub fn new_object_class(&self) -> Option<&str> {
+        (!self.storage_class.is_empty()).then_some(self.storage_class.as_str())
+    }
+
+    /// The class objects move to and the age (ms) after which they do, if the bucket has a
+    /// transition.
+    pub fn transition(&self) -> Option<(&str, i64)> {
+        (self.transition_days > 0 && !self.transition_storage_class.is_empty()).then(|| {
+            (
+                self.transition_storage_class.as_str(),
+                i64::from(self.transition_days) * 86_400_000,
+            )
+        })
+    }
+
+    /// Problems with the storage-class settings of the bucket at `at`, stored on a backend of
+    /// kind `kind`.
+    fn storage_class_problems(&self, at: &str, kind: &str, problems: &mut Vec<String>) {
+        let named = [
+            ("storage_class", &self.storage_class),
+            ("transition_storage_class", &self.transition_storage_class),
+        ];
+        if named.iter().all(|(_, v)| v.is_empty()) && self.transition_days == 0 {
+            return;
+        }
+        if kind != "s3" {
+            problems.push(format!(
+                "{at}: storage classes need an S3 backend (this bucket is on a {kind} backend)"
+            ));
+            return;
+        }
+        for (field, value) in named {
+            if !value.is_empty() && !STORAGE_CLASSES.contains(&value.as_str()) {
+                problems.push(format!(
+                    "{at}.{field} {value:?} is not one of {} (archive classes need a restore \
+                     before a read, and upgate serves every object directly)",
+                    STORAGE_CLASSES.join(", ")
+                ));
+            }
+        }
+        if (self.transition_days > 0) == self.transition_storage_class.is_empty() {
+            problems.push(format!(
+                "{at}: transition_days and transition_storage_class go together"
+            ));
+        } else if self.transition_days > 0
+            && self.transition_storage_class
+                == self.new_object_class().unwrap_or(STORAGE_CLASSES[0])
+        {
+            problems.push(format!(
+                "{at}.transition_storage_class is the class new objects already get"
+            ));
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -772,6 +851,12 @@ impl Config {
             problems.push("scan.timeout_secs and scan.max_concurrent must be at least 1".into());
         }
         for (at, b) in self.policies() {
+            if let Some(backend) = self
+                .storage
+                .backend_config(self.storage.resolve(&b.backend))
+            {
+                b.storage_class_problems(&at, backend.kind(), problems);
+            }
             if b.scan == ScanMode::Required && self.scan.clamd.is_empty() {
                 problems.push(format!(
                     "{at}.scan = \"required\" needs a scanner: set scan.clamd"
@@ -1278,6 +1363,51 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("bucket_template.scan"), "{text}");
         assert!(text.contains("bucket_template.max_object_bytes"), "{text}");
+    }
+
+    #[test]
+    fn storage_classes_need_an_s3_backend_and_a_class_read_directly() {
+        let s3 = "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\n";
+        let ok = Config::from_layers(
+            Some(&format!(
+                "{s3}[buckets.docs]\nstorage_class = \"STANDARD_IA\"\ntransition_days = 30\n\
+                 transition_storage_class = \"GLACIER_IR\"\n"
+            )),
+            Vec::new(),
+        )
+        .expect("config");
+        assert_eq!(ok.buckets["docs"].new_object_class(), Some("STANDARD_IA"));
+        assert_eq!(
+            ok.buckets["docs"].transition(),
+            Some(("GLACIER_IR", 30 * 86_400_000))
+        );
+        assert_eq!(ok.bucket_template.transition(), None);
+        let refused = |toml: &str, want: &str| {
+            let err = Config::from_layers(Some(toml), Vec::new()).expect_err(toml);
+            assert!(err.to_string().contains(want), "{err}");
+        };
+        refused(
+            "[buckets.docs]\nstorage_class = \"STANDARD_IA\"\n",
+            "buckets.docs: storage classes need an S3 backend (this bucket is on a local backend)",
+        );
+        refused(
+            &format!("{s3}[buckets.docs]\nstorage_class = \"GLACIER\"\n"),
+            "buckets.docs.storage_class \"GLACIER\" is not one of",
+        );
+        refused(
+            &format!("{s3}[bucket_template]\ntransition_storage_class = \"DEEP_ARCHIVE\"\n"),
+            "bucket_template.transition_storage_class \"DEEP_ARCHIVE\"",
+        );
+        refused(
+            &format!("{s3}[buckets.docs]\ntransition_days = 3\n"),
+            "buckets.docs: transition_days and transition_storage_class go together",
+        );
+        refused(
+            &format!(
+                "{s3}[buckets.docs]\ntransition_days = 3\ntransition_storage_class = \"STANDARD\"\n"
+            ),
+            "buckets.docs.transition_storage_class is the class new objects already get",
+        );
     }
 
     #[test]

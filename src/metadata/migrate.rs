@@ -119,6 +119,11 @@ macro_rules! embedded {
                 "file_text",
                 include_str!(concat!("migrations/", $dir, "/0013_file_text.sql")),
             ),
+            (
+                14,
+                "storage_class",
+                include_str!(concat!("migrations/", $dir, "/0014_storage_class.sql")),
+            ),
         ])
     };
 }

@@ -145,6 +145,9 @@ pub struct CommitInfo {
     /// The sizes of the parts a multipart object's stored bytes are made of, in part order
     /// (GET/HEAD by `partNumber`); empty: a single-part object.
     pub part_sizes: Vec<u64>,
+    /// The backend storage class the bytes were written with (S3 spelling, `STANDARD` on
+    /// backends without classes).
+    pub storage_class: String,
 }
 
 /// A conditional write's condition on the key's current version, checked by
@@ -313,6 +316,9 @@ pub struct ObjectRecord {
     /// The sizes of its parts, in part order; empty: a single-part object (or one whose parts
     /// are not known: completed before they were recorded, or rewritten by a content check).
     pub part_sizes: Vec<u64>,
+    /// Where the bytes are: the backend storage class (S3 spelling; `STANDARD` on backends
+    /// without classes).
+    pub storage_class: String,
 }
 
 /// The `part_sizes` column of a list of part sizes (`NULL` for none).
@@ -367,6 +373,7 @@ where
         headers: ObjectHeaders::from_column(headers.as_deref())?,
         tags: ObjectTags::from_column(tags.as_deref())?,
         part_sizes: part_sizes_of(part_sizes.as_deref())?,
+        storage_class: row.field("storage_class")?,
     })
 }
 
@@ -590,6 +597,18 @@ pub trait MetadataStore:
         now_ms: i64,
         stale_before_ms: i64,
     ) -> Result<bool, MetaError>;
+    /// Ids of the committed versions in `bucket` stored in one of the classes `from` and
+    /// committed before `before_ms`, oldest first, at most `limit` (the transition pass).
+    async fn transition_due(
+        &self,
+        bucket: &str,
+        from: &[&str],
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, MetaError>;
+    /// Records that committed version `id`'s bytes are now in `class`; false if `id` is no
+    /// longer committed (retired or gone meanwhile).
+    async fn set_storage_class(&self, id: &str, class: &str) -> Result<bool, MetaError>;
 }
 
 /// The smallest string greater than every string that starts with `prefix`, if one exists

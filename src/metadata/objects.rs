@@ -93,7 +93,7 @@ macro_rules! impl_object_store {
 
             const OBJECT_COLUMNS: &str = "id, bucket, key, owner, size, sha256, etag, \
                 content_type, checksum_algorithm, checksum_value, committed_at, scan, headers, tags, \
-                part_sizes";
+                part_sizes, storage_class";
 
             /// Marks the committed version at (`bucket`, `key`) garbage (at most one row, by the
             /// unique index); returns its `columns`. Without `UPDATE … RETURNING`, the rows are
@@ -162,7 +162,7 @@ macro_rules! impl_object_store {
                     "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, etag = $3, \
                      content_type = $4, checksum_algorithm = $5, checksum_value = $6, \
                      committed_at = $7, lease_until = NULL, scan = $9, headers = $10, \
-                     tags = $11, part_sizes = $12 WHERE id = $8",
+                     tags = $11, part_sizes = $12, storage_class = $13 WHERE id = $8",
                 )
                 .bind(size)
                 .bind(&info.sha256)
@@ -176,6 +176,7 @@ macro_rules! impl_object_store {
                 .bind(info.headers.to_column())
                 .bind(info.tags.to_column())
                 .bind(part_sizes_column(&info.part_sizes))
+                .bind(&info.storage_class)
                 .execute(&mut **tx)
                 .await?;
                 Ok((retired, retired_bytes, retired_etag))
@@ -726,6 +727,56 @@ macro_rules! impl_object_store {
                     .bind(holder)
                     .bind(job)
                     .bind(stale_before_ms)
+                    .execute(&self.$w)
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
+                }
+
+                async fn transition_due(
+                    &self,
+                    bucket: &str,
+                    from: &[&str],
+                    before_ms: i64,
+                    limit: u32,
+                ) -> Result<Vec<String>, MetaError> {
+                    if from.is_empty() || has_nul(bucket) {
+                        return Ok(Vec::new());
+                    }
+                    let classes = (0..from.len())
+                        .map(|i| format!("${}", i + 2))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "SELECT id FROM objects WHERE bucket = $1 AND status = 'committed' \
+                         AND storage_class IN ({classes}) AND committed_at < ${} \
+                         ORDER BY committed_at LIMIT ${}",
+                        from.len() + 2,
+                        from.len() + 3
+                    );
+                    let mut q = query::<Db>(&sql).bind(bucket);
+                    for class in from {
+                        q = q.bind(*class);
+                    }
+                    let rows = q
+                        .bind(before_ms)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.$w)
+                        .await?;
+                    rows.iter().map(|r| Ok(r.field("id")?)).collect()
+                }
+
+                async fn set_storage_class(
+                    &self,
+                    id: &str,
+                    class: &str,
+                ) -> Result<bool, MetaError> {
+                    let n = query::<Db>(
+                        "UPDATE objects SET storage_class = $1 \
+                         WHERE id = $2 AND status = 'committed'",
+                    )
+                    .bind(class)
+                    .bind(id)
                     .execute(&self.$w)
                     .await?
                     .rows_affected();

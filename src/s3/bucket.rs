@@ -423,7 +423,7 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> Result<Response<
                 last_modified: crate::clock::from_ms(r.committed_at_ms),
                 etag: &r.etag,
                 size: r.size,
-                storage_class: "STANDARD",
+                storage_class: &r.storage_class,
                 owner: fetch_owner.then(|| {
                     if r.owner == caller {
                         caller

@@ -532,6 +532,12 @@ pub async fn get(
     if !rec.tags.0.is_empty() {
         rh.insert("x-amz-tagging-count", HeaderValue::from(rec.tags.0.len()));
     }
+    // As S3: the class is named unless it is STANDARD.
+    if rec.storage_class != crate::storage::DEFAULT_CLASS
+        && let Ok(v) = HeaderValue::from_str(&rec.storage_class)
+    {
+        rh.insert("x-amz-storage-class", v);
+    }
     apply_overrides(ctx, bcfg, &rec.content_type, rh)?;
     if bcfg.types == crate::config::TypesMode::Any {
         // Opaque data is never rendered: whatever it is (HTML, SVG, script), a browser saves
@@ -690,7 +696,10 @@ pub async fn attributes(ctx: &Ctx, bucket: &str, key: &str) -> Result<Response<B
         ));
     }
     if want("StorageClass") {
-        xml.push_str("<StorageClass>STANDARD</StorageClass>");
+        xml.push_str(&format!(
+            "<StorageClass>{}</StorageClass>",
+            super::xml::escape(&rec.storage_class)
+        ));
     }
     if want("ObjectSize") {
         xml.push_str(&format!("<ObjectSize>{}</ObjectSize>", rec.size));

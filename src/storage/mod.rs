@@ -38,7 +38,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetRange, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload,
+    Attribute, Attributes, GetOptions, GetRange, MultipartUpload, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutPayload,
 };
 
 pub use self::backend::Backend;
@@ -124,7 +125,15 @@ pub struct Storage {
     /// coalesced up to this size (only for stores given to [`Storage::from_store`]; built
     /// backends handle part sizes themselves).
     min_part: usize,
+    /// The storage class new objects of a bucket are written with (`[buckets.X]
+    /// storage_class`); buckets not listed use `unrouted_class`.
+    classes: Arc<HashMap<String, String>>,
+    /// The class of new objects in buckets not in `classes` (`[bucket_template]`).
+    unrouted_class: Option<String>,
 }
+
+/// The class the bytes of a bucket without a storage class are in (S3's default).
+pub const DEFAULT_CLASS: &str = "STANDARD";
 
 /// A readable object range.
 pub struct ObjectBody {
@@ -157,14 +166,23 @@ impl Storage {
     /// Opens the backends of a whole config: each bucket on the backend it names, every other
     /// bucket (created at run time) on the backend of `[bucket_template]`.
     pub fn for_config(config: &crate::config::Config) -> Result<Self, StorageError> {
-        Self::open_routed(
+        let mut storage = Self::open_routed(
             &config.storage,
             config
                 .buckets
                 .iter()
                 .map(|(name, b)| (name.as_str(), b.backend.as_str())),
             &config.bucket_template.backend,
-        )
+        )?;
+        storage.classes = Arc::new(
+            config
+                .buckets
+                .iter()
+                .filter_map(|(name, b)| Some((name.clone(), b.new_object_class()?.to_string())))
+                .collect(),
+        );
+        storage.unrouted_class = config.bucket_template.new_object_class().map(String::from);
+        Ok(storage)
     }
 
     /// Opens the default backend and the backends `routes` name, as `(bucket, backend)` pairs,
@@ -218,6 +236,8 @@ impl Storage {
             all: Arc::new(all),
             metrics: None,
             min_part: 0,
+            classes: Arc::default(),
+            unrouted_class: None,
         })
     }
 
@@ -238,6 +258,8 @@ impl Storage {
             all: Arc::new(vec![b]),
             min_part,
             metrics: None,
+            classes: Arc::default(),
+            unrouted_class: None,
         }
     }
 
@@ -301,10 +323,49 @@ impl Storage {
         r.map(|_| ()).map_err(StorageError::from)
     }
 
-    /// Starts a hidden, abortable write at `path`.
+    /// The storage class new objects of `bucket` are written with ([`DEFAULT_CLASS`] unless
+    /// the bucket names one).
+    pub fn storage_class(&self, bucket: &str) -> &str {
+        self.classes
+            .get(bucket)
+            .map(String::as_str)
+            .or(if self.routes.contains_key(bucket) {
+                None
+            } else {
+                self.unrouted_class.as_deref()
+            })
+            .unwrap_or(DEFAULT_CLASS)
+    }
+
+    /// Starts a hidden, abortable write of an object's bytes at `path`, in the storage class of
+    /// its bucket (the first segment of `path`).
     pub async fn begin(&self, path: &Path) -> Result<Staging, StorageError> {
+        let class = path
+            .parts()
+            .next()
+            .map(|b| self.storage_class(b.as_ref()).to_string())
+            .unwrap_or_else(|| DEFAULT_CLASS.to_string());
+        self.begin_with(path, class_options(&class)).await
+    }
+
+    /// Starts a hidden, abortable write of a temporary blob (a multipart or resumable part,
+    /// read back once when the object is assembled): always in the default class, since the
+    /// colder classes bill a minimum storage time.
+    pub async fn begin_part(&self, path: &Path) -> Result<Staging, StorageError> {
+        self.begin_with(path, PutMultipartOptions::default()).await
+    }
+
+    async fn begin_with(
+        &self,
+        path: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Staging, StorageError> {
         let started = Instant::now();
-        let r = self.backend(path).store.put_multipart(path).await;
+        let r = self
+            .backend(path)
+            .store
+            .put_multipart_opts(path, opts)
+            .await;
         self.observe("begin", started, &r);
         let upload = r?;
         Ok(Staging {
@@ -440,6 +501,36 @@ impl Storage {
         Ok(removed)
     }
 
+    /// Moves the object at `path` to storage class `class`: its stored bytes (ciphertext on an
+    /// encrypted backend, so its key sidecar stays valid) are streamed back into the same path
+    /// with the new class. The backend replaces the object atomically, so a reader sees the same
+    /// bytes before, during and after; a failure leaves the object where it was.
+    pub async fn set_storage_class(&self, path: &Path, class: &str) -> Result<(), StorageError> {
+        let b = self.backend(path);
+        let started = Instant::now();
+        let r = async {
+            let mut source = b.raw.get(path).await?.into_stream();
+            let mut upload = b.raw.put_multipart_opts(path, class_options(class)).await?;
+            let copied = async {
+                while let Some(chunk) = source.next().await {
+                    upload.put_part(PutPayload::from(chunk?)).await?;
+                }
+                Ok::<_, object_store::Error>(())
+            }
+            .await;
+            match copied {
+                Ok(()) => upload.complete().await.map(|_| ()),
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    Err(e)
+                }
+            }
+        }
+        .await;
+        self.observe("transition", started, &r);
+        r.map_err(StorageError::from)
+    }
+
     /// Whether anything exists at `path` (tests and the sweeper).
     pub async fn exists(&self, path: &Path) -> Result<bool, StorageError> {
         match self.backend(path).store.head(path).await {
@@ -476,6 +567,19 @@ impl Storage {
             out.push((b.name.clone(), report));
         }
         Ok(out)
+    }
+}
+
+/// Write options that put the object in `class` (none for the default class: a backend
+/// without classes never sees the attribute).
+fn class_options(class: &str) -> PutMultipartOptions {
+    let mut attributes = Attributes::new();
+    if class != DEFAULT_CLASS {
+        attributes.insert(Attribute::StorageClass, class.to_string().into());
+    }
+    PutMultipartOptions {
+        attributes,
+        ..Default::default()
     }
 }
 

@@ -30,6 +30,7 @@ pub mod receipt;
 pub mod reconcile;
 pub mod resumable;
 pub mod text_index;
+pub mod transition;
 pub mod verdict;
 
 use crate::config::{BucketConfig, EtagMode};

@@ -81,7 +81,7 @@ where
         .register_loose_blob(&blob_id, bucket, now.saturating_add(state.lease_ms()))
         .await?;
     let path = Storage::path_for(bucket, &blob_id);
-    let mut staging = state.storage.begin(&path).await?;
+    let mut staging = state.storage.begin_part(&path).await?;
     let ingested = match stream_body(state, frames, decoder, pipe, max_bytes, &mut staging).await {
         Ok(i) => i,
         Err(e) => {
@@ -440,6 +440,7 @@ pub async fn assemble_and_commit(
         tags,
         condition,
         part_sizes,
+        storage_class: state.storage.storage_class(bucket).to_string(),
     };
     let retired = commit_object(state, &id, &path, &info, link).await?;
     after_commit(state, bucket, retired, &info, started).await;

@@ -270,6 +270,7 @@ where
         tags,
         condition,
         part_sizes: Vec::new(),
+        storage_class: state.storage.storage_class(bucket).to_string(),
     };
     // Whatever the commit's outcome, it is settled there (or left to the sweeper when unknown):
     // the guard must not remove bytes a landed commit points to.

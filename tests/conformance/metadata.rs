@@ -256,6 +256,7 @@ conformance!(
     files_expire_in_order_and_a_hold_stops_deletion,
     old_versions_are_found_by_count_and_age,
     reconciler_sees_every_reference_and_one_claim_per_interval,
+    transitions_find_old_objects_by_class_and_record_only_committed_ones,
     runtime_buckets_are_created_once_and_kept_apart_from_configured_ones,
     runtime_buckets_are_deleted_only_when_empty,
     concurrent_bucket_creations_cannot_exceed_a_tenant_bucket_quota,
@@ -980,6 +981,12 @@ fn info(n: u64) -> CommitInfo {
         tags: ObjectTags(vec![("version".to_owned(), format!("{n}"))]),
         condition: None,
         part_sizes: Vec::new(),
+        storage_class: if n.is_multiple_of(2) {
+            "STANDARD"
+        } else {
+            "STANDARD_IA"
+        }
+        .to_owned(),
     }
 }
 
@@ -1007,6 +1014,7 @@ fn expected(p: &NewPending, i: &CommitInfo) -> ObjectRecord {
         headers: i.headers.clone(),
         tags: i.tags.clone(),
         part_sizes: i.part_sizes.clone(),
+        storage_class: i.storage_class.clone(),
     }
 }
 
@@ -1139,6 +1147,7 @@ async fn commit_round_trips_every_field(s: Store) {
         )]),
         tags: ObjectTags::default(),
         condition: None,
+        storage_class: "GLACIER_IR".to_owned(),
         // A multipart object: its part sizes (5 TiB in 10,000 parts).
         part_sizes: {
             let mut sizes = vec![512 << 20; 9_999];
@@ -1249,6 +1258,88 @@ async fn overwrite_retires_previous_version_and_latest_commit_wins(s: Store) {
 /// What the reconciler asks: which listed blob ids some record refers to (object versions in
 /// any state, parts, loose blobs), the committed ids of one fan, a row's status, and a claim
 /// that one caller per interval wins.
+async fn transitions_find_old_objects_by_class_and_record_only_committed_ones(s: Store) {
+    // (id, key, class, committed at): two old STANDARD ones, one old already moved, one young,
+    // one old in another bucket, one old that is then replaced (garbage).
+    let rows = [
+        ("t1", "a", "STANDARD", T0 + 10),
+        ("t2", "b", "STANDARD", T0 + 5),
+        ("t3", "c", "GLACIER_IR", T0 + 1),
+        ("t4", "d", "STANDARD", T0 + 1_000),
+        ("t6", "f", "STANDARD_IA", T0 + 7),
+    ];
+    for (id, key, class, at) in rows {
+        s.insert_pending(&pending(id, BUCKET, key)).await.unwrap();
+        let i = CommitInfo {
+            committed_at_ms: at,
+            storage_class: class.to_owned(),
+            ..info(2)
+        };
+        s.commit(id, &i).await.unwrap();
+    }
+    s.insert_pending(&pending("t5", "other", "a"))
+        .await
+        .unwrap();
+    s.commit(
+        "t5",
+        &CommitInfo {
+            committed_at_ms: T0,
+            ..info(2)
+        },
+    )
+    .await
+    .unwrap();
+    s.insert_pending(&pending("t7", BUCKET, "f")).await.unwrap();
+    s.commit(
+        "t7",
+        &CommitInfo {
+            committed_at_ms: T0 + 2_000,
+            ..info(2)
+        },
+    )
+    .await
+    .unwrap();
+    let from = ["STANDARD", "STANDARD_IA"];
+    // Oldest first, only the bucket's committed versions in a class of `from`, before the age.
+    assert_eq!(
+        s.transition_due(BUCKET, &from, T0 + 100, 10).await.unwrap(),
+        ["t2", "t1"]
+    );
+    assert_eq!(
+        s.transition_due(BUCKET, &from, T0 + 100, 1).await.unwrap(),
+        ["t2"]
+    );
+    assert_eq!(
+        s.transition_due(BUCKET, &["STANDARD_IA"], T0 + 100, 10)
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "t6 was replaced: a garbage version never moves"
+    );
+    assert!(
+        s.transition_due(BUCKET, &[], T0 + 100, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.set_storage_class("t2", "GLACIER_IR").await.unwrap());
+    assert!(
+        s.set_storage_class("t2", "GLACIER_IR").await.unwrap(),
+        "idempotent"
+    );
+    assert_eq!(
+        s.transition_due(BUCKET, &from, T0 + 100, 10).await.unwrap(),
+        ["t1"]
+    );
+    assert_eq!(
+        s.current(BUCKET, "b").await.unwrap().unwrap().storage_class,
+        "GLACIER_IR"
+    );
+    // A version retired or gone is not recorded.
+    assert!(!s.set_storage_class("t6", "GLACIER_IR").await.unwrap());
+    assert!(!s.set_storage_class("nope", "GLACIER_IR").await.unwrap());
+}
+
 async fn reconciler_sees_every_reference_and_one_claim_per_interval(s: Store) {
     put(&s, "ab01", BUCKET, "k1").await;
     put(&s, "ab03", BUCKET, "k1").await; // ab01 is now garbage
@@ -2527,7 +2618,7 @@ where
 }
 
 /// Every migration version the stores embed.
-const MIGRATION_VERSIONS: [i64; 13] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+const MIGRATION_VERSIONS: [i64; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
 
 const SQLX_MIGRATIONS: &str = "SELECT version, success FROM _sqlx_migrations ORDER BY version";
 

@@ -31,6 +31,7 @@ mod s3_sdk;
 mod s3_security;
 mod s3_tagging;
 mod search;
+mod storage_classes;
 mod storage_faults;
 mod tus;
 mod web;

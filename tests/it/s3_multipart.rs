@@ -54,7 +54,9 @@ async fn part(
         .build())
 }
 
-async fn complete(
+/// Completes multipart upload `id` of `key` in the test bucket with `parts`: its ETag, or the
+/// S3 error code.
+pub(crate) async fn complete(
     s3: &aws_sdk_s3::Client,
     key: &str,
     id: &str,
