@@ -6,8 +6,13 @@
 //!
 //! - `pipe_memory` / `pipe_memory_md5`: into `object_store`'s in-memory store (the pipe's own
 //!   cost plus one copy when the store concatenates the parts at commit);
-//! - `pipe_local` / `pipe_local_md5`: into the local filesystem store in a temp dir (page cache:
-//!   the figure is CPU + syscalls, not disk bandwidth);
+//! - `pipe_local` / `pipe_local_md5`: into the local filesystem store in a temp dir without
+//!   fsync (page cache: the figure is CPU + syscalls, not disk bandwidth), frames gathered into
+//!   256 KiB writes;
+//! - `pipe_local_per_frame`: the same with one file write per frame (how upgate wrote before
+//!   writes were gathered), the baseline of the gathering;
+//! - `pipe_local_fsync`: gathered, with the object and its directory entry flushed to the disk
+//!   before the commit (the default, `storage.local.fsync = true`): the price of durability;
 //! - baselines over the same bytes, same framing: `baseline_sha256`, `baseline_md5` and
 //!   `baseline_sha256+md5`, so the pipe figures can be read as ratios on this machine.
 //!
@@ -91,7 +96,13 @@ async fn ingest(storage: &Storage, frames: &[Bytes], want_md5: bool) -> upgate::
 fn bench_ingest(c: &mut Criterion) {
     let rt = Runtime::new().expect("tokio runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let local = Storage::open(&StorageConfig::local(dir.path())).expect("local storage");
+    let mut no_fsync = StorageConfig::local(dir.path().join("page-cache"));
+    no_fsync.local.fsync = false;
+    let local = Storage::open(&no_fsync).expect("local storage");
+    let per_frame = Storage::open(&no_fsync)
+        .expect("local storage")
+        .with_write_coalesce(0);
+    let durable = Storage::open(&StorageConfig::local(dir.path().join("durable"))).expect("local");
     let memory = Storage::from_store(Arc::new(object_store::memory::InMemory::new()), 0);
 
     for size in [2 * MIB, 20 * MIB] {
@@ -149,6 +160,8 @@ fn bench_ingest(c: &mut Criterion) {
             ("pipe_memory", &memory, false),
             ("pipe_memory_md5", &memory, true),
             ("pipe_local", &local, false),
+            ("pipe_local_per_frame", &per_frame, false),
+            ("pipe_local_fsync", &durable, false),
             ("pipe_local_md5", &local, true),
         ] {
             group.bench_function(name, |b| {
@@ -169,7 +182,11 @@ fn bench_ingest(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
-    for (name, storage) in [("pipe_memory", &memory), ("pipe_local", &local)] {
+    for (name, storage) in [
+        ("pipe_memory", &memory),
+        ("pipe_local", &local),
+        ("pipe_local_per_frame", &per_frame),
+    ] {
         group.bench_function(name, |b| {
             b.iter(|| rt.block_on(ingest(storage, black_box(&small), false)))
         });

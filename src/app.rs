@@ -309,7 +309,7 @@ pub async fn open_metadata(config: &Config) -> Result<Stores, StartError> {
         let store = Arc::new(MySqlStore::open(&url).await?);
         Ok((store.clone(), store.clone(), store))
     } else {
-        let store = Arc::new(SqliteStore::open(&url).await?);
+        let store = Arc::new(SqliteStore::open_with(&url, config.metadata.fsync).await?);
         Ok((store.clone(), store.clone(), store))
     }
 }

@@ -217,6 +217,10 @@ pub struct MetadataConfig {
     pub reconcile_interval_secs: u64,
     /// Seconds a blob no record refers to is left alone before the reconciler removes it.
     pub reconcile_grace_secs: u64,
+    /// SQLite: every commit is flushed to the disk before it is acknowledged
+    /// (`synchronous=FULL`); off: `NORMAL` (a power loss may undo the last commits, never
+    /// corrupt the database). PostgreSQL and MySQL follow their servers' own settings.
+    pub fsync: bool,
 }
 
 /// A read grant (`[[api.grants]]`).

@@ -201,6 +201,9 @@ pub struct LocalBackendConfig {
     pub root: PathBuf,
     /// Envelope-encrypt objects with the `[storage.encryption]` keys.
     pub encrypt: bool,
+    /// Flush each object and its directory entry to the disk before the upload commits, so an
+    /// acknowledged upload survives a power loss.
+    pub fsync: bool,
 }
 
 impl Default for LocalBackendConfig {
@@ -208,6 +211,7 @@ impl Default for LocalBackendConfig {
         Self {
             root: PathBuf::new(),
             encrypt: false,
+            fsync: true,
         }
     }
 }

@@ -301,9 +301,17 @@ where
 {
     let mut decoded = Vec::new();
     loop {
-        let next = tokio::time::timeout(idle, body.next())
-            .await
-            .map_err(|_| Error::RequestTimeout)?;
+        // Frames that are ready are taken at once (the staging gathers them into larger
+        // writes); before waiting on the client, what is gathered is written.
+        let next = match futures_util::FutureExt::now_or_never(body.next()) {
+            Some(next) => next,
+            None => {
+                staging.settle().await?;
+                tokio::time::timeout(idle, body.next())
+                    .await
+                    .map_err(|_| Error::RequestTimeout)?
+            }
+        };
         let Some(frame) = next else { break };
         let frame = frame?;
         match &mut decoder {

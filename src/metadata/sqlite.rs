@@ -30,12 +30,25 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://PATH?mode=rwc`) and migrates.
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH?mode=rwc`) and migrates;
+    /// every commit is durable when it returns.
     pub async fn open(url: &str) -> Result<Self, MetaError> {
+        Self::open_with(url, true).await
+    }
+
+    /// [`SqliteStore::open`], with commits flushed to the disk before they return (`fsync`:
+    /// `synchronous=FULL`) or not (`NORMAL`: in WAL mode a power loss may undo the last
+    /// commits, never corrupt the database).
+    pub async fn open_with(url: &str, fsync: bool) -> Result<Self, MetaError> {
+        let sync = if fsync {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(sync)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()

@@ -161,7 +161,8 @@ pub fn build(
             (
                 Arc::new(
                     object_store::local::LocalFileSystem::new_with_prefix(root)?
-                        .with_automatic_cleanup(true),
+                        .with_automatic_cleanup(true)
+                        .with_fsync(l.fsync),
                 ),
                 "",
             )

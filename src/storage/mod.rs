@@ -38,8 +38,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, GetOptions, GetRange, MultipartUpload, ObjectStore, ObjectStoreExt,
-    PutMultipartOptions, PutPayload,
+    Attribute, Attributes, GetOptions, GetRange, GetResultPayload, MultipartUpload, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutPayload,
 };
 
 pub use self::backend::Backend;
@@ -130,10 +130,19 @@ pub struct Storage {
     classes: Arc<HashMap<String, String>>,
     /// The class of new objects in buckets not in `classes` (`[bucket_template]`).
     unrouted_class: Option<String>,
+    /// Bytes gathered into one write on local backends ([`LOCAL_WRITE_BYTES`]).
+    local_coalesce: usize,
 }
 
 /// The class the bytes of a bucket without a storage class are in (S3's default).
 pub const DEFAULT_CLASS: &str = "STANDARD";
+
+/// Body frames gathered into one local file write (at most; less when the client pauses).
+pub const LOCAL_WRITE_BYTES: usize = 256 * 1024;
+
+/// The most bytes one read of a local file brings (object_store's own stream reads 8 KiB at a
+/// time, each a trip to the blocking pool).
+pub const LOCAL_READ_BYTES: usize = 256 * 1024;
 
 /// A readable object range.
 pub struct ObjectBody {
@@ -238,6 +247,7 @@ impl Storage {
             min_part: 0,
             classes: Arc::default(),
             unrouted_class: None,
+            local_coalesce: LOCAL_WRITE_BYTES,
         })
     }
 
@@ -260,7 +270,15 @@ impl Storage {
             metrics: None,
             classes: Arc::default(),
             unrouted_class: None,
+            local_coalesce: LOCAL_WRITE_BYTES,
         }
+    }
+
+    /// Gathers up to `bytes` of body frames into one local file write (0: a write per frame;
+    /// benches compare the two).
+    pub fn with_write_coalesce(mut self, bytes: usize) -> Self {
+        self.local_coalesce = bytes;
+        self
     }
 
     /// Records backend latency and errors into `metrics`.
@@ -361,11 +379,8 @@ impl Storage {
         opts: PutMultipartOptions,
     ) -> Result<Staging, StorageError> {
         let started = Instant::now();
-        let r = self
-            .backend(path)
-            .store
-            .put_multipart_opts(path, opts)
-            .await;
+        let b = self.backend(path);
+        let r = b.store.put_multipart_opts(path, opts).await;
         self.observe("begin", started, &r);
         let upload = r?;
         Ok(Staging {
@@ -373,6 +388,13 @@ impl Storage {
             pending: Vec::new(),
             pending_len: 0,
             min_part: self.min_part,
+            // A local file write is a trip to the blocking pool: frames are gathered into
+            // fewer, larger writes. Remote backends gather whole parts in their spool already.
+            coalesce: if b.local_root.is_some() {
+                self.local_coalesce
+            } else {
+                0
+            },
         })
     }
 
@@ -396,7 +418,10 @@ impl Storage {
             other => StorageError::from(other),
         })?;
         let range = res.range.clone();
-        let stream = res.into_stream().map_err(StorageError::from).boxed();
+        let stream = match res.payload {
+            GetResultPayload::File(file, _) => read_file(file, range.clone()),
+            GetResultPayload::Stream(s) => s.map_err(StorageError::from).boxed(),
+        };
         Ok(ObjectBody { stream, range })
     }
 
@@ -570,6 +595,51 @@ impl Storage {
     }
 }
 
+/// Streams `range` of a local file in reads of up to [`LOCAL_READ_BYTES`], each on the blocking
+/// pool.
+fn read_file(
+    file: std::fs::File,
+    range: Range<u64>,
+) -> BoxStream<'static, Result<Bytes, StorageError>> {
+    futures_util::stream::try_unfold(
+        (Some(file), range.start, range.end),
+        |(file, at, end)| async move {
+            let Some(file) = file.filter(|_| at < end) else {
+                return Ok(None);
+            };
+            let want = usize::try_from((end - at).min(LOCAL_READ_BYTES as u64)).unwrap_or(0);
+            let (file, buf) = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; want];
+                let mut filled = 0;
+                while filled < want {
+                    match file.read_at(&mut buf[filled..], at + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                Ok((file, buf))
+            })
+            .await
+            .map_err(|e| io_failure(std::io::Error::other(e)))?
+            .map_err(io_failure)?;
+            if buf.is_empty() {
+                // The file is shorter than its metadata said: it changed under the read.
+                return Err(io_failure(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "object file ended early",
+                )));
+            }
+            let next = at + buf.len() as u64;
+            Ok(Some((Bytes::from(buf), (Some(file), next, end))))
+        },
+    )
+    .boxed()
+}
+
 /// Write options that put the object in `class` (none for the default class: a backend
 /// without classes never sees the attribute).
 fn class_options(class: &str) -> PutMultipartOptions {
@@ -589,19 +659,32 @@ pub struct Staging {
     upload: Option<Box<dyn MultipartUpload>>,
     pending: Vec<Bytes>,
     pending_len: usize,
+    /// The smallest part the store accepts (but the last): nothing smaller is ever sent.
     min_part: usize,
+    /// How many bytes are gathered into one write when they arrive back to back (see
+    /// [`Staging::settle`]).
+    coalesce: usize,
 }
 
 impl Staging {
-    /// Appends bytes. With `min_part == 0` each call becomes one backend write, so at most one
-    /// body frame per upload is held in memory; otherwise frames are coalesced to `min_part`.
+    /// Appends bytes. They are gathered into writes of `max(min_part, coalesce)` bytes; with
+    /// both 0, each call is one backend write.
     pub async fn write(&mut self, data: Bytes) -> Result<(), StorageError> {
         if data.is_empty() {
             return Ok(());
         }
         self.pending_len += data.len();
         self.pending.push(data);
-        if self.pending_len >= self.min_part {
+        if self.pending_len >= self.min_part.max(self.coalesce) {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is gathered when no more bytes are ready (the client paused), unless the
+    /// store needs larger parts: an upload waiting on its client holds no body bytes.
+    pub async fn settle(&mut self) -> Result<(), StorageError> {
+        if self.min_part == 0 {
             self.flush().await?;
         }
         Ok(())

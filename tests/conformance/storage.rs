@@ -388,6 +388,7 @@ fn local(encrypt: bool) -> BackendConfig {
     BackendConfig::Local(upgate::config::LocalBackendConfig {
         root: Default::default(),
         encrypt,
+        fsync: true,
     })
 }
 
