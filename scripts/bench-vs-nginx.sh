@@ -27,6 +27,9 @@
 #   PROFILE=1           perf record upgate during the PUT 2 MiB row of run 1:
 #                       target/perf-put2m.txt (perf report --stdio --no-children | head -150)
 #                       and target/perf-put2m-flat.txt (no call graphs); cpu-clock on VMs
+#   DURABLE=0           0: upgate flushes neither objects nor SQLite commits to the disk before
+#                       answering (storage.local.fsync = metadata.fsync = false), like nginx;
+#                       1: its defaults (both flushed: an answered upload survives power loss)
 #   UPGATE_BIN=PATH     the upgate binary (default target/release/upgate)
 #   UPGATE_EXTRA_TOML=F a TOML file merged over the generated upgate config (as if appended,
 #                       but it may name a table the generated config has), e.g. a durability
@@ -44,6 +47,7 @@ DURATION=${DURATION:-10s}
 RUNS=${RUNS:-3}
 PROFILE=${PROFILE:-0}
 KEEP=${KEEP:-0}
+DURABLE=${DURABLE:-0}
 GET_FILES=${GET_FILES:-256}
 cores=$(nproc)
 THREADS=${WRK_THREADS:-$cores}
@@ -157,6 +161,7 @@ if [[ -n ${UPGATE_EXTRA_TOML:-} ]]; then
 	[[ -r $UPGATE_EXTRA_TOML ]] || die "UPGATE_EXTRA_TOML=$UPGATE_EXTRA_TOML is not readable"
 	extra=(--extra "$UPGATE_EXTRA_TOML")
 fi
+[[ $DURABLE == 1 ]] && extra+=(--durable)
 python3 "$here/bench.py" config --out "$work/upgate.toml" --listen "127.0.0.1:$p_upgate" \
 	--data-dir "$work/upgate" "${extra[@]}"
 overrides=$(compgen -e | grep '^UPGATE__' || true)
@@ -366,7 +371,7 @@ json.dump({
     "upgate_commit": "$(git -C "$repo" rev-parse HEAD 2>/dev/null || true)",
     "nginx": "$(nginx -v 2>&1 | sed 's/.*: //')",
     "cores": $cores, "wrk_threads": $THREADS, "duration": "$DURATION", "runs": $RUNS,
-    "extra_toml": "${UPGATE_EXTRA_TOML:-}",
+    "extra_toml": "${UPGATE_EXTRA_TOML:-}", "durable": $DURABLE == 1,
     "upgate_peak_during_put2m": {"rss_kib": $peak_rss_kib, "threads": $peak_threads,
                                  "idle_rss_kib": $idle_rss_kib, "idle_threads": $idle_threads},
     "perf": "$( [[ -n $perf_event ]] && echo "target/perf-put2m.txt ($perf_event)" || echo off)",
@@ -376,6 +381,7 @@ echo
 python3 "$here/bench.py" report --results "$work/results" --meta "$work/meta.json" --out "$repo/target/bench-vs-nginx.json"
 echo "upgate during PUT 2 MiB x 64: peak RSS $((peak_rss_kib / 1024)) MiB, peak $peak_threads threads" \
 	"(idle before the row: $((idle_rss_kib / 1024)) MiB, $idle_threads threads)"
+echo "durability: $([[ $DURABLE == 1 ]] && echo "on (objects and SQLite commits flushed before the answer)" || echo "off (like nginx)")"
 echo "JSON: target/bench-vs-nginx.json"
 if grep -E -i ' (ERROR|WARN) ' "$work/upgate.log" >/dev/null; then
 	echo "upgate logged $(grep -c -E -i ' (ERROR|WARN) ' "$work/upgate.log") warnings/errors; the first:"

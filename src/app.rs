@@ -163,6 +163,10 @@ impl App {
                 config,
                 storage,
                 meta,
+                mints: crate::metadata::batch::MintBatcher::start(
+                    Arc::clone(&control),
+                    Arc::clone(&metrics),
+                ),
                 control,
                 credentials,
                 clamd,

@@ -50,6 +50,7 @@ pub struct Metrics {
     bytes_in: Counter,
     bytes_out: Counter,
     upload_size: Histogram,
+    mint_batch: Histogram,
     upload_duration: Histogram,
     rejections: Family<ReasonLabel, Counter>,
     inflight_uploads: Gauge,
@@ -123,6 +124,12 @@ impl Metrics {
             "upload_size_bytes",
             "Size of committed uploads",
             upload_size.clone(),
+        );
+        let mint_batch = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+        registry.register(
+            "mint_batch_size",
+            "Links committed by one transaction of the mint group commit",
+            mint_batch.clone(),
         );
         let upload_duration = Histogram::new(exponential_buckets(0.005, 2.0, 16));
         registry.register(
@@ -228,6 +235,7 @@ impl Metrics {
             bytes_in,
             bytes_out,
             upload_size,
+            mint_batch,
             upload_duration,
             rejections,
             inflight_uploads,
@@ -269,6 +277,11 @@ impl Metrics {
         self.reconciled
             .get_or_create(&ReasonLabel { reason })
             .inc_by(n);
+    }
+
+    /// Records one transaction of the mint group commit, of `n` links.
+    pub fn mint_batch(&self, n: usize) {
+        self.mint_batch.observe(n as f64);
     }
 
     /// Records an object moved to storage class `storage_class`.

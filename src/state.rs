@@ -65,6 +65,8 @@ pub struct AppState {
     pub meta: Arc<dyn MetadataStore>,
     /// Control-plane records (the same database as `meta`).
     pub control: Arc<dyn ControlStore>,
+    /// Minted links, committed in groups ([`crate::metadata::batch`]).
+    pub mints: crate::metadata::batch::MintBatcher,
     /// Access keys, link keys, JWT verifier, admin token.
     pub credentials: Credentials,
     /// The malware scanner, if one is configured.

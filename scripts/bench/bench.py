@@ -83,10 +83,12 @@ def pdf(size, seed=11):
 LIFTED = {"rate": 0.0, "burst": 1}
 
 
-def upgate_config(listen, data_dir):
+def upgate_config(listen, data_dir, durable):
     """The generated config: embedded defaults but for the listener, a local-disk backend and
     SQLite under `data_dir`, one PDF bucket up to 25 MiB, every request-rate limit and the
-    per-principal upload cap lifted, no quotas, warn logging."""
+    per-principal upload cap lifted, no quotas, warn logging. Without `durable`, neither the
+    objects nor the SQLite commits are flushed to the disk before the answer (like nginx); with
+    it, the defaults (both are)."""
     classes = ("mint", "s3_write", "s3_read", "download", "token_exchange")
     return {
         "server": {
@@ -95,8 +97,8 @@ def upgate_config(listen, data_dir):
             "max_connections_per_ip": 4096,
         },
         "admin": {"listen": ""},
-        "storage": {"data_dir": data_dir, "backend": "local"},
-        "metadata": {"url": ""},
+        "storage": {"data_dir": data_dir, "backend": "local", "local": {"fsync": durable}},
+        "metadata": {"url": "", "fsync": durable},
         "log": {"filter": "warn"},
         "quotas": {"max_bytes": 0, "max_objects": 0},
         "ratelimit": {
@@ -413,6 +415,7 @@ def main():
     p.add_argument("--listen", required=True)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--extra", default="")
+    p.add_argument("--durable", action="store_true")
     p = sub.add_parser("seed")
     p.add_argument("--base", required=True)
     p.add_argument("--targets", required=True)
@@ -443,7 +446,7 @@ def main():
         with open(a.out, "wb") as f:
             f.write(pdf(a.size))
     elif a.cmd == "config":
-        cfg = upgate_config(a.listen, a.data_dir)
+        cfg = upgate_config(a.listen, a.data_dir, a.durable)
         if a.extra:
             with open(a.extra, "rb") as f:
                 merge(cfg, tomllib.load(f))

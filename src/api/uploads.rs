@@ -143,7 +143,7 @@ pub async fn create_upload(
                 m.insert("client_id".into(), t.client_id.clone());
                 meta = serde_json::to_string(&m).map_err(Error::internal)?;
             }
-            let f = FileRecord {
+            FileRecord {
                 id: crate::id::random_hex(16),
                 tenant_id: who.tenant_id.clone(),
                 owner: who.subject.clone(),
@@ -173,11 +173,11 @@ pub async fn create_upload(
                     now,
                 ),
                 legal_hold: false,
-            };
-            state.control.insert_file(&f).await?;
-            f
+            }
         }
     };
+    // A new file is inserted with its link (one transaction, shared with concurrent mints).
+    let new_file = version_of.is_none().then(|| file.clone());
     let tus = match req.protocol.as_deref() {
         None | Some("put") => false,
         Some("tus") if req.parts.is_some() => {
@@ -217,7 +217,13 @@ pub async fn create_upload(
         created_at_ms: now,
         completed_at_ms: None,
     };
-    state.control.insert_link(&link).await?;
+    state
+        .mints
+        .insert(crate::metadata::control::Minted {
+            file: new_file,
+            link: link.clone(),
+        })
+        .await?;
     if tus {
         let upload = crate::upload::resumable::create(
             state,

@@ -221,6 +221,13 @@ impl LinkStatus {
     }
 }
 
+/// A link being minted: the link, and the file it creates (none for a new version of a file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Minted {
+    pub file: Option<FileRecord>,
+    pub link: UploadLink,
+}
+
 /// A signed upload link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadLink {
@@ -473,6 +480,9 @@ pub trait ControlStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<bool, MetaError>;
 
     async fn insert_link(&self, l: &UploadLink) -> Result<(), MetaError>;
+    /// Inserts minted links (each with its new file, if it brings one) in one transaction: all
+    /// or none (group commit of concurrent mints, see [`super::batch`]).
+    async fn insert_minted(&self, batch: &[Minted]) -> Result<(), MetaError>;
     async fn link(&self, id: &str) -> Result<Option<UploadLink>, MetaError>;
     /// Links of a file, newest first.
     async fn links_of_file(&self, file_id: &str) -> Result<Vec<UploadLink>, MetaError>;
@@ -559,6 +569,64 @@ macro_rules! impl_control_store {
                         hold != 0
                     },
                 })
+            }
+
+            async fn insert_file_in(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                f: &FileRecord,
+            ) -> Result<(), MetaError> {
+                query::<Db>(&format!(
+                    "INSERT INTO files ({FILE_COLS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                ))
+                .bind(&f.id)
+                .bind(&f.tenant_id)
+                .bind(&f.owner)
+                .bind(&f.bucket)
+                .bind(&f.filename)
+                .bind(&f.metadata)
+                .bind(f.status.as_str())
+                .bind(&f.current_key)
+                .bind(&f.content_type)
+                .bind(f.size)
+                .bind(&f.sha256)
+                .bind(f.versions)
+                .bind(f.created_at_ms)
+                .bind(f.updated_at_ms)
+                .bind(&f.scan)
+                .bind(f.expires_at_ms)
+                .bind(i64::from(f.legal_hold))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_link_in(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                l: &UploadLink,
+            ) -> Result<(), MetaError> {
+                query::<Db>(&format!(
+                    "INSERT INTO uploads ({LINK_COLS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ))
+                .bind(&l.id)
+                .bind(&l.tenant_id)
+                .bind(&l.owner)
+                .bind(&l.file_id)
+                .bind(&l.bucket)
+                .bind(&l.key)
+                .bind(l.size)
+                .bind(&l.content_type)
+                .bind(&l.sha256)
+                .bind(&l.token_id)
+                .bind(l.status.as_str())
+                .bind(l.expires_at_ms)
+                .bind(l.claimed_until_ms)
+                .bind(l.created_at_ms)
+                .bind(l.completed_at_ms)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
             }
 
             fn link_row(row: &$row) -> Result<UploadLink, MetaError> {
@@ -881,29 +949,9 @@ macro_rules! impl_control_store {
                 }
 
                 async fn insert_file(&self, f: &FileRecord) -> Result<(), MetaError> {
-                    query::<Db>(&format!(
-                        "INSERT INTO files ({FILE_COLS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-                    ))
-                    .bind(&f.id)
-                    .bind(&f.tenant_id)
-                    .bind(&f.owner)
-                    .bind(&f.bucket)
-                    .bind(&f.filename)
-                    .bind(&f.metadata)
-                    .bind(f.status.as_str())
-                    .bind(&f.current_key)
-                    .bind(&f.content_type)
-                    .bind(f.size)
-                    .bind(&f.sha256)
-                    .bind(f.versions)
-                    .bind(f.created_at_ms)
-                    .bind(f.updated_at_ms)
-                    .bind(&f.scan)
-                    .bind(f.expires_at_ms)
-                    .bind(i64::from(f.legal_hold))
-                    .execute(&self.$w)
-                    .await?;
+                    let mut tx = self.$w.begin().await?;
+                    insert_file_in(&mut tx, f).await?;
+                    tx.commit().await?;
                     Ok(())
                 }
 
@@ -1229,27 +1277,21 @@ macro_rules! impl_control_store {
                 }
 
                 async fn insert_link(&self, l: &UploadLink) -> Result<(), MetaError> {
-                    query::<Db>(&format!(
-                        "INSERT INTO uploads ({LINK_COLS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-                    ))
-                    .bind(&l.id)
-                    .bind(&l.tenant_id)
-                    .bind(&l.owner)
-                    .bind(&l.file_id)
-                    .bind(&l.bucket)
-                    .bind(&l.key)
-                    .bind(l.size)
-                    .bind(&l.content_type)
-                    .bind(&l.sha256)
-                    .bind(&l.token_id)
-                    .bind(l.status.as_str())
-                    .bind(l.expires_at_ms)
-                    .bind(l.claimed_until_ms)
-                    .bind(l.created_at_ms)
-                    .bind(l.completed_at_ms)
-                    .execute(&self.$w)
-                    .await?;
+                    let mut tx = self.$w.begin().await?;
+                    insert_link_in(&mut tx, l).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn insert_minted(&self, batch: &[Minted]) -> Result<(), MetaError> {
+                    let mut tx = self.$w.begin().await?;
+                    for m in batch {
+                        if let Some(f) = &m.file {
+                            insert_file_in(&mut tx, f).await?;
+                        }
+                        insert_link_in(&mut tx, &m.link).await?;
+                    }
+                    tx.commit().await?;
                     Ok(())
                 }
 

@@ -9,6 +9,7 @@
 //! process died mid-upload) and retired versions are swept together with their bytes.
 
 pub mod accounts;
+pub mod batch;
 pub mod control;
 mod migrate;
 pub mod multipart;

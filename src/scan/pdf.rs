@@ -560,10 +560,7 @@ impl PdfScanner {
             // byte that could begin `endstream` or end an object header, in bulk.
             if self.objstm.is_none() && self.outer.state == (Lex::Stream { matched: 0 }) {
                 let rest = &data[i..];
-                let skip = rest
-                    .iter()
-                    .position(|&b| b == b'e' || b == b'j')
-                    .unwrap_or(rest.len());
+                let skip = memchr::memchr2(b'e', b'j', rest).unwrap_or(rest.len());
                 if skip > 0 {
                     self.keep_tail(&rest[..skip]);
                     i += skip;

@@ -250,6 +250,7 @@ conformance!(
     accounts_emails_are_unique_per_tenant_and_tokens_spend_once,
     accounts_failures_count_within_a_window,
     link_commits_charge_tokens_and_report_the_one_that_uses_it_up,
+    minted_links_commit_together_or_not_at_all,
     outbox_events_enqueued_once_stay_once,
     drop_links_round_trip_and_list_by_issuer_and_token,
     files_are_listed_by_the_tags_of_their_current_version,
@@ -290,7 +291,7 @@ fn drop_token(id: &str, owner: &str, created: i64) -> upgate::metadata::control:
 }
 
 async fn drop_links_round_trip_and_list_by_issuer_and_token(s: Store) {
-    use upgate::metadata::control::{FileRecord, FileStatus, LinkStatus, Tenant, UploadLink};
+    use upgate::metadata::control::{LinkStatus, Tenant, UploadLink};
     let c = as_control(&s);
     c.create_tenant(&Tenant {
         id: "td".to_owned(),
@@ -341,27 +342,9 @@ async fn drop_links_round_trip_and_list_by_issuer_and_token(s: Store) {
             .is_empty()
     );
     // Links minted through a token are found by it.
-    c.insert_file(&FileRecord {
-        id: "fd1".to_owned(),
-        tenant_id: "td".to_owned(),
-        owner: "app".to_owned(),
-        bucket: BUCKET.to_owned(),
-        filename: "a.pdf".to_owned(),
-        metadata: "{}".to_owned(),
-        status: FileStatus::Pending,
-        current_key: None,
-        content_type: None,
-        size: None,
-        sha256: None,
-        versions: 0,
-        created_at_ms: T0,
-        updated_at_ms: T0,
-        scan: None,
-        expires_at_ms: None,
-        legal_hold: false,
-    })
-    .await
-    .expect("file");
+    c.insert_file(&pending_file("fd1", "td", "app", "a.pdf"))
+        .await
+        .expect("file");
     for (id, token, at) in [
         ("l1", Some("tk1"), T0),
         ("l2", Some("tk1"), T0 + 5),
@@ -728,7 +711,7 @@ async fn due_events(c: &dyn ControlStore) -> Vec<(String, String)> {
 }
 
 async fn link_commits_charge_tokens_and_report_the_one_that_uses_it_up(s: Store) {
-    use upgate::metadata::control::{FileRecord, FileStatus, UploadToken};
+    use upgate::metadata::control::UploadToken;
     let c = as_control(&s);
     c.create_tenant(&upgate::metadata::control::Tenant {
         id: "t1".to_owned(),
@@ -761,27 +744,9 @@ async fn link_commits_charge_tokens_and_report_the_one_that_uses_it_up(s: Store)
     })
     .await
     .unwrap();
-    c.insert_file(&FileRecord {
-        id: "f1".to_owned(),
-        tenant_id: "t1".to_owned(),
-        owner: OWNER.to_owned(),
-        bucket: BUCKET.to_owned(),
-        filename: "a.png".to_owned(),
-        metadata: "{}".to_owned(),
-        status: FileStatus::Pending,
-        current_key: None,
-        content_type: None,
-        size: None,
-        sha256: None,
-        versions: 0,
-        created_at_ms: T0,
-        updated_at_ms: T0,
-        scan: None,
-        expires_at_ms: None,
-        legal_hold: false,
-    })
-    .await
-    .unwrap();
+    c.insert_file(&pending_file("f1", "t1", OWNER, "a.png"))
+        .await
+        .unwrap();
     commit_through_link(&s, "l1", "tok1").await;
     let first = due_events(c).await;
     assert_eq!(
@@ -804,6 +769,95 @@ async fn link_commits_charge_tokens_and_report_the_one_that_uses_it_up(s: Store)
     assert!(report.get("secret_hash").is_none());
     let token = c.token("tok1").await.unwrap().expect("token");
     assert_eq!((token.uploads_used, token.bytes_used), (2, 2014));
+}
+
+/// A new file record, before its first upload.
+fn pending_file(
+    id: &str,
+    tenant: &str,
+    owner: &str,
+    filename: &str,
+) -> upgate::metadata::control::FileRecord {
+    upgate::metadata::control::FileRecord {
+        id: id.to_owned(),
+        tenant_id: tenant.to_owned(),
+        owner: owner.to_owned(),
+        bucket: BUCKET.to_owned(),
+        filename: filename.to_owned(),
+        metadata: "{}".to_owned(),
+        status: upgate::metadata::control::FileStatus::Pending,
+        current_key: None,
+        content_type: None,
+        size: None,
+        sha256: None,
+        versions: 0,
+        created_at_ms: T0,
+        updated_at_ms: T0,
+        scan: None,
+        expires_at_ms: None,
+        legal_hold: false,
+    }
+}
+
+async fn minted_links_commit_together_or_not_at_all(s: Store) {
+    use upgate::metadata::control::{LinkStatus, Minted, UploadLink};
+    let c = as_control(&s);
+    let file = |id: &str| pending_file(id, "t1", OWNER, &format!("{id}.pdf"));
+    let link = |id: &str, file_id: &str| UploadLink {
+        id: id.to_owned(),
+        tenant_id: "t1".to_owned(),
+        owner: OWNER.to_owned(),
+        file_id: file_id.to_owned(),
+        bucket: BUCKET.to_owned(),
+        key: format!("t1/{file_id}/{id}"),
+        size: 10,
+        content_type: "application/pdf".to_owned(),
+        sha256: None,
+        token_id: None,
+        status: LinkStatus::Pending,
+        expires_at_ms: LATER,
+        claimed_until_ms: None,
+        created_at_ms: T0,
+        completed_at_ms: None,
+    };
+    // Two new files with their links, and a new version (a link only) of the first.
+    let batch = [
+        Minted {
+            file: Some(file("mf1")),
+            link: link("ml1", "mf1"),
+        },
+        Minted {
+            file: Some(file("mf2")),
+            link: link("ml2", "mf2"),
+        },
+        Minted {
+            file: None,
+            link: link("ml3", "mf1"),
+        },
+    ];
+    c.insert_minted(&batch).await.unwrap();
+    for (l, f) in [("ml1", "mf1"), ("ml2", "mf2"), ("ml3", "mf1")] {
+        assert_eq!(c.link(l).await.unwrap().expect("link").file_id, f);
+    }
+    assert_eq!(
+        c.file("mf2").await.unwrap().expect("file").filename,
+        "mf2.pdf"
+    );
+    // A batch with one bad mint (a link id already used) commits none of its mints.
+    let bad = [
+        Minted {
+            file: Some(file("mf4")),
+            link: link("ml4", "mf4"),
+        },
+        Minted {
+            file: None,
+            link: link("ml1", "mf1"),
+        },
+    ];
+    assert!(c.insert_minted(&bad).await.is_err());
+    assert!(c.link("ml4").await.unwrap().is_none());
+    assert!(c.file("mf4").await.unwrap().is_none());
+    c.insert_minted(&[]).await.unwrap();
 }
 
 async fn outbox_events_enqueued_once_stay_once(s: Store) {

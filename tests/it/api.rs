@@ -167,6 +167,87 @@ async fn a_link_upload_completes_without_a_confirm_call_and_downloads_safely() {
 }
 
 #[tokio::test]
+async fn concurrent_mints_commit_in_groups_and_each_link_works_once() {
+    // Mints that arrive together share transactions: each still gets its own file and link,
+    // usable once, and a failed one takes none of the others with it.
+    let lifted = "{ rate = 0.0, burst = 1 }";
+    let app = spawn_app_with(&format!(
+        "[ratelimit.mint]\nprincipal = {lifted}\nip = {lifted}\nglobal = {lifted}\n"
+    ))
+    .await;
+    let t = tenant(&app, "burst").await;
+    let data = pdf(20_000);
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let app_url = app.endpoint();
+        let key = t.api_key.clone();
+        // Every eighth asks for a type the bucket refuses: it fails alone, before the insert.
+        let body = if i % 8 == 7 {
+            json!({"filename": "x.exe", "content_type": "application/x-msdownload", "size": 10})
+        } else {
+            new_upload(&format!("b{i}.pdf"), &data)
+        };
+        tasks.push(tokio::spawn(async move {
+            let (status, _, resp) = send(
+                "POST",
+                &format!("{app_url}/v1/uploads"),
+                &[
+                    ("authorization".to_string(), format!("Bearer {key}")),
+                    ("content-type".to_string(), "application/json".to_string()),
+                ],
+                serde_json::to_vec(&body).expect("json"),
+            )
+            .await;
+            (
+                status,
+                serde_json::from_slice::<Value>(&resp).unwrap_or(Value::Null),
+            )
+        }));
+    }
+    let mut links = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (status, v) = task.await.expect("join");
+        match status {
+            201 => links.push(v),
+            415 => refused += 1,
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert_eq!((links.len(), refused), (42, 6));
+    let mut files: Vec<&str> = links
+        .iter()
+        .map(|l| l["file_id"].as_str().expect("id"))
+        .collect();
+    files.sort();
+    files.dedup();
+    assert_eq!(files.len(), 42, "a file per mint");
+    for link in &links {
+        assert_eq!(upload(link, data.clone()).await.0, 200, "{link}");
+        assert_eq!(
+            upload(link, data.clone()).await,
+            (403, "AccessDenied".to_string()),
+            "used once"
+        );
+    }
+    let (status, listed) = call(&app, "GET", "/v1/files?limit=100", &t.api_key, None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["files"].as_array().expect("files").len(), 42);
+    // Fewer transactions than links: some shared one.
+    let metrics = metrics_text(&app).await;
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("upgate_mint_batch_size_count "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("mint batch count");
+    assert!(
+        (1..42).contains(&count),
+        "{count} transactions for 42 links"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_link_works_once_even_under_50_concurrent_attempts() {
     // T-F1, T-F2.
     let app = spawn_app().await;
