@@ -24,9 +24,10 @@
 # Environment:
 #   DURATION=10s        wrk duration per row and side (wrk syntax: 10s, 1m)
 #   RUNS=3              runs; the table shows each run and the median ratio per row
-#   PROFILE=1           perf record upgate during the PUT 2 MiB row of run 1:
-#                       target/perf-put2m.txt (perf report --stdio --no-children | head -150)
-#                       and target/perf-put2m-flat.txt (no call graphs); cpu-clock on VMs
+#   PROFILE=1           perf record upgate during the PROFILE_ROW row (default put2m) of run 1:
+#                       target/perf-ROW.txt (perf report --stdio --no-children | head -150)
+#                       and target/perf-ROW-flat.txt (no call graphs); cpu-clock on VMs
+#   ROWS="put2m put20m put4k get2m mint"   the rows to run, in this order
 #   DURABLE=0           0: upgate flushes neither objects nor SQLite commits to the disk before
 #                       answering (storage.local.fsync = metadata.fsync = false), like nginx;
 #                       1: its defaults (both flushed: an answered upload survives power loss)
@@ -37,6 +38,7 @@
 #   WRK_THREADS=N       wrk threads (default: the core count)
 #   GET_FILES=256       2 MiB objects uploaded to each side before the runs for the GET row
 #   KEEP=1              keep the temp dir (configs, logs, wrk summaries)
+#   BENCH_DIR=DIR       where the temp dir goes (default target/; /dev/shm takes the disk out)
 # Output: the table on stdout, target/bench-vs-nginx.json.
 set -euo pipefail
 
@@ -48,6 +50,11 @@ RUNS=${RUNS:-3}
 PROFILE=${PROFILE:-0}
 KEEP=${KEEP:-0}
 DURABLE=${DURABLE:-0}
+ROWS=${ROWS:-put2m put20m put4k get2m mint}
+PROFILE_ROW=${PROFILE_ROW:-put2m}
+for row in $ROWS; do
+	case $row in put2m | put20m | put4k | get2m | mint) ;; *) echo "bench-vs-nginx: unknown row $row" >&2; exit 1 ;; esac
+done
 GET_FILES=${GET_FILES:-256}
 cores=$(nproc)
 THREADS=${WRK_THREADS:-$cores}
@@ -94,7 +101,7 @@ fi
 
 # --- places and ports ----------------------------------------------------------------------------
 mkdir -p "$repo/target"
-work=$(mktemp -d "$repo/target/bench-vs-nginx.XXXXXX")
+work=$(mktemp -d "${BENCH_DIR:-$repo/target}/bench-vs-nginx.XXXXXX")
 chmod 755 "$work"
 mkdir -p "$work/nginx/root" "$work/nginx/body" "$work/upgate" "$work/results" "$work/logs"
 read -r p_nginx p_upgate p_mint < <(python3 -c '
@@ -294,10 +301,14 @@ upload_row() { # ROW RUN
 		read -r idle_rss_kib idle_threads < <(awk '/^VmRSS:/{r=$2} /^Threads:/{t=$2} END{print r, t}' "/proc/$upgate_pid/status")
 		sample_proc "$upgate_pid" "$work/peak.txt" &
 		sampler=$!
-		if [[ -n $perf_event && $run == 1 ]]; then
+		if [[ -n $perf_event && $run == 1 && $PROFILE_ROW == put2m ]]; then
 			perf record -e "$perf_event" -g -p "$upgate_pid" -o "$work/perf.data" >"$work/logs/perf.txt" 2>&1 &
 			perf_pid=$!
 		fi
+	fi
+	if [[ -n $perf_event && $run == 1 && $row == "$PROFILE_ROW" && $row != put2m ]]; then
+		perf record -e "$perf_event" -g -p "$upgate_pid" -o "$work/perf.data" >"$work/logs/perf.txt" 2>&1 &
+		perf_pid=$!
 	fi
 	run_wrk "$row" "$run" upgate "$upgate_url" "${conns[$row]}" "$work/t-$row-upgate.txt" PUT \
 		"${bodies[$row]}" application/pdf "" 1
@@ -313,11 +324,11 @@ upload_row() { # ROW RUN
 	if [[ -n $perf_pid ]]; then
 		kill -INT "$perf_pid" 2>/dev/null || true
 		wait "$perf_pid" 2>/dev/null || true
-		{ perf report -i "$work/perf.data" --stdio --no-children 2>/dev/null || true; } | head -150 >"$repo/target/perf-put2m.txt"
+		{ perf report -i "$work/perf.data" --stdio --no-children 2>/dev/null || true; } | head -150 >"$repo/target/perf-$row.txt"
 		# The call graphs fill those 150 lines after a dozen symbols; the flat list goes further.
 		perf report -i "$work/perf.data" --stdio --no-children -g none --percent-limit 0.3 2>/dev/null |
-			sed 's/  *$//' >"$repo/target/perf-put2m-flat.txt" || true
-		echo "  perf ($perf_event): target/perf-put2m.txt, target/perf-put2m-flat.txt"
+			sed 's/  *$//' >"$repo/target/perf-$row-flat.txt" || true
+		echo "  perf ($perf_event): target/perf-$row.txt, target/perf-$row-flat.txt"
 	fi
 	n=$(settle_upgate)
 	set_result "$row" "$run" upgate "busy_after_secs=$n"
@@ -357,11 +368,13 @@ settle_upgate >/dev/null
 
 for ((run = 1; run <= RUNS; run++)); do
 	echo "run $run/$RUNS"
-	for row in put2m put20m put4k; do
-		upload_row "$row" "$run"
+	for row in $ROWS; do
+		case $row in
+		get2m) get_row "$run" ;;
+		mint) mint_row "$run" ;;
+		*) upload_row "$row" "$run" ;;
+		esac
 	done
-	get_row "$run"
-	mint_row "$run"
 done
 
 python3 - "$work/meta.json" <<EOF
@@ -374,7 +387,7 @@ json.dump({
     "extra_toml": "${UPGATE_EXTRA_TOML:-}", "durable": $DURABLE == 1,
     "upgate_peak_during_put2m": {"rss_kib": $peak_rss_kib, "threads": $peak_threads,
                                  "idle_rss_kib": $idle_rss_kib, "idle_threads": $idle_threads},
-    "perf": "$( [[ -n $perf_event ]] && echo "target/perf-put2m.txt ($perf_event)" || echo off)",
+    "perf": "$( [[ -n $perf_event ]] && echo "target/perf-$PROFILE_ROW.txt ($perf_event)" || echo off)",
 }, open(sys.argv[1], "w"), indent=2)
 EOF
 echo

@@ -654,9 +654,31 @@ async fn client(
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    // The server's config is read before its runtime starts: it sizes the blocking pool.
+    let mut serve_config = None;
+    if let Command::Serve { config, .. } = &cli.command {
+        match load(config.as_ref()) {
+            Ok(c) => {
+                runtime.max_blocking_threads(c.server.blocking_threads);
+                serve_config = Some(c);
+            }
+            Err(code) => return code,
+        }
+    }
+    match runtime.build() {
+        Ok(rt) => rt.block_on(dispatch(cli, serve_config)),
+        Err(e) => {
+            eprintln!("upgate: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, serve_config: Option<Config>) -> ExitCode {
     match cli.command {
         Command::Upload {
             remote,
@@ -802,7 +824,7 @@ async fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Serve { config, log_format } => {
-            let mut cfg = match load(config.as_ref()) {
+            let mut cfg = match serve_config.map_or_else(|| load(config.as_ref()), Ok) {
                 Ok(c) => c,
                 Err(code) => return code,
             };

@@ -73,6 +73,9 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_connections: usize,
+    /// Threads for blocking work (local file reads and writes, text extraction, password
+    /// hashing): a fixed pool, whatever the number of uploads in flight.
+    pub blocking_threads: usize,
     pub header_read_timeout_secs: u64,
     /// Seconds a connection may sit with no request in flight before it is closed.
     pub idle_timeout_secs: u64,
@@ -872,6 +875,9 @@ impl Config {
         }
         if self.server.max_connections == 0 {
             problems.push("server.max_connections must be at least 1".into());
+        }
+        if !(1..=1024).contains(&self.server.blocking_threads) {
+            problems.push("server.blocking_threads must be 1..=1024".into());
         }
         if self.server.idle_timeout_secs == 0 {
             problems.push("server.idle_timeout_secs must be at least 1".into());

@@ -39,7 +39,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, GetOptions, GetRange, GetResultPayload, MultipartUpload, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutPayload,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
 };
 
 pub use self::backend::Backend;
@@ -378,23 +378,36 @@ impl Storage {
         path: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Staging, StorageError> {
-        let started = Instant::now();
         let b = self.backend(path);
-        let r = b.store.put_multipart_opts(path, opts).await;
-        self.observe("begin", started, &r);
-        let upload = r?;
+        // A local file write is a trip to the blocking pool: frames are gathered into fewer,
+        // larger writes, and the file is created only when the first of them is due, so that
+        // an object smaller than one write is stored by a single put (create, write, rename:
+        // one trip). Remote backends gather whole parts in their spool already.
+        let coalesce = if b.local_root.is_some() {
+            self.local_coalesce
+        } else {
+            0
+        };
+        let (upload, deferred) = if coalesce > 0 {
+            let d = Deferred {
+                store: Arc::clone(&b.store),
+                path: path.clone(),
+                opts,
+            };
+            (None, Some(d))
+        } else {
+            let started = Instant::now();
+            let r = b.store.put_multipart_opts(path, opts).await;
+            self.observe("begin", started, &r);
+            (Some(r?), None)
+        };
         Ok(Staging {
-            upload: Some(upload),
+            upload,
+            deferred,
             pending: Vec::new(),
             pending_len: 0,
             min_part: self.min_part,
-            // A local file write is a trip to the blocking pool: frames are gathered into
-            // fewer, larger writes. Remote backends gather whole parts in their spool already.
-            coalesce: if b.local_root.is_some() {
-                self.local_coalesce
-            } else {
-                0
-            },
+            coalesce,
         })
     }
 
@@ -653,10 +666,19 @@ fn class_options(class: &str) -> PutMultipartOptions {
     }
 }
 
+/// A staged write not started yet: its store, path and options.
+struct Deferred {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    opts: PutMultipartOptions,
+}
+
 /// An in-progress, invisible write. Call [`Staging::commit`] to publish or [`Staging::abort`] to
 /// discard; dropping it unfinished discards it too (best effort, in the background).
 pub struct Staging {
     upload: Option<Box<dyn MultipartUpload>>,
+    /// Where the write goes until its first bytes are written (see [`Storage::begin`]).
+    deferred: Option<Deferred>,
     pending: Vec<Bytes>,
     pending_len: usize,
     /// The smallest part the store accepts (but the last): nothing smaller is ever sent.
@@ -694,6 +716,11 @@ impl Staging {
         if self.pending.is_empty() {
             return Ok(());
         }
+        if self.upload.is_none()
+            && let Some(d) = self.deferred.take()
+        {
+            self.upload = Some(d.store.put_multipart_opts(&d.path, d.opts).await?);
+        }
         let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
         self.pending_len = 0;
         let upload = self.upload.as_mut().ok_or(StorageError::NotFound)?;
@@ -703,6 +730,19 @@ impl Staging {
 
     /// Makes the object visible at its storage path (atomically, from a reader's view).
     pub async fn commit(mut self) -> Result<(), StorageError> {
+        if let Some(d) = self.deferred.take() {
+            // Nothing written yet: the whole object in one put.
+            let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
+            self.pending_len = 0;
+            let opts = PutOptions {
+                attributes: d.opts.attributes,
+                tags: d.opts.tags,
+                extensions: d.opts.extensions,
+                ..Default::default()
+            };
+            d.store.put_opts(&d.path, payload, opts).await?;
+            return Ok(());
+        }
         self.flush().await?;
         let mut upload = self.upload.take().ok_or(StorageError::NotFound)?;
         if let Err(e) = upload.complete().await {

@@ -958,6 +958,8 @@ async fn the_sweeper_removes_what_a_dead_upload_left_behind() {
     half.write(bytes::Bytes::from(pdf(100)))
         .await
         .expect("write");
+    // The client paused: what was gathered went to the staging file.
+    half.settle().await.expect("settle");
     std::mem::forget(half);
     assert_eq!(app.object_files().len(), 2, "{:?}", app.object_files());
     let purged = upgate::sweeper::sweep_once(&app.state)
