@@ -216,6 +216,7 @@ async fn dispatch(
         }
         (Route::Head(id), d) => {
             let u = resumable::get(state, &who, &id).await?;
+            let u = resumable::settle(state, &who, &u).await?;
             match d {
                 Dialect::Tus => head(state, &u).await,
                 Dialect::Draft(v) => draft::head(state, v, &u).await,

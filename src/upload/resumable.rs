@@ -253,6 +253,43 @@ pub async fn offset(state: &AppState, u: &ResumableUpload) -> Result<u64> {
     Ok(all_parts(state, &u.id).await?.iter().map(|p| p.size).sum())
 }
 
+/// `u` as an offset query should report it. A client takes "every byte stored" for "done",
+/// so an upload whose last byte arrived but whose completion failed (the backend or the
+/// database away when the last append finished, the replica killed mid-commit) is completed
+/// here first; until that succeeds the query fails (503, or 423 while another request holds
+/// the upload), and never reports an uncommitted upload as whole.
+pub async fn settle(
+    state: &Arc<AppState>,
+    who: &Principal,
+    u: &ResumableUpload,
+) -> Result<ResumableUpload> {
+    if u.status != ResumableStatus::Uploading || matches!(u.concat, Concat::Final(_)) {
+        return Ok(u.clone());
+    }
+    let Some(length) = u.length else {
+        return Ok(u.clone());
+    };
+    let stored = offset(state, u).await?;
+    if stored != length {
+        return Ok(u.clone());
+    }
+    let empty = Append {
+        offset: stored,
+        length: None,
+        content_length: Some(0),
+        checksum: None,
+        md5: None,
+        last: false,
+        frames: futures_util::stream::empty(),
+    };
+    match append(state, who, u, empty, std::time::Instant::now()).await {
+        Ok(done) => Ok(done.upload),
+        // Completed meanwhile by another request.
+        Err(Error::UploadComplete) => state.meta.resumable(&u.id).await?.ok_or(Error::Gone),
+        Err(e) => Err(e),
+    }
+}
+
 /// One append: where it starts, what it declares, and its bytes.
 pub struct Append<S> {
     /// The offset the client says it appends at.

@@ -301,6 +301,57 @@ async fn killing_the_backend_mid_upload_fails_cleanly_with_503() {
     app.stop().await;
 }
 
+/// A tus upload whose last append stored every byte but whose completion failed (the backend
+/// refusing the reads that assemble it) must not look finished: tus clients take an offset equal
+/// to the length for "done". HEAD completes it once the backend is back, exactly once.
+#[tokio::test]
+async fn a_tus_upload_whose_completion_failed_is_finished_by_head_not_reported_done() {
+    use crate::tus::{b64, create, download, files, header, patch, tus};
+    let Some(moto) = backends::start_moto() else {
+        return;
+    };
+    backends::create_bucket(&moto.endpoint(), S3_BUCKET).await;
+    let proxy = FaultProxy::start(moto_addr(&moto));
+    let app = spawn_app_with(&s3_toml(&proxy.endpoint(), "")).await;
+    let t = crate::api::tenant(&app, "tus-fault").await;
+    let data = pdf(700_000);
+    let meta = format!(
+        "filename {},filetype {}",
+        b64("t.pdf"),
+        b64("application/pdf")
+    );
+    let url = create(&app, &t.api_key, data.len(), &meta).await;
+    let half = data.len() / 2;
+    let (s, _, b) = patch(&app, &t.api_key, &url, 0, &data[..half], &[]).await;
+    assert_eq!(s, 204, "{b}");
+
+    // The last append's part is stored (a PUT), assembling the object (GETs of the parts) fails.
+    proxy.set(Target::Query("GET", "/"), Fault::Status(503));
+    let (s, _, b) = patch(&app, &t.api_key, &url, half, &data[half..], &[]).await;
+    assert_eq!(s, 503, "{b}");
+    for _ in 0..2 {
+        let (s, h, _) = tus(&app, "HEAD", &url, &t.api_key, &[], Vec::new()).await;
+        assert_eq!(s, 503, "HEAD of an uncommitted whole upload");
+        assert_ne!(header(&h, "upload-offset"), data.len().to_string());
+    }
+    let list = files(&app, &t.api_key).await;
+    assert!(list.iter().all(|f| f["status"] != "committed"), "{list:?}");
+
+    // Backend back: the next HEAD commits it and says so; later HEADs change nothing.
+    proxy.set(Target::All, Fault::Pass);
+    for _ in 0..2 {
+        let (s, h, _) = tus(&app, "HEAD", &url, &t.api_key, &[], Vec::new()).await;
+        assert_eq!(s, 200);
+        assert_eq!(header(&h, "upload-offset"), data.len().to_string());
+    }
+    let list = files(&app, &t.api_key).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["sha256"], crate::common::sha256_hex(&data));
+    let id = list[0]["file_id"].as_str().expect("id");
+    assert!(download(&app, &t.api_key, id).await == data, "bytes differ");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn client_sse_headers_cannot_override_the_configured_encryption() {
     let Some(moto) = backends::start_moto() else {

@@ -45,7 +45,7 @@ async fn request(
 }
 
 /// A tus request.
-async fn tus(
+pub(crate) async fn tus(
     app: &TestApp,
     method: &str,
     url: &str,
@@ -57,7 +57,7 @@ async fn tus(
     request(app, protocol, method, url, bearer, headers, body).await
 }
 
-fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+pub(crate) fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
@@ -115,7 +115,7 @@ pub(crate) async fn files(app: &TestApp, bearer: &str) -> Vec<Value> {
 }
 
 /// The stored bytes of the only committed file of `bearer`, through a download link.
-async fn download(app: &TestApp, bearer: &str, file_id: &str) -> Vec<u8> {
+pub(crate) async fn download(app: &TestApp, bearer: &str, file_id: &str) -> Vec<u8> {
     let auth = vec![("authorization".to_string(), format!("Bearer {bearer}"))];
     let (s, _, b) = send(
         "POST",
