@@ -394,7 +394,7 @@ echo
 python3 "$here/bench.py" report --results "$work/results" --meta "$work/meta.json" --out "$repo/target/bench-vs-nginx.json"
 echo "upgate during PUT 2 MiB x 64: peak RSS $((peak_rss_kib / 1024)) MiB, peak $peak_threads threads" \
 	"(idle before the row: $((idle_rss_kib / 1024)) MiB, $idle_threads threads)"
-echo "durability: $([[ $DURABLE == 1 ]] && echo "on (objects and SQLite commits flushed before the answer)" || echo "off (like nginx)")"
+echo "durability: $([[ $DURABLE == 1 ]] && echo "on (objects and SQLite commits flushed before the answer)" || echo "off (like nginx)")$([[ -n ${UPGATE_EXTRA_TOML:-} ]] && echo ", then $UPGATE_EXTRA_TOML over it")"
 echo "JSON: target/bench-vs-nginx.json"
 if grep -E -i ' (ERROR|WARN) ' "$work/upgate.log" >/dev/null; then
 	echo "upgate logged $(grep -c -E -i ' (ERROR|WARN) ' "$work/upgate.log") warnings/errors; the first:"

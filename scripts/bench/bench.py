@@ -328,6 +328,8 @@ def report(results_dir, out_path, meta_path):
     lines.append("-" * len(hdr))
     summary = []
     for row, label in ROWS:
+        if not any(k[0] == row for k in results):
+            continue  # not among this run's ROWS
         ratios = []
         for run in runs:
             b, u = results.get((row, run, "baseline")), results.get((row, run, "upgate"))
