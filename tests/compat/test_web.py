@@ -264,8 +264,10 @@ def test_drop_page_resumes_after_the_network_drops_and_the_page_reloads(web, bro
     page.on("request", lambda r: seen.append((r.method, r.url)))
     cdp = ctx.new_cdp_session(page)
     cdp.send("Network.enable")
-    # 1 MB/s up: the 4 MiB chunks take a few seconds each.
-    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 20, "downloadThroughput": 50_000_000, "uploadThroughput": 1_000_000})
+    # 0.5 MB/s up: the 4 MiB chunks take about 8 s each, so the network goes while the second is
+    # on the way even on a busy machine (at 1 MB/s a late switch once let the last chunk through,
+    # and the reloaded page rightly had nothing left to send).
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 20, "downloadThroughput": 50_000_000, "uploadThroughput": 500_000})
     page.goto(made["drop_url"])
     page.wait_for_selector("#request:not(.hidden)")
     page.evaluate("window.__progress = []; document.addEventListener('upgate:progress', e => window.__progress.push(e.detail.sent))")
