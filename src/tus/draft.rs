@@ -220,9 +220,8 @@ pub async fn create(
     Ok(created(state, version, &base, &done.upload, done.offset))
 }
 
-/// Offset retrieval (`HEAD`).
-pub async fn head(state: &AppState, version: u8, u: &ResumableUpload) -> Result<Response<Body>> {
-    let offset = resumable::offset(state, u).await?;
+/// Offset retrieval (`HEAD`), for `u` at `offset` (see [`resumable::settle`]).
+pub fn head(state: &AppState, version: u8, u: &ResumableUpload, offset: u64) -> Response<Body> {
     let mut resp = status_response(StatusCode::NO_CONTENT);
     let h = resp.headers_mut();
     common(h, version);
@@ -237,7 +236,7 @@ pub async fn head(state: &AppState, version: u8, u: &ResumableUpload) -> Result<
     if let Some(v) = limit(state, version, Some(u)) {
         h.insert("upload-limit", v);
     }
-    Ok(resp)
+    resp
 }
 
 /// Append (`PATCH`).

@@ -216,11 +216,11 @@ async fn dispatch(
         }
         (Route::Head(id), d) => {
             let u = resumable::get(state, &who, &id).await?;
-            let u = resumable::settle(state, &who, &u).await?;
-            match d {
-                Dialect::Tus => head(state, &u).await,
-                Dialect::Draft(v) => draft::head(state, v, &u).await,
-            }
+            let (u, offset) = resumable::settle(state, &who, &u).await?;
+            Ok(match d {
+                Dialect::Tus => head(state, &u, offset),
+                Dialect::Draft(v) => draft::head(state, v, &u, offset),
+            })
         }
         (Route::Append(id), d) => {
             let u = resumable::get(state, &who, &id).await?;
@@ -537,9 +537,8 @@ async fn create(
     Ok(resp)
 }
 
-/// `HEAD /v1/tus/{id}`.
-async fn head(state: &AppState, u: &ResumableUpload) -> Result<Response<Body>> {
-    let offset = resumable::offset(state, u).await?;
+/// `HEAD /v1/tus/{id}`, for `u` at `offset` (see [`resumable::settle`]).
+fn head(state: &AppState, u: &ResumableUpload, offset: u64) -> Response<Body> {
     let mut resp = status_response(StatusCode::OK);
     let rh = resp.headers_mut();
     rh.insert("upload-offset", HeaderValue::from(offset));
@@ -569,7 +568,7 @@ async fn head(state: &AppState, u: &ResumableUpload) -> Result<Response<Body>> {
         }
     }
     expires_header(state, u, rh);
-    Ok(resp)
+    resp
 }
 
 /// `PATCH /v1/tus/{id}`.

@@ -11,7 +11,9 @@
 //!   stored parts; an append that fails stores nothing and leaves the offset where it was.
 //! - **Complete**: when the last byte arrived, the parts are assembled into a fresh object
 //!   (full SHA-256, checked against a pinned hash) and committed through an upload link, in the
-//!   same transaction as every single-use link (object, file record, token, quota, event).
+//!   same transaction as every single-use link (object, file record, token, quota, event). If
+//!   that fails, the last append's bytes stay stored and the next offset query completes the
+//!   upload before it answers ([`settle`]).
 //! - **Concatenate**: a final upload is the concatenation of completed partial uploads of the
 //!   same creator; it completes at creation.
 //! - **Terminate / expire**: the parts are freed; the record answers "gone" until it expires.
@@ -253,25 +255,22 @@ pub async fn offset(state: &AppState, u: &ResumableUpload) -> Result<u64> {
     Ok(all_parts(state, &u.id).await?.iter().map(|p| p.size).sum())
 }
 
-/// `u` as an offset query should report it. A client takes "every byte stored" for "done",
-/// so an upload whose last byte arrived but whose completion failed (the backend or the
-/// database away when the last append finished, the replica killed mid-commit) is completed
-/// here first; until that succeeds the query fails (503, or 423 while another request holds
-/// the upload), and never reports an uncommitted upload as whole.
+/// `u` and its offset as an offset query should report them. A client takes "every byte
+/// stored" for "done", so an upload whose last byte arrived but whose completion failed (the
+/// backend or the database away when the last append finished, the replica killed mid-commit)
+/// is completed here first; until that succeeds the query fails (503, or 423 while another
+/// request holds the upload), and never reports an uncommitted upload as whole.
 pub async fn settle(
     state: &Arc<AppState>,
     who: &Principal,
     u: &ResumableUpload,
-) -> Result<ResumableUpload> {
-    if u.status != ResumableStatus::Uploading || matches!(u.concat, Concat::Final(_)) {
-        return Ok(u.clone());
-    }
-    let Some(length) = u.length else {
-        return Ok(u.clone());
-    };
+) -> Result<(ResumableUpload, u64)> {
     let stored = offset(state, u).await?;
-    if stored != length {
-        return Ok(u.clone());
+    let unfinished = u.status == ResumableStatus::Uploading
+        && !matches!(u.concat, Concat::Final(_))
+        && u.length == Some(stored);
+    if !unfinished {
+        return Ok((u.clone(), stored));
     }
     let empty = Append {
         offset: stored,
@@ -283,9 +282,13 @@ pub async fn settle(
         frames: futures_util::stream::empty(),
     };
     match append(state, who, u, empty, std::time::Instant::now()).await {
-        Ok(done) => Ok(done.upload),
+        Ok(done) => Ok((done.upload, done.offset)),
         // Completed meanwhile by another request.
-        Err(Error::UploadComplete) => state.meta.resumable(&u.id).await?.ok_or(Error::Gone),
+        Err(Error::UploadComplete) => {
+            let fresh = state.meta.resumable(&u.id).await?.ok_or(Error::Gone)?;
+            let n = offset(state, &fresh).await?;
+            Ok((fresh, n))
+        }
         Err(e) => Err(e),
     }
 }
