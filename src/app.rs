@@ -15,6 +15,7 @@ use crate::auth::links::LinkKeys;
 use crate::auth::{AuthPolicy, Credential, Credentials, SecretKey};
 use crate::config::{Config, ConfigError};
 use crate::metadata::accounts::AccountStore;
+use crate::metadata::batch::{Batcher, Commits, Mints, Pendings};
 use crate::metadata::control::ControlStore;
 use crate::metadata::mysql::MySqlStore;
 use crate::metadata::postgres::PgStore;
@@ -157,16 +158,28 @@ impl App {
             None => None,
         };
         let extractions = Arc::new(tokio::sync::Semaphore::new(config.search.max_concurrent));
+        let pendings = Batcher::start(Pendings {
+            store: Arc::clone(&meta),
+            metrics: Arc::clone(&metrics),
+        });
+        let commits = meta.single_writer().then(|| {
+            Batcher::start(Commits {
+                store: Arc::clone(&meta),
+                metrics: Arc::clone(&metrics),
+            })
+        });
         Ok(Self {
             webhooks,
             state: Arc::new(AppState {
                 config,
                 storage,
                 meta,
-                mints: crate::metadata::batch::MintBatcher::start(
-                    Arc::clone(&control),
-                    Arc::clone(&metrics),
-                ),
+                mints: Batcher::start(Mints {
+                    store: Arc::clone(&control),
+                    metrics: Arc::clone(&metrics),
+                }),
+                pendings,
+                commits,
                 control,
                 credentials,
                 clamd,

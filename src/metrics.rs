@@ -51,6 +51,8 @@ pub struct Metrics {
     bytes_out: Counter,
     upload_size: Histogram,
     mint_batch: Histogram,
+    pending_batch: Histogram,
+    commit_batch: Histogram,
     upload_duration: Histogram,
     rejections: Family<ReasonLabel, Counter>,
     inflight_uploads: Gauge,
@@ -130,6 +132,18 @@ impl Metrics {
             "mint_batch_size",
             "Links committed by one transaction of the mint group commit",
             mint_batch.clone(),
+        );
+        let pending_batch = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+        registry.register(
+            "pending_batch_size",
+            "Pending upload records inserted by one transaction of the upload-start group commit",
+            pending_batch.clone(),
+        );
+        let commit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+        registry.register(
+            "commit_batch_size",
+            "Uploads committed by one transaction of the single-writer (SQLite) commit group",
+            commit_batch.clone(),
         );
         let upload_duration = Histogram::new(exponential_buckets(0.005, 2.0, 16));
         registry.register(
@@ -236,6 +250,8 @@ impl Metrics {
             bytes_out,
             upload_size,
             mint_batch,
+            pending_batch,
+            commit_batch,
             upload_duration,
             rejections,
             inflight_uploads,
@@ -282,6 +298,16 @@ impl Metrics {
     /// Records one transaction of the mint group commit, of `n` links.
     pub fn mint_batch(&self, n: usize) {
         self.mint_batch.observe(n as f64);
+    }
+
+    /// Records one transaction of the upload-start group commit, of `n` pending records.
+    pub fn pending_batch(&self, n: usize) {
+        self.pending_batch.observe(n as f64);
+    }
+
+    /// Records one transaction of the single-writer commit group, of `n` uploads.
+    pub fn commit_batch(&self, n: usize) {
+        self.commit_batch.observe(n as f64);
     }
 
     /// Records an object moved to storage class `storage_class`.

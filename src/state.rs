@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use crate::auth::{AuthPolicy, Credentials, SecretKey};
 use crate::config::{BucketConfig, Config};
 use crate::error::{Error, Result};
-use crate::metadata::control::ControlStore;
-use crate::metadata::{MetadataStore, RuntimeBucket};
+use crate::metadata::batch::Batcher;
+use crate::metadata::control::{ControlStore, Minted};
+use crate::metadata::{CommitInfo, MetadataStore, NewPending, RuntimeBucket};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
@@ -66,7 +67,11 @@ pub struct AppState {
     /// Control-plane records (the same database as `meta`).
     pub control: Arc<dyn ControlStore>,
     /// Minted links, committed in groups ([`crate::metadata::batch`]).
-    pub mints: crate::metadata::batch::MintBatcher,
+    pub mints: Batcher<Minted>,
+    /// The pending records of starting uploads, committed in groups.
+    pub pendings: Batcher<NewPending>,
+    /// Object commits, grouped on a single writer (SQLite); `None`: each its own transaction.
+    pub commits: Option<Batcher<(String, CommitInfo), Vec<String>>>,
     /// Access keys, link keys, JWT verifier, admin token.
     pub credentials: Credentials,
     /// The malware scanner, if one is configured.

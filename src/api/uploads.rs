@@ -219,7 +219,7 @@ pub async fn create_upload(
     };
     state
         .mints
-        .insert(crate::metadata::control::Minted {
+        .write(crate::metadata::control::Minted {
             file: new_file,
             link: link.clone(),
         })

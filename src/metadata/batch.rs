@@ -1,56 +1,89 @@
-//! Group commit of minted links: concurrent mints share one transaction.
+//! Group commit: concurrent writes share one transaction.
 //!
-//! A mint is two inserts (the file and its link) that nothing else can conflict with (fresh
-//! random ids), so many can commit together: while one transaction runs, the mints that arrive
-//! queue up, and the next transaction takes every queued one (at most [`MAX_BATCH`]). A lone
-//! mint waits for nothing. With durable commits (an fsync each) this turns N flushes into one;
-//! single use is unaffected, since a link is inserted unused and spent later by its own
-//! conditional update.
+//! While one transaction runs, the writes that arrive queue up, and the next transaction takes
+//! every queued one (at most [`MAX_BATCH`]). A lone write waits for nothing. Three kinds:
 //!
-//! If a batch fails, each of its mints is retried alone, so one bad insert (a duplicate id)
-//! fails only its own request.
+//! - a minted link (its file and link rows) and the pending record an upload writes before its
+//!   first byte: plain inserts of fresh random ids, which cannot conflict;
+//! - the commit of an uploaded object, on a single writer (SQLite) only: each commit of the
+//!   group runs in its own savepoint, in arrival order, exactly as if they ran one after the
+//!   other, which with one writer they would anyway. With several writers (PostgreSQL, MySQL)
+//!   commits run concurrently on their own and are not grouped: a group would hold the locks of
+//!   all its keys until its end.
+//!
+//! Why: SQLite has one writer. A thousand uploads that start together would otherwise queue a
+//! thousand transactions for that writer (an fsync each with durable commits), and the ones at
+//! the back time out waiting for it; grouped, they are a handful of transactions. Single use is
+//! unaffected, since a link is inserted unused and spent later by its own conditional update.
+//!
+//! A write that fails on its own (a commit's condition, its quota) fails only its request. If
+//! the transaction fails, each of its writes is tried again alone, so one bad insert (a
+//! duplicate id) fails only its own request; a commit whose transaction may have landed
+//! anyway is then refused as no longer pending, which its caller checks (see
+//! `upload::put::commit_object`).
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::MetaError;
 use super::control::{ControlStore, Minted};
+use super::{CommitInfo, MetaError, MetadataStore, NewPending};
 use crate::metrics::Metrics;
 
-/// Most mints committed in one transaction.
+/// Most inserts committed in one transaction.
 pub const MAX_BATCH: usize = 256;
 
-struct Job {
-    mint: Minted,
-    done: oneshot::Sender<Result<(), MetaError>>,
+/// What each write of a batch gives back, or why it failed on its own.
+type Outcomes<O> = Vec<Result<O, MetaError>>;
+
+/// Where a batch goes: one transaction for all of it. An error means the transaction did not
+/// commit; otherwise an outcome per write, in order.
+#[async_trait]
+pub trait Sink<T>: Send + Sync + 'static {
+    type Output: Send + 'static;
+    async fn write(&self, batch: &[T]) -> Result<Outcomes<Self::Output>, MetaError>;
+    /// A transaction committed `n` writes.
+    fn committed(&self, n: usize);
 }
 
-/// The queue in front of [`ControlStore::insert_minted`].
-#[derive(Clone)]
-pub struct MintBatcher {
-    tx: mpsc::Sender<Job>,
+struct Job<T, O> {
+    item: T,
+    done: oneshot::Sender<Result<O, MetaError>>,
 }
 
-impl std::fmt::Debug for MintBatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MintBatcher").finish_non_exhaustive()
+/// The queue in front of a [`Sink`] of `T` whose writes give back `O`.
+pub struct Batcher<T, O = ()> {
+    tx: mpsc::Sender<Job<T, O>>,
+}
+
+impl<T, O> Clone for Batcher<T, O> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
     }
 }
 
-impl MintBatcher {
+impl<T, O> std::fmt::Debug for Batcher<T, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + Sync + 'static, O: Send + 'static> Batcher<T, O> {
     /// Starts the committing task on the current runtime; it ends when every handle is gone.
-    pub fn start(store: Arc<dyn ControlStore>, metrics: Arc<Metrics>) -> Self {
+    pub fn start(sink: impl Sink<T, Output = O>) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(store, rx, metrics));
+        tokio::spawn(run(sink, rx));
         Self { tx }
     }
 
-    /// Commits `mint` (with whatever other mints are queued); returns once it is committed.
-    pub async fn insert(&self, mint: Minted) -> Result<(), MetaError> {
+    /// Writes `item` (with whatever else is queued); returns its outcome once committed.
+    pub async fn write(&self, item: T) -> Result<O, MetaError> {
         let (done, answer) = oneshot::channel();
         self.tx
-            .send(Job { mint, done })
+            .send(Job { item, done })
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
@@ -62,15 +95,22 @@ fn closed() -> MetaError {
     MetaError::Database(sqlx::Error::PoolClosed)
 }
 
-async fn run(store: Arc<dyn ControlStore>, mut rx: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+async fn run<T, S>(sink: S, mut rx: mpsc::Receiver<Job<T, S::Output>>)
+where
+    T: Send + Sync + 'static,
+    S: Sink<T>,
+{
+    let mut jobs: Vec<Job<T, S::Output>> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let (batch, done): (Vec<Minted>, Vec<_>) = jobs.drain(..).map(|j| (j.mint, j.done)).unzip();
-        match store.insert_minted(&batch).await {
-            Ok(()) => {
-                metrics.mint_batch(batch.len());
-                for d in done {
-                    let _ = d.send(Ok(()));
+        let (batch, done): (Vec<T>, Vec<_>) = jobs.drain(..).map(|j| (j.item, j.done)).unzip();
+        match sink.write(&batch).await {
+            Ok(outcomes) => {
+                let landed = outcomes.iter().filter(|o| o.is_ok()).count();
+                if landed > 0 {
+                    sink.committed(landed);
+                }
+                for (d, outcome) in done.into_iter().zip(outcomes) {
+                    let _ = d.send(outcome);
                 }
             }
             Err(e) if batch.len() == 1 => {
@@ -79,11 +119,88 @@ async fn run(store: Arc<dyn ControlStore>, mut rx: mpsc::Receiver<Job>, metrics:
                 }
             }
             Err(_) => {
-                // Nothing of the batch committed: each alone, so only a bad one fails.
-                for (m, d) in batch.iter().zip(done) {
-                    let _ = d.send(store.insert_minted(std::slice::from_ref(m)).await);
+                // The transaction did not commit: each alone, so only a bad one fails.
+                for (item, d) in batch.iter().zip(done) {
+                    let outcome = match sink.write(std::slice::from_ref(item)).await {
+                        Ok(outcomes) => {
+                            let outcome =
+                                outcomes.into_iter().next().unwrap_or_else(|| Err(closed()));
+                            if outcome.is_ok() {
+                                sink.committed(1);
+                            }
+                            outcome
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let _ = d.send(outcome);
                 }
             }
         }
+    }
+}
+
+/// Every write of a batch of inserts succeeded (they commit all or none).
+fn all_done(n: usize) -> Outcomes<()> {
+    (0..n).map(|_| Ok(())).collect()
+}
+
+/// Minted links and their new files ([`ControlStore::insert_minted`]).
+pub struct Mints {
+    pub store: Arc<dyn ControlStore>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl Sink<Minted> for Mints {
+    type Output = ();
+    async fn write(&self, batch: &[Minted]) -> Result<Outcomes<()>, MetaError> {
+        self.store.insert_minted(batch).await?;
+        Ok(all_done(batch.len()))
+    }
+    fn committed(&self, n: usize) {
+        self.metrics.mint_batch(n);
+    }
+}
+
+/// The pending records of starting uploads ([`MetadataStore::insert_pendings`]).
+pub struct Pendings {
+    pub store: Arc<dyn MetadataStore>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl Sink<NewPending> for Pendings {
+    type Output = ();
+    async fn write(&self, batch: &[NewPending]) -> Result<Outcomes<()>, MetaError> {
+        self.store.insert_pendings(batch).await?;
+        Ok(all_done(batch.len()))
+    }
+    fn committed(&self, n: usize) {
+        self.metrics.pending_batch(n);
+    }
+}
+
+/// The commits of uploaded objects on a single writer ([`MetadataStore::commit_many`]): each
+/// gives back the ids of the versions it retired.
+pub struct Commits {
+    pub store: Arc<dyn MetadataStore>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl Sink<(String, CommitInfo)> for Commits {
+    type Output = Vec<String>;
+    async fn write(
+        &self,
+        batch: &[(String, CommitInfo)],
+    ) -> Result<Outcomes<Vec<String>>, MetaError> {
+        match batch {
+            // One commit is its own transaction, without a savepoint.
+            [(id, info)] => Ok(vec![self.store.commit(id, info).await]),
+            _ => self.store.commit_many(batch).await,
+        }
+    }
+    fn committed(&self, n: usize) {
+        self.metrics.commit_batch(n);
     }
 }

@@ -543,13 +543,30 @@ pub trait MetadataStore:
     /// open multipart upload (checked and removed atomically).
     async fn delete_bucket(&self, name: &str) -> Result<BucketRemoval, MetaError>;
     /// Inserts a `pending` row before any byte is written.
-    async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError>;
+    async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError> {
+        self.insert_pendings(std::slice::from_ref(p)).await
+    }
+    /// Inserts `pending` rows in one transaction, all or none (the group commit of starting
+    /// uploads, see [`batch`]).
+    async fn insert_pendings(&self, batch: &[NewPending]) -> Result<(), MetaError>;
     /// Atomically retires the current version at the row's key and commits the row, if
     /// `info.condition` holds for that version (else `ConditionFailed` / `ConditionConflict`,
     /// nothing changed). Returns the ids of the retired versions (now `garbage`). Fails with `PendingGone` if the row is
     /// no longer pending or its lease ended before `info.committed_at_ms` (it then belongs to
     /// the sweeper).
     async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError>;
+    /// Commits each `(id, info)` of `batch` as [`MetadataStore::commit`] would, one after the
+    /// other in one transaction (the group commit of a single writer, see [`batch`]). Each
+    /// commit has its own outcome: one that fails changes nothing and leaves the others be. The
+    /// outer error means none committed (or, if the database lost the connection, that nobody
+    /// knows).
+    async fn commit_many(
+        &self,
+        batch: &[(String, CommitInfo)],
+    ) -> Result<Vec<Result<Vec<String>, MetaError>>, MetaError>;
+    /// Whether every write goes through one connection (SQLite): concurrent commits then only
+    /// queue, and grouping them ([`MetadataStore::commit_many`]) saves a transaction each.
+    fn single_writer(&self) -> bool;
     /// Removes a `pending` row (the upload failed and its bytes were discarded).
     async fn discard_pending(&self, id: &str) -> Result<(), MetaError>;
     /// The committed version at `key`.

@@ -218,9 +218,21 @@ macro_rules! impl_object_store {
                 id: &str,
                 info: &CommitInfo,
             ) -> Result<Vec<String>, MetaError> {
+                let mut tx = pool.begin().await?;
+                let retired = commit_in(&mut tx, id, info).await?;
+                tx.commit().await?;
+                Ok(retired)
+            }
+
+            /// The statements of a commit, in `tx` (which the caller commits; dropping it on
+            /// failure rolls them back).
+            async fn commit_in(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                id: &str,
+                info: &CommitInfo,
+            ) -> Result<Vec<String>, MetaError> {
                 let size =
                     i64::try_from(info.size).map_err(|_| MetaError::Corrupt("size overflow"))?;
-                let mut tx = pool.begin().await?;
                 // A pending row whose lease ran out belongs to the sweeper (which may already
                 // have removed its bytes): committing it would point the key at nothing.
                 // Concurrent writers also lock the row, keeping a sweeper's purge (or a
@@ -233,7 +245,7 @@ macro_rules! impl_object_store {
                     // the unique index (see `Dialect::KEY_LOCKS`).
                     let at = query::<Db>("SELECT bucket, key FROM objects WHERE id = $1")
                         .bind(id)
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(&mut **tx)
                         .await?
                         .ok_or(MetaError::PendingGone)?;
                     // MySQL syntax (only MySQL locks keys): the index orders the rows by
@@ -244,7 +256,7 @@ macro_rules! impl_object_store {
                     )
                     .bind(at.field::<String, _>("bucket")?)
                     .bind(at.field::<String, _>("key")?)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut **tx)
                     .await?;
                 }
                 let target = query::<Db>(&format!(
@@ -253,7 +265,7 @@ macro_rules! impl_object_store {
                 ))
                 .bind(id)
                 .bind(info.committed_at_ms)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?
                 .ok_or(MetaError::PendingGone)?;
                 let bucket: String = target.field("bucket")?;
@@ -285,7 +297,7 @@ macro_rules! impl_object_store {
                 } else {
                     // Nothing commits between this transaction's statements: there is no race
                     // to lose, and no savepoint to pay for.
-                    retire_and_commit(&mut tx, id, &bucket, &key, info, size).await?
+                    retire_and_commit(tx, id, &bucket, &key, info, size).await?
                 };
                 // The condition is judged on the version this transaction retired: with
                 // concurrent writers, a commit of the key that became visible meanwhile made
@@ -295,12 +307,11 @@ macro_rules! impl_object_store {
                     condition.check(retired_etag.as_deref())?;
                 }
                 $crate::apply_quota!(
-                    tx,
+                    (*tx),
                     &info.quota,
                     size - retired_bytes,
                     1 - retired.len() as i64
                 );
-                tx.commit().await?;
                 Ok(retired)
             }
 
@@ -484,21 +495,36 @@ macro_rules! impl_object_store {
                     Ok(BucketRemoval::Removed)
                 }
 
-                async fn insert_pending(&self, p: &NewPending) -> Result<(), MetaError> {
-                    query::<Db>(
-                        "INSERT INTO objects (id, bucket, key, status, owner, created_at, \
-                         lease_until, tenant_id) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)",
-                    )
-                    .bind(&p.id)
-                    .bind(&p.bucket)
-                    .bind(&p.key)
-                    .bind(&p.owner)
-                    .bind(p.created_at_ms)
-                    .bind(p.lease_until_ms)
-                    .bind(&p.tenant_id)
-                    .execute(&self.$w)
-                    .await?;
-                    Ok(())
+                async fn insert_pendings(&self, batch: &[NewPending]) -> Result<(), MetaError> {
+                    const INSERT: &str = "INSERT INTO objects (id, bucket, key, status, owner, \
+                         created_at, lease_until, tenant_id) \
+                         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)";
+                    fn bound(p: &NewPending) -> $crate::metadata::sql::Query<'_, Db> {
+                        query::<Db>(INSERT)
+                            .bind(&p.id)
+                            .bind(&p.bucket)
+                            .bind(&p.key)
+                            .bind(&p.owner)
+                            .bind(p.created_at_ms)
+                            .bind(p.lease_until_ms)
+                            .bind(&p.tenant_id)
+                    }
+                    match batch {
+                        [] => Ok(()),
+                        // One insert is its own transaction.
+                        [p] => {
+                            bound(p).execute(&self.$w).await?;
+                            Ok(())
+                        }
+                        _ => {
+                            let mut tx = self.$w.begin().await?;
+                            for p in batch {
+                                bound(p).execute(&mut *tx).await?;
+                            }
+                            tx.commit().await?;
+                            Ok(())
+                        }
+                    }
                 }
 
                 async fn commit(&self, id: &str, info: &CommitInfo) -> Result<Vec<String>, MetaError> {
@@ -515,6 +541,31 @@ macro_rules! impl_object_store {
                             outcome => return outcome,
                         }
                     }
+                }
+
+                async fn commit_many(
+                    &self,
+                    batch: &[(String, CommitInfo)],
+                ) -> Result<Vec<Result<Vec<String>, MetaError>>, MetaError> {
+                    let mut tx = self.$w.begin().await?;
+                    let mut outcomes = Vec::with_capacity(batch.len());
+                    for (id, info) in batch {
+                        // A savepoint each: a commit that fails (its condition, its quota, a
+                        // row the sweeper took) undoes only its own statements.
+                        let mut step = tx.begin().await?;
+                        match commit_in(&mut step, id, info).await {
+                            Ok(retired) => {
+                                step.commit().await?;
+                                outcomes.push(Ok(retired));
+                            }
+                            Err(e) => {
+                                step.rollback().await?;
+                                outcomes.push(Err(e));
+                            }
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(outcomes)
                 }
 
                 async fn discard_pending(&self, id: &str) -> Result<(), MetaError> {
@@ -642,6 +693,10 @@ macro_rules! impl_object_store {
                     .fetch_all(&self.$r)
                     .await?;
                     sweepables(&rows, "id")
+                }
+
+                fn single_writer(&self) -> bool {
+                    !CONCURRENT_WRITERS
                 }
 
                 async fn ping(&self) -> Result<(), MetaError> {

@@ -297,8 +297,8 @@ pub async fn insert_pending(
     let id = crate::id::object_id();
     let now = crate::clock::now_ms();
     state
-        .meta
-        .insert_pending(&NewPending {
+        .pendings
+        .write(NewPending {
             id: id.clone(),
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -330,7 +330,10 @@ pub async fn commit_object(
     link: Option<&UploadLink>,
 ) -> Result<Vec<String>> {
     let committed = match link {
-        None => state.meta.commit(id, info).await,
+        None => match &state.commits {
+            Some(group) => group.write((id.to_string(), info.clone())).await,
+            None => state.meta.commit(id, info).await,
+        },
         Some(link) => state
             .control
             .commit_link(&LinkCommit {

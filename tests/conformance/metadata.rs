@@ -221,6 +221,8 @@ macro_rules! conformance {
 conformance!(
     ensure_bucket_is_idempotent_and_lists_in_byte_order,
     pending_row_is_invisible,
+    pending_rows_insert_together_or_not_at_all,
+    grouped_commits_run_in_order_and_fail_alone,
     commit_round_trips_every_field,
     commit_rejects_size_beyond_i64,
     overwrite_retires_previous_version_and_latest_commit_wins,
@@ -1181,6 +1183,131 @@ async fn pending_row_is_invisible(s: Store) {
     assert!(
         sweep_ids(&s, T0).await.is_empty(),
         "a live lease is not swept"
+    );
+}
+
+async fn pending_rows_insert_together_or_not_at_all(s: Store) {
+    let batch: Vec<NewPending> = (0..5)
+        .map(|n| pending(&format!("b{n}"), BUCKET, &format!("batch/{n}")))
+        .collect();
+    s.insert_pendings(&batch).await.expect("a batch inserts");
+    for p in &batch {
+        assert_eq!(
+            s.object_status(&p.id).await.unwrap().as_deref(),
+            Some("pending"),
+            "{} is recorded pending",
+            p.id
+        );
+    }
+    // Each row of the batch commits on its own afterwards.
+    s.commit("b3", &info(3)).await.expect("commit b3");
+    assert_eq!(
+        s.current(BUCKET, "batch/3").await.unwrap().map(|r| r.size),
+        Some(info(3).size)
+    );
+    assert_eq!(s.current(BUCKET, "batch/2").await.unwrap(), None);
+
+    // A batch holding an id that exists inserts nothing, not even its good rows.
+    let bad = vec![
+        pending("c0", BUCKET, "batch/c0"),
+        pending("b1", BUCKET, "batch/again"),
+        pending("c2", BUCKET, "batch/c2"),
+    ];
+    assert!(s.insert_pendings(&bad).await.is_err());
+    assert_eq!(s.object_status("c0").await.unwrap(), None);
+    assert_eq!(s.object_status("c2").await.unwrap(), None);
+    s.insert_pendings(&[])
+        .await
+        .expect("an empty batch is nothing");
+    // The batch went whole and changed nothing; its good rows insert alone.
+    s.insert_pendings(&bad[..1]).await.expect("c0 alone");
+    assert_eq!(
+        s.object_status("c0").await.unwrap().as_deref(),
+        Some("pending")
+    );
+}
+
+async fn grouped_commits_run_in_order_and_fail_alone(s: Store) {
+    use upgate::metadata::Quota;
+    let quota = Quota {
+        tenant_id: "g-tenant".into(),
+        max_bytes: 10_000,
+        max_objects: 1_000,
+    };
+    let mut rows = vec![
+        pending("g1", BUCKET, "g/a"),
+        pending("g2", BUCKET, "g/a"),
+        pending("g3", BUCKET, "g/a"),
+        pending("g4", BUCKET, "g/q"),
+        pending("g5", BUCKET, "g/r"),
+    ];
+    for p in &mut rows[3..] {
+        p.tenant_id = Some("g-tenant".into());
+    }
+    s.insert_pendings(&rows).await.expect("pending");
+    let charged = |n| CommitInfo {
+        quota: Some(quota.clone()),
+        ..info(n)
+    };
+    let batch = vec![
+        ("g1".to_string(), info(1)),
+        // Sees g1 committed before it, as if it ran after it: retires it.
+        ("g2".to_string(), info(2)),
+        ("g3".to_string(), conditional(3, WriteCondition::Absent)),
+        ("g4".to_string(), charged(7)),
+        // 2 x 7,007 bytes do not fit in 10,000: only the first of the group is charged.
+        ("g5".to_string(), charged(7)),
+        ("never-pending".to_string(), info(4)),
+    ];
+    let outcomes = s
+        .commit_many(&batch)
+        .await
+        .expect("the transaction commits");
+    let summary: Vec<Result<Vec<String>, String>> = outcomes
+        .into_iter()
+        .map(|o| o.map_err(|e| e.to_string()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            Ok(vec![]),
+            Ok(vec!["g1".to_string()]),
+            Err(MetaError::ConditionFailed.to_string()),
+            Ok(vec![]),
+            Err(MetaError::QuotaExceeded.to_string()),
+            Err(MetaError::PendingGone.to_string()),
+        ]
+    );
+    assert_eq!(
+        s.current(BUCKET, "g/a").await.unwrap().map(|r| r.id),
+        Some("g2".to_string())
+    );
+    assert_eq!(
+        s.object_status("g1").await.unwrap().as_deref(),
+        Some("garbage")
+    );
+    // The refused ones changed nothing: still pending, nothing charged for them.
+    assert_eq!(
+        s.object_status("g3").await.unwrap().as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        s.object_status("g5").await.unwrap().as_deref(),
+        Some("pending")
+    );
+    assert_eq!(s.current(BUCKET, "g/r").await.unwrap(), None);
+    let control = as_control(&s);
+    assert_eq!(
+        control.usage("g-tenant").await.expect("usage"),
+        (info(7).size as i64, 1)
+    );
+    // A refused one commits later on its own terms.
+    let later = s.commit_many(&batch[2..3]).await.expect("transaction");
+    assert!(matches!(later[..], [Err(MetaError::ConditionFailed)]));
+    s.commit("g3", &info(3)).await.expect("unconditional");
+    assert_eq!(
+        s.current(BUCKET, "g/a").await.unwrap().map(|r| r.id),
+        Some("g3".to_string())
     );
 }
 

@@ -73,6 +73,67 @@ async fn put_get_head_delete_round_trip() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_that_run_together_share_sqlite_transactions() {
+    // The pending record every upload writes before its first byte, and its commit, are
+    // group-committed: with one SQLite writer, a burst of uploads would otherwise queue a
+    // transaction each, twice.
+    const N: usize = 32;
+    let app = spawn_app().await;
+    let s3 = app.s3();
+    let tasks: Vec<_> = (0..N)
+        .map(|n| {
+            let s3 = s3.clone();
+            tokio::spawn(async move {
+                s3.put_object()
+                    .bucket(BUCKET)
+                    .key(format!("burst/{n}.pdf"))
+                    .content_type("application/pdf")
+                    .body(ByteStream::from(pdf(4096 + n)))
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("join").expect("put");
+    }
+    for n in 0..N {
+        let rec = app
+            .state
+            .meta
+            .current(BUCKET, &format!("burst/{n}.pdf"))
+            .await
+            .expect("meta")
+            .expect("committed");
+        assert_eq!(rec.sha256, sha256_hex(&pdf(4096 + n)), "burst/{n}.pdf");
+    }
+    let metrics = metrics_text(&app).await;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    // Every record and every commit went through a committed transaction, and some shared
+    // one.
+    assert_eq!(value("upgate_pending_batch_size_sum "), N as f64);
+    assert_eq!(value("upgate_commit_batch_size_sum "), N as f64);
+    let starts = value("upgate_pending_batch_size_count ");
+    let commits = value("upgate_commit_batch_size_count ");
+    eprintln!("{N} uploads: {starts} pending-record and {commits} commit transactions");
+    assert!(
+        (1.0..N as f64).contains(&starts),
+        "{starts} transactions for {N} pending records"
+    );
+    assert!(
+        (1.0..=N as f64).contains(&commits),
+        "{commits} transactions for {N} commits"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn generic_content_type_is_replaced_by_the_sniffed_type() {
     let app = spawn_app().await;
