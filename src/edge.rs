@@ -22,6 +22,7 @@ pub async fn handle(
     conn: ConnInfo,
 ) -> Response<Body> {
     let started = Instant::now();
+    let req = crate::http::detach_head(req);
     let request_id = crate::id::request_id();
     let method = req.method().clone();
     let origin = req

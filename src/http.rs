@@ -121,6 +121,36 @@ pub fn base_url(public_url: &str, headers: &http::HeaderMap, conn: ConnInfo) -> 
 
 /// A non-negative decimal integer written as digits only (no sign, no spaces, nothing else), as
 /// length and offset headers must be; `None` otherwise or when it does not fit a `u64`.
+/// The request with its head (URI and header values) copied out of the connection's read
+/// buffer.
+///
+/// hyper parses a request without copying: the URI and every header value are slices of the
+/// buffer the head was read into, which is also where the first body bytes landed. While they
+/// live, that whole buffer (up to `server.max_header_bytes`) stays allocated beside the one
+/// the body is read into, so an upload held mid-body would keep two. A copy costs a few
+/// hundred bytes once per request.
+pub fn detach_head<B>(req: http::Request<B>) -> http::Request<B> {
+    let (mut parts, body) = req.into_parts();
+    let mut headers = http::HeaderMap::with_capacity(parts.headers.len());
+    let mut last = None;
+    for (name, value) in std::mem::take(&mut parts.headers) {
+        // `None`: another value of the name before it.
+        let Some(name) = name.or_else(|| last.clone()) else {
+            continue;
+        };
+        let sensitive = value.is_sensitive();
+        let mut copied = HeaderValue::from_bytes(value.as_bytes()).unwrap_or(value);
+        copied.set_sensitive(sensitive);
+        headers.append(&name, copied);
+        last = Some(name);
+    }
+    parts.headers = headers;
+    if let Ok(uri) = http::Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    http::Request::from_parts(parts, body)
+}
+
 pub fn parse_decimal(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -202,4 +232,56 @@ fn decode(s: &str) -> Result<Cow<'_, str>> {
     percent_decode_str(s)
         .decode_utf8()
         .map_err(|_| Error::InvalidArgument("query is not valid UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detached_head_is_equal_and_shares_nothing_with_the_read_buffer() {
+        let buffer = Bytes::from_static(b"/bucket/key?uploads=1 secret-token one two");
+        let within = |p: *const u8| buffer.as_ptr_range().contains(&p);
+        let shared = |range: std::ops::Range<usize>| {
+            HeaderValue::from_maybe_shared(buffer.slice(range)).expect("value")
+        };
+        let mut token = shared(22..34);
+        token.set_sensitive(true);
+        let mut req = http::Request::builder()
+            .uri(http::Uri::from_maybe_shared(buffer.slice(0..21)).expect("uri"))
+            .body(())
+            .expect("request");
+        let h = req.headers_mut();
+        h.insert(header::AUTHORIZATION, token);
+        h.append("x-amz-meta-n", shared(35..38));
+        h.append("x-amz-meta-n", shared(39..42));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        assert!(
+            within(req.uri().path().as_ptr()),
+            "the fixture shares the buffer"
+        );
+
+        let out = detach_head(req);
+        assert_eq!(out.uri(), "/bucket/key?uploads=1");
+        let values: Vec<(&str, &[u8])> = out
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("authorization", &b"secret-token"[..]),
+                ("x-amz-meta-n", b"one"),
+                ("x-amz-meta-n", b"two"),
+                ("content-length", b"5"),
+            ]
+        );
+        assert!(out.headers()[header::AUTHORIZATION].is_sensitive());
+        assert!(!out.headers()[header::CONTENT_LENGTH].is_sensitive());
+        assert!(!within(out.uri().path().as_ptr()));
+        for (_, v) in out.headers() {
+            assert!(!within(v.as_bytes().as_ptr()), "{v:?} still in the buffer");
+        }
+    }
 }

@@ -75,7 +75,26 @@ pub struct Ingested {
 }
 
 /// The per-upload pipe state (see module docs).
-pub struct Pipe {
+///
+/// Boxed: a pipe moves through several nested upload futures, and each would otherwise keep
+/// room for its own copy of it (the per-upload memory of a held upload).
+pub struct Pipe(Box<State>);
+
+impl std::ops::Deref for Pipe {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Pipe {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.0
+    }
+}
+
+#[doc(hidden)]
+pub struct State {
     exp: Expectations,
     size: u64,
     sha256: Sha256,
@@ -109,7 +128,7 @@ impl Pipe {
             .as_ref()
             .map(|(a, _)| *a)
             .or(exp.trailer_checksum);
-        Ok(Self {
+        Ok(Self(Box::new(State {
             md5: (exp.md5.is_some() || exp.want_md5).then(Md5::new),
             checksum: checksum_alg.map(Checksummer::new),
             exp,
@@ -120,7 +139,7 @@ impl Pipe {
             content_type: None,
             decided: false,
             inspector: None,
-        })
+        })))
     }
 
     /// Takes one decoded piece: limit, hashes, sniff, then the staging write.
@@ -233,33 +252,34 @@ impl Pipe {
                 staging.write(p).await?;
             }
         }
-        if let Some(len) = self.exp.length
-            && self.size != len
+        let mut this = *self.0;
+        if let Some(len) = this.exp.length
+            && this.size != len
         {
             return Err(Error::IncompleteBody);
         }
-        if self.size < self.exp.min_bytes {
+        if this.size < this.exp.min_bytes {
             return Err(Error::EntityTooSmall);
         }
-        let sha256: [u8; 32] = self.sha256.finalize().into();
-        if let Some(expected) = self.exp.sha256
+        let sha256: [u8; 32] = this.sha256.finalize().into();
+        if let Some(expected) = this.exp.sha256
             && expected != sha256
         {
             return Err(Error::ContentSha256Mismatch);
         }
-        let md5: Option<[u8; 16]> = self.md5.map(|m| m.finalize().into());
-        if let (Some(expected), Some(got)) = (self.exp.md5, md5)
+        let md5: Option<[u8; 16]> = this.md5.map(|m| m.finalize().into());
+        if let (Some(expected), Some(got)) = (this.exp.md5, md5)
             && expected != got
         {
             return Err(Error::BadDigest);
         }
         // Integrity first (a corrupt body is a transport problem), then the content's verdict.
-        let verdict = self.inspector.take().map(crate::scan::Inspector::finish);
-        let checksum = match self.checksum {
+        let verdict = this.inspector.take().map(crate::scan::Inspector::finish);
+        let checksum = match this.checksum {
             Some(c) => {
                 let alg = c.algorithm();
                 let got = c.finalize();
-                let expected = match (&self.exp.checksum, &trailers.checksum) {
+                let expected = match (&this.exp.checksum, &trailers.checksum) {
                     (Some((_, v)), _) => v.clone(),
                     (None, Some((_, b64))) => alg.decode(b64).map_err(|_| Error::InvalidDigest)?,
                     (None, None) => return Err(Error::InvalidChunkEncoding),
@@ -277,10 +297,10 @@ impl Pipe {
             None => None,
         };
         Ok(Ingested {
-            size: self.size,
+            size: this.size,
             sha256,
             md5,
-            content_type: self.content_type,
+            content_type: this.content_type,
             checksum,
             passed,
         })

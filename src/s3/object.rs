@@ -193,8 +193,10 @@ pub(crate) fn declared_type(h: &HeaderMap) -> Result<Option<String>> {
 pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Response<Body>> {
     // Link keys sign only minted links, and minted links are signed only by link keys.
     let link_id = ctx.query.get(UPLOAD_PARAM)?.map(str::to_string);
+    // The link upload and the copy run on allocations of their own: inline, their larger
+    // futures would size every plain PUT's too (each held upload carries its future).
     match (is_link_key(ctx.verified.access_key_id()), link_id) {
-        (true, Some(id)) => return put_via_link(ctx, bucket, key, body, id).await,
+        (true, Some(id)) => return Box::pin(put_via_link(ctx, bucket, key, body, id)).await,
         (false, None) => {}
         _ => {
             return Err(Error::AccessDenied(
@@ -207,7 +209,7 @@ pub async fn put(ctx: Ctx, bucket: &str, key: &str, body: Incoming) -> Result<Re
     let bcfg = state.bucket(bucket)?;
     let h = &ctx.parts.headers;
     if h.contains_key("x-amz-copy-source") {
-        return super::copy::copy_object(ctx, bucket, key).await;
+        return Box::pin(super::copy::copy_object(ctx, bucket, key)).await;
     }
     let condition = write_condition(h)?;
     refuse_client_encryption(h)?;
