@@ -119,8 +119,6 @@ pub fn base_url(public_url: &str, headers: &http::HeaderMap, conn: ConnInfo) -> 
     Ok(format!("{scheme}://{host}"))
 }
 
-/// A non-negative decimal integer written as digits only (no sign, no spaces, nothing else), as
-/// length and offset headers must be; `None` otherwise or when it does not fit a `u64`.
 /// The request with its head (URI and header values) copied out of the connection's read
 /// buffer.
 ///
@@ -151,6 +149,8 @@ pub fn detach_head<B>(req: http::Request<B>) -> http::Request<B> {
     http::Request::from_parts(parts, body)
 }
 
+/// A non-negative decimal integer written as digits only (no sign, no spaces, nothing else), as
+/// length and offset headers must be; `None` otherwise or when it does not fit a `u64`.
 pub fn parse_decimal(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;

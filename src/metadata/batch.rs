@@ -31,7 +31,7 @@ use super::control::{ControlStore, Minted};
 use super::{CommitInfo, MetaError, MetadataStore, NewPending};
 use crate::metrics::Metrics;
 
-/// Most inserts committed in one transaction.
+/// Most writes committed in one transaction.
 pub const MAX_BATCH: usize = 256;
 
 /// What each write of a batch gives back, or why it failed on its own.
