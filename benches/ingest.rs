@@ -21,7 +21,10 @@
 //! read buffer cap, which also bounds memory per open upload).
 //! Every iteration writes the same storage path, so memory and disk use stay bounded.
 //!
-//! Run: `cargo bench --bench ingest`.
+//! A last group, `pdf_scan_2MiB`, times the PDF active-content scanner alone against SHA-256
+//! over the same bytes.
+//!
+//! Run: `cargo bench --bench ingest` (`-- pdf_scan` for that group alone).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -194,5 +197,61 @@ fn bench_ingest(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_ingest);
+/// A 2 MiB PDF as the benchmark script makes them: a one-page document and one stream of
+/// `filler` bytes, then `endstream`, the cross-reference table and the trailer.
+fn pdf_document(filler: &[u8]) -> Bytes {
+    let mut v =
+        b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n\
+                  2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+            .to_vec();
+    v.extend_from_slice(format!("3 0 obj\n<< /Length {} >>\nstream\n", filler.len()).as_bytes());
+    v.extend_from_slice(filler);
+    v.extend_from_slice(
+        b"\nendstream\nendobj\nxref\n0 4\ntrailer\n<< /Size 4 /Root 1 0 R >>\n%%EOF\n",
+    );
+    Bytes::from(v)
+}
+
+/// The PDF active-content check alone (`scan::pdf::PdfScanner`, which the pipe feeds every byte
+/// of a PDF upload in a bucket that scans), over a 2 MiB document in 64 KiB pieces: stream data
+/// of random bytes (compressed images and fonts look like this) and of text (an uncompressed
+/// content stream: more `e`s, line breaks and digits). `baseline_sha256` hashes the same bytes.
+fn bench_pdf_scan(c: &mut Criterion) {
+    let random = pdf_body(2 * MIB);
+    let text =
+        b"BT /F1 12 Tf 72 720 Td (The quarterly report: revenue, expenses and the outlook) Tj ET\n"
+            .repeat(2 * MIB / 88);
+    let mut group = c.benchmark_group("pdf_scan_2MiB");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    for (name, filler) in [("random_stream", &random[..]), ("text_stream", &text[..])] {
+        let doc = pdf_document(filler);
+        let pieces = frames(&doc, FRAME);
+        group.throughput(Throughput::Bytes(doc.len() as u64));
+        group.bench_function(format!("{name}/scanner"), |b| {
+            b.iter(|| {
+                let mut s = upgate::scan::pdf::PdfScanner::new();
+                for p in &pieces {
+                    s.push(black_box(p));
+                }
+                let findings = s.finish();
+                assert!(findings.is_empty(), "{findings:?}");
+            })
+        });
+        group.bench_function(format!("{name}/baseline_sha256"), |b| {
+            b.iter(|| {
+                let mut h = Sha256::new();
+                for p in &pieces {
+                    h.update(black_box(p));
+                }
+                h.finalize()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_ingest, bench_pdf_scan);
 criterion_main!(benches);

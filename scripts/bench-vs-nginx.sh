@@ -39,7 +39,10 @@
 #   GET_FILES=256       2 MiB objects uploaded to each side before the runs for the GET row
 #   KEEP=1              keep the temp dir (configs, logs, wrk summaries)
 #   BENCH_DIR=DIR       where the temp dir goes (default target/; /dev/shm takes the disk out)
-# Output: the table on stdout, target/bench-vs-nginx.json.
+# Output: the table on stdout, target/bench-vs-nginx.json. Beside each side's req/s the table
+# shows its server's CPU time per request (user + system, from /proc, workers included): on a
+# box where wrk and the server share the cores, req/s ratios partly measure the scheduler, CPU
+# per request measures the work.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -212,24 +215,47 @@ presign() { # OUT PREFIX COUNT [--plain | --method GET] ...
 		--secret-key "$SECRET_KEY" --prefix "$prefix" --count "$count" --out "$out" "$@"
 }
 
+cpu_ticks() { # PID: CPU clock ticks (user + system) of PID and its child processes so far
+	local total=0 p f
+	for p in "$1" $(pgrep -P "$1" || true); do
+		# /proc/PID/stat: fields 14 and 15 after the command name (which may hold spaces).
+		f=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		read -r -a f <<<"$f"
+		total=$((total + f[11] + f[12]))
+	done
+	echo "$total"
+}
+
 # run_wrk ROW RUN SIDE BASE_URL CONNS TARGETS METHOD BODY CTYPE AUTH COUNT_STATUSES [key=value...]
+# The server's CPU time during the run (its process and children: nginx's and uvicorn's
+# workers) is recorded beside wrk's figures.
 run_wrk() {
 	local row=$1 run=$2 side=$3 base=$4 conns=$5 targets=$6 method=$7 body=$8 ctype=$9 auth=${10}
 	local status=${11} kv sets=()
 	shift 11
 	for kv in "$@"; do sets+=(--set "$kv"); done
-	local name=$row-$run-$side t=$THREADS
+	local name=$row-$run-$side t=$THREADS server
 	((t <= conns)) || t=$conns
+	case $side/$row in
+	upgate/*) server=$upgate_pid ;;
+	baseline/mint) server=$mint_pid ;;
+	*) server=$nginx_pid ;;
+	esac
 	sync
+	local ticks_before
+	ticks_before=$(cpu_ticks "$server")
 	BENCH_TARGETS=$targets BENCH_THREADS=$t BENCH_METHOD=$method BENCH_BODY=$body \
 		BENCH_CTYPE=$ctype BENCH_AUTH=$auth BENCH_STATUS=$status BENCH_OUT=$work/logs/$name.wrk.json \
 		wrk -t"$t" -c"$conns" -d"$DURATION" --timeout 60s -s "$here/wrk.lua" "$base" \
 		>"$work/logs/$name.txt" 2>&1 || { cat "$work/logs/$name.txt" >&2; die "wrk failed ($name)"; }
+	local cpu_secs
+	cpu_secs=$(python3 -c "import os, sys; print(($(cpu_ticks "$server") - $ticks_before) / os.sysconf('SC_CLK_TCK'))")
 	local body_bytes=0
 	[[ -z $body ]] || body_bytes=$(stat -c %s "$body")
 	python3 "$here/bench.py" annotate "$work/logs/$name.wrk.json" "$work/results/$name.json" \
 		--set "row=$row" --set "run=$run" --set "side=$side" --set "connections=$conns" \
-		--set "targets=$(wc -l <"$targets")" --set "body_bytes=$body_bytes" --set "threads=$t" "${sets[@]}"
+		--set "targets=$(wc -l <"$targets")" --set "body_bytes=$body_bytes" --set "threads=$t" \
+		--set "server_cpu_secs=$cpu_secs" "${sets[@]}"
 }
 
 set_result() { # ROW RUN SIDE key=value: adds a fact to a row's result
@@ -283,6 +309,27 @@ if [[ $PROFILE == 1 ]]; then
 fi
 peak_rss_kib=0 peak_threads=0 idle_threads=0 idle_rss_kib=0
 
+perf_pid=""
+perf_start() { # ROW RUN: samples upgate while the row runs, if it is the profiled row of run 1
+	perf_pid=""
+	if [[ -n $perf_event && $2 == 1 && $1 == "$PROFILE_ROW" ]]; then
+		perf record -e "$perf_event" -g -p "$upgate_pid" -o "$work/perf.data" >"$work/logs/perf.txt" 2>&1 &
+		perf_pid=$!
+	fi
+}
+
+perf_stop() { # ROW
+	[[ -n $perf_pid ]] || return 0
+	kill -INT "$perf_pid" 2>/dev/null || true
+	wait "$perf_pid" 2>/dev/null || true
+	perf_pid=""
+	{ perf report -i "$work/perf.data" --stdio --no-children 2>/dev/null || true; } | head -150 >"$repo/target/perf-$1.txt"
+	# The call graphs fill those 150 lines after a dozen symbols; the flat list goes further.
+	perf report -i "$work/perf.data" --stdio --no-children -g none --percent-limit 0.3 2>/dev/null |
+		sed 's/  *$//' >"$repo/target/perf-$1-flat.txt" || true
+	echo "  perf ($perf_event): target/perf-$1.txt, target/perf-$1-flat.txt"
+}
+
 upload_row() { # ROW RUN
 	local row=$1 run=$2 prefix=bench/r$2/$1/ n size
 	size=$(stat -c %s "${bodies[$row]}")
@@ -296,20 +343,13 @@ upload_row() { # ROW RUN
 	# upgate
 	settle_upgate >/dev/null
 	presign "$work/t-$row-upgate.txt" "$prefix" $((upgate_rate[$row] * secs))
-	local sampler="" perf_pid=""
+	local sampler=""
 	if [[ $row == put2m ]]; then
 		read -r idle_rss_kib idle_threads < <(awk '/^VmRSS:/{r=$2} /^Threads:/{t=$2} END{print r, t}' "/proc/$upgate_pid/status")
 		sample_proc "$upgate_pid" "$work/peak.txt" &
 		sampler=$!
-		if [[ -n $perf_event && $run == 1 && $PROFILE_ROW == put2m ]]; then
-			perf record -e "$perf_event" -g -p "$upgate_pid" -o "$work/perf.data" >"$work/logs/perf.txt" 2>&1 &
-			perf_pid=$!
-		fi
 	fi
-	if [[ -n $perf_event && $run == 1 && $row == "$PROFILE_ROW" && $row != put2m ]]; then
-		perf record -e "$perf_event" -g -p "$upgate_pid" -o "$work/perf.data" >"$work/logs/perf.txt" 2>&1 &
-		perf_pid=$!
-	fi
+	perf_start "$row" "$run"
 	run_wrk "$row" "$run" upgate "$upgate_url" "${conns[$row]}" "$work/t-$row-upgate.txt" PUT \
 		"${bodies[$row]}" application/pdf "" 1
 	if [[ -n $sampler ]]; then
@@ -321,15 +361,7 @@ upload_row() { # ROW RUN
 		if ((t > peak_threads)); then peak_threads=$t; fi
 		set_result "$row" "$run" upgate "peak={\"rss_kib\": $r, \"threads\": $t, \"idle_rss_kib\": $idle_rss_kib, \"idle_threads\": $idle_threads}"
 	fi
-	if [[ -n $perf_pid ]]; then
-		kill -INT "$perf_pid" 2>/dev/null || true
-		wait "$perf_pid" 2>/dev/null || true
-		{ perf report -i "$work/perf.data" --stdio --no-children 2>/dev/null || true; } | head -150 >"$repo/target/perf-$row.txt"
-		# The call graphs fill those 150 lines after a dozen symbols; the flat list goes further.
-		perf report -i "$work/perf.data" --stdio --no-children -g none --percent-limit 0.3 2>/dev/null |
-			sed 's/  *$//' >"$repo/target/perf-$row-flat.txt" || true
-		echo "  perf ($perf_event): target/perf-$row.txt, target/perf-$row-flat.txt"
-	fi
+	perf_stop "$row"
 	n=$(settle_upgate)
 	set_result "$row" "$run" upgate "busy_after_secs=$n"
 	if [[ ${n%.*} -ge 1 ]]; then echo "  upgate kept working ${n}s after the row"; fi
@@ -345,8 +377,10 @@ get_row() { # RUN
 	run_wrk get2m "$run" baseline "$nginx_url" 16 "$work/t-get-nginx.txt" GET "" "" "" 0 \
 		reuse_ok=true "object_bytes=$((2 * MIB))"
 	presign "$work/t-get-upgate.txt" bench/seed/ "$GET_FILES" --method GET
+	perf_start get2m "$run"
 	run_wrk get2m "$run" upgate "$upgate_url" 16 "$work/t-get-upgate.txt" GET "" "" "" 0 \
 		reuse_ok=true "object_bytes=$((2 * MIB))"
+	perf_stop get2m
 	settle_upgate >/dev/null
 }
 
@@ -354,8 +388,10 @@ mint_row() { # RUN
 	local run=$1
 	run_wrk mint "$run" baseline "$mint_url" 16 "$work/t-mint-baseline.txt" POST "$work/mint.json" \
 		application/json "Bearer $api_key" 1 reuse_ok=true
+	perf_start mint "$run"
 	run_wrk mint "$run" upgate "$upgate_url" 16 "$work/t-mint-upgate.txt" POST "$work/mint.json" \
 		application/json "Bearer $api_key" 1 reuse_ok=true
+	perf_stop mint
 	set_result mint "$run" upgate "busy_after_secs=$(settle_upgate)"
 }
 

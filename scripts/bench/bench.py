@@ -315,6 +315,13 @@ def rate(r):
     return r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0
 
 
+def cpu_per_request(r):
+    """The server's CPU milliseconds per answered request in a run (None if not recorded)."""
+    if r.get("server_cpu_secs") is None or not r.get("requests"):
+        return None
+    return r["server_cpu_secs"] * 1000 / r["requests"]
+
+
 def report(results_dir, out_path, meta_path):
     results = {}
     for path in sorted(glob.glob(os.path.join(results_dir, "*.json"))):
@@ -323,7 +330,8 @@ def report(results_dir, out_path, meta_path):
         results[(r["row"], r["run"], r["side"])] = r
     runs = sorted({k[1] for k in results})
     lines = []
-    hdr = f"{'workload':<24} {'run':>3} {'baseline req/s':>15} {'upgate req/s':>13} {'ratio':>7}  {'MiB/s base/upgate':>19}  notes"
+    hdr = (f"{'workload':<24} {'run':>3} {'baseline req/s':>15} {'upgate req/s':>13} {'ratio':>7}  {'MiB/s base/upgate':>19}"
+           f"  {'CPU ms/req base/upgate':>22}  notes")
     lines.append(hdr)
     lines.append("-" * len(hdr))
     summary = []
@@ -347,8 +355,12 @@ def report(results_dir, out_path, meta_path):
             if row != "mint":
                 per = b.get("body_bytes") or u.get("object_bytes", 0)
                 mib = f"{rb * per / 2**20:8.1f}/{ru * per / 2**20:<8.1f}"
+            cpu = ""
+            cb, cu = cpu_per_request(b), cpu_per_request(u)
+            if cb is not None and cu is not None:
+                cpu = f"{cb:10.3f}/{cu:<10.3f}"
             lines.append(
-                f"{label:<24} {run:>3} {rb:>15.1f} {ru:>13.1f} {ratio:>7.3f}  {mib:>19}  "
+                f"{label:<24} {run:>3} {rb:>15.1f} {ru:>13.1f} {ratio:>7.3f}  {mib:>19}  {cpu:>22}  "
                 + ("; ".join(notes) if notes else "ok")
             )
             summary.append(
@@ -359,6 +371,8 @@ def report(results_dir, out_path, meta_path):
                     "baseline_rps": rb,
                     "upgate_rps": ru,
                     "ratio": ratio,
+                    "baseline_cpu_ms_per_request": cb,
+                    "upgate_cpu_ms_per_request": cu,
                     "clean": clean,
                     "notes": notes,
                     "baseline": b,
@@ -380,7 +394,8 @@ def report(results_dir, out_path, meta_path):
         json.dump({"meta": meta, "rows": summary}, f, indent=2)
     print("\n".join(lines))
     print("baseline: nginx WebDAV PUT / static GET for the data rows, FastAPI + boto3 /upload-url "
-          "(uvicorn, 2 workers) for the mint row; ratio = upgate / baseline; medians over clean runs only")
+          "(uvicorn, 2 workers) for the mint row; ratio = upgate / baseline; medians over clean runs only; "
+          "CPU ms/req: the server's CPU time (user + system, its workers included) per request")
 
 
 def annotate(wrk_path, out_path, sets):

@@ -39,7 +39,7 @@ pub const ACTIVE_NAMES: [&str; 11] = [
 pub const MAX_INFLATED: u64 = 64 << 20;
 /// Longest name kept (the PDF limit is 127 bytes).
 const MAX_NAME: usize = 127;
-const ENDSTREAM: &[u8] = b"endstream";
+const ENDSTREAM: &[u8; 9] = b"endstream";
 /// Bytes of stream data remembered to recognise an object header in it.
 const TAIL: usize = 32;
 
@@ -235,8 +235,10 @@ impl Lexer {
                 }
                 // Not the keyword after all: the longest tail of what matched (plus this
                 // byte) that still begins it stays pending; the rest was stream data.
-                let mut window = ENDSTREAM[..matched].to_vec();
-                window.push(b);
+                let mut buf = [0u8; ENDSTREAM.len()];
+                buf[..matched].copy_from_slice(&ENDSTREAM[..matched]);
+                buf[matched] = b;
+                let window = &buf[..=matched];
                 let keep = (1..=window.len().min(ENDSTREAM.len() - 1))
                     .rev()
                     .find(|&n| window[window.len() - n..] == ENDSTREAM[..n])
@@ -455,8 +457,36 @@ impl Names {
     }
 }
 
-/// Whether `tail` ends with an object header at the start of a line (`\n12 0 obj`).
+/// How many leading bytes of `data`, plain stream data with no part of `endstream` matched
+/// yet (`before`: the stream data before it), need no look byte by byte: those before the
+/// first `endstream` and before the `j` of the first `obj` (which may end an object header),
+/// including an `obj` begun by `before`. The last bytes, which could begin either with the
+/// next piece, are left to the bytewise path too.
+fn plain_stream_run(before: &[u8], data: &[u8]) -> usize {
+    if before.ends_with(b"ob") && data.starts_with(b"j") {
+        return 0;
+    }
+    if before.ends_with(b"o") && data.starts_with(b"bj") {
+        return 1;
+    }
+    static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(ENDSTREAM));
+    static OBJ: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"obj"));
+    let limit = END
+        .find(data)
+        .unwrap_or(data.len().saturating_sub(ENDSTREAM.len() - 1));
+    let searched = &data[..(limit + 2).min(data.len())];
+    match OBJ.find(searched) {
+        Some(at) => (at + 2).min(limit),
+        None => limit,
+    }
+}
+
+/// Whether the last [`TAIL`] bytes of stream data end with an object header at the start of a
+/// line (`\n12 0 obj`).
 fn object_header(tail: &[u8]) -> bool {
+    let tail = &tail[tail.len().saturating_sub(TAIL)..];
     let Some(rest) = tail.strip_suffix(b"obj") else {
         return false;
     };
@@ -556,15 +586,19 @@ impl PdfScanner {
     pub fn push(&mut self, data: &[u8]) {
         let mut i = 0;
         while i < data.len() {
-            // Plain stream data (images, fonts, page contents) is most of a PDF: skip to the next
-            // byte that could begin `endstream` or end an object header, in bulk.
+            // Plain stream data (images, fonts, page contents) is most of a PDF: skip in bulk
+            // to the next `endstream` or object header.
             if self.objstm.is_none() && self.outer.state == (Lex::Stream { matched: 0 }) {
                 let rest = &data[i..];
-                let skip = memchr::memchr2(b'e', b'j', rest).unwrap_or(rest.len());
+                let skip = plain_stream_run(&self.tail, rest);
                 if skip > 0 {
                     self.keep_tail(&rest[..skip]);
                     i += skip;
-                    continue;
+                    // The byte the run stopped at is looked at now (a `j` would be skipped by
+                    // the next run).
+                    if i == data.len() {
+                        continue;
+                    }
                 }
             }
             let b = data[i];
@@ -904,5 +938,63 @@ mod tests {
         let encrypted = b"%PDF-1.7\ntrailer << /Encrypt 9 0 R /OpenAction 2 0 R >>\n";
         let r = report(&[encrypted]);
         assert!(!r.disarmable(), "{r:?}");
+    }
+
+    fn pieces() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        const FRAGMENTS: [&[u8]; 13] = [
+            b"stream\n",
+            b"stream\r\n",
+            b"endstream",
+            b"eendstream",
+            b"endstrea",
+            b"obj",
+            b"\n1 0 obj",
+            b"\n12 0 obj << /OpenAction 3 0 R >>",
+            b"/JavaScript",
+            b"/J#61vaScript",
+            b"<< /Length 5 >>",
+            b"(",
+            b"%",
+        ];
+        let fragment = prop_oneof![
+            3 => proptest::sample::select(&FRAGMENTS[..]).prop_map(<[u8]>::to_vec),
+            1 => proptest::collection::vec(
+                prop_oneof![
+                    any::<u8>(),
+                    proptest::sample::select(b"endstramobj0123 \n\r/".to_vec())
+                ],
+                0..300
+            ),
+        ];
+        proptest::collection::vec(fragment, 0..40).prop_map(|f| {
+            let mut pdf = b"%PDF-1.7\n1 0 obj << /Length 9 >>\nstream\n".to_vec();
+            pdf.extend(f.concat());
+            pdf
+        })
+    }
+
+    proptest::proptest! {
+        /// Stream data skipped in bulk gives exactly what a byte-by-byte scan gives (a piece of
+        /// one byte is always scanned bytewise), wherever the pieces are cut.
+        #[test]
+        fn bulk_skipping_of_stream_data_changes_nothing(
+            pdf in pieces(),
+            cuts in proptest::collection::vec(0usize..10_000, 0..6),
+        ) {
+            let bytewise: Vec<&[u8]> = pdf.chunks(1).collect();
+            let reference = report(&bytewise);
+            proptest::prop_assert_eq!(report(&[&pdf]), reference.clone());
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (pdf.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut split = Vec::new();
+            let mut from = 0;
+            for c in cuts {
+                split.push(&pdf[from..c]);
+                from = c;
+            }
+            split.push(&pdf[from..]);
+            proptest::prop_assert_eq!(report(&split), reference);
+        }
     }
 }
