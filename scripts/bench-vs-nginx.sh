@@ -290,7 +290,7 @@ settle_upgate() { # prints the seconds upgate stayed busy after a row (backgroun
 # Targets generated per row and run: about twice the rate the faster side reached on the 2-core
 # box, so keys do not repeat; a reuse is reported ("targets reused").
 declare -A nginx_rate=([put2m]=1000 [put20m]=150 [put4k]=32000)
-declare -A upgate_rate=([put2m]=600 [put20m]=80 [put4k]=6000)
+declare -A upgate_rate=([put2m]=600 [put20m]=80 [put4k]=12000)
 declare -A conns=([put2m]=64 [put20m]=8 [put4k]=32)
 declare -A bodies=([put2m]=$work/body-2m.pdf [put20m]=$work/body-20m.pdf [put4k]=$work/body-4k.pdf)
 

@@ -4,12 +4,14 @@
 //! every queued one (at most [`MAX_BATCH`]). A lone write waits for nothing. Three kinds:
 //!
 //! - a minted link (its file and link rows) and the pending record an upload writes before its
-//!   first byte: plain inserts of fresh random ids, which cannot conflict;
-//! - the commit of an uploaded object, on a single writer (SQLite) only: each commit of the
-//!   group runs in its own savepoint, in arrival order, exactly as if they ran one after the
-//!   other, which with one writer they would anyway. With several writers (PostgreSQL, MySQL)
-//!   commits run concurrently on their own and are not grouped: a group would hold the locks of
-//!   all its keys until its end.
+//!   first byte: plain inserts of fresh random ids, which cannot conflict, a multi-row `INSERT`
+//!   for many of them (a statement is a round trip to the database);
+//! - the commit of an uploaded object, on a single writer (SQLite) only: the commits of the
+//!   group run in arrival order, exactly as if they ran one after the other, which with one
+//!   writer they would anyway; one that its condition or its quota may refuse after its first
+//!   change runs in a savepoint of its own. With several writers (PostgreSQL, MySQL) commits run
+//!   concurrently on their own and are not grouped: a group would hold the locks of all its
+//!   keys until its end.
 //!
 //! Why: SQLite has one writer. A thousand uploads that start together would otherwise queue a
 //! thousand transactions for that writer (an fsync each with durable commits), and the ones at

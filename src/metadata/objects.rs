@@ -133,6 +133,35 @@ macro_rules! impl_object_store {
                 Ok(rows)
             }
 
+            /// Binds a commit's row id and the values it writes into the row, in the order the
+            /// committing statements number them: id, size, sha256, etag, content type, checksum
+            /// algorithm and value, commit time, scan verdict, headers, tags, part sizes,
+            /// storage class.
+            fn bind_commit<'q>(
+                q: $crate::metadata::sql::Query<'q, Db>,
+                id: &'q str,
+                info: &'q CommitInfo,
+                size: i64,
+            ) -> $crate::metadata::sql::Query<'q, Db> {
+                let (algo, value) = match &info.checksum {
+                    Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
+                    None => (None, None),
+                };
+                q.bind(id)
+                    .bind(size)
+                    .bind(&info.sha256)
+                    .bind(&info.etag)
+                    .bind(&info.content_type)
+                    .bind(algo)
+                    .bind(value)
+                    .bind(info.committed_at_ms)
+                    .bind(&info.scan)
+                    .bind(info.headers.to_column())
+                    .bind(info.tags.to_column())
+                    .bind(part_sizes_column(&info.part_sizes))
+                    .bind(&info.storage_class)
+            }
+
             /// One attempt: retire the committed version at (`bucket`, `key`) that this
             /// statement's snapshot sees, then commit row `id`. Returns the retired ids, their
             /// total size, and the ETag of the retired committed version (at most one). With concurrent writers, fails with a unique violation on
@@ -154,29 +183,18 @@ macro_rules! impl_object_store {
                     retired_bytes += r.field::<i64, _>("size")?;
                     retired_etag = Some(r.field::<String, _>("etag")?);
                 }
-                let (algo, value) = match &info.checksum {
-                    Some((a, v)) => (Some(a.as_str()), Some(v.as_str())),
-                    None => (None, None),
-                };
-                query::<Db>(
-                    "UPDATE objects SET status = 'committed', size = $1, sha256 = $2, etag = $3, \
-                     content_type = $4, checksum_algorithm = $5, checksum_value = $6, \
-                     committed_at = $7, lease_until = NULL, scan = $9, headers = $10, \
-                     tags = $11, part_sizes = $12, storage_class = $13 WHERE id = $8",
+                bind_commit(
+                    query::<Db>(
+                        "UPDATE objects SET status = 'committed', size = $2, sha256 = $3, \
+                         etag = $4, content_type = $5, checksum_algorithm = $6, \
+                         checksum_value = $7, committed_at = $8, lease_until = NULL, scan = $9, \
+                         headers = $10, tags = $11, part_sizes = $12, storage_class = $13 \
+                         WHERE id = $1",
+                    ),
+                    id,
+                    info,
+                    size,
                 )
-                .bind(size)
-                .bind(&info.sha256)
-                .bind(&info.etag)
-                .bind(&info.content_type)
-                .bind(algo)
-                .bind(value)
-                .bind(info.committed_at_ms)
-                .bind(id)
-                .bind(&info.scan)
-                .bind(info.headers.to_column())
-                .bind(info.tags.to_column())
-                .bind(part_sizes_column(&info.part_sizes))
-                .bind(&info.storage_class)
                 .execute(&mut **tx)
                 .await?;
                 Ok((retired, retired_bytes, retired_etag))
@@ -224,8 +242,211 @@ macro_rules! impl_object_store {
                 Ok(retired)
             }
 
+            /// The commit of one member of a group by itself ([`commit_in`]), in the group's
+            /// transaction: in a savepoint if it may be refused after its first change, so that
+            /// a refusal undoes only its own statements. Any other failure is the group's.
+            async fn commit_alone(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                id: &str,
+                info: &CommitInfo,
+            ) -> Result<Result<Vec<String>, MetaError>, MetaError> {
+                if may_fail_after_changes(info) {
+                    let mut step = tx.begin().await?;
+                    return Ok(match commit_in(&mut step, id, info).await {
+                        Ok(retired) => {
+                            step.commit().await?;
+                            Ok(retired)
+                        }
+                        Err(e) => {
+                            step.rollback().await?;
+                            Err(e)
+                        }
+                    });
+                }
+                // Refused, if at all, by a statement that changed nothing.
+                match commit_in(tx, id, info).await {
+                    Ok(retired) => Ok(Ok(retired)),
+                    Err(MetaError::PendingGone) => Ok(Err(MetaError::PendingGone)),
+                    Err(e) => Err(e),
+                }
+            }
+
+            /// A single writer's group of commits ([`MetadataStore::commit_many`]) in `tx`, with
+            /// the outcome of each as if they ran one after the other in arrival order.
+            ///
+            /// Most take a few statements for all of them, not three or more each (a statement
+            /// is a round trip to the database): one reads which rows are still pending, one
+            /// retires the committed versions of their keys, one commits them, and the usage of
+            /// each tenant changes once. That holds for the commits nothing can refuse after
+            /// their first change (see [`may_fail_after_changes`]) whose key no other live
+            /// commit of the group has: they commute with every other commit of the group. The
+            /// rest (a key committed twice, a condition, a quota with a limit, an id twice) run
+            /// one by one afterwards, in arrival order ([`commit_alone`]).
+            async fn commit_group(
+                tx: &mut sqlx::Transaction<'_, Db>,
+                batch: &[(String, CommitInfo)],
+            ) -> Result<Vec<Result<Vec<String>, MetaError>>, MetaError> {
+                use std::collections::HashMap;
+                use $crate::metadata::sql::{insert_runs, values_list};
+
+                let mut ids: HashMap<&str, usize> = HashMap::new();
+                for (id, _) in batch {
+                    *ids.entry(id.as_str()).or_default() += 1;
+                }
+                // Which rows are pending, at which key, under which lease.
+                let distinct: Vec<&str> = ids.keys().copied().collect();
+                let mut pending: HashMap<String, (String, String, Option<i64>)> = HashMap::new();
+                for run in insert_runs(&distinct) {
+                    let marks = (1..=run.len()).map(|n| format!("${n}")).collect::<Vec<_>>();
+                    let sql = format!(
+                        "SELECT id, bucket, key, lease_until FROM objects \
+                         WHERE status = 'pending' AND id IN ({})",
+                        marks.join(", ")
+                    );
+                    let rows = run
+                        .iter()
+                        .fold(query::<Db>(&sql), |q, id| q.bind(*id))
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    for r in &rows {
+                        pending.insert(
+                            r.field("id")?,
+                            (r.field("bucket")?, r.field("key")?, r.field("lease_until")?),
+                        );
+                    }
+                }
+                // The live commits (pending, under their lease) per key.
+                let live = |id: &str, info: &CommitInfo| {
+                    pending
+                        .get(id)
+                        .filter(|(_, _, lease)| lease.is_some_and(|l| l >= info.committed_at_ms))
+                };
+                let mut keys: HashMap<(&str, &str), usize> = HashMap::new();
+                for (id, info) in batch {
+                    if let Some((b, k, _)) = live(id, info) {
+                        *keys.entry((b.as_str(), k.as_str())).or_default() += 1;
+                    }
+                }
+                let mut outcomes: Vec<Option<Result<Vec<String>, MetaError>>> =
+                    (0..batch.len()).map(|_| None).collect();
+                let mut together: Vec<(usize, &str, &str, i64)> = Vec::new();
+                for (n, (id, info)) in batch.iter().enumerate() {
+                    if ids[id.as_str()] > 1 {
+                        continue;
+                    }
+                    match live(id, info) {
+                        // Refused as no longer pending, as `commit_in` refuses it.
+                        None => outcomes[n] = Some(Err(MetaError::PendingGone)),
+                        Some((b, k, _))
+                            if keys[&(b.as_str(), k.as_str())] == 1
+                                && !may_fail_after_changes(info) =>
+                        {
+                            let size = i64::try_from(info.size)
+                                .map_err(|_| MetaError::Corrupt("size overflow"))?;
+                            together.push((n, b.as_str(), k.as_str(), size));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                // Retire the committed versions of their keys.
+                let mut retired: HashMap<(String, String), (Vec<String>, i64)> = HashMap::new();
+                for run in insert_runs(&together) {
+                    let sql = format!(
+                        "UPDATE objects SET status = 'garbage' FROM (VALUES {}) AS v \
+                         WHERE objects.bucket = v.column1 AND objects.key = v.column2 \
+                         AND objects.status = 'committed' \
+                         RETURNING objects.id, objects.size, objects.bucket, objects.key",
+                        values_list(2, run.len())
+                    );
+                    let rows = run
+                        .iter()
+                        .fold(query::<Db>(&sql), |q, (_, b, k, _)| q.bind(*b).bind(*k))
+                        .fetch_all(&mut **tx)
+                        .await?;
+                    for r in &rows {
+                        let entry = retired
+                            .entry((r.field("bucket")?, r.field("key")?))
+                            .or_default();
+                        entry.0.push(r.field("id")?);
+                        entry.1 += r.field::<i64, _>("size")?;
+                    }
+                }
+                // Commit them.
+                for run in insert_runs(&together) {
+                    let sql = format!(
+                        "UPDATE objects SET status = 'committed', size = v.column2, \
+                         sha256 = v.column3, etag = v.column4, content_type = v.column5, \
+                         checksum_algorithm = v.column6, checksum_value = v.column7, \
+                         committed_at = v.column8, lease_until = NULL, scan = v.column9, \
+                         headers = v.column10, tags = v.column11, part_sizes = v.column12, \
+                         storage_class = v.column13 FROM (VALUES {}) AS v \
+                         WHERE objects.id = v.column1 AND objects.status = 'pending'",
+                        values_list(13, run.len())
+                    );
+                    let done = run
+                        .iter()
+                        .fold(query::<Db>(&sql), |q, &(n, _, _, size)| {
+                            let (id, info) = &batch[n];
+                            bind_commit(q, id, info, size)
+                        })
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                    if done != run.len() as u64 {
+                        // Read as pending a moment ago, in this transaction: not possible with
+                        // one writer. The group fails, and each commit runs again alone.
+                        return Err(MetaError::Corrupt("grouped commit lost a pending row"));
+                    }
+                }
+                // Each tenant's usage, once (the quotas have no limit, so none refuses).
+                let mut usage: Vec<(&$crate::metadata::Quota, i64, i64)> = Vec::new();
+                for &(n, b, k, size) in &together {
+                    let Some(q) = &batch[n].1.quota else { continue };
+                    let (gone, gone_bytes) = retired
+                        .get(&(b.to_string(), k.to_string()))
+                        .map(|(ids, bytes)| (ids.len() as i64, *bytes))
+                        .unwrap_or((0, 0));
+                    match usage.iter_mut().find(|(t, _, _)| t.tenant_id == q.tenant_id) {
+                        Some(u) => {
+                            u.1 += size - gone_bytes;
+                            u.2 += 1 - gone;
+                        }
+                        None => usage.push((q, size - gone_bytes, 1 - gone)),
+                    }
+                }
+                for (q, bytes, objects) in usage {
+                    $crate::apply_quota!((*tx), Some(q), bytes, objects);
+                }
+                for &(n, b, k, _) in &together {
+                    let ids = retired
+                        .remove(&(b.to_string(), k.to_string()))
+                        .map(|(ids, _)| ids)
+                        .unwrap_or_default();
+                    outcomes[n] = Some(Ok(ids));
+                }
+                // The rest, one by one, in arrival order.
+                for (n, (id, info)) in batch.iter().enumerate() {
+                    if outcomes[n].is_none() {
+                        outcomes[n] = Some(commit_alone(tx, id, info).await?);
+                    }
+                }
+                Ok(outcomes.into_iter().map(|o| o.unwrap_or(Err(MetaError::PendingGone))).collect())
+            }
+
+            /// Whether [`commit_in`] can be refused after its first change: by a condition on the
+            /// version it retires, or by a quota with a limit. Otherwise it is refused, if at all,
+            /// only as no longer pending, by a statement that changes nothing.
+            fn may_fail_after_changes(info: &CommitInfo) -> bool {
+                info.condition.is_some()
+                    || info
+                        .quota
+                        .as_ref()
+                        .is_some_and(|q| q.max_bytes != i64::MAX || q.max_objects != i64::MAX)
+            }
+
             /// The statements of a commit, in `tx` (which the caller commits; dropping it on
-            /// failure rolls them back).
+            /// failure rolls them back). `PendingGone` comes only from the statements before the
+            /// first change (see [`may_fail_after_changes`]).
             async fn commit_in(
                 tx: &mut sqlx::Transaction<'_, Db>,
                 id: &str,
@@ -496,30 +717,41 @@ macro_rules! impl_object_store {
                 }
 
                 async fn insert_pendings(&self, batch: &[NewPending]) -> Result<(), MetaError> {
-                    const INSERT: &str = "INSERT INTO objects (id, bucket, key, status, owner, \
-                         created_at, lease_until, tenant_id) \
-                         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)";
-                    fn bound(p: &NewPending) -> $crate::metadata::sql::Query<'_, Db> {
-                        query::<Db>(INSERT)
-                            .bind(&p.id)
-                            .bind(&p.bucket)
-                            .bind(&p.key)
-                            .bind(&p.owner)
-                            .bind(p.created_at_ms)
-                            .bind(p.lease_until_ms)
-                            .bind(&p.tenant_id)
+                    fn statement<'q>(
+                        sql: &'q str,
+                        run: &'q [NewPending],
+                    ) -> $crate::metadata::sql::Query<'q, Db> {
+                        run.iter().fold(query::<Db>(sql), |q, p| {
+                            q.bind(&p.id)
+                                .bind(&p.bucket)
+                                .bind(&p.key)
+                                .bind("pending")
+                                .bind(&p.owner)
+                                .bind(p.created_at_ms)
+                                .bind(p.lease_until_ms)
+                                .bind(&p.tenant_id)
+                        })
                     }
-                    match batch {
+                    fn sql(rows: usize) -> String {
+                        format!(
+                            "INSERT INTO objects (id, bucket, key, status, owner, created_at, \
+                             lease_until, tenant_id) VALUES {}",
+                            $crate::metadata::sql::values_list(8, rows)
+                        )
+                    }
+                    // A multi-row INSERT per run: a batch is a statement or a few, not one
+                    // per upload (each a round trip to the database).
+                    match $crate::metadata::sql::insert_runs(batch).as_slice() {
                         [] => Ok(()),
-                        // One insert is its own transaction.
-                        [p] => {
-                            bound(p).execute(&self.$w).await?;
+                        // One statement is its own transaction.
+                        [run] => {
+                            statement(&sql(run.len()), run).execute(&self.$w).await?;
                             Ok(())
                         }
-                        _ => {
+                        runs => {
                             let mut tx = self.$w.begin().await?;
-                            for p in batch {
-                                bound(p).execute(&mut *tx).await?;
+                            for run in runs {
+                                statement(&sql(run.len()), run).execute(&mut *tx).await?;
                             }
                             tx.commit().await?;
                             Ok(())
@@ -548,21 +780,16 @@ macro_rules! impl_object_store {
                     batch: &[(String, CommitInfo)],
                 ) -> Result<Vec<Result<Vec<String>, MetaError>>, MetaError> {
                     let mut tx = self.$w.begin().await?;
+                    if !CONCURRENT_WRITERS {
+                        let outcomes = commit_group(&mut tx, batch).await?;
+                        tx.commit().await?;
+                        return Ok(outcomes);
+                    }
+                    // Several writers: one after the other (the gateway groups commits only on
+                    // a single writer).
                     let mut outcomes = Vec::with_capacity(batch.len());
                     for (id, info) in batch {
-                        // A savepoint each: a commit that fails (its condition, its quota, a
-                        // row the sweeper took) undoes only its own statements.
-                        let mut step = tx.begin().await?;
-                        match commit_in(&mut step, id, info).await {
-                            Ok(retired) => {
-                                step.commit().await?;
-                                outcomes.push(Ok(retired));
-                            }
-                            Err(e) => {
-                                step.rollback().await?;
-                                outcomes.push(Err(e));
-                            }
-                        }
+                        outcomes.push(commit_alone(&mut tx, id, info).await?);
                     }
                     tx.commit().await?;
                     Ok(outcomes)

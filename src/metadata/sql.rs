@@ -344,6 +344,40 @@ where
     }
 }
 
+/// Most rows one multi-row `INSERT` carries; a longer batch is several statements.
+pub const MAX_INSERT_ROWS: usize = 64;
+
+/// `items` cut into runs for multi-row `INSERT`s: each a power of two long, the longest first,
+/// none longer than [`MAX_INSERT_ROWS`]. However the batches fall, an `INSERT` then has one of
+/// seven texts, each prepared once per connection (and, on MySQL, translated once per
+/// process), and a batch of `n` rows is at most seven statements (one per bit of `n`).
+pub fn insert_runs<T>(mut items: &[T]) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    while !items.is_empty() {
+        let n = 1 << items.len().min(MAX_INSERT_ROWS).ilog2();
+        let (run, rest) = items.split_at(n);
+        runs.push(run);
+        items = rest;
+    }
+    runs
+}
+
+/// The `VALUES` list of an `INSERT` of `rows` rows of `cols` values each, for values bound row
+/// by row: `($1, $2), ($3, $4)` for two rows of two.
+pub fn values_list(cols: usize, rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            let sep = if c == 0 { "" } else { ", " };
+            let _ = write!(out, "{sep}${}", r * cols + c + 1);
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// Reading a column in the store's dialect (see the module docs).
 pub trait Field: Row {
     /// The value of column `index`.
@@ -376,6 +410,34 @@ mod tests {
 
     fn my(sql: &str) -> (String, Vec<usize>) {
         mysql_dialect(sql).unwrap()
+    }
+
+    #[test]
+    fn insert_runs_are_powers_of_two_longest_first() {
+        let items: Vec<u32> = (0..200).collect();
+        let lens =
+            |n: usize| -> Vec<usize> { insert_runs(&items[..n]).iter().map(|r| r.len()).collect() };
+        assert!(lens(0).is_empty());
+        assert_eq!(lens(1), [1]);
+        assert_eq!(lens(13), [8, 4, 1]);
+        assert_eq!(lens(64), [64]);
+        assert_eq!(lens(200), [64, 64, 64, 8]);
+        // Every item once, in order.
+        let joined: Vec<u32> = insert_runs(&items[..127]).concat();
+        assert_eq!(joined, items[..127]);
+    }
+
+    #[test]
+    fn values_lists_number_the_values_row_by_row() {
+        assert_eq!(values_list(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(values_list(3, 1), "($1, $2, $3)");
+        // MySQL binds in the order the placeholders appear: row by row, as bound.
+        let (text, order) = my(&format!(
+            "INSERT INTO t (a, b) VALUES {}",
+            values_list(2, 3)
+        ));
+        assert_eq!(text, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)");
+        assert_eq!(order, [0, 1, 2, 3, 4, 5]);
     }
 
     #[test]

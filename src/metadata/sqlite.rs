@@ -51,8 +51,13 @@ impl SqliteStore {
             .synchronous(sync)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        // A connection is a file handle in this process, with no server to lose and nothing
+        // to find out by asking: no ping before each use (sqlx's default, a round trip to the
+        // connection's thread that every statement through the pool would otherwise pay on
+        // top of its own).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts.clone())
             .await?;
@@ -65,6 +70,7 @@ impl SqliteStore {
         .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts.read_only(true))
             .await?;

@@ -223,6 +223,7 @@ conformance!(
     pending_row_is_invisible,
     pending_rows_insert_together_or_not_at_all,
     grouped_commits_run_in_order_and_fail_alone,
+    a_group_of_many_keys_commits_as_one_by_one,
     commit_round_trips_every_field,
     commit_rejects_size_beyond_i64,
     overwrite_retires_previous_version_and_latest_commit_wins,
@@ -1227,6 +1228,14 @@ async fn pending_rows_insert_together_or_not_at_all(s: Store) {
     );
 }
 
+/// A group's outcomes, with the errors as their messages (comparable).
+fn summarized(outcomes: Vec<Result<Vec<String>, MetaError>>) -> Vec<Result<Vec<String>, String>> {
+    outcomes
+        .into_iter()
+        .map(|o| o.map_err(|e| e.to_string()))
+        .collect()
+}
+
 async fn grouped_commits_run_in_order_and_fail_alone(s: Store) {
     use upgate::metadata::Quota;
     let quota = Quota {
@@ -1263,10 +1272,7 @@ async fn grouped_commits_run_in_order_and_fail_alone(s: Store) {
         .commit_many(&batch)
         .await
         .expect("the transaction commits");
-    let summary: Vec<Result<Vec<String>, String>> = outcomes
-        .into_iter()
-        .map(|o| o.map_err(|e| e.to_string()))
-        .collect();
+    let summary = summarized(outcomes);
     assert_eq!(
         summary,
         vec![
@@ -1308,6 +1314,119 @@ async fn grouped_commits_run_in_order_and_fail_alone(s: Store) {
     assert_eq!(
         s.current(BUCKET, "g/a").await.unwrap().map(|r| r.id),
         Some("g3".to_string())
+    );
+}
+
+/// A large group, as many uploads finishing together give one: most commits are of keys
+/// nobody else in the group commits (a single writer runs those as a few statements for all of
+/// them), mixed with those that must run one by one. Every outcome, row and usage figure is what
+/// the same commits one after the other give.
+async fn a_group_of_many_keys_commits_as_one_by_one(s: Store) {
+    use upgate::metadata::Quota;
+    let unlimited = Quota {
+        tenant_id: "m-tenant".into(),
+        max_bytes: i64::MAX,
+        max_objects: i64::MAX,
+    };
+    // Keys m/0..m/4 have a committed version already.
+    for i in 0..5u64 {
+        let old = pending(&format!("old-{i}"), BUCKET, &format!("m/{i}"));
+        s.insert_pending(&old).await.unwrap();
+        s.commit(&old.id, &info(100 + i)).await.unwrap();
+    }
+    let mut rows: Vec<NewPending> = (0..70u64)
+        .map(|i| pending(&format!("m-{i}"), BUCKET, &format!("m/{i}")))
+        .collect();
+    for (i, p) in rows.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            p.tenant_id = Some("m-tenant".into());
+        }
+    }
+    rows.push(NewPending {
+        lease_until_ms: T0,
+        ..pending("m-expired", BUCKET, "m/expired")
+    });
+    rows.push(pending("m-dup-a", BUCKET, "m/dup"));
+    rows.push(pending("m-dup-b", BUCKET, "m/dup"));
+    rows.push(pending("m-twice", BUCKET, "m/twice"));
+    s.insert_pendings(&rows).await.expect("pending");
+    let mut batch: Vec<(String, CommitInfo)> = Vec::new();
+    let mut expect: Vec<Result<Vec<String>, String>> = Vec::new();
+    let gone = || Err(MetaError::PendingGone.to_string());
+    for i in 0..70u64 {
+        let quota = (i % 2 == 0).then(|| unlimited.clone());
+        batch.push((format!("m-{i}"), CommitInfo { quota, ..info(i) }));
+        expect.push(Ok(if i < 5 {
+            vec![format!("old-{i}")]
+        } else {
+            vec![]
+        }));
+        if i == 30 {
+            batch.push(("m-expired".into(), info(200)));
+            expect.push(gone());
+            batch.push(("m-dup-a".into(), info(201)));
+            expect.push(Ok(vec![]));
+            batch.push(("m-twice".into(), info(202)));
+            expect.push(Ok(vec![]));
+            batch.push(("never-pending".into(), info(203)));
+            expect.push(gone());
+        }
+        if i == 50 {
+            batch.push(("m-dup-b".into(), info(204)));
+            expect.push(Ok(vec!["m-dup-a".to_string()]));
+            batch.push(("m-twice".into(), info(205)));
+            expect.push(gone());
+        }
+    }
+    let outcomes = s
+        .commit_many(&batch)
+        .await
+        .expect("the transaction commits");
+    let summary = summarized(outcomes);
+    assert_eq!(summary, expect);
+    for (i, p) in rows.iter().take(70).enumerate() {
+        let (_, i_info) = &batch.iter().find(|(id, _)| *id == p.id).unwrap();
+        assert_eq!(
+            s.current(BUCKET, &p.key).await.unwrap(),
+            Some(expected(p, i_info)),
+            "m/{i}"
+        );
+    }
+    for i in 0..5 {
+        assert_eq!(
+            s.object_status(&format!("old-{i}"))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("garbage")
+        );
+    }
+    assert_eq!(
+        s.current(BUCKET, "m/dup").await.unwrap(),
+        Some(expected(&rows[72], &info(204)))
+    );
+    assert_eq!(
+        s.current(BUCKET, "m/twice").await.unwrap(),
+        Some(expected(&rows[73], &info(202)))
+    );
+    assert_eq!(
+        s.object_status("m-expired").await.unwrap().as_deref(),
+        Some("pending")
+    );
+    // Usage as each commit charges it: its size, less what it retired.
+    let (mut bytes, mut objects) = (0i64, 0i64);
+    for i in (0..70u64).step_by(2) {
+        bytes += info(i).size as i64;
+        objects += 1;
+        if i < 5 {
+            bytes -= info(100 + i).size as i64;
+            objects -= 1;
+        }
+    }
+    let control = as_control(&s);
+    assert_eq!(
+        control.usage("m-tenant").await.expect("usage"),
+        (bytes, objects)
     );
 }
 
