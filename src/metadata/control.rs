@@ -571,12 +571,12 @@ macro_rules! impl_control_store {
                 })
             }
 
-            /// Inserts file rows, a multi-row INSERT per run of them (see `sql::insert_runs`).
+            /// Inserts file rows, a multi-row INSERT per run of them (see `sql::row_runs`).
             async fn insert_files_in(
                 tx: &mut sqlx::Transaction<'_, Db>,
                 rows: &[&FileRecord],
             ) -> Result<(), MetaError> {
-                for run in $crate::metadata::sql::insert_runs(rows) {
+                for run in $crate::metadata::sql::row_runs(rows) {
                     let sql = format!(
                         "INSERT INTO files ({FILE_COLS}) VALUES {}",
                         $crate::metadata::sql::values_list(17, run.len())
@@ -607,12 +607,12 @@ macro_rules! impl_control_store {
                 Ok(())
             }
 
-            /// Inserts link rows, a multi-row INSERT per run of them (see `sql::insert_runs`).
+            /// Inserts link rows, a multi-row INSERT per run of them (see `sql::row_runs`).
             async fn insert_links_in(
                 tx: &mut sqlx::Transaction<'_, Db>,
                 rows: &[&UploadLink],
             ) -> Result<(), MetaError> {
-                for run in $crate::metadata::sql::insert_runs(rows) {
+                for run in $crate::metadata::sql::row_runs(rows) {
                     let sql = format!(
                         "INSERT INTO uploads ({LINK_COLS}) VALUES {}",
                         $crate::metadata::sql::values_list(15, run.len())

@@ -287,7 +287,7 @@ macro_rules! impl_object_store {
                 batch: &[(String, CommitInfo)],
             ) -> Result<Vec<Result<Vec<String>, MetaError>>, MetaError> {
                 use std::collections::HashMap;
-                use $crate::metadata::sql::{insert_runs, values_list};
+                use $crate::metadata::sql::{row_runs, values_list};
 
                 let mut ids: HashMap<&str, usize> = HashMap::new();
                 for (id, _) in batch {
@@ -296,7 +296,7 @@ macro_rules! impl_object_store {
                 // Which rows are pending, at which key, under which lease.
                 let distinct: Vec<&str> = ids.keys().copied().collect();
                 let mut pending: HashMap<String, (String, String, Option<i64>)> = HashMap::new();
-                for run in insert_runs(&distinct) {
+                for run in row_runs(&distinct) {
                     let marks = (1..=run.len()).map(|n| format!("${n}")).collect::<Vec<_>>();
                     let sql = format!(
                         "SELECT id, bucket, key, lease_until FROM objects \
@@ -350,7 +350,7 @@ macro_rules! impl_object_store {
                 }
                 // Retire the committed versions of their keys.
                 let mut retired: HashMap<(String, String), (Vec<String>, i64)> = HashMap::new();
-                for run in insert_runs(&together) {
+                for run in row_runs(&together) {
                     let sql = format!(
                         "UPDATE objects SET status = 'garbage' FROM (VALUES {}) AS v \
                          WHERE objects.bucket = v.column1 AND objects.key = v.column2 \
@@ -372,7 +372,7 @@ macro_rules! impl_object_store {
                     }
                 }
                 // Commit them.
-                for run in insert_runs(&together) {
+                for run in row_runs(&together) {
                     let sql = format!(
                         "UPDATE objects SET status = 'committed', size = v.column2, \
                          sha256 = v.column3, etag = v.column4, content_type = v.column5, \
@@ -741,7 +741,7 @@ macro_rules! impl_object_store {
                     }
                     // A multi-row INSERT per run: a batch is a statement or a few, not one
                     // per upload (each a round trip to the database).
-                    match $crate::metadata::sql::insert_runs(batch).as_slice() {
+                    match $crate::metadata::sql::row_runs(batch).as_slice() {
                         [] => Ok(()),
                         // One statement is its own transaction.
                         [run] => {

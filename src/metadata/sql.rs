@@ -344,17 +344,18 @@ where
     }
 }
 
-/// Most rows one multi-row `INSERT` carries; a longer batch is several statements.
-pub const MAX_INSERT_ROWS: usize = 64;
+/// Most rows one statement of a batch carries (a multi-row `INSERT`, an `UPDATE … FROM
+/// (VALUES …)`, an `IN (…)` list); a longer batch is several statements.
+pub const MAX_ROWS_PER_STATEMENT: usize = 64;
 
-/// `items` cut into runs for multi-row `INSERT`s: each a power of two long, the longest first,
-/// none longer than [`MAX_INSERT_ROWS`]. However the batches fall, an `INSERT` then has one of
-/// seven texts, each prepared once per connection (and, on MySQL, translated once per
+/// `items` cut into runs, one statement each: each a power of two long, the longest first, none
+/// longer than [`MAX_ROWS_PER_STATEMENT`]. However the batches fall, a statement then has one
+/// of seven texts, each prepared once per connection (and, on MySQL, translated once per
 /// process), and a batch of `n` rows is at most seven statements (one per bit of `n`).
-pub fn insert_runs<T>(mut items: &[T]) -> Vec<&[T]> {
+pub fn row_runs<T>(mut items: &[T]) -> Vec<&[T]> {
     let mut runs = Vec::new();
     while !items.is_empty() {
-        let n = 1 << items.len().min(MAX_INSERT_ROWS).ilog2();
+        let n = 1 << items.len().min(MAX_ROWS_PER_STATEMENT).ilog2();
         let (run, rest) = items.split_at(n);
         runs.push(run);
         items = rest;
@@ -413,17 +414,17 @@ mod tests {
     }
 
     #[test]
-    fn insert_runs_are_powers_of_two_longest_first() {
+    fn row_runs_are_powers_of_two_longest_first() {
         let items: Vec<u32> = (0..200).collect();
         let lens =
-            |n: usize| -> Vec<usize> { insert_runs(&items[..n]).iter().map(|r| r.len()).collect() };
+            |n: usize| -> Vec<usize> { row_runs(&items[..n]).iter().map(|r| r.len()).collect() };
         assert!(lens(0).is_empty());
         assert_eq!(lens(1), [1]);
         assert_eq!(lens(13), [8, 4, 1]);
         assert_eq!(lens(64), [64]);
         assert_eq!(lens(200), [64, 64, 64, 8]);
         // Every item once, in order.
-        let joined: Vec<u32> = insert_runs(&items[..127]).concat();
+        let joined: Vec<u32> = row_runs(&items[..127]).concat();
         assert_eq!(joined, items[..127]);
     }
 
