@@ -348,8 +348,14 @@ macro_rules! impl_object_store {
                         Some(_) => {}
                     }
                 }
-                // Retire the committed versions of their keys.
-                let mut retired: HashMap<(String, String), (Vec<String>, i64)> = HashMap::new();
+                // Retire the committed versions of their keys: per member of `together`, the
+                // ids it retired and their bytes.
+                let slot: HashMap<(&str, &str), usize> = together
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(_, b, k, _))| ((b, k), i))
+                    .collect();
+                let mut retired: Vec<(Vec<String>, i64)> = vec![(Vec::new(), 0); together.len()];
                 for run in row_runs(&together) {
                     let sql = format!(
                         "UPDATE objects SET status = 'garbage' FROM (VALUES {}) AS v \
@@ -364,11 +370,12 @@ macro_rules! impl_object_store {
                         .fetch_all(&mut **tx)
                         .await?;
                     for r in &rows {
-                        let entry = retired
-                            .entry((r.field("bucket")?, r.field("key")?))
-                            .or_default();
-                        entry.0.push(r.field("id")?);
-                        entry.1 += r.field::<i64, _>("size")?;
+                        let (b, k): (String, String) = (r.field("bucket")?, r.field("key")?);
+                        let i = *slot
+                            .get(&(b.as_str(), k.as_str()))
+                            .ok_or(MetaError::Corrupt("grouped commit retired another key"))?;
+                        retired[i].0.push(r.field("id")?);
+                        retired[i].1 += r.field::<i64, _>("size")?;
                     }
                 }
                 // Commit them.
@@ -400,12 +407,9 @@ macro_rules! impl_object_store {
                 }
                 // Each tenant's usage, once (the quotas have no limit, so none refuses).
                 let mut usage: Vec<(&$crate::metadata::Quota, i64, i64)> = Vec::new();
-                for &(n, b, k, size) in &together {
+                for (&(n, _, _, size), (ids, gone_bytes)) in together.iter().zip(&retired) {
                     let Some(q) = &batch[n].1.quota else { continue };
-                    let (gone, gone_bytes) = retired
-                        .get(&(b.to_string(), k.to_string()))
-                        .map(|(ids, bytes)| (ids.len() as i64, *bytes))
-                        .unwrap_or((0, 0));
+                    let (gone, gone_bytes) = (ids.len() as i64, *gone_bytes);
                     match usage.iter_mut().find(|(t, _, _)| t.tenant_id == q.tenant_id) {
                         Some(u) => {
                             u.1 += size - gone_bytes;
@@ -417,11 +421,7 @@ macro_rules! impl_object_store {
                 for (q, bytes, objects) in usage {
                     $crate::apply_quota!((*tx), Some(q), bytes, objects);
                 }
-                for &(n, b, k, _) in &together {
-                    let ids = retired
-                        .remove(&(b.to_string(), k.to_string()))
-                        .map(|(ids, _)| ids)
-                        .unwrap_or_default();
+                for (&(n, _, _, _), (ids, _)) in together.iter().zip(retired) {
                     outcomes[n] = Some(Ok(ids));
                 }
                 // The rest, one by one, in arrival order.
