@@ -18,7 +18,9 @@
 //!
 //! The `_md5` cases set `want_md5` (bucket `etag = "md5"`), so the MD5 cost shows. A last group
 //! repeats the 20 MiB memory and local cases with 16 KiB frames (the frame size follows hyper's
-//! read buffer cap, which also bounds memory per open upload).
+//! read buffer cap, which also bounds memory per open upload), and the local case once more with
+//! each frame ready only after the reader yields, as a socket delivers them: gathered by copy,
+//! and with gathering off (`gather_bytes = 0`), a write per frame.
 //! Every iteration writes the same storage path, so memory and disk use stay bounded.
 //!
 //! A last group, `pdf_scan_2MiB`, times the PDF active-content scanner alone against SHA-256
@@ -28,9 +30,11 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -94,11 +98,37 @@ fn expectations(len: usize, want_md5: bool) -> Expectations {
 
 /// One upload: begin → run_pipe → commit. Returns the ingest result for checking.
 async fn ingest(storage: &Storage, frames: &[Bytes], want_md5: bool) -> upgate::ingest::Ingested {
+    let body = futures_util::stream::iter(frames.iter().cloned().map(Ok::<Bytes, Error>));
+    ingest_from(storage, frames, body, want_md5).await
+}
+
+/// The same, with each frame ready only after the reader has yielded once, as a connection
+/// delivers them: its task reads the next frame from the socket after the upload's step.
+async fn ingest_one_ahead(storage: &Storage, frames: &[Bytes]) -> upgate::ingest::Ingested {
+    let mut next = frames.iter().cloned();
+    let mut ready = false;
+    let body = futures_util::stream::poll_fn(move |cx| {
+        if !ready {
+            ready = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        ready = false;
+        Poll::Ready(next.next().map(Ok::<Bytes, Error>))
+    });
+    ingest_from(storage, frames, body, false).await
+}
+
+async fn ingest_from(
+    storage: &Storage,
+    frames: &[Bytes],
+    body: impl futures_util::Stream<Item = Result<Bytes, Error>> + Unpin,
+    want_md5: bool,
+) -> upgate::ingest::Ingested {
     let len = frames.iter().map(Bytes::len).sum();
     let path = Storage::path_for("uploads", "bench0000000000000000000000000000");
     let mut staging = storage.begin(&path).await.expect("begin staging");
     let pipe = Pipe::new(expectations(len, want_md5)).expect("pipe");
-    let body = futures_util::stream::iter(frames.iter().cloned().map(Ok::<Bytes, Error>));
     let ingested = run_pipe(body, None, pipe, &mut staging, Duration::from_secs(30))
         .await
         .expect("run_pipe");
@@ -115,6 +145,9 @@ fn bench_ingest(c: &mut Criterion) {
     let per_frame = Storage::open(&no_fsync)
         .expect("local storage")
         .with_write_coalesce(0);
+    let mut no_gather_cfg = no_fsync.clone();
+    no_gather_cfg.gather_bytes = 0;
+    let no_gather = Storage::open(&no_gather_cfg).expect("local storage");
     let durable = Storage::open(&StorageConfig::local(dir.path().join("durable"))).expect("local");
     let memory = Storage::from_store(Arc::new(object_store::memory::InMemory::new()), 0);
 
@@ -194,6 +227,23 @@ fn bench_ingest(c: &mut Criterion) {
     ] {
         group.bench_function(name, |b| {
             b.iter(|| rt.block_on(ingest(storage, black_box(&small), false)))
+        });
+    }
+    // Frames a reader gets one at a time, as from a socket: gathered by copy under the budget
+    // (waiting a moment for each next frame), or, with `gather_bytes = 0`, written whenever no
+    // next frame is ready, which is a write per frame.
+    let got = rt.block_on(ingest_one_ahead(&local, &small));
+    assert_eq!(
+        got.sha256,
+        <[u8; 32]>::from(Sha256::digest(&body)),
+        "sha256"
+    );
+    for (name, storage) in [
+        ("pipe_local_one_ahead", &local),
+        ("pipe_local_one_ahead_no_gather", &no_gather),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(ingest_one_ahead(storage, black_box(&small))))
         });
     }
     group.finish();

@@ -101,6 +101,9 @@ pub struct StorageConfig {
     pub spool_max_bytes: u64,
     /// Remote backends: most bytes of parts held in memory while being sent, all uploads together.
     pub upload_buffer_bytes: u64,
+    /// Local backends: most body bytes all uploads together hold gathered into file writes of
+    /// 64 KiB; past it, frames are written as they come. 0: no gathering.
+    pub gather_bytes: u64,
     /// The built-in "local" backend.
     pub local: LocalBackendConfig,
     /// The built-in "s3" backend (what the Helm chart sets through `UPGATE__STORAGE__S3__*`).
@@ -362,6 +365,7 @@ impl StorageConfig {
                 part_bytes: 8 << 20,
                 spool_max_bytes: 4 << 30,
                 upload_buffer_bytes: 128 << 20,
+                gather_bytes: 2 << 20,
                 local: LocalBackendConfig::default(),
                 s3: S3BackendConfig::default(),
                 encryption: EncryptionConfig {

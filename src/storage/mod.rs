@@ -33,7 +33,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -132,13 +132,85 @@ pub struct Storage {
     unrouted_class: Option<String>,
     /// Bytes gathered into one write on local backends ([`LOCAL_WRITE_BYTES`]).
     local_coalesce: usize,
+    /// What all staged local writes may hold gathered at once ([`LOCAL_GATHER_BYTES`]).
+    gather: Arc<GatherBudget>,
 }
 
 /// The class the bytes of a bucket without a storage class are in (S3's default).
 pub const DEFAULT_CLASS: &str = "STANDARD";
 
-/// Body frames gathered into one local file write (at most; less when the client pauses).
-pub const LOCAL_WRITE_BYTES: usize = 256 * 1024;
+/// Body bytes gathered into one local file write (about; less when the client pauses).
+pub const LOCAL_WRITE_BYTES: usize = 64 * 1024;
+
+/// The most body bytes all uploads to local backends hold gathered by copy at once. Past it,
+/// an upload writes its frames as they come: gathering saves thread round trips, but a thousand
+/// uploads gathering at once would hold a write's worth each (and the allocator keeps what it
+/// once held). The default of stores not built from a config (`storage.gather_bytes` sets it).
+pub const LOCAL_GATHER_BYTES: usize = 32 * LOCAL_WRITE_BYTES;
+
+/// A frame at least this long starts a gathering by copy at once: a body of one smaller frame
+/// is written as it came, without a copy.
+const BURST_FRAME_BYTES: usize = 8 * 1024;
+
+/// The gathering buffers of the staged writes of one [`Storage`]: at most `limit` bytes of
+/// them in use at once. A buffer given back is kept for the next upload: the writes of a burst
+/// free their buffer on a blocking thread, and an allocator that gets a stream of large blocks
+/// freed on other threads keeps far more memory than the blocks in use.
+#[derive(Debug)]
+struct GatherBudget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+    spare: std::sync::Mutex<Vec<BytesMut>>,
+}
+
+impl GatherBudget {
+    fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: std::sync::atomic::AtomicUsize::new(0),
+            spare: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Takes `n` bytes of the budget and a buffer of that size, if they are free.
+    fn take(&self, n: usize) -> Option<BytesMut> {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&u| u <= self.limit)
+            })
+            .ok()?;
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        Some(spare.unwrap_or_else(|| BytesMut::with_capacity(n)))
+    }
+
+    /// Gives back `n` bytes of the budget, and `buf` to keep if it is still of that size.
+    fn give(&self, n: usize, mut buf: BytesMut) {
+        if n == 0 {
+            return;
+        }
+        buf.clear();
+        if buf.capacity() >= n
+            && let Ok(mut spare) = self.spare.lock()
+            && spare.len() < self.limit / n
+        {
+            spare.push(buf);
+        }
+        self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// `bytes` as an empty buffer to gather into again, if the write that had them let go (local
+/// stores do, once the write returned); else an empty one without room.
+fn reclaim(bytes: Bytes) -> BytesMut {
+    match bytes.try_into_mut() {
+        Ok(mut b) => {
+            b.clear();
+            b
+        }
+        Err(_) => BytesMut::new(),
+    }
+}
 
 /// The most bytes one read of a local file brings (object_store's own stream reads 8 KiB at a
 /// time, each a trip to the blocking pool).
@@ -248,6 +320,7 @@ impl Storage {
             classes: Arc::default(),
             unrouted_class: None,
             local_coalesce: LOCAL_WRITE_BYTES,
+            gather: GatherBudget::new(usize::try_from(cfg.gather_bytes).unwrap_or(usize::MAX)),
         })
     }
 
@@ -271,6 +344,7 @@ impl Storage {
             classes: Arc::default(),
             unrouted_class: None,
             local_coalesce: LOCAL_WRITE_BYTES,
+            gather: GatherBudget::new(LOCAL_GATHER_BYTES),
         }
     }
 
@@ -278,6 +352,13 @@ impl Storage {
     /// benches compare the two).
     pub fn with_write_coalesce(mut self, bytes: usize) -> Self {
         self.local_coalesce = bytes;
+        self
+    }
+
+    /// Lets all staged local writes hold at most `bytes` gathered at once (default
+    /// [`LOCAL_GATHER_BYTES`]).
+    pub fn with_gather_budget(mut self, bytes: usize) -> Self {
+        self.gather = GatherBudget::new(bytes);
         self
     }
 
@@ -404,10 +485,14 @@ impl Storage {
         Ok(Staging {
             upload,
             deferred,
-            pending: Vec::new(),
-            pending_len: 0,
+            frames: Vec::new(),
+            frames_len: 0,
+            pending: BytesMut::new(),
             min_part: self.min_part,
             coalesce,
+            metrics: self.metrics.clone(),
+            gather: Arc::clone(&self.gather),
+            share: 0,
         })
     }
 
@@ -675,56 +760,143 @@ struct Deferred {
 
 /// An in-progress, invisible write. Call [`Staging::commit`] to publish or [`Staging::abort`] to
 /// discard; dropping it unfinished discards it too (best effort, in the background).
+///
+/// Bytes are gathered into fewer, larger writes in one of two ways:
+/// * `frames`: the frames as they came, written when they reach a write's worth or when no
+///   next frame is ready ([`Staging::settle`]). The connection reads a frame ahead at most, so
+///   this gathers one or two frames; it costs no copy and no memory beyond the frames.
+/// * `pending`: a copy, for an upload that holds a share of the [`GatherBudget`]. A burst of
+///   frames (started by a full frame, or by a second one) fills writes of `share` bytes, and the
+///   upload waits a little for each next frame ([`Staging::wants_next`]). The copy frees the
+///   connection's read buffer at once, so what all uploads hold is the budget, not a buffer
+///   each; the share goes back when the upload pauses, commits or is dropped.
 pub struct Staging {
     upload: Option<Box<dyn MultipartUpload>>,
     /// Where the write goes until its first bytes are written (see [`Storage::begin`]).
     deferred: Option<Deferred>,
-    pending: Vec<Bytes>,
-    pending_len: usize,
+    frames: Vec<Bytes>,
+    frames_len: usize,
+    pending: BytesMut,
     /// The smallest part the store accepts (but the last): nothing smaller is ever sent.
     min_part: usize,
     /// How many bytes are gathered into one write when they arrive back to back (see
     /// [`Staging::settle`]).
     coalesce: usize,
+    /// Where its backend calls are recorded (`begin`, `write`, `commit`).
+    metrics: Option<Arc<Metrics>>,
+    /// The budget of copied gathering, and the share of it this write holds (0: none).
+    gather: Arc<GatherBudget>,
+    share: usize,
 }
 
 impl Staging {
-    /// Appends bytes. They are gathered into writes of `max(min_part, coalesce)` bytes; with
-    /// both 0, each call is one backend write.
+    /// Appends bytes. They are gathered into writes of about `max(min_part, coalesce)` bytes;
+    /// with both 0, each call is one backend write.
     pub async fn write(&mut self, data: Bytes) -> Result<(), StorageError> {
         if data.is_empty() {
             return Ok(());
         }
-        self.pending_len += data.len();
-        self.pending.push(data);
-        if self.pending_len >= self.min_part.max(self.coalesce) {
-            self.flush().await?;
+        if self.share == 0
+            && self.min_part == 0
+            && self.coalesce > 0
+            && (!self.frames.is_empty() || data.len() >= BURST_FRAME_BYTES)
+            && let Some(buf) = self.gather.take(self.coalesce)
+        {
+            // A full frame, or a second one before the first was written: the start of a
+            // burst, gathered by copy.
+            self.share = self.coalesce;
+            self.pending = buf;
+            for f in std::mem::take(&mut self.frames) {
+                self.pending.extend_from_slice(&f);
+            }
+            self.frames_len = 0;
+        }
+        if self.share > 0 {
+            if !self.pending.is_empty() && self.pending.len() + data.len() > self.share {
+                self.write_pending().await?;
+            }
+            if self.pending.capacity() == 0 {
+                self.pending.reserve(self.share.max(data.len()));
+            }
+            self.pending.extend_from_slice(&data);
+            if self.pending.len() >= self.share {
+                self.write_pending().await?;
+            }
+            return Ok(());
+        }
+        self.frames_len += data.len();
+        self.frames.push(data);
+        if self.frames_len >= self.min_part.max(self.coalesce) {
+            self.write_frames().await?;
         }
         Ok(())
+    }
+
+    /// Whether the upload should wait a little for the client's next frame before it settles:
+    /// it gathers by copy (it holds a share of the budget, none of the connection's buffers).
+    pub fn wants_next(&self) -> bool {
+        self.share > 0
     }
 
     /// Writes what is gathered when no more bytes are ready (the client paused), unless the
-    /// store needs larger parts: an upload waiting on its client holds no body bytes.
+    /// store needs larger parts: an upload waiting on its client holds no body bytes, and no
+    /// share of the gathering budget.
     pub async fn settle(&mut self) -> Result<(), StorageError> {
         if self.min_part == 0 {
             self.flush().await?;
+            self.release();
         }
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), StorageError> {
-        if self.pending.is_empty() {
-            return Ok(());
+    fn release(&mut self) {
+        let buf = std::mem::take(&mut self.pending);
+        self.gather.give(std::mem::take(&mut self.share), buf);
+    }
+
+    fn observe<T, E>(&self, op: &'static str, started: Instant, r: &Result<T, E>) {
+        if let Some(m) = &self.metrics {
+            m.backend(op, started.elapsed().as_secs_f64(), r.is_ok());
         }
+    }
+
+    async fn write_pending(&mut self) -> Result<(), StorageError> {
+        let bytes = std::mem::take(&mut self.pending).freeze();
+        let r = self.put_part(PutPayload::from(bytes.clone())).await;
+        self.pending = reclaim(bytes);
+        r
+    }
+
+    async fn write_frames(&mut self) -> Result<(), StorageError> {
+        self.frames_len = 0;
+        let payload: PutPayload = std::mem::take(&mut self.frames).into_iter().collect();
+        self.put_part(payload).await
+    }
+
+    async fn flush(&mut self) -> Result<(), StorageError> {
+        if !self.pending.is_empty() {
+            self.write_pending().await?;
+        }
+        if !self.frames.is_empty() {
+            self.write_frames().await?;
+        }
+        Ok(())
+    }
+
+    async fn put_part(&mut self, payload: PutPayload) -> Result<(), StorageError> {
         if self.upload.is_none()
             && let Some(d) = self.deferred.take()
         {
-            self.upload = Some(d.store.put_multipart_opts(&d.path, d.opts).await?);
+            let started = Instant::now();
+            let r = d.store.put_multipart_opts(&d.path, d.opts).await;
+            self.observe("begin", started, &r);
+            self.upload = Some(r?);
         }
-        let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
-        self.pending_len = 0;
         let upload = self.upload.as_mut().ok_or(StorageError::NotFound)?;
-        upload.put_part(payload).await?;
+        let started = Instant::now();
+        let r = upload.put_part(payload).await;
+        self.observe("write", started, &r);
+        r?;
         Ok(())
     }
 
@@ -732,20 +904,38 @@ impl Staging {
     pub async fn commit(mut self) -> Result<(), StorageError> {
         if let Some(d) = self.deferred.take() {
             // Nothing written yet: the whole object in one put.
-            let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
-            self.pending_len = 0;
+            let copied =
+                (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending).freeze());
+            let payload = match &copied {
+                Some(bytes) => PutPayload::from(bytes.clone()),
+                None => {
+                    self.frames_len = 0;
+                    std::mem::take(&mut self.frames).into_iter().collect()
+                }
+            };
             let opts = PutOptions {
                 attributes: d.opts.attributes,
                 tags: d.opts.tags,
                 extensions: d.opts.extensions,
                 ..Default::default()
             };
-            d.store.put_opts(&d.path, payload, opts).await?;
+            let started = Instant::now();
+            let r = d.store.put_opts(&d.path, payload, opts).await;
+            self.observe("commit", started, &r);
+            if let Some(bytes) = copied {
+                self.pending = reclaim(bytes);
+            }
+            self.release();
+            r?;
             return Ok(());
         }
         self.flush().await?;
+        self.release();
         let mut upload = self.upload.take().ok_or(StorageError::NotFound)?;
-        if let Err(e) = upload.complete().await {
+        let started = Instant::now();
+        let r = upload.complete().await;
+        self.observe("commit", started, &r);
+        if let Err(e) = r {
             let _ = upload.abort().await;
             return Err(e.into());
         }
@@ -764,6 +954,7 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
+        self.release();
         if let Some(mut upload) = self.upload.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
