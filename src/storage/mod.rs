@@ -132,7 +132,7 @@ pub struct Storage {
     unrouted_class: Option<String>,
     /// Bytes gathered into one write on local backends ([`LOCAL_WRITE_BYTES`]).
     local_coalesce: usize,
-    /// What all staged local writes may hold gathered at once ([`LOCAL_GATHER_BYTES`]).
+    /// What all staged local writes may hold gathered at once (`storage.gather_bytes`).
     gather: Arc<GatherBudget>,
 }
 
@@ -142,18 +142,14 @@ pub const DEFAULT_CLASS: &str = "STANDARD";
 /// Body bytes gathered into one local file write (about; less when the client pauses).
 pub const LOCAL_WRITE_BYTES: usize = 64 * 1024;
 
-/// The most body bytes all uploads to local backends hold gathered by copy at once. Past it,
-/// an upload writes its frames as they come: gathering saves thread round trips, but a thousand
-/// uploads gathering at once would hold a write's worth each (and the allocator keeps what it
-/// once held). The default of stores not built from a config (`storage.gather_bytes` sets it).
-pub const LOCAL_GATHER_BYTES: usize = 32 * LOCAL_WRITE_BYTES;
-
 /// A frame at least this long starts a gathering by copy at once: a body of one smaller frame
 /// is written as it came, without a copy.
 const BURST_FRAME_BYTES: usize = 8 * 1024;
 
 /// The gathering buffers of the staged writes of one [`Storage`]: at most `limit` bytes of
-/// them in use at once. A buffer given back is kept for the next upload: the writes of a burst
+/// them in use at once (`storage.gather_bytes`). Past it, an upload writes its frames as they
+/// come: gathering saves thread round trips, but a thousand uploads gathering at once would
+/// hold a write's worth each. A buffer given back is kept for the next upload: the writes of a burst
 /// free their buffer on a blocking thread, and an allocator that gets a stream of large blocks
 /// freed on other threads keeps far more memory than the blocks in use.
 #[derive(Debug)]
@@ -197,6 +193,13 @@ impl GatherBudget {
             spare.push(buf);
         }
         self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// Records a backend call's latency and outcome into `metrics`, if any.
+fn observe<T, E>(metrics: Option<&Metrics>, op: &'static str, started: Instant, r: &Result<T, E>) {
+    if let Some(m) = metrics {
+        m.backend(op, started.elapsed().as_secs_f64(), r.is_ok());
     }
 }
 
@@ -344,7 +347,8 @@ impl Storage {
             classes: Arc::default(),
             unrouted_class: None,
             local_coalesce: LOCAL_WRITE_BYTES,
-            gather: GatherBudget::new(LOCAL_GATHER_BYTES),
+            // Not a local backend: its writes are never gathered by copy.
+            gather: GatherBudget::new(0),
         }
     }
 
@@ -355,13 +359,6 @@ impl Storage {
         self
     }
 
-    /// Lets all staged local writes hold at most `bytes` gathered at once (default
-    /// [`LOCAL_GATHER_BYTES`]).
-    pub fn with_gather_budget(mut self, bytes: usize) -> Self {
-        self.gather = GatherBudget::new(bytes);
-        self
-    }
-
     /// Records backend latency and errors into `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
@@ -369,9 +366,7 @@ impl Storage {
     }
 
     fn observe<T, E>(&self, op: &'static str, started: Instant, r: &Result<T, E>) {
-        if let Some(m) = &self.metrics {
-            m.backend(op, started.elapsed().as_secs_f64(), r.is_ok());
-        }
+        observe(self.metrics.as_deref(), op, started, r);
     }
 
     /// The backend that stores `path` (chosen by its first segment, the bucket).
@@ -855,9 +850,7 @@ impl Staging {
     }
 
     fn observe<T, E>(&self, op: &'static str, started: Instant, r: &Result<T, E>) {
-        if let Some(m) = &self.metrics {
-            m.backend(op, started.elapsed().as_secs_f64(), r.is_ok());
-        }
+        observe(self.metrics.as_deref(), op, started, r);
     }
 
     async fn write_pending(&mut self) -> Result<(), StorageError> {

@@ -387,6 +387,28 @@ pub fn presign_url(
     out
 }
 
+/// The head of a signed raw PUT of `key` with a `len`-byte body (payload unsigned).
+pub fn raw_put_head(app: &TestApp, key: &str, len: usize) -> String {
+    let u = format!("{}/{BUCKET}/{key}", app.endpoint());
+    let host = app.addr.to_string();
+    let len = len.to_string();
+    let signed = sign_headers(
+        "PUT",
+        &u,
+        &[("host", &host), ("content-length", &len)],
+        Payload::Unsigned,
+        std::time::SystemTime::now(),
+        SECRET_KEY,
+    );
+    let mut head =
+        format!("PUT /{BUCKET}/{key} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len}\r\n");
+    for (k, v) in signed {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
 /// Sends a raw request with reqwest and returns (status, headers, body).
 pub async fn send(
     method: &str,

@@ -113,22 +113,7 @@ async fn the_control_api_answers_429() {
 /// Starts a signed PUT of `key` (100,000 bytes declared, 10,000 sent) and leaves it open,
 /// holding one of the root key's upload slots.
 async fn hold_upload(app: &TestApp, key: &str) -> tokio::net::TcpStream {
-    let url = format!("{}/{BUCKET}/{key}", app.endpoint());
-    let host = app.addr.to_string();
-    let signed = sign_headers(
-        "PUT",
-        &url,
-        &[("host", &host), ("content-length", "100000")],
-        Payload::Unsigned,
-        SystemTime::now(),
-        SECRET_KEY,
-    );
-    let mut head =
-        format!("PUT /{BUCKET}/{key} HTTP/1.1\r\nhost: {host}\r\ncontent-length: 100000\r\n");
-    for (k, v) in &signed {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = raw_put_head(app, key, 100_000);
     let mut held = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connect");

@@ -457,28 +457,6 @@ async fn an_upload_slower_than_the_minimum_rate_hits_the_absolute_deadline() {
     app.stop().await;
 }
 
-/// The head of a signed raw PUT of `key` with a `len`-byte body (payload unsigned).
-fn raw_put_head(app: &TestApp, key: &str, len: usize) -> String {
-    let u = format!("{}/{BUCKET}/{key}", app.endpoint());
-    let host = app.addr.to_string();
-    let len = len.to_string();
-    let signed = sign_headers(
-        "PUT",
-        &u,
-        &[("host", &host), ("content-length", &len)],
-        Payload::Unsigned,
-        SystemTime::now(),
-        SECRET_KEY,
-    );
-    let mut head =
-        format!("PUT /{BUCKET}/{key} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {len}\r\n");
-    for (k, v) in signed {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    head
-}
-
 /// Reads a response head (the connection stays open: keep-alive).
 async fn read_head(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
