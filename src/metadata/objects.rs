@@ -287,7 +287,7 @@ macro_rules! impl_object_store {
                 batch: &[(String, CommitInfo)],
             ) -> Result<Vec<Result<Vec<String>, MetaError>>, MetaError> {
                 use std::collections::HashMap;
-                use $crate::metadata::sql::{row_runs, values_list};
+                use $crate::metadata::sql::{placeholders, row_runs, values_list};
 
                 let mut ids: HashMap<&str, usize> = HashMap::new();
                 for (id, _) in batch {
@@ -297,11 +297,10 @@ macro_rules! impl_object_store {
                 let distinct: Vec<&str> = ids.keys().copied().collect();
                 let mut pending: HashMap<String, (String, String, Option<i64>)> = HashMap::new();
                 for run in row_runs(&distinct) {
-                    let marks = (1..=run.len()).map(|n| format!("${n}")).collect::<Vec<_>>();
                     let sql = format!(
                         "SELECT id, bucket, key, lease_until FROM objects \
                          WHERE status = 'pending' AND id IN ({})",
-                        marks.join(", ")
+                        placeholders(1, run.len())
                     );
                     let rows = run
                         .iter()
@@ -935,10 +934,7 @@ macro_rules! impl_object_store {
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let list = (1..=ids.len())
-                        .map(|n| format!("${n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let list = $crate::metadata::sql::placeholders(1, ids.len());
                     let mut found = Vec::new();
                     // Loose blobs first: a part's blob moves from there to a part row in one
                     // transaction, so reading in this order cannot miss it.
@@ -1025,10 +1021,7 @@ macro_rules! impl_object_store {
                     if from.is_empty() || has_nul(bucket) {
                         return Ok(Vec::new());
                     }
-                    let classes = (0..from.len())
-                        .map(|i| format!("${}", i + 2))
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let classes = $crate::metadata::sql::placeholders(2, from.len());
                     let sql = format!(
                         "SELECT id FROM objects WHERE bucket = $1 AND status = 'committed' \
                          AND storage_class IN ({classes}) AND committed_at < ${} \

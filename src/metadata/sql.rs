@@ -363,20 +363,22 @@ pub fn row_runs<T>(mut items: &[T]) -> Vec<&[T]> {
     runs
 }
 
+/// `n` numbered placeholders from `$first` on, separated by commas: `$3, $4, $5` for
+/// `(3, 3)`, for an `IN (...)` list or a row of a `VALUES` list.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The `VALUES` list of an `INSERT` of `rows` rows of `cols` values each, for values bound row
 /// by row: `($1, $2), ($3, $4)` for two rows of two.
 pub fn values_list(cols: usize, rows: usize) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            let sep = if c == 0 { "" } else { ", " };
-            let _ = write!(out, "{sep}${}", r * cols + c + 1);
-        }
-        out.push(')');
-    }
-    out
+    (0..rows)
+        .map(|r| format!("({})", placeholders(r * cols + 1, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reading a column in the store's dialect (see the module docs).
@@ -432,6 +434,8 @@ mod tests {
     fn values_lists_number_the_values_row_by_row() {
         assert_eq!(values_list(2, 2), "($1, $2), ($3, $4)");
         assert_eq!(values_list(3, 1), "($1, $2, $3)");
+        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(placeholders(1, 0), "");
         // MySQL binds in the order the placeholders appear: row by row, as bound.
         let (text, order) = my(&format!(
             "INSERT INTO t (a, b) VALUES {}",
