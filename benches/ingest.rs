@@ -8,7 +8,7 @@
 //!   cost plus one copy when the store concatenates the parts at commit);
 //! - `pipe_local` / `pipe_local_md5`: into the local filesystem store in a temp dir without
 //!   fsync (page cache: the figure is CPU + syscalls, not disk bandwidth), frames gathered into
-//!   256 KiB writes;
+//!   64 KiB writes;
 //! - `pipe_local_per_frame`: the same with one file write per frame (how upgate wrote before
 //!   writes were gathered), the baseline of the gathering;
 //! - `pipe_local_fsync`: gathered, with the object and its directory entry flushed to the disk
@@ -20,7 +20,8 @@
 //! repeats the 20 MiB memory and local cases with 16 KiB frames (the frame size follows hyper's
 //! read buffer cap, which also bounds memory per open upload), and the local case once more with
 //! each frame ready only after the reader yields, as a socket delivers them: gathered by copy,
-//! and with gathering off (`gather_bytes = 0`), a write per frame.
+//! with gathering off (`gather_bytes = 0`), a write per frame, and gathered with each write on
+//! the blocking pool (`direct_writes = false`; by default writes are made from the upload's task).
 //! Every iteration writes the same storage path, so memory and disk use stay bounded.
 //!
 //! A last group, `pdf_scan_2MiB`, times the PDF active-content scanner alone against SHA-256
@@ -148,6 +149,9 @@ fn bench_ingest(c: &mut Criterion) {
     let mut no_gather_cfg = no_fsync.clone();
     no_gather_cfg.gather_bytes = 0;
     let no_gather = Storage::open(&no_gather_cfg).expect("local storage");
+    let mut pool_cfg = no_fsync.clone();
+    pool_cfg.local.direct_writes = false;
+    let pool = Storage::open(&pool_cfg).expect("local storage");
     let durable = Storage::open(&StorageConfig::local(dir.path().join("durable"))).expect("local");
     let memory = Storage::from_store(Arc::new(object_store::memory::InMemory::new()), 0);
 
@@ -231,7 +235,8 @@ fn bench_ingest(c: &mut Criterion) {
     }
     // Frames a reader gets one at a time, as from a socket: gathered by copy under the budget
     // (waiting a moment for each next frame), or, with `gather_bytes = 0`, written whenever no
-    // next frame is ready, which is a write per frame.
+    // next frame is ready, which is a write per frame; and gathered, with every write sent to
+    // the blocking pool (`direct_writes = false`, how upgate wrote before direct writes).
     let got = rt.block_on(ingest_one_ahead(&local, &small));
     assert_eq!(
         got.sha256,
@@ -241,6 +246,7 @@ fn bench_ingest(c: &mut Criterion) {
     for (name, storage) in [
         ("pipe_local_one_ahead", &local),
         ("pipe_local_one_ahead_no_gather", &no_gather),
+        ("pipe_local_one_ahead_pool", &pool),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| rt.block_on(ingest_one_ahead(storage, black_box(&small))))

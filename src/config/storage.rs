@@ -102,7 +102,8 @@ pub struct StorageConfig {
     /// Remote backends: most bytes of parts held in memory while being sent, all uploads together.
     pub upload_buffer_bytes: u64,
     /// Local backends: most body bytes all uploads together hold gathered into file writes of
-    /// 64 KiB; past it, frames are written as they come. 0: no gathering.
+    /// 64 KiB (a quarter of the writes of 16 KiB socket reads); past it, frames are written as
+    /// they come. 0: no gathering.
     pub gather_bytes: u64,
     /// The built-in "local" backend.
     pub local: LocalBackendConfig,
@@ -207,6 +208,10 @@ pub struct LocalBackendConfig {
     /// Flush each object and its directory entry to the disk before the upload commits, so an
     /// acknowledged upload survives a power loss.
     pub fsync: bool,
+    /// Write staged bytes from the upload's own task (into the page cache; the flush and the
+    /// rename at the commit still run on the blocking pool). `false` sends every write to the
+    /// blocking pool: for a root on a network filesystem, whose writes can wait on the network.
+    pub direct_writes: bool,
 }
 
 impl Default for LocalBackendConfig {
@@ -215,6 +220,7 @@ impl Default for LocalBackendConfig {
             root: PathBuf::new(),
             encrypt: false,
             fsync: true,
+            direct_writes: true,
         }
     }
 }

@@ -312,8 +312,8 @@ impl Pipe {
 ///
 /// A connection's body arrives in socket reads of at most 16 KiB, and the next one is seldom
 /// ready the instant the last was taken: the connection's own task reads it, after the upload
-/// yields. Writing whenever no frame was ready made each read a write of its own, a round trip
-/// to the blocking pool (two thread wake-ups) per 16 KiB. Waiting this long first lets
+/// yields. Writing whenever no frame was ready made each read a write of its own (and, when
+/// writes go to the blocking pool, two thread wake-ups) per 16 KiB. Waiting this long first lets
 /// back-to-back frames fill the staging's larger writes (see [`Staging::wants_next`]), and still
 /// writes out what a paused upload gathered within a few milliseconds.
 pub const GATHER_WAIT: Duration = Duration::from_millis(2);

@@ -33,6 +33,7 @@ use object_store::{
 
 use super::config::{BackendConfig, S3BackendConfig, S3Sse, StorageConfig, resolve_secret};
 use super::crypto::{EncryptedStore, Keyring};
+use super::local::Files;
 use super::spool::{Spool, SpooledStore};
 
 /// A built backend.
@@ -52,6 +53,9 @@ pub struct Backend {
     pub local_root: Option<PathBuf>,
     /// The spool of a remote backend.
     pub spool: Option<Arc<Spool>>,
+    /// A plain (unencrypted) local backend's staged files, written from the upload's task
+    /// (`direct_writes`).
+    pub files: Option<Arc<Files>>,
 }
 
 fn generic(
@@ -148,6 +152,7 @@ pub fn build(
     keys: Option<&Arc<Keyring>>,
 ) -> Result<Backend, object_store::Error> {
     let mut local_root = None;
+    let mut files = None;
     let (base, prefix): (Arc<dyn ObjectStore>, &str) = match cfg {
         BackendConfig::Memory(_) => (Arc::new(object_store::memory::InMemory::new()), ""),
         BackendConfig::Local(l) => {
@@ -158,14 +163,15 @@ pub fn build(
             };
             std::fs::create_dir_all(&root).map_err(|e| generic("LocalFileSystem", e))?;
             local_root = Some(root.clone());
-            (
-                Arc::new(
-                    object_store::local::LocalFileSystem::new_with_prefix(root)?
-                        .with_automatic_cleanup(true)
-                        .with_fsync(l.fsync),
-                ),
-                "",
-            )
+            let fs = Arc::new(
+                object_store::local::LocalFileSystem::new_with_prefix(root)?
+                    .with_automatic_cleanup(true)
+                    .with_fsync(l.fsync),
+            );
+            if l.direct_writes && !l.encrypt {
+                files = Some(Arc::new(Files::new(Arc::clone(&fs), l.fsync)));
+            }
+            (fs, "")
         }
         BackendConfig::S3(s) => {
             let (reads, writes, retry) = clients(sc, s.endpoint.starts_with("http://"));
@@ -280,6 +286,7 @@ pub fn build(
         encrypted,
         local_root,
         spool: remote.then(|| Arc::clone(spool)),
+        files,
     })
 }
 

@@ -10,7 +10,8 @@
 //! `[storage] backend`), chosen by the first segment of the storage path. A backend is a stack
 //! of `object_store` stores, one concern per wrapper ([`backend`] shows the stack):
 //!
-//! * local: `LocalFileSystem` writes a hidden `{path}#n` file and renames it on complete;
+//! * local: a hidden `{path}#n` file renamed into place on complete; unencrypted objects'
+//!   bytes are written from the upload's task ([`local`]), the rest by `LocalFileSystem`;
 //! * memory: `InMemory` (tests);
 //! * S3 / GCS / Azure: [`spool::SpooledStore`] spools to `data_dir/spool` and sends parts of
 //!   `part_bytes` under process-wide disk and memory budgets; server-side encryption (S3) is
@@ -26,6 +27,7 @@ pub mod backend;
 /// The storage section types, owned by the config module.
 pub use crate::config::storage as config;
 pub mod crypto;
+pub mod local;
 pub mod spool;
 
 use std::collections::HashMap;
@@ -148,10 +150,11 @@ const BURST_FRAME_BYTES: usize = 8 * 1024;
 
 /// The gathering buffers of the staged writes of one [`Storage`]: at most `limit` bytes of
 /// them in use at once (`storage.gather_bytes`). Past it, an upload writes its frames as they
-/// come: gathering saves thread round trips, but a thousand uploads gathering at once would
-/// hold a write's worth each. A buffer given back is kept for the next upload: the writes of a burst
-/// free their buffer on a blocking thread, and an allocator that gets a stream of large blocks
-/// freed on other threads keeps far more memory than the blocks in use.
+/// come: gathering saves writes (and, without direct writes, thread round trips), but a
+/// thousand uploads gathering at once would hold a write's worth each. A buffer given back is
+/// kept for the next upload: a burst's buffer may be freed on a blocking thread, and an
+/// allocator that gets a stream of large blocks freed on other threads keeps far more memory
+/// than the blocks in use.
 #[derive(Debug)]
 struct GatherBudget {
     limit: usize,
@@ -337,6 +340,7 @@ impl Storage {
             encrypted: false,
             local_root: None,
             spool: None,
+            files: None,
         });
         Self {
             default: Arc::clone(&b),
@@ -465,17 +469,20 @@ impl Storage {
             0
         };
         let (upload, deferred) = if coalesce > 0 {
+            // A class is an attribute, which the local store refuses: its own write says so.
+            let files = b.files.clone().filter(|_| opts.attributes.is_empty());
             let d = Deferred {
                 store: Arc::clone(&b.store),
                 path: path.clone(),
                 opts,
+                files,
             };
             (None, Some(d))
         } else {
             let started = Instant::now();
             let r = b.store.put_multipart_opts(path, opts).await;
             self.observe("begin", started, &r);
-            (Some(r?), None)
+            (Some(Sink::Store(r?)), None)
         };
         Ok(Staging {
             upload,
@@ -746,11 +753,21 @@ fn class_options(class: &str) -> PutMultipartOptions {
     }
 }
 
-/// A staged write not started yet: its store, path and options.
+/// A staged write not started yet: its store, path and options, and the local backend's
+/// files if it writes them directly.
 struct Deferred {
     store: Arc<dyn ObjectStore>,
     path: Path,
     opts: PutMultipartOptions,
+    files: Option<Arc<local::Files>>,
+}
+
+/// Where a started staged write's bytes go.
+enum Sink {
+    /// The store's multipart upload.
+    Store(Box<dyn MultipartUpload>),
+    /// A local backend's staging file, written from the upload's task ([`local`]).
+    File(local::StagedFile),
 }
 
 /// An in-progress, invisible write. Call [`Staging::commit`] to publish or [`Staging::abort`] to
@@ -766,7 +783,7 @@ struct Deferred {
 ///   connection's read buffer at once, so what all uploads hold is the budget, not a buffer
 ///   each; the share goes back when the upload pauses, commits or is dropped.
 pub struct Staging {
-    upload: Option<Box<dyn MultipartUpload>>,
+    upload: Option<Sink>,
     /// Where the write goes until its first bytes are written (see [`Storage::begin`]).
     deferred: Option<Deferred>,
     frames: Vec<Bytes>,
@@ -881,16 +898,25 @@ impl Staging {
             && let Some(d) = self.deferred.take()
         {
             let started = Instant::now();
-            let r = d.store.put_multipart_opts(&d.path, d.opts).await;
+            let r = match &d.files {
+                Some(files) => files.create(&d.path).map(Sink::File),
+                None => d
+                    .store
+                    .put_multipart_opts(&d.path, d.opts)
+                    .await
+                    .map(Sink::Store)
+                    .map_err(StorageError::from),
+            };
             self.observe("begin", started, &r);
             self.upload = Some(r?);
         }
-        let upload = self.upload.as_mut().ok_or(StorageError::NotFound)?;
         let started = Instant::now();
-        let r = upload.put_part(payload).await;
+        let r = match self.upload.as_mut().ok_or(StorageError::NotFound)? {
+            Sink::Store(upload) => upload.put_part(payload).await.map_err(StorageError::from),
+            Sink::File(file) => file.write(&payload),
+        };
         self.observe("write", started, &r);
-        r?;
-        Ok(())
+        r
     }
 
     /// Makes the object visible at its storage path (atomically, from a reader's view).
@@ -906,14 +932,26 @@ impl Staging {
                     std::mem::take(&mut self.frames).into_iter().collect()
                 }
             };
-            let opts = PutOptions {
-                attributes: d.opts.attributes,
-                tags: d.opts.tags,
-                extensions: d.opts.extensions,
-                ..Default::default()
-            };
             let started = Instant::now();
-            let r = d.store.put_opts(&d.path, payload, opts).await;
+            let r = match &d.files {
+                Some(files) => match files.create(&d.path) {
+                    Ok(mut file) => match file.write(&payload) {
+                        Ok(()) => file.complete().await,
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                },
+                None => {
+                    let opts = PutOptions {
+                        attributes: d.opts.attributes,
+                        tags: d.opts.tags,
+                        extensions: d.opts.extensions,
+                        ..Default::default()
+                    };
+                    let r = d.store.put_opts(&d.path, payload, opts).await;
+                    r.map(drop).map_err(StorageError::from)
+                }
+            };
             self.observe("commit", started, &r);
             if let Some(bytes) = copied {
                 self.pending = reclaim(bytes);
@@ -924,23 +962,35 @@ impl Staging {
         }
         self.flush().await?;
         self.release();
-        let mut upload = self.upload.take().ok_or(StorageError::NotFound)?;
         let started = Instant::now();
-        let r = upload.complete().await;
-        self.observe("commit", started, &r);
-        if let Err(e) = r {
-            let _ = upload.abort().await;
-            return Err(e.into());
+        match self.upload.take().ok_or(StorageError::NotFound)? {
+            Sink::Store(mut upload) => {
+                let r = upload.complete().await;
+                self.observe("commit", started, &r);
+                if let Err(e) = r {
+                    let _ = upload.abort().await;
+                    return Err(e.into());
+                }
+            }
+            Sink::File(file) => {
+                let r = file.complete().await;
+                self.observe("commit", started, &r);
+                r?;
+            }
         }
         Ok(())
     }
 
     /// Discards everything written so far.
     pub async fn abort(mut self) {
-        if let Some(mut upload) = self.upload.take()
-            && let Err(e) = upload.abort().await
-        {
-            tracing::warn!(error = %e, "staged upload abort failed");
+        match self.upload.take() {
+            Some(Sink::Store(mut upload)) => {
+                if let Err(e) = upload.abort().await {
+                    tracing::warn!(error = %e, "staged upload abort failed");
+                }
+            }
+            Some(Sink::File(file)) => file.abort().await,
+            None => {}
         }
     }
 }
@@ -948,7 +998,8 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         self.release();
-        if let Some(mut upload) = self.upload.take()
+        // A staging file removes itself when dropped.
+        if let Some(Sink::Store(mut upload)) = self.upload.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             rt.spawn(async move {

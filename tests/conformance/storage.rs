@@ -389,6 +389,7 @@ fn local(encrypt: bool) -> BackendConfig {
         root: Default::default(),
         encrypt,
         fsync: true,
+        direct_writes: true,
     })
 }
 
@@ -416,6 +417,15 @@ async fn memory_backend_with_encryption_conforms() {
 #[tokio::test]
 async fn local_backend_conforms() {
     run(local(false), false).await;
+}
+
+#[tokio::test]
+async fn local_backend_writing_through_the_blocking_pool_conforms() {
+    let BackendConfig::Local(mut l) = local(false) else {
+        unreachable!()
+    };
+    l.direct_writes = false;
+    run(BackendConfig::Local(l), false).await;
 }
 
 #[tokio::test]

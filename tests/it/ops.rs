@@ -511,18 +511,25 @@ async fn a_body_sent_back_to_back_is_written_in_few_large_writes() {
     app.stop().await;
 }
 
+/// Starts a raw PUT of `body` at `key`, sends its first 100,000 bytes and pauses 300 ms
+/// (longer than the gather wait); returns the open connection.
+async fn pause_mid_body(app: &TestApp, key: &str, body: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(app.addr).await.expect("connect");
+    s.write_all(raw_put_head(app, key, body.len()).as_bytes())
+        .await
+        .expect("head");
+    s.write_all(&body[..100_000]).await.expect("first part");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s
+}
+
 #[tokio::test]
 async fn an_upload_waiting_on_its_client_holds_no_body_bytes() {
     // What arrived before the client paused is in the staging file within the gather wait,
     // not in memory; the rest completes the object.
     let app = spawn_app().await;
     let body = pdf(300_000);
-    let mut s = TcpStream::connect(app.addr).await.expect("connect");
-    s.write_all(raw_put_head(&app, "paused.pdf", body.len()).as_bytes())
-        .await
-        .expect("head");
-    s.write_all(&body[..100_000]).await.expect("first part");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut s = pause_mid_body(&app, "paused.pdf", &body).await;
     let staged: Vec<u64> = app
         .object_files()
         .iter()
@@ -534,6 +541,48 @@ async fn an_upload_waiting_on_its_client_holds_no_body_bytes() {
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert_eq!(get_bytes(&app, "paused.pdf").await, body);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn writes_from_the_upload_or_from_the_blocking_pool_store_the_same_and_clean_up() {
+    // direct_writes (the default) writes from the upload's task; false sends each write to the
+    // blocking pool. Either way a streamed body is stored whole, a cut one leaves no file, and
+    // fsync on or off changes neither.
+    for (name, extra) in [
+        ("direct", ""),
+        ("pool", "[storage.local]\ndirect_writes = false\n"),
+        ("direct-nofsync", "[storage.local]\nfsync = false\n"),
+    ] {
+        let app = spawn_app_with(extra).await;
+        let writes = staged_writes_of_a_burst(&app, &format!("{name}.pdf")).await;
+        assert!(writes >= 32.0, "{name}: {writes} staged writes");
+        let stored = app.object_files();
+        assert_eq!(stored.len(), 1, "{name}: {stored:?}");
+
+        let s = pause_mid_body(&app, "cut.pdf", &pdf(300_000)).await;
+        let staging: Vec<_> = app
+            .object_files()
+            .into_iter()
+            .filter(|f| !stored.contains(f))
+            .collect();
+        assert_eq!(staging.len(), 1, "{name}: {staging:?}");
+        assert!(
+            staging[0].to_string_lossy().ends_with("#1"),
+            "{name}: {staging:?}"
+        );
+        assert_eq!(std::fs::metadata(&staging[0]).expect("stat").len(), 100_000);
+        drop(s);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while app.object_files() != stored {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: left {:?}",
+                app.object_files()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app.stop().await;
+    }
 }
 
 fn self_signed(
