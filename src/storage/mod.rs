@@ -219,7 +219,7 @@ fn reclaim(bytes: Bytes) -> BytesMut {
 }
 
 /// The most bytes one read of a local file brings (object_store's own stream reads 8 KiB at a
-/// time, each a trip to the blocking pool).
+/// time, each a trip to the blocking pool; see [`read_file`]).
 pub const LOCAL_READ_BYTES: usize = 256 * 1024;
 
 /// A readable object range.
@@ -695,37 +695,39 @@ impl Storage {
     }
 }
 
-/// Streams `range` of a local file in reads of up to [`LOCAL_READ_BYTES`], each on the blocking
-/// pool.
+/// Streams `range` of a local file in reads of up to [`LOCAL_READ_BYTES`]. Each read is first
+/// tried from the calling task without waiting on the disk (`preadv2` with `RWF_NOWAIT`: only
+/// what the page cache holds, which for a recent upload is all of it); what is not cached is
+/// read on the blocking pool, and so is every read of a file system that cannot read without
+/// waiting (tmpfs says so at the first try).
 fn read_file(
     file: std::fs::File,
     range: Range<u64>,
 ) -> BoxStream<'static, Result<Bytes, StorageError>> {
+    let file = Arc::new(file);
     futures_util::stream::try_unfold(
-        (Some(file), range.start, range.end),
-        |(file, at, end)| async move {
-            let Some(file) = file.filter(|_| at < end) else {
+        (file, range.start, range.end, true),
+        |(file, at, end, mut nowait)| async move {
+            if at >= end {
                 return Ok(None);
-            };
+            }
             let want = usize::try_from((end - at).min(LOCAL_READ_BYTES as u64)).unwrap_or(0);
-            let (file, buf) = tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt;
-                let mut buf = vec![0u8; want];
-                let mut filled = 0;
-                while filled < want {
-                    match file.read_at(&mut buf[filled..], at + filled as u64) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
+            let cached = if nowait {
+                read_cached(&file, at, want)
+            } else {
+                Cached::Unsupported
+            };
+            let buf = match cached {
+                Cached::Bytes(buf) => buf,
+                miss => {
+                    nowait = !matches!(miss, Cached::Unsupported);
+                    let f = Arc::clone(&file);
+                    tokio::task::spawn_blocking(move || read_at(&f, at, want))
+                        .await
+                        .map_err(|e| io_failure(std::io::Error::other(e)))?
+                        .map_err(io_failure)?
                 }
-                buf.truncate(filled);
-                Ok((file, buf))
-            })
-            .await
-            .map_err(|e| io_failure(std::io::Error::other(e)))?
-            .map_err(io_failure)?;
+            };
             if buf.is_empty() {
                 // The file is shorter than its metadata said: it changed under the read.
                 return Err(io_failure(std::io::Error::new(
@@ -734,10 +736,62 @@ fn read_file(
                 )));
             }
             let next = at + buf.len() as u64;
-            Ok(Some((Bytes::from(buf), (Some(file), next, end))))
+            Ok(Some((Bytes::from(buf), (file, next, end, nowait))))
         },
     )
     .boxed()
+}
+
+/// What a read that must not wait on the disk got.
+#[derive(Debug)]
+enum Cached {
+    /// What the page cache held (at least a byte).
+    Bytes(Vec<u8>),
+    /// Nothing cached there (or the end of the file, or an error the waiting read will see).
+    Miss,
+    /// The file system cannot read without waiting.
+    Unsupported,
+}
+
+/// Up to `want` bytes at `at` that the page cache holds, read without waiting on the disk;
+/// else the caller reads them on the blocking pool.
+fn read_cached(file: &std::fs::File, at: u64, want: usize) -> Cached {
+    use rustix::io::{Errno, ReadWriteFlags, preadv2};
+    let mut buf = vec![0u8; want];
+    loop {
+        match preadv2(
+            file,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            at,
+            ReadWriteFlags::NOWAIT,
+        ) {
+            Ok(0) => return Cached::Miss,
+            Ok(n) => {
+                buf.truncate(n);
+                return Cached::Bytes(buf);
+            }
+            Err(Errno::INTR) => {}
+            Err(Errno::OPNOTSUPP) => return Cached::Unsupported,
+            Err(_) => return Cached::Miss,
+        }
+    }
+}
+
+/// Up to `want` bytes of `file` at `at` (fewer only at its end).
+fn read_at(file: &std::fs::File, at: u64, want: usize) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; want];
+    let mut filled = 0;
+    while filled < want {
+        match file.read_at(&mut buf[filled..], at + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// Write options that put the object in `class` (none for the default class: a backend
@@ -1006,5 +1060,78 @@ impl Drop for Staging {
                 let _ = upload.abort().await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_all(file: std::fs::File, range: Range<u64>) -> Vec<u8> {
+        read_file(file, range)
+            .try_fold(Vec::new(), |mut all, piece| async move {
+                all.extend_from_slice(&piece);
+                Ok(all)
+            })
+            .await
+            .expect("read")
+    }
+
+    #[tokio::test]
+    async fn a_local_read_is_the_same_from_the_page_cache_or_the_disk() {
+        // /tmp is on the disk here (tmpfs pages cannot be dropped): written and flushed, the
+        // file is read from the page cache by the task; with its pages dropped, the task's
+        // non-waiting read finds nothing and the blocking pool reads the disk.
+        let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("tempdir");
+        let path = dir.path().join("object");
+        let body: Vec<u8> = (0..LOCAL_READ_BYTES * 3 + 1000)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        std::fs::write(&path, &body).expect("write");
+        let open = || std::fs::File::open(&path).expect("open");
+        assert!(matches!(read_cached(&open(), 0, 4096), Cached::Bytes(b) if b[..] == body[..4096]));
+        let whole = 0..body.len() as u64;
+        assert_eq!(read_all(open(), whole.clone()).await, body);
+        let mid = 1000..(LOCAL_READ_BYTES * 2 + 5) as u64;
+        assert_eq!(
+            read_all(open(), mid.clone()).await,
+            body[mid.start as usize..mid.end as usize]
+        );
+
+        let f = open();
+        f.sync_all().expect("sync");
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+        let miss = read_cached(&f, 0, 4096);
+        assert!(matches!(miss, Cached::Miss), "{miss:?}");
+        assert_eq!(read_all(f, whole).await, body);
+        let f = open();
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+        assert_eq!(
+            read_all(f, mid.clone()).await,
+            body[mid.start as usize..mid.end as usize]
+        );
+
+        // tmpfs cannot read without waiting: every read goes to the pool, and the bytes match.
+        let shm = std::path::Path::new("/dev/shm");
+        if shm.is_dir() {
+            let dir = tempfile::tempdir_in(shm).expect("tempdir");
+            let path = dir.path().join("object");
+            std::fs::write(&path, &body).expect("write");
+            let f = std::fs::File::open(&path).expect("open");
+            let unsupported = read_cached(&f, 0, 4096);
+            assert!(
+                matches!(unsupported, Cached::Unsupported),
+                "{unsupported:?}"
+            );
+            assert_eq!(read_all(f, 0..body.len() as u64).await, body);
+        }
+
+        // A file shorter than the range asked for is an error, not short bytes.
+        let short = 0..body.len() as u64 + 10;
+        let err = read_file(open(), short)
+            .try_collect::<Vec<_>>()
+            .await
+            .expect_err("short file");
+        assert!(matches!(err, StorageError::Backend(_)), "{err:?}");
     }
 }
