@@ -45,14 +45,20 @@ impl Files {
     /// Creates the hidden staging file of the object at `path`, from the calling task.
     pub fn create(&self, path: &Path) -> Result<StagedFile, StorageError> {
         let dest = self.fs.path_to_filesystem(path)?;
-        let (file, src) = create_staging(&dest, self.fsync)?;
+        let open = create_staging(&dest, self.fsync)?;
         Ok(StagedFile {
-            file: Some(file),
-            src: Some(src),
+            open: Some(open),
             dest,
             offset: 0,
             fsync: self.fsync,
         })
+    }
+
+    /// Stores the whole object at `path` at once: create, write, publish.
+    pub async fn put(&self, path: &Path, payload: &PutPayload) -> Result<(), StorageError> {
+        let mut file = self.create(path)?;
+        file.write(payload)?;
+        file.complete().await
     }
 }
 
@@ -60,9 +66,8 @@ impl Files {
 /// [`StagedFile::abort`] or when dropped unfinished.
 #[derive(Debug)]
 pub struct StagedFile {
-    file: Option<std::fs::File>,
-    /// The staging file's path while it exists.
-    src: Option<PathBuf>,
+    /// The staging file and its path, until it is published or removed.
+    open: Option<(std::fs::File, PathBuf)>,
     dest: PathBuf,
     offset: u64,
     fsync: bool,
@@ -72,7 +77,7 @@ impl StagedFile {
     /// Appends `payload` from the calling task: a copy into the page cache, durable only after
     /// the commit's flush.
     pub fn write(&mut self, payload: &PutPayload) -> Result<(), StorageError> {
-        let file = self.file.as_ref().ok_or(StorageError::NotFound)?;
+        let (file, _) = self.open.as_ref().ok_or(StorageError::NotFound)?;
         for chunk in payload.iter() {
             file.write_all_at(chunk, self.offset).map_err(io_failure)?;
             self.offset += chunk.len() as u64;
@@ -85,9 +90,7 @@ impl StagedFile {
     /// the rename is made from the calling task, like the create. On failure the staging file
     /// is removed.
     pub async fn complete(mut self) -> Result<(), StorageError> {
-        let (Some(file), Some(src)) = (self.file.take(), self.src.take()) else {
-            return Err(StorageError::NotFound);
-        };
+        let (file, src) = self.open.take().ok_or(StorageError::NotFound)?;
         let dest = self.dest.clone();
         let fsync = self.fsync;
         let publish_or_remove = move || {
@@ -106,9 +109,12 @@ impl StagedFile {
 
     /// Removes the staging file.
     pub async fn abort(mut self) {
-        self.file = None;
-        if let Some(src) = self.src.take()
-            && let Err(e) = blocking(move || std::fs::remove_file(src).map_err(io_failure)).await
+        if let Some((file, src)) = self.open.take()
+            && let Err(e) = blocking(move || {
+                drop(file);
+                std::fs::remove_file(src).map_err(io_failure)
+            })
+            .await
         {
             tracing::warn!(error = %e, "staged file removal failed");
         }
@@ -117,8 +123,8 @@ impl StagedFile {
 
 impl Drop for StagedFile {
     fn drop(&mut self) {
-        self.file = None;
-        if let Some(src) = self.src.take() {
+        if let Some((file, src)) = self.open.take() {
+            drop(file);
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => drop(rt.spawn_blocking(move || std::fs::remove_file(src))),
                 Err(_) => drop(std::fs::remove_file(src)),
@@ -163,6 +169,9 @@ fn create_staging(dest: &FsPath, fsync: bool) -> Result<(std::fs::File, PathBuf)
 
 /// `create_dir_all`, and with `fsync` a flush of the parent of each directory it created.
 fn create_dirs(dir: &FsPath, fsync: bool) -> std::io::Result<()> {
+    if !fsync {
+        return std::fs::create_dir_all(dir);
+    }
     let mut missing = Vec::new();
     let mut at = dir;
     while !at.exists() {
@@ -173,11 +182,9 @@ fn create_dirs(dir: &FsPath, fsync: bool) -> std::io::Result<()> {
         }
     }
     std::fs::create_dir_all(dir)?;
-    if fsync {
-        for d in missing.iter().rev() {
-            if let Some(parent) = d.parent() {
-                std::fs::File::open(parent)?.sync_all()?;
-            }
+    for d in missing.iter().rev() {
+        if let Some(parent) = d.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
         }
     }
     Ok(())

@@ -712,22 +712,23 @@ fn read_file(
                 return Ok(None);
             }
             let want = usize::try_from((end - at).min(LOCAL_READ_BYTES as u64)).unwrap_or(0);
+            let mut buf = vec![0u8; want];
             let cached = if nowait {
-                read_cached(&file, at, want)
+                read_cached(&file, at, &mut buf)
             } else {
                 Cached::Unsupported
             };
-            let buf = match cached {
-                Cached::Bytes(buf) => buf,
+            match cached {
+                Cached::Bytes(n) => buf.truncate(n),
                 miss => {
                     nowait = !matches!(miss, Cached::Unsupported);
                     let f = Arc::clone(&file);
-                    tokio::task::spawn_blocking(move || read_at(&f, at, want))
+                    buf = tokio::task::spawn_blocking(move || read_at(&f, at, buf))
                         .await
                         .map_err(|e| io_failure(std::io::Error::other(e)))?
-                        .map_err(io_failure)?
+                        .map_err(io_failure)?;
                 }
-            };
+            }
             if buf.is_empty() {
                 // The file is shorter than its metadata said: it changed under the read.
                 return Err(io_failure(std::io::Error::new(
@@ -745,31 +746,27 @@ fn read_file(
 /// What a read that must not wait on the disk got.
 #[derive(Debug)]
 enum Cached {
-    /// What the page cache held (at least a byte).
-    Bytes(Vec<u8>),
+    /// How many bytes the page cache held there (at least one).
+    Bytes(usize),
     /// Nothing cached there (or the end of the file, or an error the waiting read will see).
     Miss,
     /// The file system cannot read without waiting.
     Unsupported,
 }
 
-/// Up to `want` bytes at `at` that the page cache holds, read without waiting on the disk;
-/// else the caller reads them on the blocking pool.
-fn read_cached(file: &std::fs::File, at: u64, want: usize) -> Cached {
+/// Reads into `buf` what the page cache holds at `at`, without waiting on the disk; else the
+/// caller reads it on the blocking pool.
+fn read_cached(file: &std::fs::File, at: u64, buf: &mut [u8]) -> Cached {
     use rustix::io::{Errno, ReadWriteFlags, preadv2};
-    let mut buf = vec![0u8; want];
     loop {
         match preadv2(
             file,
-            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut [std::io::IoSliceMut::new(buf)],
             at,
             ReadWriteFlags::NOWAIT,
         ) {
             Ok(0) => return Cached::Miss,
-            Ok(n) => {
-                buf.truncate(n);
-                return Cached::Bytes(buf);
-            }
+            Ok(n) => return Cached::Bytes(n),
             Err(Errno::INTR) => {}
             Err(Errno::OPNOTSUPP) => return Cached::Unsupported,
             Err(_) => return Cached::Miss,
@@ -777,12 +774,11 @@ fn read_cached(file: &std::fs::File, at: u64, want: usize) -> Cached {
     }
 }
 
-/// Up to `want` bytes of `file` at `at` (fewer only at its end).
-fn read_at(file: &std::fs::File, at: u64, want: usize) -> std::io::Result<Vec<u8>> {
+/// `buf` filled from `file` at `at` (shortened only at the file's end).
+fn read_at(file: &std::fs::File, at: u64, mut buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; want];
     let mut filled = 0;
-    while filled < want {
+    while filled < buf.len() {
         match file.read_at(&mut buf[filled..], at + filled as u64) {
             Ok(0) => break,
             Ok(n) => filled += n,
@@ -988,13 +984,7 @@ impl Staging {
             };
             let started = Instant::now();
             let r = match &d.files {
-                Some(files) => match files.create(&d.path) {
-                    Ok(mut file) => match file.write(&payload) {
-                        Ok(()) => file.complete().await,
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                },
+                Some(files) => files.put(&d.path, &payload).await,
                 None => {
                     let opts = PutOptions {
                         attributes: d.opts.attributes,
@@ -1089,7 +1079,12 @@ mod tests {
             .collect();
         std::fs::write(&path, &body).expect("write");
         let open = || std::fs::File::open(&path).expect("open");
-        assert!(matches!(read_cached(&open(), 0, 4096), Cached::Bytes(b) if b[..] == body[..4096]));
+        let mut buf = vec![0u8; 4096];
+        assert!(matches!(
+            read_cached(&open(), 0, &mut buf),
+            Cached::Bytes(4096)
+        ));
+        assert_eq!(buf, body[..4096]);
         let whole = 0..body.len() as u64;
         assert_eq!(read_all(open(), whole.clone()).await, body);
         let mid = 1000..(LOCAL_READ_BYTES * 2 + 5) as u64;
@@ -1101,7 +1096,7 @@ mod tests {
         let f = open();
         f.sync_all().expect("sync");
         rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
-        let miss = read_cached(&f, 0, 4096);
+        let miss = read_cached(&f, 0, &mut buf);
         assert!(matches!(miss, Cached::Miss), "{miss:?}");
         assert_eq!(read_all(f, whole).await, body);
         let f = open();
@@ -1118,7 +1113,7 @@ mod tests {
             let path = dir.path().join("object");
             std::fs::write(&path, &body).expect("write");
             let f = std::fs::File::open(&path).expect("open");
-            let unsupported = read_cached(&f, 0, 4096);
+            let unsupported = read_cached(&f, 0, &mut buf);
             assert!(
                 matches!(unsupported, Cached::Unsupported),
                 "{unsupported:?}"

@@ -384,12 +384,12 @@ fn memory(encrypt: bool) -> BackendConfig {
     BackendConfig::Memory(upgate::config::MemoryBackendConfig { encrypt })
 }
 
-fn local(encrypt: bool) -> BackendConfig {
+fn local(encrypt: bool, direct_writes: bool) -> BackendConfig {
     BackendConfig::Local(upgate::config::LocalBackendConfig {
         root: Default::default(),
         encrypt,
         fsync: true,
-        direct_writes: true,
+        direct_writes,
     })
 }
 
@@ -416,27 +416,23 @@ async fn memory_backend_with_encryption_conforms() {
 
 #[tokio::test]
 async fn local_backend_conforms() {
-    run(local(false), false).await;
+    run(local(false, true), false).await;
 }
 
 #[tokio::test]
 async fn local_backend_writing_through_the_blocking_pool_conforms() {
-    let BackendConfig::Local(mut l) = local(false) else {
-        unreachable!()
-    };
-    l.direct_writes = false;
-    run(BackendConfig::Local(l), false).await;
+    run(local(false, false), false).await;
 }
 
 #[tokio::test]
 async fn local_backend_with_encryption_conforms() {
-    run(local(true), true).await;
+    run(local(true, true), true).await;
 }
 
 #[tokio::test]
 async fn local_backend_leaves_no_staging_files() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = Storage::open(&config(dir.path(), local(true), Some(K1))).expect("open");
+    let s = Storage::open(&config(dir.path(), local(true, true), Some(K1))).expect("open");
     let path = Storage::path_for(BUCKET, &id(5));
     let mut st = s.begin(&path).await.expect("begin");
     st.write(Bytes::from(data(100_000, 5)))
