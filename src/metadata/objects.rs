@@ -934,22 +934,24 @@ macro_rules! impl_object_store {
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
-                    let list = $crate::metadata::sql::placeholders(1, ids.len());
                     let mut found = Vec::new();
-                    // Loose blobs first: a part's blob moves from there to a part row in one
-                    // transaction, so reading in this order cannot miss it.
-                    for (table, column) in [
-                        ("loose_blobs", "blob_id"),
-                        ("multipart_parts", "blob_id"),
-                        ("objects", "id"),
-                    ] {
-                        let sql = format!("SELECT {column} AS id FROM {table} WHERE {column} IN ({list})");
-                        let mut q = query::<Db>(&sql);
-                        for id in ids {
-                            q = q.bind(id.as_str());
-                        }
-                        for row in q.fetch_all(&self.$w).await? {
-                            found.push(row.field::<String, _>("id")?);
+                    // Runs of a few lengths, so that the statements have a few texts (each
+                    // translated and prepared once), however many ids a reconciler pass asks for.
+                    for run in $crate::metadata::sql::row_runs(ids) {
+                        let list = $crate::metadata::sql::placeholders(1, run.len());
+                        // Loose blobs first: a part's blob moves from there to a part row in one
+                        // transaction, so reading in this order cannot miss it.
+                        for (table, column) in [
+                            ("loose_blobs", "blob_id"),
+                            ("multipart_parts", "blob_id"),
+                            ("objects", "id"),
+                        ] {
+                            let sql =
+                                format!("SELECT {column} AS id FROM {table} WHERE {column} IN ({list})");
+                            let q = run.iter().fold(query::<Db>(&sql), |q, id| q.bind(id.as_str()));
+                            for row in q.fetch_all(&self.$w).await? {
+                                found.push(row.field::<String, _>("id")?);
+                            }
                         }
                     }
                     Ok(found)

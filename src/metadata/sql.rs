@@ -2,7 +2,17 @@
 //!
 //! Statements are written once, in the dialect SQLite and PostgreSQL share (`$N` placeholders,
 //! `ON CONFLICT`, `excluded.`), and run through [`query`], which hands them to sqlx unchanged on
-//! those two and translates them for MySQL / MariaDB ([`mysql_dialect`]):
+//! PostgreSQL, with `?` placeholders on SQLite ([`sqlite_dialect`]), and translated for MySQL /
+//! MariaDB ([`mysql_dialect`]).
+//!
+//! On SQLite, `?` instead of `$N` is about cost, not meaning: sqlx asks SQLite the name of every
+//! parameter of a statement it binds, and SQLite finds a numbered parameter's name by walking
+//! the statement's list of names, so binding a statement of n numbered parameters takes n² steps.
+//! A group commit's multi-row statements carry hundreds of values (64 rows of 13 for a commit);
+//! a statement of `?` only has no list to walk. The values are bound in the order the
+//! placeholders appear, as for MySQL.
+//!
+//! For MySQL:
 //!
 //! - `$N` becomes `?`. MySQL binds `?` by position, so the values are bound in the order the
 //!   placeholders appear in the text, a `$N` that appears twice getting its value twice (the
@@ -72,7 +82,9 @@ impl Dialect for sqlx::Sqlite {
     const CHECKED_DECODE: bool = true;
     const KEY_LOCKS: bool = false;
     fn dialect(sql: &str) -> Result<(&str, Option<&'static [usize]>), sqlx::Error> {
-        Ok((sql, None))
+        static CACHE: Translations = OnceLock::new();
+        let (text, order) = translated(&CACHE, "SQLite", sqlite_dialect, sql)?;
+        Ok((text, Some(order)))
     }
 }
 
@@ -92,26 +104,37 @@ impl Dialect for sqlx::MySql {
     const CHECKED_DECODE: bool = false;
     const KEY_LOCKS: bool = true;
     fn dialect(sql: &str) -> Result<(&str, Option<&'static [usize]>), sqlx::Error> {
-        let (text, order) = translated(sql)?;
+        static CACHE: Translations = OnceLock::new();
+        let (text, order) = translated(&CACHE, "MySQL", mysql_dialect, sql)?;
         Ok((text, Some(order)))
     }
 }
 
-/// MySQL translations by source text. The stores build statements from constants and flags,
-/// never from values, so the set is finite (a few hundred) and each is translated once and
-/// kept for the life of the process.
-fn translated(sql: &str) -> Result<(&'static str, &'static [usize]), sqlx::Error> {
-    type Cache = Mutex<HashMap<String, (&'static str, &'static [usize])>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+/// A translation into a dialect: the statement, and for each `?` of it, the (0-based) index of
+/// the value it takes; or what the dialect cannot express.
+type Translation = Result<(String, Vec<usize>), &'static str>;
+
+/// Translations of statements by source text, one cache per dialect.
+type Translations = OnceLock<Mutex<HashMap<String, (&'static str, &'static [usize])>>>;
+
+/// The translation of `sql` by `translate` (into the dialect `name`d), from `cache`. The stores
+/// build statements from constants and flags, never from values, so the set is finite (a few
+/// hundred) and each is translated once and kept for the life of the process.
+fn translated(
+    cache: &'static Translations,
+    name: &str,
+    translate: fn(&str) -> Translation,
+    sql: &str,
+) -> Result<(&'static str, &'static [usize]), sqlx::Error> {
+    let cache = cache.get_or_init(Default::default);
     let mut map = cache
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(&found) = map.get(sql) {
         return Ok(found);
     }
-    let (text, order) = mysql_dialect(sql).map_err(|e| {
-        sqlx::Error::Configuration(format!("statement has no MySQL form ({e}): {sql}").into())
+    let (text, order) = translate(sql).map_err(|e| {
+        sqlx::Error::Configuration(format!("statement has no {name} form ({e}): {sql}").into())
     })?;
     let text: &'static str = Box::leak(text.into_boxed_str());
     let order: &'static [usize] = Box::leak(order.into_boxed_slice());
@@ -119,9 +142,44 @@ fn translated(sql: &str) -> Result<(&'static str, &'static [usize]), sqlx::Error
     Ok((text, order))
 }
 
+/// The SQLite form of a statement written for PostgreSQL and SQLite: each `$N` outside a string
+/// literal becomes `?` (see the module docs). With, for each `?`, the (0-based) index of the
+/// value it takes.
+pub fn sqlite_dialect(sql: &str) -> Translation {
+    let mut out = String::with_capacity(sql.len());
+    let mut order = Vec::new();
+    let mut rest = sql;
+    while let Some(at) = rest.find(['\'', '$']) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(literal) = tail.strip_prefix('\'') {
+            // A string literal, copied verbatim ('' inside it closes and reopens it).
+            let end = literal.find('\'').ok_or("unterminated string literal")? + 2;
+            out.push_str(&tail[..end]);
+            rest = &tail[end..];
+            continue;
+        }
+        let digits = tail[1..].bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            out.push('$');
+            rest = &tail[1..];
+            continue;
+        }
+        let n: usize = tail[1..=digits].parse().map_err(|_| "bad placeholder")?;
+        if n == 0 {
+            return Err("placeholder $0");
+        }
+        out.push('?');
+        order.push(n - 1);
+        rest = &tail[1 + digits..];
+    }
+    out.push_str(rest);
+    Ok((out, order))
+}
+
 /// The MySQL form of a statement written for PostgreSQL and SQLite (see the module docs), and
 /// for each `?` of it, the (0-based) index of the value it takes.
-pub fn mysql_dialect(sql: &str) -> Result<(String, Vec<usize>), &'static str> {
+pub fn mysql_dialect(sql: &str) -> Translation {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut order = Vec::new();
     let mut ignore = false;
@@ -350,8 +408,8 @@ pub const MAX_ROWS_PER_STATEMENT: usize = 64;
 
 /// `items` cut into runs, one statement each: each a power of two long, the longest first, none
 /// longer than [`MAX_ROWS_PER_STATEMENT`]. However the batches fall, a statement then has one
-/// of seven texts, each prepared once per connection (and, on MySQL, translated once per
-/// process), and a batch of `n` rows is at most seven statements (one per bit of `n`).
+/// of seven texts, each prepared once per connection (and, on SQLite and MySQL, translated
+/// once per process), and a batch of `n` rows is at most seven statements (one per bit of `n`).
 pub fn row_runs<T>(mut items: &[T]) -> Vec<&[T]> {
     let mut runs = Vec::new();
     while !items.is_empty() {
@@ -495,6 +553,74 @@ mod tests {
             "SELECT CAST(COALESCE(SUM(size), 0) AS SIGNED) FROM p WHERE o LIKE ? ESCAPE '\\'"
         );
         assert_eq!(my("SELECT 'it''s $1'").0, "SELECT 'it''s $1'");
+    }
+
+    #[test]
+    fn sqlite_placeholders_become_positional_outside_literals() {
+        let lite = |sql: &str| sqlite_dialect(sql).unwrap();
+        assert_eq!(
+            lite("UPDATE t SET a = $1, b = $13 WHERE id = $2 AND c <= $1 AND k = 'x$1' AND s = $"),
+            (
+                "UPDATE t SET a = ?, b = ? WHERE id = ? AND c <= ? AND k = 'x$1' AND s = $"
+                    .to_owned(),
+                vec![0, 12, 1, 0]
+            )
+        );
+        assert_eq!(lite("SELECT 'it''s $1', $2").0, "SELECT 'it''s $1', ?");
+        // Only the placeholders change: the rest of the text is the shared dialect's.
+        assert_eq!(
+            lite(&format!(
+                "INSERT INTO t (key) VALUES {} ON CONFLICT (key) DO NOTHING",
+                values_list(1, 2)
+            ))
+            .0,
+            "INSERT INTO t (key) VALUES (?), (?) ON CONFLICT (key) DO NOTHING"
+        );
+        assert!(sqlite_dialect("SELECT 'open $1").is_err());
+        assert!(sqlite_dialect("SELECT $0").is_err());
+    }
+
+    /// Through a real SQLite: a value used twice, a `$1` inside a literal, and a multi-row
+    /// statement bound in numeric order come back as bound.
+    #[tokio::test]
+    async fn sqlite_binds_values_where_their_numbers_appear() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let row = query::<sqlx::Sqlite>("SELECT $2 || $1 || $2 AS a, '$1' AS b, $3 AS c")
+            .bind("x")
+            .bind("y")
+            .bind(7i64)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(row.field::<String, _>("a").unwrap(), "yxy");
+        assert_eq!(row.field::<String, _>("b").unwrap(), "$1");
+        assert_eq!(row.field::<i64, _>("c").unwrap(), 7);
+        query::<sqlx::Sqlite>("CREATE TABLE t (a INTEGER, b TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let rows = 64;
+        let sql = format!("INSERT INTO t (a, b) VALUES {}", values_list(2, rows));
+        (0..rows)
+            .fold(query::<sqlx::Sqlite>(&sql), |q, i| {
+                q.bind(i as i64).bind(format!("v{i}"))
+            })
+            .execute(&pool)
+            .await
+            .unwrap();
+        let got: Vec<(i64, String)> = query::<sqlx::Sqlite>("SELECT a, b FROM t ORDER BY a")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.field("a").unwrap(), r.field("b").unwrap()))
+            .collect();
+        let want: Vec<(i64, String)> = (0..rows).map(|i| (i as i64, format!("v{i}"))).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
