@@ -5,12 +5,20 @@
 //! HSTS on TLS connections, CORS headers for allowed origins (errors included), the request id
 //! and server headers, request metrics, and exactly one access-log line (no key, no filename,
 //! no signature in it).
+//!
+//! An HTTP/1 error answer to a request that carries a body says `Connection: close`: the body
+//! may be partly unread (refused from the head, or cut short by a limit), and hyper then closes
+//! the connection after the answer anyway. Said in the answer, the client knows not to send its
+//! next request on that connection. Left unsaid, the answer looked reusable: a client that
+//! waited for `100 Continue`, got the error instead and sent its next request on the same
+//! connection found it closed, which boto3 (without retries) reports as a bodiless copy of the
+//! previous error.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use crate::http::{Body, ConnInfo, Outcome, RenderError, text_response};
 use crate::state::AppState;
@@ -30,6 +38,8 @@ pub async fn handle(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // HTTP/1 with a body (a length that is not zero, or chunks).
+    let carries_body = req.version() <= http::Version::HTTP_11 && !req.body().is_end_stream();
     let path = req.uri().path();
     let probe = matches!(method, Method::GET | Method::HEAD);
     let (outcome, render): (Outcome, RenderError) = if probe && path == "/healthz" {
@@ -117,6 +127,10 @@ pub async fn handle(
     }
     resp.headers_mut()
         .insert(header::SERVER, HeaderValue::from_static("upgate"));
+    if carries_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     tracing::info!(
         request_id = %request_id,
         peer = %conn.peer.ip(),

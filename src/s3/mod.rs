@@ -380,13 +380,7 @@ pub fn error_response(e: &Error, method: &Method, request_id: &str) -> Response<
     if let Some(secs) = e.retry_after() {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    // An unread upload body cannot be reused on this connection; tell the client.
-    if matches!(
-        e,
-        Error::EntityTooLarge | Error::SignatureDoesNotMatch | Error::AccessDenied(_)
-    ) {
-        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    // `Connection: close` when a body may be left unread: added at the edge, for every front end.
     resp
 }
 

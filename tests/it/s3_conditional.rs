@@ -213,3 +213,119 @@ async fn complete_multipart_upload_honours_write_conditions() {
         .expect("free key");
     app.stop().await;
 }
+
+/// One HTTP/1 answer read off `stream`: its status, its head (lowercase) and its body (by
+/// `content-length`).
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> (u16, String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(
+            n > 0,
+            "closed before the head: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().expect("status");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |v| v.trim().parse().expect("length"));
+    while got.len() < head_end + len {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed inside the body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    (status, head, got[head_end..head_end + len].to_vec())
+}
+
+/// The next answer on `stream` (within 10 s), which must have `status`: its head and body.
+async fn answered(stream: &mut tokio::net::TcpStream, status: u16) -> (String, Vec<u8>) {
+    let (got, head, body) = tokio::time::timeout(TIMEOUT, read_answer(stream))
+        .await
+        .expect("answered");
+    assert_eq!(got, status, "{head}");
+    (head, body)
+}
+
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A new connection to `app` on which `bytes` were sent.
+async fn sent(app: &TestApp, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut c = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    c.write_all(bytes).await.expect("send");
+    c
+}
+
+#[tokio::test]
+async fn an_error_to_a_request_with_a_body_closes_its_connection_and_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    put(&app.s3(), "c/taken.pdf", pdf(1000), None, None)
+        .await
+        .expect("first write");
+
+    // As boto3 sends a PUT: the head, then nothing until `100 Continue`. Refused from the head
+    // (the key is taken), the body is never asked for; the answer says the connection ends,
+    // and it does.
+    let head = raw_put_head(&app, "c/taken.pdf", 5000).replacen(
+        "\r\n\r\n",
+        "\r\nif-none-match: *\r\nexpect: 100-continue\r\n\r\n",
+        1,
+    );
+    let mut c = sent(&app, head.as_bytes()).await;
+    let (answer, body) = answered(&mut c, 412).await;
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert_eq!(error_code(&body), "PreconditionFailed");
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(TIMEOUT, c.read_to_end(&mut rest))
+        .await
+        .expect("closed")
+        .expect("read");
+    assert_eq!(n, 0, "nothing after the answer");
+
+    // A body sent with the head, refused before it is read (no signature): the whole error
+    // arrives, with the same notice.
+    let anonymous = format!(
+        "PUT /{BUCKET}/c/anon.pdf HTTP/1.1\r\nhost: {}\r\ncontent-length: 200000\r\n\r\n",
+        app.addr
+    );
+    let mut c = sent(&app, &[anonymous.as_bytes(), &pdf(65536)].concat()).await;
+    let (answer, body) = answered(&mut c, 403).await;
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert_eq!(error_code(&body), "AccessDenied");
+
+    // An error to a request without a body keeps the connection: the next request is answered
+    // on it.
+    let mut c = sent(&app, b"").await;
+    let get = format!(
+        "GET /{BUCKET}/c/taken.pdf HTTP/1.1\r\nhost: {}\r\n\r\n",
+        app.addr
+    );
+    for _ in 0..2 {
+        c.write_all(get.as_bytes()).await.expect("request");
+        let (answer, _) = answered(&mut c, 403).await;
+        assert!(!answer.contains("connection: close"), "{answer}");
+    }
+    // And a successful upload keeps it too.
+    let mut c = sent(&app, b"").await;
+    for key in ["c/a.pdf", "c/b.pdf"] {
+        c.write_all(raw_put_head(&app, key, 3000).as_bytes())
+            .await
+            .expect("head");
+        c.write_all(&pdf(3000)).await.expect("body");
+        let (answer, _) = answered(&mut c, 200).await;
+        assert!(!answer.contains("connection: close"), "{answer}");
+    }
+    app.stop().await;
+}
