@@ -1,5 +1,6 @@
 //! The accept loops: the main listener (connection caps, optional TLS, HTTP/1.1 + HTTP/2,
-//! header limits and timeouts, graceful drain) and the admin listener (metrics and probes).
+//! header limits and timeouts, graceful drain, lingering close) and the admin listener (metrics
+//! and probes).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,8 +15,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::config::ServerConfig;
@@ -201,6 +202,141 @@ fn builder(cfg: &ServerConfig) -> Builder<TokioExecutor> {
     b
 }
 
+/// How long a closed connection's socket goes on reading what the peer still sends.
+const LINGER: Duration = Duration::from_secs(5);
+/// Most bytes read and dropped from one closed connection.
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
+/// Most sockets lingering at once; past that, a socket closes on the spot.
+const MAX_LINGERING: usize = 1024;
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
+/// A connection's socket that is not closed on the spot when the connection is done with it
+/// (nginx's lingering close). Closing a socket that holds unread bytes — the body of an upload
+/// answered before it was read, still arriving — makes the kernel reset the connection, and a
+/// reset can overtake the answer on its way to the client, which then sees a broken connection
+/// instead of, say, its 403 or 413. So the write side is shut first (the client reads the
+/// whole answer, then an end), and what the client still sends is read and dropped until it
+/// closes, for at most [`LINGER`] and [`LINGER_BYTES`]. Not for HTTP/2 (seen by its preface,
+/// or by ALPN under TLS): its streams have flow control and its connections end with a GOAWAY,
+/// and one closed for abuse must not be read on.
+struct Lingering {
+    stream: Option<TcpStream>,
+    linger: bool,
+    /// Whether the first bytes were looked at.
+    seen: bool,
+}
+
+/// The HTTP/2 connection preface's first line.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
+impl Lingering {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream: Some(stream),
+            linger: true,
+            seen: false,
+        }
+    }
+
+    /// The socket closes on the spot (an HTTP/2 connection).
+    fn close_at_once(&mut self) {
+        self.linger = false;
+    }
+
+    fn stream(self: std::pin::Pin<&mut Self>) -> std::pin::Pin<&mut TcpStream> {
+        // The stream is taken out only by `drop`.
+        std::pin::Pin::new(self.get_mut().stream.as_mut().expect("open until dropped"))
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut *this).stream().poll_read(cx, buf);
+        let got = &buf.filled()[before..];
+        if !this.seen && !got.is_empty() {
+            this.seen = true;
+            let n = got.len().min(H2_PREFACE.len());
+            if n >= 3 && got[..n] == H2_PREFACE[..n] {
+                this.close_at_once();
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.stream().poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.stream().poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream().poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream().poll_shutdown(cx)
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        let Some(mut stream) = self.stream.take() else {
+            return;
+        };
+        if !self.linger {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if LINGERING.fetch_add(1, Ordering::AcqRel) >= MAX_LINGERING {
+            LINGERING.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(LINGER, async {
+                if stream.shutdown().await.is_err() {
+                    return;
+                }
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut read = 0;
+                while read < LINGER_BYTES {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+            })
+            .await;
+            LINGERING.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
 /// Serves one connection (plain or TLS) until it ends, the drain deadline passes, or the
 /// server closes it: no request within the header timeout from the accept (`silent`), no
 /// request in flight for the idle timeout (`idle`), or shed to make room (`shed`).
@@ -329,6 +465,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stream = Lingering::new(stream);
         let state = Arc::clone(&state);
         let watcher = graceful.watcher();
         let acceptor = tls.as_ref().map(|t| t.acceptor());
@@ -344,7 +481,11 @@ pub async fn serve(
                 Some(acceptor) => {
                     // The handshake has its own timeout; the header timeout starts after it.
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => {
+                        Ok(Ok(mut s)) => {
+                            let (io, session) = s.get_mut();
+                            if session.alpn_protocol() == Some(b"h2") {
+                                io.close_at_once();
+                            }
                             let info = ConnInfo { peer, tls: true };
                             run_connection(s, info, state, watcher, conn).await
                         }

@@ -257,6 +257,24 @@ async fn answered(stream: &mut tokio::net::TcpStream, status: u16) -> (String, V
 
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The next answer on `stream` is the error `status` / `code`, and says the connection closes.
+async fn closing_error(stream: &mut tokio::net::TcpStream, status: u16, code: &str) {
+    let (answer, body) = answered(stream, status).await;
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert_eq!(error_code(&body), code);
+}
+
+/// Nothing more arrives on `stream`, and it ends cleanly (an end, not a reset).
+async fn ends_cleanly(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut rest))
+        .await
+        .expect("ended")
+        .expect("ended without a reset");
+    assert_eq!(n, 0, "nothing after the answer");
+}
+
 /// A new connection to `app` on which `bytes` were sent.
 async fn sent(app: &TestApp, bytes: &[u8]) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
@@ -269,7 +287,7 @@ async fn sent(app: &TestApp, bytes: &[u8]) -> tokio::net::TcpStream {
 
 #[tokio::test]
 async fn an_error_to_a_request_with_a_body_closes_its_connection_and_says_so() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let app = spawn_app().await;
     put(&app.s3(), "c/taken.pdf", pdf(1000), None, None)
         .await
@@ -284,15 +302,8 @@ async fn an_error_to_a_request_with_a_body_closes_its_connection_and_says_so() {
         1,
     );
     let mut c = sent(&app, head.as_bytes()).await;
-    let (answer, body) = answered(&mut c, 412).await;
-    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
-    assert_eq!(error_code(&body), "PreconditionFailed");
-    let mut rest = Vec::new();
-    let n = tokio::time::timeout(TIMEOUT, c.read_to_end(&mut rest))
-        .await
-        .expect("closed")
-        .expect("read");
-    assert_eq!(n, 0, "nothing after the answer");
+    closing_error(&mut c, 412, "PreconditionFailed").await;
+    ends_cleanly(&mut c).await;
 
     // A body sent with the head, refused before it is read (no signature): the whole error
     // arrives, with the same notice.
@@ -301,9 +312,7 @@ async fn an_error_to_a_request_with_a_body_closes_its_connection_and_says_so() {
         app.addr
     );
     let mut c = sent(&app, &[anonymous.as_bytes(), &pdf(65536)].concat()).await;
-    let (answer, body) = answered(&mut c, 403).await;
-    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
-    assert_eq!(error_code(&body), "AccessDenied");
+    closing_error(&mut c, 403, "AccessDenied").await;
 
     // An error to a request without a body keeps the connection: the next request is answered
     // on it.
@@ -327,5 +336,29 @@ async fn an_error_to_a_request_with_a_body_closes_its_connection_and_says_so() {
         let (answer, _) = answered(&mut c, 200).await;
         assert!(!answer.contains("connection: close"), "{answer}");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_still_arriving_after_an_early_answer_is_taken_to_its_end_not_reset() {
+    // The client sends its body before reading (no `Expect: 100-continue`, as browsers do) and
+    // is refused from the head. The server answers and closes, but reads what is still coming
+    // instead of resetting the connection under the answer: the client can send the rest and
+    // then finds a clean end.
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let len = 1024 * 1024;
+    let body = pdf(len);
+    let head = format!(
+        "PUT /{BUCKET}/c/anon.pdf HTTP/1.1\r\nhost: {}\r\ncontent-length: {len}\r\n\r\n",
+        app.addr
+    );
+    let mut c = sent(&app, &[head.as_bytes(), &body[..65536]].concat()).await;
+    closing_error(&mut c, 403, "AccessDenied").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    c.write_all(&body[65536..])
+        .await
+        .expect("the rest of the body is taken");
+    ends_cleanly(&mut c).await;
     app.stop().await;
 }
