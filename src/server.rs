@@ -255,11 +255,15 @@ impl AsyncRead for Lingering {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
+        if self.seen {
+            return self.stream().poll_read(cx, buf);
+        }
+        // The first bytes only: every later read (an upload's body) goes straight through.
         let before = buf.filled().len();
         let this = self.get_mut();
         let polled = std::pin::Pin::new(&mut *this).stream().poll_read(cx, buf);
         let got = &buf.filled()[before..];
-        if !this.seen && !got.is_empty() {
+        if !got.is_empty() {
             this.seen = true;
             let n = got.len().min(H2_PREFACE.len());
             if n >= 3 && got[..n] == H2_PREFACE[..n] {
